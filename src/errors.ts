@@ -1,0 +1,83 @@
+// The closed set of error codes and the one error type that carries them across every boundary.
+
+/**
+ * Every error a capsule can see has one of these codes. The list is the contract with capsule
+ * authors (docs/errors.md); adding a code is a deliberate, reviewed change.
+ */
+export const ERROR_CODES = [
+  'invalid_request',
+  'denied',
+  'blocked_address',
+  'dns_failed',
+  'connect_failed',
+  'tls_failed',
+  'timeout',
+  'too_large',
+  'stream_limit',
+  'redirect_denied',
+  'too_many_redirects',
+  'integrity_mismatch',
+  'network',
+  'cancelled',
+] as const
+
+export type ErrorCode = (typeof ERROR_CODES)[number]
+
+/** Which wait ran out, for `timeout` errors. Sent to the capsule beside the code. */
+export const TIMEOUT_PHASES = ['connect', 'first_byte', 'idle', 'total'] as const
+export type TimeoutPhase = (typeof TIMEOUT_PHASES)[number]
+
+/** The error object of the wire protocol: `{ "error": WireError }`. */
+export interface WireError {
+  code: ErrorCode
+  message: string
+  /** Present on `timeout` errors only. */
+  phase?: TimeoutPhase
+}
+
+export interface CapsuleHostErrorOptions {
+  cause?: unknown
+  phase?: TimeoutPhase
+}
+
+/**
+ * The one error type of capsule-host. `message` is safe to show a capsule; internal detail
+ * (resolved private addresses, socket errors) stays in `cause`, which never crosses the wire.
+ * Match on `code`, never on the class or the message text.
+ */
+export class CapsuleHostError extends Error {
+  readonly code: ErrorCode
+  readonly phase: TimeoutPhase | undefined
+
+  constructor(code: ErrorCode, message: string, options: CapsuleHostErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'CapsuleHostError'
+    this.code = code
+    this.phase = options.phase
+  }
+
+  /** The `{ code, message }` object a capsule receives. */
+  toWire(): WireError {
+    return this.phase === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, phase: this.phase }
+  }
+
+  /** Rebuilds an error received as `{ code, message }` from another thread or process. */
+  static fromWire(wire: WireError): CapsuleHostError {
+    return new CapsuleHostError(wire.code, wire.message, wire.phase ? { phase: wire.phase } : {})
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value)
+}
+
+/** True for errors raised by capsule-host itself, matched on shape so copies of the module agree. */
+export function isCapsuleHostError(error: unknown): error is CapsuleHostError {
+  return (
+    error instanceof Error &&
+    error.name === 'CapsuleHostError' &&
+    isErrorCode((error as { code?: unknown }).code)
+  )
+}

@@ -1,0 +1,81 @@
+// Admits one hop: gates on the name, then one resolution checked against the address policy.
+import { CapsuleHostError } from '../errors.js'
+import { decide, type Gatekeeper } from '../gate/decide.js'
+import type { Decision, GateRequest } from '../gate/types.js'
+import type { AddressPolicy } from '../net/address-policy.js'
+import type { ClassifiedAddress } from '../net/classify.js'
+import { checkAddresses, resolveAddresses, type CheckedAddresses, type Resolver } from '../net/resolve.js'
+import type { NormalisedUrl } from '../url/normalise.js'
+
+export interface Admission {
+  readonly keeper: Gatekeeper
+  readonly resolver: Resolver
+  readonly addressPolicy: AddressPolicy
+}
+
+export interface HopContext {
+  readonly capsuleId: string
+  readonly hop: number
+  readonly signal: AbortSignal | undefined
+  /** Bounds name resolution. */
+  readonly resolveTimeoutMs: number
+}
+
+/**
+ * One hop's resolution, started at most once: by a gate or the policy calling `resolve()`, or
+ * by the terminal after the gates allowed. Both see the same checked answer.
+ */
+export class HopResolution {
+  #answer: Promise<ClassifiedAddress[]> | undefined
+  constructor(
+    private readonly url: NormalisedUrl,
+    private readonly admission: Admission,
+    private readonly context: HopContext,
+  ) {}
+
+  /** Every address of the answer, classified; the resolver is asked on the first call only. */
+  addresses(): Promise<ClassifiedAddress[]> {
+    this.#answer ??= resolveAddresses(this.url, this.admission.resolver, this.context.resolveTimeoutMs, this.context.signal)
+    return this.#answer
+  }
+
+  async checked(): Promise<CheckedAddresses> {
+    return checkAddresses(this.url, await this.addresses(), this.admission.addressPolicy)
+  }
+}
+
+export function gateRequest(url: NormalisedUrl, method: string, context: HopContext, resolution: HopResolution): GateRequest {
+  return {
+    capsuleId: context.capsuleId,
+    url: url.href,
+    scheme: url.protocol === 'https:' ? 'https' : 'http',
+    host: url.hostname,
+    port: url.port,
+    path: url.path,
+    method,
+    hop: context.hop,
+    resolve: async () => (await resolution.checked()).addresses.map((a) => a.address),
+  }
+}
+
+/** The gates' decision for a hop, without resolving unless a gate asked to. */
+export function decideHop(url: NormalisedUrl, method: string, admission: Admission, context: HopContext) {
+  const resolution = new HopResolution(url, admission, context)
+  const decision: Promise<Decision> = decide(admission.keeper, gateRequest(url, method, context, resolution))
+  return { decision, resolution }
+}
+
+/** Decides a hop and, when it is allowed, returns its checked addresses; otherwise throws `denied`. */
+export async function admitHop(
+  url: NormalisedUrl,
+  method: string,
+  admission: Admission,
+  context: HopContext,
+): Promise<{ decision: Decision; checked: CheckedAddresses }> {
+  const { decision, resolution } = decideHop(url, method, admission, context)
+  const verdict = await decision
+  if (!verdict.allowed) {
+    throw new CapsuleHostError('denied', `${method} ${url.href} is not allowed: ${verdict.reason}`)
+  }
+  return { decision: verdict, checked: await resolution.checked() }
+}

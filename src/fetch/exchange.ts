@@ -1,0 +1,82 @@
+// Runs a prepared request hop by hop: admit, dispatch pinned, and follow redirects only when asked.
+import type { Dispatcher } from 'undici'
+import { CapsuleHostError } from '../errors.js'
+import { dispatchHop, type ResponseHead } from '../net/dispatch-hop.js'
+import { REDIRECT_STATUSES, redirectedRequest, type RedirectedRequest } from '../net/redirects.js'
+import { resolveLocation, type NormalisedUrl } from '../url/normalise.js'
+import { admitHop, type Admission } from './admit.js'
+import type { PreparedRequest } from './prepare.js'
+
+export interface ExchangeResult {
+  readonly head: ResponseHead
+  readonly finalUrl: NormalisedUrl
+  readonly redirects: number
+}
+
+function locationOf(head: ResponseHead): string | undefined {
+  return REDIRECT_STATUSES.has(head.status) ? head.rawHeaders.find(([name]) => name === 'location')?.[1] : undefined
+}
+
+function nextUrl(location: string, from: NormalisedUrl, hop: number): NormalisedUrl {
+  try {
+    return resolveLocation(location, from)
+  } catch (error) {
+    throw new CapsuleHostError('redirect_denied', `redirect hop ${hop} is refused: ${(error as Error).message}`, { cause: error })
+  }
+}
+
+/** Admits a redirect hop; a gate's refusal becomes `redirect_denied`, address errors keep their code. */
+async function admitRedirect(url: NormalisedUrl, method: string, admission: Admission, context: Parameters<typeof admitHop>[3]) {
+  try {
+    return await admitHop(url, method, admission, context)
+  } catch (error) {
+    if (error instanceof CapsuleHostError && error.code === 'denied') {
+      throw new CapsuleHostError('redirect_denied', `redirect hop ${context.hop} is refused: ${error.message}`, { cause: error })
+    }
+    throw error
+  }
+}
+
+/**
+ * Sends `prepared` and returns the final response head with its unread body. Every hop passes
+ * the gates, one resolution and the address check again, and is pinned to its own address.
+ */
+export async function exchange(
+  prepared: PreparedRequest,
+  capsuleId: string,
+  dispatcher: Dispatcher,
+  admission: Admission,
+  signal: AbortSignal | undefined,
+): Promise<ExchangeResult> {
+  const { limits } = prepared
+  const deadline = performance.now() + limits.totalTimeoutMs
+  const seen = new Set<string>()
+  let url = prepared.url
+  let request: RedirectedRequest = prepared
+  for (let hop = 0; ; hop++) {
+    const context = { capsuleId, hop, signal, resolveTimeoutMs: limits.connectTimeoutMs }
+    const { checked } = hop === 0 ? await admitHop(url, request.method, admission, context) : await admitRedirect(url, request.method, admission, context)
+    seen.add(`${request.method} ${url.href}`)
+    const head = await dispatchHop(
+      dispatcher,
+      { url, address: checked.pinned, method: request.method, headers: request.headers, body: request.body },
+      { ...limits, deadline, totalTimeoutMs: limits.totalTimeoutMs, maxBodyBytes: limits.maxBodyBytes },
+      signal,
+    )
+    const location = locationOf(head)
+    if (location === undefined || prepared.redirect === 'manual') return { head, finalUrl: url, redirects: hop }
+    head.body.cancel()
+    if (prepared.redirect === 'error') {
+      throw new CapsuleHostError('redirect_denied', `the response is a ${head.status} redirect and options.redirect is "error"`)
+    }
+    if (hop >= limits.maxRedirects) {
+      throw new CapsuleHostError('too_many_redirects', `more than ${limits.maxRedirects} redirects (the limit for this request)`)
+    }
+    const next = nextUrl(location, url, hop + 1)
+    request = redirectedRequest(head.status, url, next, request)
+    if (seen.has(`${request.method} ${next.href}`)) {
+      throw new CapsuleHostError('too_many_redirects', `redirect loop: ${next.href} was already visited`)
+    }
+    url = next
+  }
+}

@@ -1,0 +1,47 @@
+// Turns a validated wire request into the normalised request the gates judge and the terminal sends.
+import { CapsuleHostError } from '../errors.js'
+import { effectiveLimits, type EffectiveLimits, type Limits } from '../limits.js'
+import { checkRequestHeaders, type HeaderList } from '../net/headers.js'
+import { parseIntegrity, type IntegrityMetadata } from '../net/integrity.js'
+import { normaliseUrl, type NormalisedUrl } from '../url/normalise.js'
+import type { HttpRequest } from '../wire/schemas.js'
+
+export type Mode = 'buffered' | 'stream'
+
+export interface PreparedRequest {
+  readonly url: NormalisedUrl
+  readonly method: string
+  readonly headers: HeaderList
+  readonly body: Uint8Array | undefined
+  readonly responseBody: 'text' | 'base64'
+  readonly redirect: 'manual' | 'follow' | 'error'
+  readonly integrity: IntegrityMetadata | undefined
+  readonly limits: EffectiveLimits
+}
+
+// TRACE echoes the request, headers injected by the host included; CONNECT opens a tunnel.
+const REFUSED_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
+
+export function prepareRequest(request: HttpRequest, limits: Readonly<Limits>, maxRedirects: number, mode: Mode): PreparedRequest {
+  const method = request.method ?? 'GET'
+  if (REFUSED_METHODS.has(method)) throw new CapsuleHostError('invalid_request', `method ${method} is not allowed`)
+  const integrity = request.options?.integrity
+  if (integrity !== undefined && mode === 'stream') {
+    throw new CapsuleHostError('invalid_request', 'options.integrity is checked on buffered bodies only; use http_request')
+  }
+  return {
+    url: normaliseUrl(request.url),
+    method,
+    headers: checkRequestHeaders(request.headers),
+    body:
+      request.bodyBase64 !== undefined
+        ? Buffer.from(request.bodyBase64, 'base64')
+        : request.body !== undefined
+          ? Buffer.from(request.body, 'utf8')
+          : undefined,
+    responseBody: request.responseBody ?? 'text',
+    redirect: request.options?.redirect ?? 'manual',
+    integrity: integrity === undefined ? undefined : parseIntegrity(integrity),
+    limits: effectiveLimits(limits, maxRedirects, request.options, mode),
+  }
+}

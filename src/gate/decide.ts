@@ -1,0 +1,78 @@
+// Runs the gates in order (rules or policy, then host gates) and returns one decision; fails closed.
+import { isCapsuleHostError } from '../errors.js'
+import { matchOrigin, type CompiledRule } from './rules.js'
+import type { Decision, GateRequest, SecurityGate } from './types.js'
+
+/** What the policy callback sees: the request's name-level facts and a lazy, checked `resolve()`. */
+export interface PolicyRequest {
+  readonly capsuleId: string
+  readonly host: string
+  readonly method: string
+  readonly url: string
+  readonly port: number
+  readonly scheme: 'http' | 'https'
+  readonly path: string
+  resolve(): Promise<readonly string[]>
+}
+
+/** Decides requests no origin rule matched. Only `true` allows; anything else denies. */
+export type Policy = (request: PolicyRequest) => boolean | Promise<boolean>
+
+export interface Gatekeeper {
+  readonly rules: readonly CompiledRule[]
+  readonly policy: Policy | undefined
+  readonly gates: readonly SecurityGate[]
+}
+
+/** A check that threw: errors raised by `resolve()` keep their code; anything else denies. */
+function rethrowIfCoded(error: unknown): void {
+  if (isCapsuleHostError(error)) throw error
+}
+
+async function accessDecision(keeper: Gatekeeper, request: GateRequest): Promise<Decision | undefined> {
+  if (keeper.rules.length === 0 && !keeper.policy) return undefined
+  const origin = matchOrigin(keeper.rules, request)
+  if (origin.matched) return { allowed: true, decidedBy: origin.rule.label }
+  if (!keeper.policy) return { allowed: false, decidedBy: 'rules', reason: origin.reason }
+  let verdict: unknown
+  try {
+    const { capsuleId, host, method, url, port, scheme, path, resolve } = request
+    verdict = await keeper.policy({ capsuleId, host, method, url, port, scheme, path, resolve })
+  } catch (error) {
+    rethrowIfCoded(error)
+    return { allowed: false, decidedBy: 'policy', reason: 'the policy failed' }
+  }
+  return verdict === true
+    ? { allowed: true, decidedBy: 'policy' }
+    : { allowed: false, decidedBy: 'policy', reason: `the policy refused ${request.method} ${request.url}` }
+}
+
+async function gateDecision(gate: SecurityGate, request: GateRequest): Promise<Decision> {
+  const decidedBy = `gate:${gate.name}`
+  try {
+    const verdict = await gate.check(request)
+    if (verdict?.allow === true) return { allowed: true, decidedBy }
+    const reason = typeof verdict?.reason === 'string' && verdict.reason !== '' ? verdict.reason : 'refused'
+    return { allowed: false, decidedBy, reason }
+  } catch (error) {
+    rethrowIfCoded(error)
+    return { allowed: false, decidedBy, reason: `gate ${gate.name} failed` }
+  }
+}
+
+/**
+ * All configured checks must allow. With no rules, no policy and no gates, everything is denied.
+ * An allow is credited to the rule (or policy) that matched, else to the gates.
+ */
+export async function decide(keeper: Gatekeeper, request: GateRequest): Promise<Decision> {
+  const access = await accessDecision(keeper, request)
+  if (access && !access.allowed) return access
+  if (!access && keeper.gates.length === 0) {
+    return { allowed: false, decidedBy: 'default', reason: 'no rule, policy or gate is configured, so nothing is allowed' }
+  }
+  for (const gate of keeper.gates) {
+    const verdict = await gateDecision(gate, request)
+    if (!verdict.allowed) return verdict
+  }
+  return access ?? { allowed: true, decidedBy: 'gates' }
+}

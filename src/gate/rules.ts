@@ -1,0 +1,93 @@
+// Compiles host rules once at creation and matches a request's origin (host, scheme, port) against them.
+import type { GateRequest } from './types.js'
+import { compileHostPattern, type HostPattern } from './host-pattern.js'
+
+/** One origin rule, as a host author writes it. */
+export interface Rule {
+  /** `api.example.com`, `*.example.com` (exactly one label, never the apex), or an IP literal. */
+  host: string
+  /** Default true: only https. False allows http as well. */
+  httpsOnly?: boolean
+  /** Allowed ports. Default: the scheme's own port (443 for https, 80 for http). */
+  port?: number | number[]
+  /** Reserved for path routes; not supported yet. */
+  routes?: never
+  /** Reserved for origin middleware; not supported yet. */
+  middleware?: never
+}
+
+export interface CompiledRule {
+  /** `rules[2] api.example.com`: how decisions and errors name the rule. */
+  readonly label: string
+  readonly host: HostPattern
+  readonly schemes: ReadonlySet<'http' | 'https'>
+  /** Undefined: the scheme's default port. */
+  readonly ports: ReadonlySet<number> | undefined
+}
+
+export type OriginMatch =
+  | { readonly matched: true; readonly rule: CompiledRule }
+  | { readonly matched: false; readonly reason: string }
+
+const DEFAULT_PORT = { http: 80, https: 443 } as const
+const KNOWN_KEYS = new Set(['host', 'httpsOnly', 'port', 'routes', 'middleware'])
+
+function compileRule(rule: Rule, index: number): CompiledRule {
+  const where = `rules[${index}]${typeof rule?.host === 'string' ? ` (host "${rule.host}")` : ''}`
+  const fail = (message: string): never => {
+    throw new TypeError(`${where}: ${message}`)
+  }
+  if (rule === null || typeof rule !== 'object') fail('a rule must be an object such as { host: "api.example.com" }')
+  for (const key of Object.keys(rule)) {
+    if (!KNOWN_KEYS.has(key)) fail(`unknown field "${key}"; a rule has host, httpsOnly, port`)
+  }
+  if (rule.routes !== undefined || rule.middleware !== undefined) {
+    fail('routes and middleware on rules are not supported yet; remove them')
+  }
+  let host: HostPattern
+  try {
+    host = compileHostPattern(rule.host)
+  } catch (error) {
+    return fail((error as Error).message)
+  }
+  if (rule.httpsOnly !== undefined && typeof rule.httpsOnly !== 'boolean') fail('httpsOnly must be true or false')
+  let ports: Set<number> | undefined
+  if (rule.port !== undefined) {
+    const list = Array.isArray(rule.port) ? rule.port : [rule.port]
+    if (list.length === 0) fail('port is an empty list; omit it for the default port or list the ports')
+    for (const port of list) {
+      if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`port ${JSON.stringify(port)} is not a port; use a whole number from 1 to 65535`)
+    }
+    ports = new Set(list)
+  }
+  return {
+    label: `rules[${index}] ${host.source}`,
+    host,
+    schemes: new Set(rule.httpsOnly === false ? ['http', 'https'] : ['https']),
+    ports,
+  }
+}
+
+/** Validates and compiles rules; throws a TypeError that names the rule and proposes the fix. */
+export function compileRules(rules: Rule | readonly Rule[] | undefined): readonly CompiledRule[] {
+  if (rules === undefined) return []
+  return (Array.isArray(rules) ? rules : [rules as Rule]).map(compileRule)
+}
+
+function portAllowed(rule: CompiledRule, scheme: 'http' | 'https', port: number): boolean {
+  return rule.ports ? rule.ports.has(port) : port === DEFAULT_PORT[scheme]
+}
+
+/** The first rule whose host, scheme and port all match; otherwise why none did. */
+export function matchOrigin(rules: readonly CompiledRule[], request: Pick<GateRequest, 'host' | 'scheme' | 'port'>): OriginMatch {
+  const hostMatches = rules.filter((rule) => rule.host.matches(request.host))
+  const rule = hostMatches.find((r) => r.schemes.has(request.scheme) && portAllowed(r, request.scheme, request.port))
+  if (rule) return { matched: true, rule }
+  const near = hostMatches[0]
+  if (!near) return { matched: false, reason: `no rule allows host ${request.host}` }
+  if (!near.schemes.has(request.scheme)) {
+    return { matched: false, reason: `${near.label} allows ${request.host} over https only` }
+  }
+  const ports = near.ports ? [...near.ports].join(', ') : String(DEFAULT_PORT[request.scheme])
+  return { matched: false, reason: `${near.label} allows ${request.host} on port ${ports}, not ${request.port}` }
+}

@@ -1,0 +1,26 @@
+// The package root: the public API of capsule-host.
+export { createSafeFetch } from './safe-fetch.js'
+export type { SafeFetch, SafeFetchOptions, RequestContext, StreamedResponse, Explanation, ErrorReply } from './safe-fetch.js'
+export { CapsuleHostError, ERROR_CODES, TIMEOUT_PHASES, isCapsuleHostError } from './errors.js'
+export type { ErrorCode, TimeoutPhase, WireError } from './errors.js'
+export { DEFAULT_LIMITS } from './limits.js'
+export type { Limits } from './limits.js'
+export type { Rule } from './gate/rules.js'
+export type { Policy, PolicyRequest } from './gate/decide.js'
+export type { SecurityGate, GateRequest, GateVerdict, Decision } from './gate/types.js'
+export type { Resolver } from './net/resolve.js'
+export { systemResolver } from './net/resolve.js'
+export type { AddressPolicyOptions } from './net/address-policy.js'
+export type { AddressClass } from './net/address-table.js'
+export { classifyAddress } from './net/classify.js'
+export type { ClassifiedAddress, EmbeddedAddress } from './net/classify.js'
+export { normaliseUrl } from './url/normalise.js'
+export type { NormalisedUrl } from './url/normalise.js'
+export {
+  HttpRequestSchema,
+  RequestOptionsSchema,
+  BufferedResponseSchema,
+  StreamStartSchema,
+  ErrorReplySchema,
+} from './wire/schemas.js'
+export type { HttpRequest, HttpRequestInput, RequestOptions, BufferedResponse, StreamStart } from './wire/schemas.js'

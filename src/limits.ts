@@ -1,0 +1,95 @@
+// The host's limits: defaults, validation, and clamping a capsule's request options to them.
+import { z } from 'zod'
+import type { RequestOptions } from './wire/schemas.js'
+
+const MiB = 1024 * 1024
+
+/** Host ceilings. A capsule's `options` can only tighten them. */
+export interface Limits {
+  /** Largest request JSON a capsule may send, in bytes. */
+  maxRequestBytes: number
+  /** Largest buffered response body, in bytes; counted while it streams in. */
+  maxResponseBytes: number
+  /** Largest streamed response body, in bytes (Infinity: no cap; the idle timeout still applies). */
+  maxStreamBytes: number
+  /** Open streams per capsule. */
+  maxOpenStreams: number
+  /** Buffered requests in flight per capsule; more wait their turn. */
+  maxConcurrentRequests: number
+  /** Resolving the name plus TCP and TLS setup. */
+  connectTimeoutMs: number
+  /** From the request being written until the response head arrives. */
+  firstByteTimeoutMs: number
+  /** Longest wait for the next body chunk while the reader is waiting. */
+  idleTimeoutMs: number
+  /** Whole buffered request, redirects included. */
+  timeoutMs: number
+  /** Whole stream, from start to the last chunk (Infinity: none). */
+  streamTimeoutMs: number
+}
+
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  maxRequestBytes: 1 * MiB,
+  maxResponseBytes: 10 * MiB,
+  maxStreamBytes: Number.POSITIVE_INFINITY,
+  maxOpenStreams: 4,
+  maxConcurrentRequests: 16,
+  connectTimeoutMs: 30_000,
+  firstByteTimeoutMs: 30_000,
+  idleTimeoutMs: 120_000,
+  timeoutMs: 30_000,
+  streamTimeoutMs: Number.POSITIVE_INFINITY,
+})
+
+const positive = z.union([z.int().positive(), z.literal(Number.POSITIVE_INFINITY)])
+const LimitsSchema = z.strictObject({
+  maxRequestBytes: z.int().positive(),
+  maxResponseBytes: z.int().positive(),
+  maxStreamBytes: positive,
+  maxOpenStreams: z.int().positive(),
+  maxConcurrentRequests: z.int().positive(),
+  connectTimeoutMs: z.int().positive(),
+  firstByteTimeoutMs: z.int().positive(),
+  idleTimeoutMs: z.int().positive(),
+  timeoutMs: z.int().positive(),
+  streamTimeoutMs: positive,
+})
+
+/** Merges host overrides over the defaults; throws a TypeError naming the bad field. */
+export function resolveLimits(overrides: Partial<Limits> = {}): Readonly<Limits> {
+  const result = LimitsSchema.safeParse({ ...DEFAULT_LIMITS, ...overrides })
+  if (!result.success) throw new TypeError(`invalid limits: ${z.prettifyError(result.error)}`)
+  return Object.freeze(result.data)
+}
+
+/** The limits one request runs under, after the capsule's options were clamped to the host's. */
+export interface EffectiveLimits {
+  connectTimeoutMs: number
+  firstByteTimeoutMs: number
+  idleTimeoutMs: number
+  /** Infinity: no total deadline. */
+  totalTimeoutMs: number
+  maxBodyBytes: number
+  maxRedirects: number
+}
+
+const tighter = (requested: number | undefined, ceiling: number) =>
+  requested === undefined ? ceiling : Math.min(requested, ceiling)
+
+export function effectiveLimits(
+  limits: Readonly<Limits>,
+  maxRedirects: number,
+  options: RequestOptions | undefined,
+  mode: 'buffered' | 'stream',
+): EffectiveLimits {
+  const o = options ?? {}
+  const redirects = o.redirect === 'follow' ? tighter(o.maxRedirects, maxRedirects) : 0
+  return {
+    connectTimeoutMs: tighter(o.connectTimeoutMs, limits.connectTimeoutMs),
+    firstByteTimeoutMs: tighter(o.firstByteTimeoutMs, limits.firstByteTimeoutMs),
+    idleTimeoutMs: tighter(o.idleTimeoutMs, limits.idleTimeoutMs),
+    totalTimeoutMs: tighter(o.timeoutMs, mode === 'buffered' ? limits.timeoutMs : limits.streamTimeoutMs),
+    maxBodyBytes: tighter(o.maxResponseBytes, mode === 'buffered' ? limits.maxResponseBytes : limits.maxStreamBytes),
+    maxRedirects: redirects,
+  }
+}

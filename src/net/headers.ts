@@ -1,0 +1,70 @@
+// Checks the headers a capsule may set, and turns raw response headers into the wire's two forms.
+import { CapsuleHostError } from '../errors.js'
+import { TOKEN } from '../wire/schemas.js'
+
+export type HeaderList = Array<[name: string, value: string]>
+
+/**
+ * Headers only the host sets: framing, routing and hop-by-hop (RFC 9110 §7.6.1, RFC 9112 §6-7),
+ * plus `expect` and `http2-settings`, which change the exchange itself. `proxy-*` is refused by prefix.
+ */
+export const HOST_ONLY_HEADERS: ReadonlySet<string> = new Set([
+  'host',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'te',
+  'upgrade',
+  'keep-alive',
+  'trailer',
+  'expect',
+  'http2-settings',
+])
+
+/** Credentials dropped on a cross-origin redirect (as undici's `shouldRemoveHeader`). */
+export const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'cookie', 'proxy-authorization'])
+
+// RFC 9110 §5.5: field values are visible ASCII, obs-text, space and tab; never CR, LF or NUL.
+const INVALID_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f]/
+
+function invalid(message: string): CapsuleHostError {
+  return new CapsuleHostError('invalid_request', message)
+}
+
+/**
+ * Validates the capsule's headers and returns them as a list with lower-case names, repeats kept
+ * in order. `accept-encoding` is dropped: the host asks for identity bodies itself.
+ */
+export function checkRequestHeaders(headers: Record<string, string> | Array<[string, string]> | undefined): HeaderList {
+  const entries = headers === undefined ? [] : Array.isArray(headers) ? headers : Object.entries(headers)
+  const list: HeaderList = []
+  for (const [rawName, value] of entries) {
+    if (!TOKEN.test(rawName)) throw invalid(`header name ${JSON.stringify(rawName)} is not a valid token`)
+    const name = rawName.toLowerCase()
+    if (HOST_ONLY_HEADERS.has(name) || name.startsWith('proxy-')) {
+      throw invalid(`header "${name}" is set by the host; a capsule may not set it`)
+    }
+    if (INVALID_VALUE.test(value) || /[^\u0000-\u00ff]/.test(value)) {
+      throw invalid(`header "${name}" has a value with control or non-Latin-1 characters`)
+    }
+    if (name === 'accept-encoding') continue
+    list.push([name, value.trim()])
+  }
+  return list
+}
+
+/** Turns undici's raw header buffers into `[name, value]` pairs with lower-case names, in order. */
+export function rawHeaderPairs(raw: ReadonlyArray<Buffer | string>): HeaderList {
+  const pairs: HeaderList = []
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    pairs.push([raw[i]!.toString('latin1').toLowerCase(), raw[i + 1]!.toString('latin1')])
+  }
+  return pairs
+}
+
+/** The wire's `headers` object: one entry per name, repeats joined with ", " (see `rawHeaders`). */
+export function headerObject(pairs: HeaderList): Record<string, string> {
+  const object: Record<string, string> = Object.create(null)
+  for (const [name, value] of pairs) object[name] = name in object ? `${object[name]}, ${value}` : value
+  return { ...object }
+}

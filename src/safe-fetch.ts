@@ -1,0 +1,215 @@
+// createSafeFetch: assembles validation, gates, the safe resolver and the pinned terminal into one API.
+import { CapsuleHostError, isCapsuleHostError, type ErrorCode, type WireError } from './errors.js'
+import { decideHop, type Admission } from './fetch/admit.js'
+import { exchange } from './fetch/exchange.js'
+import { prepareRequest, type Mode, type PreparedRequest } from './fetch/prepare.js'
+import type { Policy } from './gate/decide.js'
+import { compileRules, type Rule } from './gate/rules.js'
+import type { SecurityGate } from './gate/types.js'
+import { resolveLimits, type Limits } from './limits.js'
+import { createAddressPolicy, type AddressPolicyOptions } from './net/address-policy.js'
+import { CapsuleClients } from './net/capsule-clients.js'
+import type { AddressClass } from './net/address-table.js'
+import { checkIntegrity } from './net/integrity.js'
+import { headerObject, type HeaderList } from './net/headers.js'
+import { describeAddresses, systemResolver, type Resolver } from './net/resolve.js'
+import { parseRequest } from './wire/parse.js'
+import type { BufferedResponse } from './wire/schemas.js'
+
+export interface SafeFetchOptions {
+  /** Origin rules (one or a list). A request must match one, or be allowed by `policy`. */
+  rules?: Rule | readonly Rule[]
+  /** Decides requests that no origin rule matched. */
+  policy?: Policy
+  /** Host gates; every one must allow. */
+  gates?: readonly SecurityGate[]
+  /** Name to addresses. Default: the system resolver, every address. */
+  resolver?: Resolver
+  addressPolicy?: AddressPolicyOptions
+  tls?: { ca?: string | Buffer | ReadonlyArray<string | Buffer> }
+  limits?: Partial<Limits>
+  /** The most redirects a request may ask to follow. Default 0: a 3xx goes back to the capsule. */
+  maxRedirects?: number
+}
+
+export interface RequestContext {
+  capsuleId: string
+  signal?: AbortSignal
+}
+
+export type ErrorReply = { error: WireError }
+
+/** An open streamed response. `read()` returns the next chunk, or `null` at the end. */
+export interface StreamedResponse {
+  readonly status: number
+  readonly headers: Record<string, string>
+  readonly rawHeaders: HeaderList
+  readonly finalUrl: string
+  /** Throws a CapsuleHostError (timeout, too_large, network, cancelled) when the body fails. */
+  read(): Promise<Uint8Array | null>
+  /** Stops the body and releases the socket; idempotent. */
+  close(): void
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array>
+}
+
+export interface Explanation {
+  allowed: boolean
+  code?: ErrorCode
+  reason?: string
+  /** The rule, policy or gate that decided: `rules[0] api.example.com`, `policy`, `gate:name`, ... */
+  decidedBy?: string
+  addresses?: Array<{ address: string; class: AddressClass; embedded?: Array<{ address: string; class: AddressClass; form: string }> }>
+}
+
+export interface SafeFetch {
+  /** Sends a request and buffers the response. Never throws for anything a capsule can cause. */
+  request(request: unknown, context: RequestContext): Promise<BufferedResponse | ErrorReply>
+  /** Sends a request and returns the head with a chunk reader, or the error. */
+  stream(request: unknown, context: RequestContext): Promise<StreamedResponse | ErrorReply>
+  /** The decision for a request, with its addresses, without opening any connection. */
+  explain(request: unknown, context: RequestContext): Promise<Explanation>
+  /** Aborts everything a capsule has in flight and closes its connections. */
+  releaseCapsule(capsuleId: string): Promise<void>
+  /** Releases every capsule. */
+  close(): Promise<void>
+}
+
+function errorReply(error: unknown): ErrorReply {
+  if (isCapsuleHostError(error)) return { error: error.toWire() }
+  // A bug of ours, not the capsule's: say so without detail.
+  return { error: { code: 'network', message: 'internal error while handling the request' } }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+function encodeBody(body: Uint8Array, as: 'text' | 'base64'): string {
+  if (as === 'base64') return Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64')
+  try {
+    return utf8.decode(body)
+  } catch {
+    throw new CapsuleHostError('invalid_request', 'the response body is not valid UTF-8; ask for responseBody: "base64"')
+  }
+}
+
+export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
+  const limits = resolveLimits(options.limits)
+  const maxRedirects = options.maxRedirects ?? 0
+  if (!Number.isInteger(maxRedirects) || maxRedirects < 0) {
+    throw new TypeError('maxRedirects must be a whole number >= 0')
+  }
+  if (options.policy !== undefined && typeof options.policy !== 'function') throw new TypeError('policy must be a function')
+  for (const [i, gate] of (options.gates ?? []).entries()) {
+    if (!gate || typeof gate.name !== 'string' || gate.name === '' || typeof gate.check !== 'function') {
+      throw new TypeError(`gates[${i}]: a gate is { name: string, check(request) }`)
+    }
+  }
+  const admission: Admission = {
+    keeper: { rules: compileRules(options.rules), policy: options.policy, gates: [...(options.gates ?? [])] },
+    resolver: options.resolver ?? systemResolver,
+    addressPolicy: createAddressPolicy(options.addressPolicy),
+  }
+  const clients = new CapsuleClients({
+    ca: options.tls?.ca,
+    connectTimeoutMs: limits.connectTimeoutMs,
+    maxConcurrentRequests: limits.maxConcurrentRequests,
+  })
+
+  const prepare = (input: unknown, mode: Mode): PreparedRequest =>
+    prepareRequest(parseRequest(input, limits.maxRequestBytes), limits, maxRedirects, mode)
+
+  async function buffered(prepared: PreparedRequest, context: RequestContext): Promise<BufferedResponse> {
+    const started = performance.now()
+    const { agent } = clients.for(context.capsuleId)
+    const { head, finalUrl, redirects } = await exchange(prepared, context.capsuleId, agent, admission, context.signal)
+    const chunks: Uint8Array[] = []
+    for (let chunk = await head.body.read(); chunk !== null; chunk = await head.body.read()) chunks.push(chunk)
+    const body = Buffer.concat(chunks)
+    if (prepared.integrity) checkIntegrity(body, prepared.integrity)
+    return {
+      status: head.status,
+      headers: headerObject(head.rawHeaders),
+      rawHeaders: head.rawHeaders,
+      body: encodeBody(body, prepared.responseBody),
+      bodyEncoding: prepared.responseBody,
+      meta: { finalUrl: finalUrl.href, redirects, elapsedMs: Math.round(performance.now() - started) },
+    }
+  }
+
+  return {
+    async request(input, context) {
+      try {
+        const prepared = prepare(input, 'buffered')
+        const client = clients.for(context.capsuleId)
+        return await client.limit(() => buffered(prepared, context))
+      } catch (error) {
+        return errorReply(error)
+      }
+    },
+
+    async stream(input, context) {
+      try {
+        const prepared = prepare(input, 'stream')
+        const { agent } = clients.for(context.capsuleId)
+        const { head, finalUrl } = await exchange(prepared, context.capsuleId, agent, admission, context.signal)
+        const { body } = head
+        return {
+          status: head.status,
+          headers: headerObject(head.rawHeaders),
+          rawHeaders: head.rawHeaders,
+          finalUrl: finalUrl.href,
+          read: () => body.read(),
+          close: () => body.cancel(),
+          async *[Symbol.asyncIterator]() {
+            try {
+              for (let chunk = await body.read(); chunk !== null; chunk = await body.read()) yield chunk
+            } finally {
+              body.cancel()
+            }
+          },
+        }
+      } catch (error) {
+        return errorReply(error)
+      }
+    },
+
+    async explain(input, context) {
+      let prepared: PreparedRequest
+      try {
+        prepared = prepare(input, 'buffered')
+      } catch (error) {
+        const { code, message } = errorReply(error).error
+        return { allowed: false, code, reason: message, decidedBy: 'validation' }
+      }
+      const { url, method, limits: effective } = prepared
+      const hopContext = { capsuleId: context.capsuleId, hop: 0, signal: context.signal, resolveTimeoutMs: effective.connectTimeoutMs }
+      const { decision, resolution } = decideHop(url, method, admission, hopContext)
+      try {
+        const verdict = await decision
+        if (!verdict.allowed) return { allowed: false, code: 'denied', reason: verdict.reason, decidedBy: verdict.decidedBy }
+        const addresses = await resolution.addresses()
+        const shown = addresses.map((a) => ({
+          address: a.address,
+          class: a.class,
+          ...(a.embedded.length > 0 ? { embedded: a.embedded.map((e) => ({ ...e })) } : {}),
+        }))
+        const blocked = addresses.filter((a) => !admission.addressPolicy.isAllowed(a))
+        if (blocked.length > 0) {
+          return {
+            allowed: false,
+            code: 'blocked_address',
+            reason: `${url.hostname} resolves to blocked addresses: ${describeAddresses(blocked)}`,
+            decidedBy: 'address-policy',
+            addresses: shown,
+          }
+        }
+        return { allowed: true, decidedBy: verdict.decidedBy, addresses: shown }
+      } catch (error) {
+        const { code, message } = errorReply(error).error
+        return { allowed: false, code, reason: message, decidedBy: code === 'blocked_address' ? 'address-policy' : 'resolver' }
+      }
+    },
+
+    releaseCapsule: (capsuleId) => clients.release(capsuleId),
+    close: () => clients.releaseAll(),
+  }
+}

@@ -1,0 +1,131 @@
+// Normalises a capsule-supplied URL to the one form that is matched, checked and sent, or refuses it.
+import { CapsuleHostError } from '../errors.js'
+
+/** A URL after normalisation: every field is exactly what the gates see and what goes on the wire. */
+export interface NormalisedUrl {
+  /** `scheme://host[:port]/path?query`: no userinfo, no fragment, no trailing dot on the host. */
+  readonly href: string
+  readonly protocol: 'http:' | 'https:'
+  /** Lower-case, punycode, no trailing dot; IPv6 literals in brackets, as in a URL. */
+  readonly hostname: string
+  /** `hostname[:port]` as sent in the Host header (the port only when it is not the default). */
+  readonly host: string
+  /** The effective port (80 or 443 when the URL names none). */
+  readonly port: number
+  /** Path and query, byte for byte as they are matched and sent. */
+  readonly path: string
+  /** `scheme://host[:port]` */
+  readonly origin: string
+  /** The address when the host is an IP literal (IPv6 without brackets), else undefined. */
+  readonly ipLiteral: string | undefined
+}
+
+const DEFAULT_PORTS = { 'http:': 80, 'https:': 443 } as const
+
+// Refusals that apply to the path of a URL as the capsule wrote it, before the WHATWG parser
+// resolves or rewrites anything. Each one would let the matched path differ from what an
+// upstream server decodes. The query string is not checked: `?next=%2Fhome` is ordinary.
+const RAW_PATH_REFUSALS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/%2f/i, 'an encoded slash (%2F) in the path'],
+  [/%5c/i, 'an encoded backslash (%5C) in the path'],
+  [/%25[0-9a-f]{2}/i, 'double percent-encoding (%25XX) in the path'],
+  [/%00/, 'an encoded NUL (%00) in the path'],
+  [/%(?![0-9a-f]{2})/i, 'a malformed percent-escape in the path'],
+]
+
+const ENCODED_DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i
+
+function refuse(reason: string): never {
+  throw new CapsuleHostError('invalid_request', `invalid url: ${reason}`)
+}
+
+/**
+ * Checks the path of a URL or relative reference exactly as written. `reference` may be an
+ * absolute URL, a network-path reference (`//host/p`) or a path (`/a/b`, `b`, `?q`).
+ */
+export function checkRawReference(reference: string): void {
+  // C0 controls, space and DEL: the WHATWG parser silently strips or drops some of them.
+  if (/[\u0000-\u0020\u007f]/.test(reference)) refuse('control characters or spaces are not allowed')
+  // A backslash is read as a slash in http(s) URLs; refuse it rather than guess what was meant.
+  if (reference.includes('\\')) refuse('backslashes are not allowed')
+  let rest = reference
+  const scheme = /^[a-zA-Z][a-zA-Z0-9+.-]*:/.exec(rest)
+  if (scheme) rest = rest.slice(scheme[0].length)
+  if (rest.startsWith('//')) {
+    const authorityEnd = rest.slice(2).search(/[/?#]/)
+    const authority = authorityEnd === -1 ? rest.slice(2) : rest.slice(2, 2 + authorityEnd)
+    if (authority.includes('@')) refuse('credentials (user:password@) are not allowed in the URL')
+    rest = authorityEnd === -1 ? '' : rest.slice(2 + authorityEnd)
+  }
+  const pathEnd = rest.search(/[?#]/)
+  const path = pathEnd === -1 ? rest : rest.slice(0, pathEnd)
+  for (const [pattern, what] of RAW_PATH_REFUSALS) {
+    if (pattern.test(path)) refuse(`${what} is not allowed`)
+  }
+  for (const segment of path.split('/')) {
+    if (segment.includes('%') && ENCODED_DOT_SEGMENT.test(segment)) {
+      refuse('an encoded dot-segment (%2E) in the path is not allowed')
+    }
+  }
+}
+
+/** Parses, checks and normalises a URL; throws `invalid_request` with the reason. */
+export function normaliseUrl(raw: string): NormalisedUrl {
+  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(raw)?.[1]?.toLowerCase()
+  if (scheme !== 'http' && scheme !== 'https') {
+    refuse(scheme ? `scheme "${scheme}:" is not allowed; use http: or https:` : 'an absolute http(s) URL is required')
+  }
+  if (!raw.slice(scheme.length + 1).startsWith('//')) refuse('expected "//" after the scheme')
+  checkRawReference(raw)
+
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    refuse('not a valid URL')
+  }
+  if (url.username !== '' || url.password !== '') refuse('credentials (user:password@) are not allowed in the URL')
+
+  let hostname = url.hostname
+  if (hostname.endsWith('.')) hostname = hostname.slice(0, -1)
+  if (hostname === '') refuse('the host is empty')
+  if (!hostname.startsWith('[') && hostname.split('.').some((label) => label === '')) {
+    refuse('the host has an empty label')
+  }
+  if (url.port === '0') refuse('port 0 is not allowed')
+
+  const protocol = url.protocol as 'http:' | 'https:'
+  const port = url.port === '' ? DEFAULT_PORTS[protocol] : Number(url.port)
+  const host = url.port === '' ? hostname : `${hostname}:${url.port}`
+  const path = url.pathname + url.search
+  const origin = `${protocol}//${host}`
+  return {
+    href: origin + path,
+    protocol,
+    hostname,
+    host,
+    port,
+    path,
+    origin,
+    ipLiteral: ipLiteralOf(hostname),
+  }
+}
+
+/** After WHATWG parsing every IPv4 spelling is a dotted quad and every IPv6 literal is bracketed. */
+function ipLiteralOf(hostname: string): string | undefined {
+  if (hostname.startsWith('[')) return hostname.slice(1, -1)
+  if (/^\d{1,3}(?:\.\d{1,3}){3}$/.test(hostname)) return hostname
+  return undefined
+}
+
+/** Resolves a redirect `Location` against the URL it came from, with the same checks. */
+export function resolveLocation(location: string, base: NormalisedUrl): NormalisedUrl {
+  checkRawReference(location)
+  let resolved: URL
+  try {
+    resolved = new URL(location, base.href)
+  } catch {
+    refuse('the redirect location is not a valid URL')
+  }
+  return normaliseUrl(resolved.href)
+}

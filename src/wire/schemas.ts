@@ -1,0 +1,82 @@
+// The wire protocol between capsule and host as zod schemas: the single source of its types.
+import { z } from 'zod'
+import { ERROR_CODES, TIMEOUT_PHASES } from '../errors.js'
+
+/** RFC 9110 §5.6.2 token: the characters a method or header name may use. */
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+const TimeoutMs = z.int().positive()
+
+export const RequestOptionsSchema = z.strictObject({
+  timeoutMs: TimeoutMs.optional(),
+  connectTimeoutMs: TimeoutMs.optional(),
+  firstByteTimeoutMs: TimeoutMs.optional(),
+  idleTimeoutMs: TimeoutMs.optional(),
+  redirect: z.enum(['manual', 'follow', 'error']).optional(),
+  maxRedirects: z.int().nonnegative().optional(),
+  maxResponseBytes: z.int().nonnegative().optional(),
+  integrity: z.string().min(1).optional(),
+})
+
+export const HeadersSchema = z.union([
+  z.record(z.string(), z.string()),
+  z.array(z.tuple([z.string(), z.string()])),
+])
+
+export const HttpRequestSchema = z
+  .strictObject({
+    url: z.string().min(1),
+    method: z
+      .string()
+      .regex(TOKEN, 'must be an HTTP method token such as GET or POST')
+      .transform((m) => m.toUpperCase())
+      .optional(),
+    headers: HeadersSchema.optional(),
+    body: z.string().optional(),
+    bodyBase64: z.base64().optional(),
+    responseBody: z.enum(['text', 'base64']).optional(),
+    options: RequestOptionsSchema.optional(),
+  })
+  .refine((r) => r.body === undefined || r.bodyBase64 === undefined, {
+    message: 'give at most one of body and bodyBase64',
+  })
+
+export type RequestOptions = z.infer<typeof RequestOptionsSchema>
+export type HttpRequest = z.infer<typeof HttpRequestSchema>
+/** The request as a capsule writes it (before defaults and upper-casing). */
+export type HttpRequestInput = z.input<typeof HttpRequestSchema>
+
+const ResponseHeadersSchema = z.record(z.string(), z.string())
+const RawHeadersSchema = z.array(z.tuple([z.string(), z.string()]))
+
+export const BufferedResponseSchema = z.strictObject({
+  status: z.int(),
+  headers: ResponseHeadersSchema,
+  rawHeaders: RawHeadersSchema,
+  body: z.unknown(),
+  bodyEncoding: z.enum(['text', 'base64', 'json']),
+  meta: z.strictObject({
+    finalUrl: z.string(),
+    redirects: z.int().nonnegative(),
+    elapsedMs: z.number().nonnegative(),
+  }),
+})
+
+export const StreamStartSchema = z.strictObject({
+  handle: z.string(),
+  status: z.int(),
+  headers: ResponseHeadersSchema,
+  rawHeaders: RawHeadersSchema,
+})
+
+export const ErrorReplySchema = z.strictObject({
+  error: z.strictObject({
+    code: z.enum(ERROR_CODES),
+    message: z.string(),
+    phase: z.enum(TIMEOUT_PHASES).optional(),
+  }),
+})
+
+export type BufferedResponse = z.infer<typeof BufferedResponseSchema>
+export type StreamStart = z.infer<typeof StreamStartSchema>
+
