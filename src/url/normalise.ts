@@ -55,6 +55,8 @@ export function checkRawReference(reference: string): void {
     const authorityEnd = rest.slice(2).search(/[/?#]/)
     const authority = authorityEnd === -1 ? rest.slice(2) : rest.slice(2, 2 + authorityEnd)
     if (authority.includes('@')) refuse('credentials (user:password@) are not allowed in the URL')
+    // `http:///x` would otherwise be read as host `x`: the parser skips the extra slashes.
+    if (authority === '') refuse('the host is empty')
     rest = authorityEnd === -1 ? '' : rest.slice(2 + authorityEnd)
   }
   const pathEnd = rest.search(/[?#]/)
@@ -120,6 +122,9 @@ function ipLiteralOf(hostname: string): string | undefined {
 
 /** Resolves a redirect `Location` against the URL it came from, with the same checks. */
 export function resolveLocation(location: string, base: NormalisedUrl): NormalisedUrl {
+  // An absolute location gets exactly the checks of a capsule's URL: resolved against a base,
+  // the parser would guess that `http:host` or `https:path` (no "//") meant something.
+  if (/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(location)) return normaliseUrl(location)
   checkRawReference(location)
   let resolved: URL
   try {

@@ -8,7 +8,7 @@ const fixture = (name: string) => readFileSync(new URL(`../../fixtures/tls/${nam
 export const TEST_CA = fixture('ca.pem')
 const SERVER_CERT = { cert: fixture('server.pem'), key: fixture('server-key.pem') }
 
-export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>
+export type Handler = (req: IncomingMessage, res: ServerResponse) => unknown
 
 export interface TestServer {
   readonly port: number
