@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { afterAll, expect, test } from 'vitest'
 import type { BufferedResponse, ErrorReply, SafeFetchOptions } from '../src/index.js'
-import { closeAllFetches, ctx, testFetch } from './helpers/fetch.js'
+import { closeAllFetches, ctx, errorOf, ok, testFetch } from './helpers/fetch.js'
 import { closeAllServers, startServer, type Handler } from './helpers/servers.js'
 
 const tcpServers: Server[] = []
@@ -15,11 +15,6 @@ afterAll(async () => {
   await Promise.all(tcpServers.map((s) => new Promise((resolve) => s.close(resolve))))
 })
 
-function ok(reply: BufferedResponse | ErrorReply): BufferedResponse {
-  if ('error' in reply) throw new Error(`expected a response, got ${JSON.stringify(reply.error)}`)
-  return reply
-}
-const errorOf = (reply: object) => ('error' in reply ? (reply as ErrorReply).error : undefined)
 
 async function serve(handler: Handler, options: Omit<SafeFetchOptions, 'rules'> = {}) {
   const server = await startServer(handler)

@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import type { BufferedResponse, ErrorReply, SafeFetchOptions } from '../src/index.js'
-import { closeAllFetches, ctx, tableResolver, testFetch } from './helpers/fetch.js'
+import { closeAllFetches, ctx, errorOf, ok, tableResolver, testFetch } from './helpers/fetch.js'
 import { closeAllServers, readBody, startServer, type TestServer } from './helpers/servers.js'
 
 afterAll(async () => {
@@ -50,11 +50,7 @@ function fetchWith(options: SafeFetchOptions = {}) {
   })
 }
 
-function ok(reply: BufferedResponse | ErrorReply): BufferedResponse {
-  if ('error' in reply) throw new Error(`expected a response, got ${JSON.stringify(reply.error)}`)
-  return reply
-}
-const codeOf = (reply: object) => ('error' in reply ? (reply as ErrorReply).error.code : 'none')
+const codeOf = (reply: object) => errorOf(reply)?.code ?? 'none'
 
 test('by default a 3xx comes back to the capsule as-is', async () => {
   const reply = ok(await fetchWith().request({ url: to('/final') }, ctx()))

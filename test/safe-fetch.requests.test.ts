@@ -1,7 +1,7 @@
 // Integration: buffered requests and streams against real HTTP and HTTPS servers on 127.0.0.1.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createSafeFetch, type BufferedResponse, type ErrorReply } from '../src/index.js'
-import { closeAllFetches, ctx, tableResolver, testFetch } from './helpers/fetch.js'
+import { closeAllFetches, ctx, errorOf, ok, tableResolver, testFetch } from './helpers/fetch.js'
 import { closeAllServers, readBody, startServer, TEST_CA, type TestServer } from './helpers/servers.js'
 
 afterAll(async () => {
@@ -9,14 +9,8 @@ afterAll(async () => {
   await closeAllServers()
 })
 
-function ok(reply: BufferedResponse | ErrorReply): BufferedResponse {
-  if ('error' in reply) throw new Error(`expected a response, got ${JSON.stringify(reply.error)}`)
-  return reply
-}
 
-function code(reply: object): string | undefined {
-  return 'error' in reply ? (reply as ErrorReply).error.code : undefined
-}
+const code = (reply: object) => errorOf(reply)?.code
 
 /** Echoes method, path, headers and body as JSON. */
 const echo = async (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {

@@ -1,7 +1,7 @@
 // Integration: names are gated before DNS, resolved once, every address checked, the checked one dialled.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { BufferedResponse, ErrorReply, SafeFetchOptions } from '../src/index.js'
-import { closeAllFetches, ctx, tableResolver, testFetch } from './helpers/fetch.js'
+import { closeAllFetches, ctx, errorOf, ok, tableResolver, testFetch } from './helpers/fetch.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
 import { createServer, type Server } from 'node:http'
 
@@ -10,11 +10,6 @@ afterAll(async () => {
   await closeAllServers()
 })
 
-function ok(reply: BufferedResponse | ErrorReply): BufferedResponse {
-  if ('error' in reply) throw new Error(`expected a response, got ${JSON.stringify(reply.error)}`)
-  return reply
-}
-const errorOf = (reply: object) => ('error' in reply ? (reply as ErrorReply).error : undefined)
 
 let server: TestServer
 beforeAll(async () => {

@@ -28,17 +28,27 @@ export function compileHostPattern(pattern: string): HostPattern {
   const wildcard = pattern.startsWith('*.')
   const rest = wildcard ? pattern.slice(2) : pattern
   if (rest.includes('*')) {
-    throw new Error(`"*" may only be the whole first label, as in "*.${rest.split('*').pop()?.replace(/^\.+/, '') || 'example.com'}"`)
+    // Only a misspelt leading wildcard (`*foo.com`, `*.*.foo.com`) has an obvious fix; for `a.*.com`
+    // the suffix alone (`*.com`) would widen the rule to a whole TLD, so ask for the hosts instead.
+    const tail = pattern.slice(pattern.lastIndexOf('*') + 1).replace(/^\.+/, '')
+    if (pattern.startsWith('*') && tail !== '') throw new Error(`"*" may only be the whole first label, as in "*.${tail}"`)
+    throw new Error(`"*" may only be the whole first label, as in "*.example.com"; list the hosts "${pattern}" should reach`)
   }
   if (/[/?#@\s\\]/.test(rest) || (!rest.startsWith('[') && rest.includes(':'))) {
     throw new Error(`"${pattern}" is not a host; give the host name only and put ports in "port"`)
   }
   const canonical = canonicalHost(rest)
   if (canonical === undefined || canonical === '') throw new Error(`"${pattern}" is not a valid host name`)
-  if (canonical !== rest) throw new Error(`write the host in canonical form: use "${wildcard ? '*.' : ''}${canonical}"`)
+  // Checked before the spelling, so the proposed fix is never itself a refused pattern.
+  if (!canonical.startsWith('[') && canonical.split('.').includes('')) {
+    const fixed = `${wildcard ? '*.' : ''}${canonical.split('.').filter(Boolean).join('.')}`
+    const sub = !wildcard && pattern.startsWith('.') ? `, or "*.${fixed}" for one label under it` : ''
+    throw new Error(`"${pattern}" has an empty label; use "${fixed}"${sub}`)
+  }
   if (wildcard && (canonical.startsWith('[') || /^[\d.]+$/.test(canonical))) {
     throw new Error(`"${pattern}" puts a wildcard on an IP address; list the address itself`)
   }
+  if (canonical !== rest) throw new Error(`write the host in canonical form: use "${wildcard ? '*.' : ''}${canonical}"`)
 
   if (!wildcard) return { source: pattern, matches: (hostname) => hostname === canonical }
   const suffix = `.${canonical}`

@@ -56,7 +56,7 @@ function compileRule(rule: Rule, index: number): CompiledRule {
     const list = Array.isArray(rule.port) ? rule.port : [rule.port]
     if (list.length === 0) fail('port is an empty list; omit it for the default port or list the ports')
     for (const port of list) {
-      if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`port ${JSON.stringify(port)} is not a port; use a whole number from 1 to 65535`)
+      if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`port ${typeof port === 'number' ? String(port) : JSON.stringify(port)} is not a port; use a whole number from 1 to 65535`)
     }
     ports = new Set(list)
   }

@@ -1,6 +1,6 @@
 // Decides whether a classified address may be dialled: global unicast, or inside a host-allowed CIDR.
 import ipaddr from 'ipaddr.js'
-import type { ClassifiedAddress } from './classify.js'
+import { parseAddress, type ClassifiedAddress } from './classify.js'
 
 export interface AddressPolicyOptions {
   /**
@@ -18,17 +18,25 @@ export interface AddressPolicy {
 
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number]
 
+// The address part goes through the same strict parser as the addresses it is matched against,
+// so an entry such as `::127.0.0.1/128` means the address it spells (ipaddr.js reads it as mapped).
 function parseAllowEntry(entry: string): Range {
-  try {
-    if (entry.includes('/')) return ipaddr.parseCIDR(entry)
-    const address = ipaddr.parse(entry)
-    return [address, address.kind() === 'ipv4' ? 32 : 128]
-  } catch {
+  const slash = entry.indexOf('/')
+  const address = parseAddress(slash < 0 ? entry : entry.slice(0, slash))
+  const max = address?.kind() === 'ipv4' ? 32 : 128
+  const prefix = slash < 0 ? String(max) : entry.slice(slash + 1)
+  const bits = /^(0|[1-9]\d{0,2})$/.test(prefix) ? Number(prefix) : NaN
+  if (!address || !(bits <= max)) {
     throw new TypeError(
       `addressPolicy.allow: "${entry}" is not a CIDR; write it as "127.0.0.1/32" or "fd00::/8"`,
     )
   }
+  return [address, bits]
 }
+
+// Local-use NAT64 (RFC 8215) puts the IPv4 address at a place that depends on the operator's
+// prefix length, so the address it carries cannot be checked: no exemption ever opens it.
+const UNCHECKABLE_EMBEDDINGS: readonly Range[] = [ipaddr.parseCIDR('64:ff9b:1::/48')]
 
 function inRanges(ranges: readonly Range[], address: ipaddr.IPv4 | ipaddr.IPv6): boolean {
   return ranges.some(([range, bits]) => range.kind() === address.kind() && address.match(range, bits))
@@ -38,6 +46,7 @@ export function createAddressPolicy(options: AddressPolicyOptions = {}): Address
   const allowed = (options.allow ?? []).map(parseAllowEntry)
   return {
     isAllowed(address) {
+      if (inRanges(UNCHECKABLE_EMBEDDINGS, address.parsed)) return false
       const self = address.class === 'unicast' || inRanges(allowed, address.parsed)
       return (
         self &&

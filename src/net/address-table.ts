@@ -87,7 +87,7 @@ export const IPV6_SPECIAL: readonly Row[] = [
   ['::ffff:0:0:0/96', 'ipv4-translated', 'RFC 2765 (SIIT)'],
   ['::/96', 'ipv4-compatible', 'RFC 4291 §2.5.5.1 (deprecated)'],
   ['64:ff9b::/96', 'nat64', 'RFC 6052'],
-  ['64:ff9b:1::/48', 'nat64', 'RFC 8215 (local-use NAT64)'],
+  ['64:ff9b:1::/48', 'nat64', 'RFC 8215 (local-use NAT64; never exempted: see address-policy.ts)'],
   ['100::/64', 'discard', 'RFC 6666'],
   ['100:0:0:1::/64', 'discard', 'RFC 9780 (dummy prefix)'],
   ['5f00::/16', 'reserved', 'RFC 9602 (SRv6 SIDs)'],

@@ -81,7 +81,18 @@ function embeddedIn(address: IPv6): EmbeddedAddress[] {
  */
 export function parseAddress(text: string): IPv4 | IPv6 | undefined {
   if (ipaddr.IPv4.isValidFourPartDecimal(text)) return ipaddr.IPv4.parse(text)
-  if (text.includes('%') || !ipaddr.IPv6.isValid(text)) return undefined
+  if (text.includes('%')) return undefined
+  // ipaddr.js accepts hex, octal and zero-padded parts in an IPv6 address's dotted tail, and reads
+  // `::a.b.c.d` (IPv4-compatible) as `::ffff:a.b.c.d` (mapped). Require a strict dotted quad there
+  // and hand it over as two hex groups, so the address parsed is the address written.
+  const colon = text.lastIndexOf(':')
+  const tail = text.slice(colon + 1)
+  if (tail.includes('.')) {
+    if (colon < 0 || !ipaddr.IPv4.isValidFourPartDecimal(tail)) return undefined
+    const [a = 0, b = 0, c = 0, d = 0] = ipaddr.IPv4.parse(tail).octets
+    text = `${text.slice(0, colon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+  }
+  if (!ipaddr.IPv6.isValid(text)) return undefined
   return ipaddr.IPv6.parse(text)
 }
 

@@ -1,5 +1,12 @@
 // Builds safe fetches for tests: test names resolve to loopback, and only that address is allowed.
-import { createSafeFetch, type SafeFetch, type SafeFetchOptions } from '../../src/index.js'
+import {
+  createSafeFetch,
+  type BufferedResponse,
+  type ErrorReply,
+  type SafeFetch,
+  type SafeFetchOptions,
+  type WireError,
+} from '../../src/index.js'
 import { TEST_CA } from './servers.js'
 
 /** A resolver from a fixed table that records every name it is asked for. */
@@ -37,3 +44,13 @@ export async function closeAllFetches(): Promise<void> {
 }
 
 export const ctx = (capsuleId = 'test-capsule', signal?: AbortSignal) => ({ capsuleId, ...(signal ? { signal } : {}) })
+
+/** The response of a reply that must have succeeded; throws with the error otherwise. */
+export function ok(reply: BufferedResponse | ErrorReply): BufferedResponse {
+  if ('error' in reply) throw new Error(`expected a response, got ${JSON.stringify(reply.error)}`)
+  return reply
+}
+
+/** The error of a reply, or undefined when it succeeded. */
+export const errorOf = (reply: object): WireError | undefined =>
+  'error' in reply ? (reply as ErrorReply).error : undefined

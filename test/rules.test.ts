@@ -1,0 +1,141 @@
+// Origin rules: compileRules validates every rule up front (naming it and proposing the fix), matchOrigin picks the first rule that allows host + scheme + port.
+import { describe, expect, test } from 'vitest'
+import { compileRules, matchOrigin, type Rule } from '../src/gate/rules.js'
+
+type Scheme = 'http' | 'https'
+type Expected = { matched: true; label: string } | { matched: false; reason: string }
+
+function outcome(rules: unknown, scheme: Scheme, host: string, port: number): Expected {
+  const result = matchOrigin(compileRules(rules as Rule[]), { scheme, host, port })
+  return result.matched ? { matched: true, label: result.rule.label } : { matched: false, reason: result.reason }
+}
+
+/** The TypeError compileRules throws, as `TypeError: message`, or 'compiled'. */
+function compileError(rules: unknown): string {
+  try {
+    compileRules(rules as Rule[])
+    return 'compiled'
+  } catch (error) {
+    return error instanceof Error ? `${error.constructor.name}: ${error.message}` : `non-Error thrown: ${String(error)}`
+  }
+}
+
+const API = 'api.example.com'
+const allowed = (label: string): Expected => ({ matched: true, label })
+const refused = (reason: string): Expected => ({ matched: false, reason })
+
+describe('matchOrigin', () => {
+  test.each([
+    // httpsOnly defaults to true
+    { name: 'default: https on 443 allowed', rules: [{ host: API }], scheme: 'https', port: 443, host: API, expected: allowed(`rules[0] ${API}`) },
+    { name: 'default: http on 80 refused, reason says https', rules: [{ host: API }], scheme: 'http', port: 80, host: API, expected: refused(`rules[0] ${API} allows ${API} over https only`) },
+    { name: 'default: http on 443 refused, reason says https', rules: [{ host: API }], scheme: 'http', port: 443, host: API, expected: refused(`rules[0] ${API} allows ${API} over https only`) },
+    { name: 'explicit httpsOnly: true: http refused', rules: [{ host: API, httpsOnly: true }], scheme: 'http', port: 80, host: API, expected: refused(`rules[0] ${API} allows ${API} over https only`) },
+    { name: 'explicit httpsOnly: true: https allowed', rules: [{ host: API, httpsOnly: true }], scheme: 'https', port: 443, host: API, expected: allowed(`rules[0] ${API}`) },
+    // default ports and their boundaries
+    { name: 'default port: https on 80 refused', rules: [{ host: API }], scheme: 'https', port: 80, host: API, expected: refused(`rules[0] ${API} allows ${API} on port 443, not 80`) },
+    { name: 'default port: https on 444 refused', rules: [{ host: API }], scheme: 'https', port: 444, host: API, expected: refused(`rules[0] ${API} allows ${API} on port 443, not 444`) },
+    { name: 'default port: https on 442 refused', rules: [{ host: API }], scheme: 'https', port: 442, host: API, expected: refused(`rules[0] ${API} allows ${API} on port 443, not 442`) },
+    { name: 'default port: https on 8443 refused', rules: [{ host: API }], scheme: 'https', port: 8443, host: API, expected: refused(`rules[0] ${API} allows ${API} on port 443, not 8443`) },
+    // httpsOnly: false
+    { name: 'httpsOnly false: http on 80 allowed', rules: { host: API, httpsOnly: false }, scheme: 'http', port: 80, host: API, expected: allowed(`rules[0] ${API}`) },
+    { name: 'httpsOnly false: https on 443 allowed', rules: { host: API, httpsOnly: false }, scheme: 'https', port: 443, host: API, expected: allowed(`rules[0] ${API}`) },
+    { name: 'httpsOnly false: http on 443 refused (not listed)', rules: { host: API, httpsOnly: false }, scheme: 'http', port: 443, host: API, expected: refused(`rules[0] ${API} allows ${API} on port 80, not 443`) },
+    { name: 'httpsOnly false: https on 80 refused', rules: { host: API, httpsOnly: false }, scheme: 'https', port: 80, host: API, expected: refused(`rules[0] ${API} allows ${API} on port 443, not 80`) },
+    { name: 'httpsOnly false: http on 81 refused', rules: { host: API, httpsOnly: false }, scheme: 'http', port: 81, host: API, expected: refused(`rules[0] ${API} allows ${API} on port 80, not 81`) },
+    { name: 'httpsOnly false, port [80, 443]: http on 443 allowed (listed)', rules: { host: API, httpsOnly: false, port: [80, 443] }, scheme: 'http', port: 443, host: API, expected: allowed(`rules[0] ${API}`) },
+    { name: 'httpsOnly false, port [80, 443]: https on 80 allowed (listed)', rules: { host: API, httpsOnly: false, port: [80, 443] }, scheme: 'https', port: 80, host: API, expected: allowed(`rules[0] ${API}`) },
+    // explicit ports
+    { name: 'port 8443: https on 8443 allowed', rules: [{ host: API, port: 8443 }], scheme: 'https', port: 8443, host: API, expected: allowed(`rules[0] ${API}`) },
+    { name: 'port 8443: https on 443 refused (explicit list replaces the default)', rules: [{ host: API, port: 8443 }], scheme: 'https', port: 443, host: API, expected: refused(`rules[0] ${API} allows ${API} on port 8443, not 443`) },
+    { name: 'port 8443: http on 8443 refused (https only)', rules: [{ host: API, port: 8443 }], scheme: 'http', port: 8443, host: API, expected: refused(`rules[0] ${API} allows ${API} over https only`) },
+    { name: 'port [443, 8443]: 443 allowed', rules: [{ host: API, port: [443, 8443] }], scheme: 'https', port: 443, host: API, expected: allowed(`rules[0] ${API}`) },
+    { name: 'port [443, 8443]: 8443 allowed', rules: [{ host: API, port: [443, 8443] }], scheme: 'https', port: 8443, host: API, expected: allowed(`rules[0] ${API}`) },
+    { name: 'port [443, 8443]: 8444 refused, reason lists both', rules: [{ host: API, port: [443, 8443] }], scheme: 'https', port: 8444, host: API, expected: refused(`rules[0] ${API} allows ${API} on port 443, 8443, not 8444`) },
+    { name: 'port boundary: 1 allowed', rules: [{ host: API, port: 1 }], scheme: 'https', port: 1, host: API, expected: allowed(`rules[0] ${API}`) },
+    { name: 'port boundary: 65535 allowed', rules: [{ host: API, port: 65535 }], scheme: 'https', port: 65535, host: API, expected: allowed(`rules[0] ${API}`) },
+    { name: 'httpsOnly false, port 8080: http on 80 refused', rules: [{ host: API, httpsOnly: false, port: 8080 }], scheme: 'http', port: 80, host: API, expected: refused(`rules[0] ${API} allows ${API} on port 8080, not 80`) },
+    // hosts
+    { name: 'no rule for the host', rules: [{ host: API }], scheme: 'https', port: 443, host: 'other.example.com', expected: refused('no rule allows host other.example.com') },
+    { name: 'no rules at all', rules: [], scheme: 'https', port: 443, host: API, expected: refused(`no rule allows host ${API}`) },
+    { name: 'wildcard rule: one label', rules: [{ host: '*.example.com' }], scheme: 'https', port: 443, host: API, expected: allowed('rules[0] *.example.com') },
+    { name: 'wildcard rule: apex refused', rules: [{ host: '*.example.com' }], scheme: 'https', port: 443, host: 'example.com', expected: refused('no rule allows host example.com') },
+    { name: 'wildcard rule: two labels refused', rules: [{ host: '*.example.com' }], scheme: 'https', port: 443, host: 'a.b.example.com', expected: refused('no rule allows host a.b.example.com') },
+    { name: 'IPv4 literal rule over http', rules: [{ host: '127.0.0.1', httpsOnly: false, port: 8080 }], scheme: 'http', port: 8080, host: '127.0.0.1', expected: allowed('rules[0] 127.0.0.1') },
+    { name: 'IPv6 literal rule', rules: [{ host: '[::1]' }], scheme: 'https', port: 443, host: '[::1]', expected: allowed('rules[0] [::1]') },
+    // first matching rule wins
+    { name: 'first match: wildcard before exact', rules: [{ host: '*.example.com' }, { host: API }], scheme: 'https', port: 443, host: API, expected: allowed('rules[0] *.example.com') },
+    { name: 'first match: exact before wildcard', rules: [{ host: API }, { host: '*.example.com' }], scheme: 'https', port: 443, host: API, expected: allowed(`rules[0] ${API}`) },
+    { name: 'first match: a later rule for another host', rules: [{ host: 'a.example.org' }, { host: API }], scheme: 'https', port: 443, host: API, expected: allowed(`rules[1] ${API}`) },
+    { name: 'first match: host matches rule 0 but port only rule 1', rules: [{ host: API, port: 8443 }, { host: '*.example.com' }], scheme: 'https', port: 443, host: API, expected: allowed('rules[1] *.example.com') },
+    { name: 'first match: rule 0 on its own port', rules: [{ host: API, port: 8443 }, { host: '*.example.com' }], scheme: 'https', port: 8443, host: API, expected: allowed(`rules[0] ${API}`) },
+    { name: 'first match: scheme only in rule 1', rules: [{ host: API }, { host: API, httpsOnly: false }], scheme: 'http', port: 80, host: API, expected: allowed(`rules[1] ${API}`) },
+    { name: 'no match: reason names the first rule for the host', rules: [{ host: 'a.example.org' }, { host: API, port: 8443 }, { host: API, port: 9443 }], scheme: 'https', port: 443, host: API, expected: refused(`rules[1] ${API} allows ${API} on port 8443, not 443`) },
+  ] satisfies { name: string; rules: unknown; scheme: Scheme; port: number; host: string; expected: Expected }[])(
+    '$name',
+    ({ rules, scheme, host, port, expected }) => {
+      expect(outcome(rules, scheme, host, port)).toEqual(expected)
+    },
+  )
+})
+
+describe('compileRules: accepted shapes', () => {
+  test.each([
+    { name: 'undefined: no rules', rules: undefined, compiled: [] },
+    { name: 'empty array: no rules', rules: [], compiled: [] },
+    { name: 'single rule object (not an array)', rules: { host: API }, compiled: [{ label: `rules[0] ${API}`, schemes: ['https'], ports: undefined }] },
+    { name: 'httpsOnly false: both schemes', rules: [{ host: API, httpsOnly: false }], compiled: [{ label: `rules[0] ${API}`, schemes: ['http', 'https'], ports: undefined }] },
+    { name: 'single port becomes a list', rules: [{ host: API, port: 8443 }], compiled: [{ label: `rules[0] ${API}`, schemes: ['https'], ports: [8443] }] },
+    { name: 'port list kept', rules: [{ host: API, port: [443, 8443] }], compiled: [{ label: `rules[0] ${API}`, schemes: ['https'], ports: [443, 8443] }] },
+    { name: 'labels number the rules', rules: [{ host: 'a.example.org' }, { host: '*.example.com' }], compiled: [
+      { label: 'rules[0] a.example.org', schemes: ['https'], ports: undefined },
+      { label: 'rules[1] *.example.com', schemes: ['https'], ports: undefined },
+    ] },
+    { name: 'routes explicitly undefined is no route', rules: [{ host: API, routes: undefined }], compiled: [{ label: `rules[0] ${API}`, schemes: ['https'], ports: undefined }] },
+  ])('$name', ({ rules, compiled }) => {
+    const result = compileRules(rules as Rule[]).map((r) => ({
+      label: r.label,
+      schemes: [...r.schemes].sort(),
+      ports: r.ports ? [...r.ports] : undefined,
+    }))
+    expect(result).toEqual(compiled)
+  })
+})
+
+describe('compileRules: invalid rules throw a TypeError naming rules[N] and proposing the fix', () => {
+  const R0 = `TypeError: rules[0] (host "${API}"): `
+  const PORT = (shown: string) => `${R0}port ${shown} is not a port; use a whole number from 1 to 65535`
+  const NOT_OBJECT = 'a rule must be an object such as { host: "api.example.com" }'
+
+  test.each([
+    { name: 'port 0', rules: [{ host: API, port: 0 }], message: PORT('0') },
+    { name: 'port 65536', rules: [{ host: API, port: 65536 }], message: PORT('65536') },
+    { name: 'port -1', rules: [{ host: API, port: -1 }], message: PORT('-1') },
+    { name: 'port 1.5', rules: [{ host: API, port: 1.5 }], message: PORT('1.5') },
+    { name: 'port NaN is shown as NaN', rules: [{ host: API, port: Number.NaN }], message: PORT('NaN') },
+    { name: 'port Infinity', rules: [{ host: API, port: Number.POSITIVE_INFINITY }], message: PORT('Infinity') },
+    { name: "port '443' (string)", rules: [{ host: API, port: '443' }], message: PORT('"443"') },
+    { name: 'port null', rules: [{ host: API, port: null }], message: PORT('null') },
+    { name: 'one bad port in a list', rules: [{ host: API, port: [443, 0] }], message: PORT('0') },
+    { name: 'string port in a list', rules: [{ host: API, port: [443, '8443'] }], message: PORT('"8443"') },
+    { name: 'empty port list', rules: [{ host: API, port: [] }], message: `${R0}port is an empty list; omit it for the default port or list the ports` },
+    { name: 'unknown field', rules: [{ host: API, ports: 443 }], message: `${R0}unknown field "ports"; a rule has host, httpsOnly, port` },
+    { name: 'unknown field (methods)', rules: [{ host: API, methods: ['GET'] }], message: `${R0}unknown field "methods"; a rule has host, httpsOnly, port` },
+    { name: 'routes not supported yet', rules: [{ host: API, routes: [] }], message: `${R0}routes and middleware on rules are not supported yet; remove them` },
+    { name: 'middleware not supported yet', rules: [{ host: API, middleware: async () => undefined }], message: `${R0}routes and middleware on rules are not supported yet; remove them` },
+    { name: 'httpsOnly as a string', rules: [{ host: API, httpsOnly: 'false' }], message: `${R0}httpsOnly must be true or false` },
+    { name: 'httpsOnly as a number', rules: [{ host: API, httpsOnly: 0 }], message: `${R0}httpsOnly must be true or false` },
+    { name: 'rule is a string', rules: [API], message: `TypeError: rules[0]: ${NOT_OBJECT}` },
+    { name: 'rule is null', rules: [null], message: `TypeError: rules[0]: ${NOT_OBJECT}` },
+    { name: 'rule is a number', rules: [443], message: `TypeError: rules[0]: ${NOT_OBJECT}` },
+    { name: 'single rule is null', rules: null, message: `TypeError: rules[0]: ${NOT_OBJECT}` },
+    { name: 'bad rule at index 2 is named rules[2]', rules: [{ host: 'a.example.org' }, { host: API }, null], message: `TypeError: rules[2]: ${NOT_OBJECT}` },
+    { name: 'missing host', rules: [{}], message: 'TypeError: rules[0]: host must be a non-empty string' },
+    { name: 'host not a string', rules: [{ host: 42 }], message: 'TypeError: rules[0]: host must be a non-empty string' },
+    { name: 'bad host at index 1 proposes the canonical host', rules: [{ host: API }, { host: 'API.Example.com' }], message: 'TypeError: rules[1] (host "API.Example.com"): write the host in canonical form: use "api.example.com"' },
+    { name: 'bare * host', rules: [{ host: '*' }], message: 'TypeError: rules[0] (host "*"): a bare "*" would allow every host; list the hosts, or use "*.example.com" for one label under a domain' },
+    { name: 'host with port', rules: [{ host: 'a.com:443' }], message: 'TypeError: rules[0] (host "a.com:443"): "a.com:443" is not a host; give the host name only and put ports in "port"' },
+  ])('$name', ({ rules, message }) => {
+    expect(compileError(rules)).toBe(message)
+  })
+})
