@@ -282,7 +282,8 @@ const accepted: Accepted[] = [
   plain('ordinary escape kept as written', 'http://h/%41%7e', '/%41%7e'),
   plain('parser percent-encodes " < > ` { }', 'http://h/a"b<c>d`e{f}g', '/a%22b%3Cc%3Ed%60e%7Bf%7Dg'),
   plain('non-ASCII path encoded as UTF-8', 'http://h/é', '/%C3%A9'),
-  plain('^ | ; = and @ kept in the path', 'http://h/a^b|c;d=e@f', '/a^b|c;d=e@f'),
+  // '^' is left out: newer WHATWG parsers (Node 26) percent-encode it in paths, older ones keep it.
+  plain('| ; = and @ kept in the path', 'http://h/a|c;d=e@f', '/a|c;d=e@f'),
   plain('empty segments kept', 'http://h/a//b', '/a//b'),
 
   // query and fragment
