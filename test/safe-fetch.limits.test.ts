@@ -162,14 +162,20 @@ test('an already-aborted signal is cancelled without any connection', async () =
   expect(server.connections).toBe(0)
 })
 
-test('closing a stream early releases its socket', async () => {
+/** An upstream that sends a head and one chunk, then holds the body open; says when its socket closes. */
+async function halfSentBody() {
   let closed!: () => void
   const upstreamClosed = new Promise<void>((resolve) => (closed = resolve))
-  const { fetch, url } = await serve((req, res) => {
+  const served = await serve((req, res) => {
     req.socket.on('close', closed)
     res.writeHead(200)
     res.write('chunk')
   })
+  return { ...served, upstreamClosed }
+}
+
+test('closing a stream early releases its socket', async () => {
+  const { fetch, url, upstreamClosed } = await halfSentBody()
   const stream = await fetch.stream({ url }, ctx())
   if ('error' in stream) throw new Error('start failed')
   await stream.read()
@@ -180,19 +186,21 @@ test('closing a stream early releases its socket', async () => {
 })
 
 test('releasing a capsule aborts its open stream', async () => {
-  let closed!: () => void
-  const upstreamClosed = new Promise<void>((resolve) => (closed = resolve))
-  const { fetch, url } = await serve((req, res) => {
-    req.socket.on('close', closed)
-    res.writeHead(200)
-    res.write('chunk')
-  })
+  const { fetch, url, upstreamClosed } = await halfSentBody()
   const stream = await fetch.stream({ url }, ctx('leaving'))
   if ('error' in stream) throw new Error('start failed')
   await stream.read()
   await fetch.releaseCapsule('leaving')
   await upstreamClosed
-  await expect(stream.read()).rejects.toHaveProperty('code')
+  await expect(stream.read()).rejects.toMatchObject({ code: 'cancelled' })
+})
+
+test('releasing a capsule fails its buffered request in flight with cancelled', async () => {
+  const { fetch, url } = await halfSentBody()
+  const pending = fetch.request({ url }, ctx('leaving-too'))
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  await fetch.releaseCapsule('leaving-too')
+  expect(errorOf(await pending)?.code).toBe('cancelled')
 })
 
 test('buffered requests per capsule are limited to maxConcurrentRequests; the rest wait', async () => {

@@ -2,6 +2,7 @@
 import { rootCertificates } from 'node:tls'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { Agent } from 'undici'
+import { CapsuleHostError } from '../errors.js'
 
 export interface CapsuleClient {
   readonly agent: Agent
@@ -52,7 +53,7 @@ export class CapsuleClients {
     if (!client) return
     this.#clients.delete(capsuleId)
     client.limit.clearQueue()
-    await client.agent.destroy()
+    await client.agent.destroy(new CapsuleHostError('cancelled', 'the capsule was released'))
   }
 
   async releaseAll(): Promise<void> {
