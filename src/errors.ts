@@ -81,3 +81,54 @@ export function isCapsuleHostError(error: unknown): error is CapsuleHostError {
     isErrorCode((error as { code?: unknown }).code)
   )
 }
+
+/**
+ * Host-side errors of the capsule runtime: loading and calling a capsule. They never reach a
+ * capsule; a host author matches on `code`.
+ */
+export const CAPSULE_ERROR_CODES = [
+  /** The module could not be read, compiled, capped or instantiated (missing import, bad shape). */
+  'load_failed',
+  /** The export does not exist. */
+  'no_such_export',
+  /** The capsule trapped, aborted or returned an error; `hostCode` is set when a host function failed it. */
+  'capsule_failed',
+  /** The call ran past `limits.callTimeoutMs`; the capsule was stopped. */
+  'call_timeout',
+  /** The capsule ran past `limits.memoryBytes`; it was stopped. */
+  'memory_limit',
+  /** The capsule was unloaded (or stopped by an earlier limit) before or during the call. */
+  'unloaded',
+  /** The requested isolation mode cannot run on this Node.js. */
+  'unsupported',
+] as const
+
+export type CapsuleErrorCode = (typeof CAPSULE_ERROR_CODES)[number]
+
+/** An error from loading or calling a capsule. */
+export class CapsuleError extends Error {
+  readonly code: CapsuleErrorCode
+  /** For `capsule_failed`: the wire error code of the host function that failed the call, if any. */
+  readonly hostCode: ErrorCode | undefined
+
+  constructor(code: CapsuleErrorCode, message: string, options: { cause?: unknown; hostCode?: ErrorCode } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'CapsuleError'
+    this.code = code
+    this.hostCode = options.hostCode
+  }
+}
+
+/** The prefix of a host function failure that traps a capsule: `capsule-host timeout: ...`. */
+export const HOST_FAILURE_PREFIX = 'capsule-host '
+
+/** The message a host function throws to fail the capsule call with a wire error. */
+export function hostFailureMessage(error: WireError): string {
+  return `${HOST_FAILURE_PREFIX}${error.code}: ${error.message}`
+}
+
+/** Finds the wire error code in a trap caused by a host function failure. */
+export function hostCodeIn(message: string): ErrorCode | undefined {
+  const code = new RegExp(`${HOST_FAILURE_PREFIX}([a-z_]+): `).exec(message)?.[1]
+  return isErrorCode(code) ? code : undefined
+}

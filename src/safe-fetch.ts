@@ -74,6 +74,47 @@ export interface SafeFetch {
   close(): Promise<void>
 }
 
+function cancelledBy(signal: AbortSignal): CapsuleHostError {
+  return isCapsuleHostError(signal.reason)
+    ? signal.reason
+    : new CapsuleHostError('cancelled', 'the request was cancelled', { cause: signal.reason })
+}
+
+function throwIfCancelled(signal: AbortSignal): void {
+  if (signal.aborted) throw cancelledBy(signal)
+}
+
+/**
+ * Waits for `work` (queued behind the capsule's other requests) but gives up as soon as the
+ * signal aborts or the deadline passes. Work that starts later sees the signal and stops at once.
+ */
+async function whileWaiting<T>(work: Promise<T>, signal: AbortSignal, deadline: number, totalMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  let onAbort: (() => void) | undefined
+  const stop = new Promise<never>((_, reject) => {
+    onAbort = () => reject(cancelledBy(signal))
+    signal.addEventListener('abort', onAbort, { once: true })
+    if (Number.isFinite(deadline)) {
+      timer = setTimeout(
+        () => reject(new CapsuleHostError('timeout', `the request took longer than ${totalMs} ms`, { phase: 'total' })),
+        Math.max(0, deadline - performance.now()),
+      )
+    }
+  })
+  try {
+    return await Promise.race([
+      work.catch((error: unknown) => {
+        // p-limit rejects queued work with an AbortError when the capsule is released.
+        throw (error as Error)?.name === 'AbortError' ? cancelledBy(signal) : error
+      }),
+      stop,
+    ])
+  } finally {
+    clearTimeout(timer)
+    if (onAbort) signal.removeEventListener('abort', onAbort)
+  }
+}
+
 function errorReply(error: unknown): ErrorReply {
   if (isCapsuleHostError(error)) return { error: error.toWire() }
   // A bug of ours, not the capsule's: say so without detail.
@@ -117,10 +158,27 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   const prepare = (input: unknown, mode: Mode): PreparedRequest =>
     prepareRequest(parseRequest(input, limits.maxRequestBytes), limits, maxRedirects, mode)
 
+  /** The capsule's client, and one signal for the caller's abort and the capsule's release. */
+  function clientFor(context: RequestContext) {
+    const client = clients.for(context.capsuleId)
+    const signal = context.signal ? AbortSignal.any([context.signal, client.released]) : client.released
+    return { client, signal }
+  }
+
   async function buffered(prepared: PreparedRequest, context: RequestContext): Promise<BufferedResponse> {
     const started = performance.now()
-    const { agent } = clients.for(context.capsuleId)
-    const { head, finalUrl, redirects } = await exchange(prepared, context.capsuleId, agent, admission, context.signal)
+    const { client, signal } = clientFor(context)
+    // The total time limit starts now, so time spent waiting for a concurrency slot counts.
+    const deadline = started + prepared.limits.totalTimeoutMs
+    const { head, finalUrl, redirects } = await whileWaiting(
+      client.limit(() => {
+        throwIfCancelled(signal)
+        return exchange(prepared, context.capsuleId, client.agent, admission, signal, deadline)
+      }),
+      signal,
+      deadline,
+      prepared.limits.totalTimeoutMs,
+    )
     const chunks: Uint8Array[] = []
     for (let chunk = await head.body.read(); chunk !== null; chunk = await head.body.read()) chunks.push(chunk)
     const body = Buffer.concat(chunks)
@@ -138,9 +196,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   return {
     async request(input, context) {
       try {
-        const prepared = prepare(input, 'buffered')
-        const client = clients.for(context.capsuleId)
-        return await client.limit(() => buffered(prepared, context))
+        return await buffered(prepare(input, 'buffered'), context)
       } catch (error) {
         return errorReply(error)
       }
@@ -149,8 +205,9 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     async stream(input, context) {
       try {
         const prepared = prepare(input, 'stream')
-        const { agent } = clients.for(context.capsuleId)
-        const { head, finalUrl } = await exchange(prepared, context.capsuleId, agent, admission, context.signal)
+        const { client, signal } = clientFor(context)
+        const deadline = performance.now() + prepared.limits.totalTimeoutMs
+        const { head, finalUrl } = await exchange(prepared, context.capsuleId, client.agent, admission, signal, deadline)
         const { body } = head
         return {
           status: head.status,

@@ -1,7 +1,7 @@
 // Integration: body caps, each timeout phase, resets, cancellation and per-capsule concurrency.
 import { createServer, type Server, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { afterAll, expect, test } from 'vitest'
+import { afterAll, describe, expect, test } from 'vitest'
 import type { BufferedResponse, ErrorReply, SafeFetchOptions } from '../src/index.js'
 import { closeAllFetches, ctx, errorOf, ok, testFetch } from './helpers/fetch.js'
 import { closeAllServers, startServer, type Handler } from './helpers/servers.js'
@@ -227,4 +227,65 @@ test('invalid host limits are refused at creation with the field named', () => {
   expect(() => testFetch({ limits: { maxOpenStreams: 1.5 } })).toThrow(/maxOpenStreams/)
   expect(() => testFetch({ limits: { colour: 1 } as never })).toThrow(/colour/)
   expect(() => testFetch({ maxRedirects: -1 })).toThrow(/maxRedirects/)
+})
+
+describe('queued and in-flight work ends when it should', () => {
+  test('releasing a capsule settles its queued requests with cancelled too', async () => {
+    const { fetch, url } = await serve(() => undefined, { limits: { maxConcurrentRequests: 1 } })
+    const running = fetch.request({ url }, ctx('queue'))
+    const queued = fetch.request({ url }, ctx('queue'))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    await fetch.releaseCapsule('queue')
+    expect(errorOf(await running)?.code).toBe('cancelled')
+    expect(errorOf(await queued)?.code).toBe('cancelled')
+  })
+
+  test('a queued request keeps its own total timeout and its own signal', async () => {
+    const { fetch, url } = await serve(() => undefined, { limits: { maxConcurrentRequests: 1, timeoutMs: 5000 } })
+    const blocker = fetch.request({ url, options: { timeoutMs: 1500 } }, ctx('q2'))
+    const started = performance.now()
+    expect(errorOf(await fetch.request({ url, options: { timeoutMs: 100 } }, ctx('q2')))).toMatchObject({ code: 'timeout', phase: 'total' })
+    const controller = new AbortController()
+    setTimeout(() => controller.abort(), 50)
+    expect(errorOf(await fetch.request({ url }, ctx('q2', controller.signal)))?.code).toBe('cancelled')
+    expect(performance.now() - started).toBeLessThan(1000)
+    expect(errorOf(await blocker)?.code).toBe('timeout')
+  })
+
+  test('a release while the name is being resolved is cancelled, for requests and streams', async () => {
+    const server = await startServer((_req, res) => res.end())
+    const slowResolver = () => new Promise<string[]>((resolve) => setTimeout(() => resolve(['127.0.0.1']), 300))
+    const fetch = testFetch({ rules: { host: 'api.test', httpsOnly: false, port: server.port }, resolver: slowResolver })
+    const url = `http://api.test:${server.port}/`
+    const request = fetch.request({ url }, ctx('resolving'))
+    const stream = fetch.stream({ url }, ctx('resolving'))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    await fetch.releaseCapsule('resolving')
+    expect(errorOf(await request)?.code).toBe('cancelled')
+    expect(errorOf(await stream)?.code).toBe('cancelled')
+    expect(server.connections).toBe(0)
+  })
+
+  test('resolution and connecting share one connect budget', async () => {
+    const port = await silentTcpServer()
+    const fetch = testFetch({
+      rules: { host: 'api.test', port },
+      resolver: () => new Promise((resolve) => setTimeout(() => resolve(['127.0.0.1']), 250)),
+    })
+    const started = performance.now()
+    const reply = await fetch.request({ url: `https://api.test:${port}/`, options: { connectTimeoutMs: 400 } }, ctx())
+    expect(errorOf(reply)).toMatchObject({ code: 'timeout', phase: 'connect' })
+    expect(performance.now() - started).toBeLessThan(650)
+  })
+})
+
+// Only HEAD: undici itself refuses a 204 or 304 whose content-length is not 0 (length mismatch).
+test.each([['HEAD', 200]])('%s answered %i with a large content-length is not too_large (no body)', async (method, status) => {
+  const { fetch, url } = await serve((_req, res) => {
+    res.writeHead(status, { 'content-length': 50_000_000 })
+    res.end()
+  })
+  const reply = ok(await fetch.request({ url, method, options: { maxResponseBytes: CAP } }, ctx()))
+  expect(reply.status).toBe(status)
+  expect(reply.body).toBe('')
 })

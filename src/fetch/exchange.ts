@@ -47,20 +47,22 @@ export async function exchange(
   dispatcher: Dispatcher,
   admission: Admission,
   signal: AbortSignal | undefined,
+  deadline: number,
 ): Promise<ExchangeResult> {
   const { limits } = prepared
-  const deadline = performance.now() + limits.totalTimeoutMs
   const seen = new Set<string>()
   let url = prepared.url
   let request: RedirectedRequest = prepared
   for (let hop = 0; ; hop++) {
+    // One connect budget per hop: resolution, TCP and TLS together.
+    const connectDeadline = performance.now() + limits.connectTimeoutMs
     const context = { capsuleId, hop, signal, resolveTimeoutMs: limits.connectTimeoutMs }
     const { checked } = hop === 0 ? await admitHop(url, request.method, admission, context) : await admitRedirect(url, request.method, admission, context)
     seen.add(`${request.method} ${url.href}`)
     const head = await dispatchHop(
       dispatcher,
       { url, address: checked.pinned, method: request.method, headers: request.headers, body: request.body },
-      { ...limits, deadline, totalTimeoutMs: limits.totalTimeoutMs, maxBodyBytes: limits.maxBodyBytes },
+      { ...limits, connectDeadline, deadline },
       signal,
     )
     const location = locationOf(head)

@@ -6,8 +6,10 @@ import { CapsuleHostError } from '../errors.js'
 
 export interface CapsuleClient {
   readonly agent: Agent
-  /** Bounds the capsule's buffered requests in flight. */
+  /** Bounds the capsule's buffered requests in flight; cleared (rejecting the queue) on release. */
   readonly limit: LimitFunction
+  /** Aborted when the capsule is released: every request of the capsule listens to it. */
+  readonly released: AbortSignal
 }
 
 export interface CapsuleClientOptions {
@@ -19,6 +21,7 @@ export interface CapsuleClientOptions {
 
 export class CapsuleClients {
   readonly #clients = new Map<string, CapsuleClient>()
+  readonly #released = new Map<string, AbortController>()
   readonly #options: CapsuleClientOptions
   readonly #ca: Array<string | Buffer> | undefined
 
@@ -32,7 +35,10 @@ export class CapsuleClients {
   for(capsuleId: string): CapsuleClient {
     let client = this.#clients.get(capsuleId)
     if (!client) {
+      const released = new AbortController()
+      this.#released.set(capsuleId, released)
       client = {
+        released: released.signal,
         agent: new Agent({
           // Our own timers run every phase; this is the backstop for a connect attempt we gave up on.
           connect: { timeout: this.#options.connectTimeoutMs, ...(this.#ca ? { ca: this.#ca } : {}) },
@@ -40,7 +46,7 @@ export class CapsuleClients {
           headersTimeout: 0,
           bodyTimeout: 0,
         }),
-        limit: pLimit(this.#options.maxConcurrentRequests),
+        limit: pLimit({ concurrency: this.#options.maxConcurrentRequests, rejectOnClear: true }),
       }
       this.#clients.set(capsuleId, client)
     }
@@ -51,9 +57,12 @@ export class CapsuleClients {
   async release(capsuleId: string): Promise<void> {
     const client = this.#clients.get(capsuleId)
     if (!client) return
+    const cancelled = new CapsuleHostError('cancelled', 'the capsule was released')
     this.#clients.delete(capsuleId)
+    this.#released.get(capsuleId)?.abort(cancelled)
+    this.#released.delete(capsuleId)
     client.limit.clearQueue()
-    await client.agent.destroy(new CapsuleHostError('cancelled', 'the capsule was released'))
+    await client.agent.destroy(cancelled)
   }
 
   async releaseAll(): Promise<void> {

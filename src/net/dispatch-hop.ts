@@ -15,7 +15,9 @@ export interface Hop {
 }
 
 export interface HopLimits {
+  /** The configured connect budget (for messages) and the time it runs out (resolution used part of it). */
   readonly connectTimeoutMs: number
+  readonly connectDeadline: number
   readonly firstByteTimeoutMs: number
   readonly idleTimeoutMs: number
   /** Absolute time (performance.now()) by which the whole exchange must end; Infinity: none. */
@@ -117,9 +119,10 @@ export function dispatchHop(
     let phaseTimer: NodeJS.Timeout | undefined
     let deadlineTimer: NodeJS.Timeout | undefined
 
-    const startPhase = (phase: TimeoutPhase, ms: number) => {
+    /** Runs the timer of one phase; `wait` defaults to the phase's whole budget `ms`. */
+    const startPhase = (phase: TimeoutPhase, ms: number, wait = ms) => {
       clearTimeout(phaseTimer)
-      phaseTimer = Number.isFinite(ms) ? setTimeout(() => fail(timeoutError(phase, ms, hop.url)), ms) : undefined
+      phaseTimer = Number.isFinite(ms) ? setTimeout(() => fail(timeoutError(phase, ms, hop.url)), Math.max(0, wait)) : undefined
     }
     const cleanup = () => {
       clearTimeout(phaseTimer)
@@ -177,8 +180,10 @@ export function dispatchHop(
         clearTimeout(phaseTimer)
         resumeUpstream = resume
         const headers = rawHeaderPairs(rawHeaders as Buffer[])
+        // HEAD, 204 and 304 carry a content-length but no body (RFC 9110 §8.6).
+        const hasBody = hop.method !== 'HEAD' && statusCode !== 204 && statusCode !== 304
         const declared = headers.find(([name]) => name === 'content-length')?.[1]
-        if (declared !== undefined && Number(declared) > limits.maxBodyBytes) {
+        if (hasBody && declared !== undefined && Number(declared) > limits.maxBodyBytes) {
           fail(new CapsuleHostError('too_large', `the response declares ${declared} bytes; the limit is ${limits.maxBodyBytes}`))
           return false
         }
@@ -222,7 +227,7 @@ export function dispatchHop(
     if (Number.isFinite(remaining)) {
       deadlineTimer = setTimeout(() => fail(timeoutError('total', limits.totalTimeoutMs, hop.url)), Math.max(0, remaining))
     }
-    startPhase('connect', limits.connectTimeoutMs)
+    startPhase('connect', limits.connectTimeoutMs, limits.connectDeadline - performance.now())
 
     const headers: string[] = ['host', hop.url.host, 'accept-encoding', 'identity']
     for (const [name, value] of hop.headers) headers.push(name, value)

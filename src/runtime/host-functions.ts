@@ -1,0 +1,133 @@
+// The Extism host functions a capsule imports from `extism:host/user`, bound to capsule memory.
+import type { CallContext } from '@extism/extism'
+import { CapsuleHostError, hostFailureMessage, type WireError } from '../errors.js'
+import type { ReadResult } from './capsule-http.js'
+
+export const HOST_NAMESPACE = 'extism:host/user'
+
+/** The four functions of the wire protocol, then capsule-host's fast-path extensions. */
+export const HOST_FUNCTION_NAMES = [
+  'http_request',
+  'http_stream_start',
+  'http_stream_read',
+  'http_stream_close',
+  'http_stream_read_into',
+  'mem_to_block',
+  'block_to_mem',
+] as const
+
+/** What the host functions need from the HTTP service, in sync (worker) or async (inline) form. */
+export interface HttpService<R> {
+  request(input: Uint8Array): R extends 'sync' ? Uint8Array : Promise<Uint8Array>
+}
+
+type MaybePromise<T, Mode extends 'sync' | 'async'> = Mode extends 'sync' ? T : Promise<T>
+
+export interface HostIo<Mode extends 'sync' | 'async'> {
+  request(input: Uint8Array): MaybePromise<Uint8Array, Mode>
+  streamStart(input: Uint8Array): MaybePromise<Uint8Array, Mode>
+  streamRead(handle: Uint8Array | string, capacity: number): MaybePromise<ReadResult, Mode>
+  streamClose(handle: Uint8Array | string): MaybePromise<void, Mode>
+  /** Throws when the call must stop (time limit passed, capsule unloaded). */
+  checkpoint(): void
+}
+
+/** The capsule's exported linear memory, set once the instance exists. */
+export interface MemoryRef {
+  memory: WebAssembly.Memory | undefined
+}
+
+function fail(error: WireError): never {
+  throw new Error(hostFailureMessage(error))
+}
+
+function linearMemory(ref: MemoryRef, ptr: bigint, len: bigint): Uint8Array {
+  const memory = ref.memory
+  if (!memory) fail({ code: 'invalid_request', message: 'the capsule does not export its memory as "memory"' })
+  const start = Number(ptr)
+  const length = Number(len)
+  if (ptr < 0n || len < 0n || start + length > memory.buffer.byteLength) {
+    fail({ code: 'invalid_request', message: `memory range ${start}+${length} is outside the capsule's memory` })
+  }
+  return new Uint8Array(memory.buffer, start, length)
+}
+
+function blockBytes(context: CallContext, offset: bigint): Uint8Array {
+  return context.read(offset)?.bytes() ?? new Uint8Array(0)
+}
+
+/** A copy: Extism adopts a buffer it is given whole, and linear memory must never be adopted. */
+function store(context: CallContext, bytes: Uint8Array): bigint {
+  return context.store(bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice())
+}
+
+function unwrap(result: ReadResult): Uint8Array {
+  if (!result.ok) fail(result.error)
+  return result.bytes
+}
+
+function copyInto(ref: MemoryRef, dest: bigint, capacity: bigint, bytes: Uint8Array): bigint {
+  linearMemory(ref, dest, capacity).set(bytes)
+  return BigInt(bytes.byteLength)
+}
+
+function handleOf(handle: bigint): string {
+  if (handle <= 0n) throw new CapsuleHostError('invalid_request', `${handle} is not a stream handle`)
+  return handle.toString()
+}
+
+/** Functions shared by both modes: they touch only memory, never the network. */
+function memoryFunctions(ref: MemoryRef) {
+  return {
+    mem_to_block: (context: CallContext, ptr: bigint, len: bigint) => store(context, linearMemory(ref, ptr, len).slice()),
+    block_to_mem: (context: CallContext, offset: bigint, ptr: bigint, len: bigint) => {
+      const bytes = blockBytes(context, offset)
+      if (len > BigInt(bytes.byteLength)) fail({ code: 'invalid_request', message: `the block holds ${bytes.byteLength} bytes, not ${len}` })
+      linearMemory(ref, ptr, len).set(bytes.subarray(0, Number(len)))
+    },
+  }
+}
+
+/** Host functions for a capsule on its own worker thread: every call blocks until the main thread answers. */
+export function syncHostFunctions(io: HostIo<'sync'>, ref: MemoryRef) {
+  return {
+    http_request: (context: CallContext, offset: bigint) => store(context, io.request(blockBytes(context, offset))),
+    http_stream_start: (context: CallContext, offset: bigint) => store(context, io.streamStart(blockBytes(context, offset))),
+    http_stream_read: (context: CallContext, offset: bigint) =>
+      store(context, unwrap(io.streamRead(blockBytes(context, offset), Number.POSITIVE_INFINITY))),
+    http_stream_close: (context: CallContext, offset: bigint) => io.streamClose(blockBytes(context, offset)),
+    http_stream_read_into: (_context: CallContext, handle: bigint, dest: bigint, capacity: bigint) => {
+      linearMemory(ref, dest, capacity) // fail before any I/O when the range is bad
+      return copyInto(ref, dest, capacity, unwrap(io.streamRead(handleOf(handle), Number(capacity))))
+    },
+    ...memoryFunctions(ref),
+  }
+}
+
+/** Host functions for a capsule on the host's thread: async, so Extism suspends the capsule through JSPI. */
+export function asyncHostFunctions(io: HostIo<'async'>, ref: MemoryRef) {
+  return {
+    http_request: async (context: CallContext, offset: bigint) => {
+      io.checkpoint()
+      return store(context, await io.request(blockBytes(context, offset)))
+    },
+    http_stream_start: async (context: CallContext, offset: bigint) => {
+      io.checkpoint()
+      return store(context, await io.streamStart(blockBytes(context, offset)))
+    },
+    http_stream_read: async (context: CallContext, offset: bigint) => {
+      io.checkpoint()
+      return store(context, unwrap(await io.streamRead(blockBytes(context, offset), Number.POSITIVE_INFINITY)))
+    },
+    http_stream_close: (context: CallContext, offset: bigint) => {
+      void io.streamClose(blockBytes(context, offset))
+    },
+    http_stream_read_into: async (_context: CallContext, handle: bigint, dest: bigint, capacity: bigint) => {
+      io.checkpoint()
+      linearMemory(ref, dest, capacity)
+      const bytes = unwrap(await io.streamRead(handleOf(handle), Number(capacity)))
+      return copyInto(ref, dest, capacity, bytes)
+    },
+    ...memoryFunctions(ref),
+  }
+}
