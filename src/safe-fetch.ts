@@ -62,6 +62,8 @@ export interface Explanation {
 }
 
 export interface SafeFetch {
+  /** The host limits in force (defaults merged with the options). */
+  readonly limits: Readonly<Limits>
   /** Sends a request and buffers the response. Never throws for anything a capsule can cause. */
   request(request: unknown, context: RequestContext): Promise<BufferedResponse | ErrorReply>
   /** Sends a request and returns the head with a chunk reader, or the error. */
@@ -266,6 +268,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
       }
     },
 
+    limits,
     releaseCapsule: (capsuleId) => clients.release(capsuleId),
     close: () => clients.releaseAll(),
   }

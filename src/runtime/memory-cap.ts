@@ -79,7 +79,7 @@ function cappedMemorySection(section: Uint8Array, maxPages: number): Uint8Array 
  * `memory.grow` past the limit fails inside the capsule instead of taking host memory.
  * Throws ModuleShapeError for imported or 64-bit memories, or an initial size over the limit.
  */
-export function capMemory(wasm: Uint8Array, limitBytes: number): Uint8Array {
+export function capMemory(wasm: Uint8Array, limitBytes: number): Uint8Array<ArrayBuffer> {
   if (wasm.length < 8 || wasm[0] !== 0x00 || wasm[1] !== 0x61 || wasm[2] !== 0x73 || wasm[3] !== 0x6d) {
     throw new ModuleShapeError('not a WebAssembly module (bad magic number)')
   }
@@ -103,5 +103,5 @@ export function capMemory(wasm: Uint8Array, limitBytes: number): Uint8Array {
     }
     at = end
   }
-  return Buffer.concat(parts)
+  return new Uint8Array(Buffer.concat(parts))
 }

@@ -1,0 +1,102 @@
+// A loaded capsule: one call at a time, its output helpers, and unloading that leaves nothing behind.
+import { CapsuleError } from '../errors.js'
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** Runs a capsule's exports somewhere (a worker thread, or the host's thread). */
+export interface CapsuleEngine {
+  /** Runs one export to completion; rejects with a CapsuleError. */
+  call(name: string, input: Uint8Array, timeoutMs: number): Promise<Uint8Array>
+  /** Stops the engine for good and releases everything it holds. Idempotent. */
+  close(): Promise<void>
+}
+
+/** What an export returned. */
+export class CallOutput {
+  readonly #bytes: Uint8Array
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes
+  }
+  bytes(): Uint8Array {
+    return this.#bytes
+  }
+  text(): string {
+    return decoder.decode(this.#bytes)
+  }
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T
+  }
+}
+
+/** An export's input: bytes, text, or any other value (sent as JSON). */
+export type CallInput = Uint8Array | string | object | undefined
+
+function encodeInput(input: CallInput): Uint8Array {
+  if (input === undefined) return new Uint8Array(0)
+  if (input instanceof Uint8Array) return input
+  return encoder.encode(typeof input === 'string' ? input : JSON.stringify(input))
+}
+
+/** Errors after which the capsule's state cannot be trusted: it is stopped and must be loaded again. */
+const FATAL = new Set(['call_timeout', 'memory_limit'])
+
+export class Capsule {
+  readonly id: string
+  readonly #engine: CapsuleEngine
+  readonly #exports: ReadonlySet<string>
+  readonly #callTimeoutMs: number
+  readonly #onUnload: () => Promise<void>
+  #queue: Promise<unknown> = Promise.resolve()
+  #stopped: string | undefined
+
+  /** @internal Created by `Runtime.load`. */
+  constructor(id: string, engine: CapsuleEngine, exports: ReadonlySet<string>, callTimeoutMs: number, onUnload: () => Promise<void>) {
+    this.id = id
+    this.#engine = engine
+    this.#exports = exports
+    this.#callTimeoutMs = callTimeoutMs
+    this.#onUnload = onUnload
+  }
+
+  /** The function exports of the module. */
+  get exports(): ReadonlySet<string> {
+    return this.#exports
+  }
+
+  /**
+   * Calls an export. Calls to one capsule run one at a time, in order (an Extism instance
+   * corrupts its state when calls overlap).
+   */
+  call(name: string, input?: CallInput): Promise<CallOutput> {
+    const run = async () => {
+      if (this.#stopped) throw new CapsuleError('unloaded', `capsule ${this.id} ${this.#stopped}`)
+      if (!this.#exports.has(name)) {
+        throw new CapsuleError('no_such_export', `capsule ${this.id} has no export "${name}"; it exports ${[...this.#exports].join(', ')}`)
+      }
+      try {
+        return new CallOutput(await this.#engine.call(name, encodeInput(input), this.#callTimeoutMs))
+      } catch (error) {
+        if (error instanceof CapsuleError && FATAL.has(error.code)) {
+          await this.#stop(`was stopped (${error.code}); load it again`)
+        }
+        throw error
+      }
+    }
+    const result = this.#queue.then(run, run)
+    this.#queue = result.catch(() => undefined)
+    return result
+  }
+
+  async #stop(why: string): Promise<void> {
+    if (this.#stopped) return
+    this.#stopped = why
+    await this.#engine.close()
+    await this.#onUnload()
+  }
+
+  /** Aborts everything the capsule has in flight, stops it and frees it. Idempotent. */
+  unload(): Promise<void> {
+    return this.#stop('was unloaded')
+  }
+}

@@ -1,0 +1,89 @@
+// Runs a capsule on the host's thread; async host functions suspend it through JSPI.
+import createPlugin, { type Plugin } from '@extism/extism'
+import { CapsuleError, hostFailureMessage } from '../errors.js'
+import type { CapsuleEngine } from './capsule.js'
+import type { CapsuleHttp } from './capsule-http.js'
+import { asyncHostFunctions, HOST_NAMESPACE, type MemoryRef } from './host-functions.js'
+import type { CompiledCapsule } from './modules.js'
+import { extismOptions, failureOf } from './plugin-options.js'
+
+/** True when this Node can suspend Wasm on a promise (JSPI): Node 25+, or 24 with --experimental-wasm-jspi. */
+export function hasJspi(): boolean {
+  const wasm = WebAssembly as unknown as { Suspending?: unknown; promising?: unknown }
+  return typeof wasm.Suspending === 'function' && typeof wasm.promising === 'function'
+}
+
+export interface InlineEngineOptions {
+  readonly compiled: CompiledCapsule
+  readonly http: CapsuleHttp
+  readonly config: Record<string, string>
+  readonly memoryBytes: number
+}
+
+export async function createInlineEngine(options: InlineEngineOptions): Promise<CapsuleEngine> {
+  if (!hasJspi()) {
+    throw new CapsuleError(
+      'unsupported',
+      `isolation "inline" needs JS Promise Integration (WebAssembly.Suspending), which Node ${process.version} does not have; use Node 25+ (or 24 with --experimental-wasm-jspi), or isolation "worker"`,
+    )
+  }
+  const { http } = options
+  const ref: MemoryRef = { memory: undefined }
+  let expired = false
+  const functions = asyncHostFunctions(
+    {
+      request: (input) => http.request(input),
+      streamStart: (input) => http.streamStart(input),
+      streamRead: (handle, capacity) => http.streamRead(handle, capacity),
+      streamClose: async (handle) => http.streamClose(handle),
+      checkpoint: () => {
+        if (expired) throw new Error(hostFailureMessage({ code: 'cancelled', message: 'the call ran past its time limit' }))
+      },
+    },
+    ref,
+  )
+  let plugin: Plugin
+  try {
+    plugin = await createPlugin(
+      { wasm: [{ module: options.compiled.module }] },
+      extismOptions({ [HOST_NAMESPACE]: functions }, options.config, options.memoryBytes),
+    )
+  } catch (cause) {
+    throw new CapsuleError('load_failed', `the capsule could not be instantiated: ${(cause as Error).message}`, { cause })
+  }
+  const instance = await plugin.getInstance()
+  ref.memory = instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined
+  let closed = false
+
+  return {
+    async call(name, input, timeoutMs) {
+      let timer: NodeJS.Timeout | undefined
+      // The timer can only fire while the capsule is suspended in a host call: nothing interrupts
+      // Wasm that spins on the host's thread. That is why inline mode is for trusted capsules.
+      const overtime = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          expired = true
+          http.closeAll()
+          reject(new CapsuleError('call_timeout', `the call to "${name}" ran past ${timeoutMs} ms`))
+        }, timeoutMs)
+      })
+      try {
+        const output = await Promise.race([plugin.call(name, input), overtime])
+        return output?.bytes() ?? new Uint8Array(0)
+      } catch (error) {
+        if (error instanceof CapsuleError) throw error
+        throw failureOf(error, name, ref.memory, options.memoryBytes)
+      } finally {
+        clearTimeout(timer)
+      }
+    },
+    async close() {
+      if (closed) return
+      closed = true
+      expired = true
+      http.closeAll()
+      await plugin.close()
+    },
+  }
+}
+

@@ -1,0 +1,40 @@
+// Extism plugin options shared by both isolation modes, and the translation of a failed call.
+import type { ExtismPluginOptions } from '@extism/extism'
+import { CapsuleError, hostCodeIn } from '../errors.js'
+
+const WASM_PAGE = 64 * 1024
+
+/** Extism's own HTTP (`extism:host/env` http_request) must never reach the network. */
+const refusingFetch = (() =>
+  Promise.reject(new Error('Extism HTTP is disabled; use the extism:host/user functions'))) as unknown as typeof fetch
+
+export function extismOptions(
+  functions: NonNullable<ExtismPluginOptions['functions']>,
+  config: Record<string, string>,
+  memoryBytes: number,
+): ExtismPluginOptions {
+  return {
+    useWasi: false,
+    runInWorker: false,
+    functions,
+    config,
+    allowedHosts: [],
+    fetch: refusingFetch,
+    logLevel: 'silent',
+    // Caps Extism's kernel memory (its blocks); linear memory is capped in the module itself.
+    memory: { maxPages: Math.max(1, Math.floor(memoryBytes / WASM_PAGE)) },
+  }
+}
+
+/** Turns whatever a failed Extism call threw into a CapsuleError. */
+export function failureOf(error: unknown, name: string, memory: WebAssembly.Memory | undefined, memoryBytes: number): CapsuleError {
+  const message = error instanceof Error ? error.message : String(error)
+  if (memory && memory.buffer.byteLength + WASM_PAGE > memoryBytes) {
+    return new CapsuleError('memory_limit', `the call to "${name}" ran out of memory at the limit of ${memoryBytes} bytes`, { cause: error })
+  }
+  const hostCode = hostCodeIn(message)
+  return new CapsuleError('capsule_failed', `the call to "${name}" failed: ${message}`, {
+    cause: error,
+    ...(hostCode ? { hostCode } : {}),
+  })
+}

@@ -1,0 +1,113 @@
+// createRuntime: loads capsules in the chosen isolation mode and wires each to its own HTTP service.
+import { z } from 'zod'
+import { CapsuleError } from '../errors.js'
+import type { SafeFetch } from '../safe-fetch.js'
+import { Capsule, type CapsuleEngine } from './capsule.js'
+import { CapsuleHttp } from './capsule-http.js'
+import { createInlineEngine } from './inline-engine.js'
+import { ModuleCache, readWasm, type WasmSource } from './modules.js'
+import { createWorkerEngine } from './worker-engine.js'
+
+export type Isolation = 'worker' | 'inline'
+
+export interface RuntimeLimits {
+  /** Longest a single call may run; past it the capsule is stopped. */
+  callTimeoutMs: number
+  /** Largest linear memory a capsule may grow to (and, separately, Extism's kernel memory). */
+  memoryBytes: number
+}
+
+export const DEFAULT_RUNTIME_LIMITS: Readonly<RuntimeLimits> = Object.freeze({
+  callTimeoutMs: 30_000,
+  memoryBytes: 256 * 1024 * 1024,
+})
+
+const RuntimeLimitsSchema = z.strictObject({
+  callTimeoutMs: z.int().positive(),
+  memoryBytes: z.int().min(64 * 1024),
+})
+
+export interface RuntimeOptions {
+  /** The safe fetch every capsule's requests go through (`createSafeFetch(...)`). */
+  fetch: SafeFetch
+  /** Default `worker`: each capsule on its own thread. `inline` needs JSPI (Node 25+). */
+  isolation?: Isolation
+  limits?: Partial<RuntimeLimits>
+}
+
+export interface LoadOptions {
+  /** A file path, a `file:` URL, or the module's bytes. */
+  wasm: WasmSource
+  /** Names the capsule in requests, decisions and errors. Default: `capsule-<n>`. Must be unique. */
+  id?: string
+  /** Extism config values the capsule can read. */
+  config?: Record<string, string>
+  /** Overrides the runtime's isolation for this capsule. */
+  isolation?: Isolation
+}
+
+export interface Runtime {
+  load(options: LoadOptions): Promise<Capsule>
+  /** Loaded capsules by id. */
+  readonly capsules: ReadonlyMap<string, Capsule>
+  /** How many modules were compiled (a second load of the same bytes compiles nothing). */
+  readonly compilations: number
+  /** Unloads every capsule and releases every connection. */
+  close(): Promise<void>
+}
+
+export function createRuntime(options: RuntimeOptions): Runtime {
+  if (!options?.fetch || typeof options.fetch.request !== 'function') {
+    throw new TypeError('createRuntime: "fetch" must be a safe fetch from createSafeFetch(...)')
+  }
+  const isolation = options.isolation ?? 'worker'
+  if (isolation !== 'worker' && isolation !== 'inline') throw new TypeError(`isolation must be "worker" or "inline", not ${JSON.stringify(isolation)}`)
+  const parsed = RuntimeLimitsSchema.safeParse({ ...DEFAULT_RUNTIME_LIMITS, ...options.limits })
+  if (!parsed.success) throw new TypeError(`invalid runtime limits: ${z.prettifyError(parsed.error)}`)
+  const limits = parsed.data
+  const { fetch } = options
+  const cache = new ModuleCache()
+  const capsules = new Map<string, Capsule>()
+  const reserved = new Set<string>()
+  let counter = 0
+  let closed = false
+
+  async function load(load: LoadOptions): Promise<Capsule> {
+    if (closed) throw new CapsuleError('unloaded', 'the runtime is closed')
+    const id = load.id ?? `capsule-${++counter}`
+    if (typeof id !== 'string' || id === '') throw new TypeError('id must be a non-empty string')
+    if (reserved.has(id)) throw new CapsuleError('load_failed', `a capsule with id "${id}" is already loaded; unload it or pick another id`)
+    reserved.add(id)
+    try {
+      const compiled = await cache.compile(await readWasm(load.wasm), limits.memoryBytes)
+      const http = new CapsuleHttp({ fetch, capsuleId: id, maxOpenStreams: fetch.limits.maxOpenStreams })
+      const engineOptions = { compiled, http, config: { ...load.config }, memoryBytes: limits.memoryBytes }
+      const mode = load.isolation ?? isolation
+      const engine: CapsuleEngine = mode === 'inline' ? await createInlineEngine(engineOptions) : await createWorkerEngine(engineOptions)
+      const capsule = new Capsule(id, engine, compiled.exports, limits.callTimeoutMs, async () => {
+        http.closeAll()
+        await fetch.releaseCapsule(id)
+        capsules.delete(id)
+        reserved.delete(id)
+      })
+      capsules.set(id, capsule)
+      return capsule
+    } catch (error) {
+      reserved.delete(id)
+      await fetch.releaseCapsule(id)
+      throw error
+    }
+  }
+
+  return {
+    load,
+    capsules,
+    get compilations() {
+      return cache.compilations
+    },
+    async close() {
+      closed = true
+      await Promise.all([...capsules.values()].map((capsule) => capsule.unload()))
+    },
+  }
+}

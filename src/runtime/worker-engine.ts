@@ -1,0 +1,152 @@
+// Runs a capsule in its own worker thread and serves its host calls on the main thread.
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { CapsuleError } from '../errors.js'
+import type { CapsuleEngine } from './capsule.js'
+import type { CapsuleHttp } from './capsule-http.js'
+import { createChannelBuffer, serveChannel } from './channel.js'
+import type { CompiledCapsule } from './modules.js'
+import {
+  CHANNEL_DATA_BYTES,
+  decodeReadRequest,
+  encodeReadResult,
+  OP,
+  type FromWorker,
+  type ToWorker,
+  type WorkerData,
+} from './worker-protocol.js'
+
+/**
+ * The worker's script. Node cannot start a worker from TypeScript source, so when this module runs
+ * from `src/` (tests), the worker runs the build in `dist/` (`npm test` builds first).
+ */
+function workerScript(): URL {
+  const here = new URL(import.meta.url)
+  if (!here.pathname.endsWith('.ts')) return new URL('./worker-main.js', here)
+  const built = new URL('../../dist/runtime/worker-main.js', here)
+  if (!existsSync(fileURLToPath(built))) {
+    throw new CapsuleError('load_failed', 'the worker script is not built; run "npm run build" first')
+  }
+  return built
+}
+
+export interface WorkerEngineOptions {
+  readonly compiled: CompiledCapsule
+  readonly http: CapsuleHttp
+  readonly config: Record<string, string>
+  readonly memoryBytes: number
+}
+
+const EMPTY = new Uint8Array(0)
+
+async function serveHostCall(http: CapsuleHttp, op: number, payload: Uint8Array): Promise<Uint8Array> {
+  switch (op) {
+    case OP.request:
+      return http.request(payload)
+    case OP.streamStart:
+      return http.streamStart(payload)
+    case OP.streamRead: {
+      const { handle, capacity } = decodeReadRequest(payload)
+      return encodeReadResult(await http.streamRead(handle, capacity))
+    }
+    case OP.streamClose:
+      http.streamClose(payload)
+      return EMPTY
+    default:
+      return encodeReadResult({ ok: false, error: { code: 'invalid_request', message: `unknown channel operation ${op}` } })
+  }
+}
+
+/** The JS heap a capsule's worker may use (Extism's bookkeeping; Wasm memory is capped separately). */
+function heapLimitMb(memoryBytes: number): number {
+  return Math.max(64, Math.ceil(memoryBytes / (1024 * 1024)))
+}
+
+export async function createWorkerEngine(options: WorkerEngineOptions): Promise<CapsuleEngine> {
+  const { http } = options
+  const channel = createChannelBuffer(CHANNEL_DATA_BYTES)
+  const data: WorkerData = { module: options.compiled.module, config: options.config, memoryBytes: options.memoryBytes, channel }
+  const worker = new Worker(workerScript(), {
+    workerData: data,
+    resourceLimits: { maxOldGenerationSizeMb: heapLimitMb(options.memoryBytes), maxYoungGenerationSizeMb: 32 },
+    stdout: false,
+    stderr: false,
+  })
+  const stopServing = serveChannel(channel, (op, payload) => serveHostCall(http, op, payload))
+
+  /** The one call in flight (calls are queued by Capsule). */
+  let pending: { id: number; resolve: (bytes: Uint8Array) => void; reject: (error: CapsuleError) => void } | undefined
+  let nextId = 1
+  let dead: CapsuleError | undefined
+
+  const die = (error: CapsuleError) => {
+    if (dead) return
+    dead = error
+    stopServing()
+    http.closeAll()
+    pending?.reject(error)
+    pending = undefined
+    void worker.terminate()
+  }
+
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.on('message', (message: FromWorker) => {
+      if (message.type === 'ready') return resolve()
+      if (message.type === 'load_error') {
+        return reject(new CapsuleError('load_failed', `the capsule could not be instantiated: ${message.message}`))
+      }
+      if (!pending || message.id !== pending.id) return
+      const { resolve: done, reject: failed } = pending
+      pending = undefined
+      worker.unref()
+      if (message.type === 'result') done(message.output)
+      else failed(new CapsuleError(message.code, message.message, message.hostCode ? { hostCode: message.hostCode } : {}))
+    })
+    worker.on('error', (error: Error & { code?: string }) => {
+      const failure =
+        error.code === 'ERR_WORKER_OUT_OF_MEMORY'
+          ? new CapsuleError('memory_limit', `the capsule ran out of memory at the limit of ${options.memoryBytes} bytes`, { cause: error })
+          : new CapsuleError('capsule_failed', `the capsule's worker failed: ${error.message}`, { cause: error })
+      reject(failure)
+      die(failure)
+    })
+    worker.on('exit', () => {
+      const failure = new CapsuleError('unloaded', 'the capsule stopped')
+      reject(failure)
+      die(failure)
+    })
+  })
+  try {
+    await ready
+  } catch (error) {
+    die(error as CapsuleError)
+    throw error
+  }
+  worker.unref()
+
+  return {
+    call(name, input, timeoutMs) {
+      if (dead) return Promise.reject(dead)
+      return new Promise<Uint8Array>((resolve, reject) => {
+        const id = nextId++
+        const timer = setTimeout(
+          () => die(new CapsuleError('call_timeout', `the call to "${name}" ran past ${timeoutMs} ms; the capsule was stopped`)),
+          timeoutMs,
+        )
+        const settle = <T>(fn: (value: T) => void) => (value: T) => {
+          clearTimeout(timer)
+          fn(value)
+        }
+        pending = { id, resolve: settle(resolve), reject: settle(reject) }
+        worker.ref()
+        const message: ToWorker = { type: 'call', id, name, input }
+        worker.postMessage(message)
+      })
+    },
+    async close() {
+      die(new CapsuleError('unloaded', 'the capsule was unloaded'))
+      await worker.terminate()
+    },
+  }
+}

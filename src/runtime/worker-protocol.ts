@@ -1,0 +1,54 @@
+// The messages between the main thread and a capsule's worker, and the channel operations' encoding.
+import type { CapsuleErrorCode, ErrorCode, WireError } from '../errors.js'
+import type { ReadResult } from './capsule-http.js'
+
+/** Channel operations: one per host function that needs the main thread. */
+export const OP = { request: 1, streamStart: 2, streamRead: 3, streamClose: 4 } as const
+
+/** The largest segment the channel moves at once; stream reads are clamped to it. */
+export const CHANNEL_DATA_BYTES = 1024 * 1024
+
+export interface WorkerData {
+  readonly module: WebAssembly.Module
+  readonly config: Record<string, string>
+  readonly memoryBytes: number
+  readonly channel: SharedArrayBuffer
+}
+
+export type ToWorker = { type: 'call'; id: number; name: string; input: Uint8Array }
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'load_error'; message: string }
+  | { type: 'result'; id: number; output: Uint8Array }
+  | { type: 'failure'; id: number; code: CapsuleErrorCode; message: string; hostCode?: ErrorCode }
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+export function encodeRead(handle: Uint8Array | string, capacity: number): Uint8Array {
+  const name = typeof handle === 'string' ? encoder.encode(handle) : handle
+  const payload = new Uint8Array(4 + name.byteLength)
+  new DataView(payload.buffer).setUint32(0, Math.min(capacity, CHANNEL_DATA_BYTES), true)
+  payload.set(name, 4)
+  return payload
+}
+
+export function decodeReadRequest(payload: Uint8Array): { capacity: number; handle: Uint8Array } {
+  return { capacity: new DataView(payload.buffer, payload.byteOffset).getUint32(0, true), handle: payload.subarray(4) }
+}
+
+/** Byte 0: 0 and the chunk, or 1 and the error as JSON. */
+export function encodeReadResult(result: ReadResult): Uint8Array {
+  const body = result.ok ? result.bytes : encoder.encode(JSON.stringify(result.error))
+  const reply = new Uint8Array(1 + body.byteLength)
+  reply[0] = result.ok ? 0 : 1
+  reply.set(body, 1)
+  return reply
+}
+
+export function decodeReadResult(reply: Uint8Array): ReadResult {
+  return reply[0] === 0
+    ? { ok: true, bytes: reply.subarray(1) }
+    : { ok: false, error: JSON.parse(decoder.decode(reply.subarray(1))) as WireError }
+}

@@ -1,0 +1,45 @@
+// Builds tiny Wasm modules byte by byte, for tests of module loading and memory capping.
+
+function u32(value: number): number[] {
+  const out: number[] = []
+  do {
+    let byte = value & 0x7f
+    value >>>= 7
+    if (value !== 0) byte |= 0x80
+    out.push(byte)
+  } while (value !== 0)
+  return out
+}
+
+const name = (text: string) => [...u32(text.length), ...Buffer.from(text)]
+const section = (id: number, content: number[]) => [id, ...u32(content.length), ...content]
+
+export interface TinyModule {
+  /** Function imports, each `[namespace, name]`, all of type `() -> ()`. */
+  imports?: Array<[string, string]>
+  /** Linear memory in pages: `{ min, max? }`; omitted for none. */
+  memory?: { min: number; max?: number }
+  /** Names of exported functions `() -> ()` whose body does nothing. */
+  exports?: string[]
+  /** Export the memory as "memory". */
+  exportMemory?: boolean
+}
+
+/** A module with the given imports, memory and empty exported functions. */
+export function tinyModule({ imports = [], memory, exports = [], exportMemory = false }: TinyModule): Uint8Array {
+  const bytes = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]
+  bytes.push(...section(1, [1, 0x60, 0, 0]))
+  if (imports.length) bytes.push(...section(2, [...u32(imports.length), ...imports.flatMap(([ns, n]) => [...name(ns), ...name(n), 0x00, 0x00])]))
+  if (exports.length) bytes.push(...section(3, [...u32(exports.length), ...exports.map(() => 0)]))
+  if (memory) {
+    const limits = memory.max === undefined ? [0x00, ...u32(memory.min)] : [0x01, ...u32(memory.min), ...u32(memory.max)]
+    bytes.push(...section(5, [1, ...limits]))
+  }
+  const base = imports.length
+  const entries = exports.flatMap((e, i) => [...name(e), 0x00, ...u32(base + i)])
+  if (exportMemory) entries.push(...name('memory'), 0x02, 0)
+  const count = exports.length + (exportMemory ? 1 : 0)
+  if (count) bytes.push(...section(7, [...u32(count), ...entries]))
+  if (exports.length) bytes.push(...section(10, [...u32(exports.length), ...exports.flatMap(() => [2, 0, 0x0b])]))
+  return Uint8Array.from(bytes)
+}
