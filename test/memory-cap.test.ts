@@ -8,7 +8,7 @@ const PAGE = 64 * 1024
 /** Instantiates a capped module and returns how many pages its memory can reach. */
 function reachablePages(memory: { min: number; max?: number }, limitBytes: number): number {
   const capped = capMemory(tinyModule({ memory, exports: ['f'], exportMemory: true }), limitBytes)
-  const exported = new WebAssembly.Instance(new WebAssembly.Module(capped)).exports.memory as WebAssembly.Memory
+  const exported = new WebAssembly.Instance(new WebAssembly.Module(capped as Uint8Array<ArrayBuffer>)).exports.memory as WebAssembly.Memory
   for (;;) {
     try {
       exported.grow(1)

@@ -193,6 +193,8 @@ export function dispatchHop(
       },
       onData(chunk) {
         if (failure) return false
+        // An empty chunk would read as the end of the stream on the wire; there is nothing to pass on.
+        if (chunk.byteLength === 0) return true
         bytesRead += chunk.byteLength
         if (bytesRead > limits.maxBodyBytes) {
           fail(new CapsuleHostError('too_large', `the response body exceeds the limit of ${limits.maxBodyBytes} bytes`))

@@ -26,11 +26,16 @@ export function extismOptions(
   }
 }
 
-/** Turns whatever a failed Extism call threw into a CapsuleError. */
+/**
+ * Turns whatever a failed Extism call threw into a CapsuleError. A failed `memory.grow` shows up
+ * only as a trap (allocators trap on it), and allocators grow by doubling, so a trap while the
+ * memory is over half the limit is reported as `memory_limit`.
+ */
 export function failureOf(error: unknown, name: string, memory: WebAssembly.Memory | undefined, memoryBytes: number): CapsuleError {
   const message = error instanceof Error ? error.message : String(error)
-  if (memory && memory.buffer.byteLength + WASM_PAGE > memoryBytes) {
-    return new CapsuleError('memory_limit', `the call to "${name}" ran out of memory at the limit of ${memoryBytes} bytes`, { cause: error })
+  const used = memory?.buffer.byteLength ?? 0
+  if (error instanceof WebAssembly.RuntimeError && used * 2 > memoryBytes) {
+    return new CapsuleError('memory_limit', `the call to "${name}" ran out of memory: it trapped with ${used} of its ${memoryBytes} bytes in use`, { cause: error })
   }
   const hostCode = hostCodeIn(message)
   return new CapsuleError('capsule_failed', `the call to "${name}" failed: ${message}`, {

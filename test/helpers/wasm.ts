@@ -26,7 +26,7 @@ export interface TinyModule {
 }
 
 /** A module with the given imports, memory and empty exported functions. */
-export function tinyModule({ imports = [], memory, exports = [], exportMemory = false }: TinyModule): Uint8Array {
+export function tinyModule({ imports = [], memory, exports = [], exportMemory = false }: TinyModule): Uint8Array<ArrayBuffer> {
   const bytes = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]
   bytes.push(...section(1, [1, 0x60, 0, 0]))
   if (imports.length) bytes.push(...section(2, [...u32(imports.length), ...imports.flatMap(([ns, n]) => [...name(ns), ...name(n), 0x00, 0x00])]))

@@ -1,0 +1,26 @@
+// Paths of the capsules built from capsules/ (npm run build:capsules), and the FNV-1a hash they report.
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { hasJspi } from '../../src/index.js'
+
+export function capsulePath(name: string): string {
+  const path = fileURLToPath(new URL(`../../capsules/dist/${name}.wasm`, import.meta.url))
+  if (!existsSync(path)) throw new Error(`${path} is missing: run "npm run build:capsules"`)
+  return path
+}
+
+/** The isolation modes this Node can run: worker always, inline where JSPI exists. */
+export const ISOLATIONS = hasJspi() ? (['worker', 'inline'] as const) : (['worker'] as const)
+
+/** 32-bit FNV-1a of `bytes`, as 8 lower-case hex digits (what probe.stream reports). */
+export function fnv1a32(bytes: Uint8Array, seed = 0x811c9dc5): string {
+  let hash = seed
+  for (const byte of bytes) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0
+  return hash.toString(16).padStart(8, '0')
+}
+
+/** Continues an FNV-1a hash over more bytes; start from 0x811c9dc5. */
+export function fnv1a32Update(hash: number, bytes: Uint8Array): number {
+  for (const byte of bytes) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0
+  return hash
+}
