@@ -306,6 +306,16 @@ describe.each(ISOLATIONS)('isolation %s', (isolation) => {
       expect(results.map((r) => JSON.parse(r.json<any>().body).body)).toEqual(Array.from({ length: 8 }, (_, i) => `n${i}`))
     })
 
+    test('a capsule may lower its limits but never raise them', async () => {
+      const local = runtimeFor(isolation, {}, { callTimeoutMs: 300 })
+      const capsule = await local.load({ wasm: capsulePath('probe'), limits: { callTimeoutMs: 60_000 } })
+      const started = performance.now()
+      const call = capsule.call('request', JSON.stringify({ url: `${base()}/never` }))
+      await expect(call).rejects.toMatchObject({ code: 'call_timeout' })
+      expect(performance.now() - started).toBeLessThan(5000)
+      await expect(local.load({ wasm: capsulePath('probe'), limits: { memoryBytes: 1 } })).rejects.toMatchObject({ code: 'load_failed' })
+    })
+
     test('a capsule past its memory limit is stopped with memory_limit; it can be loaded again', async () => {
       const local = runtimeFor(isolation, {}, { memoryBytes: 16 * 1024 * 1024 })
       const capsule = await local.load({ wasm: capsulePath('probe'), id: 'hog' })
@@ -319,8 +329,8 @@ describe.each(ISOLATIONS)('isolation %s', (isolation) => {
 
 describe('worker isolation only', () => {
   test('a capsule stuck in an infinite loop is terminated while another keeps streaming', async () => {
-    const runtime = runtimeFor('worker', {}, { callTimeoutMs: 500 })
-    const spinner = await runtime.load({ wasm: capsulePath('probe'), id: 'spinner' })
+    const runtime = runtimeFor('worker')
+    const spinner = await runtime.load({ wasm: capsulePath('probe'), id: 'spinner', limits: { callTimeoutMs: 500 } })
     const streamer = await runtime.load({ wasm: capsulePath('probe'), id: 'streamer' })
     const total = 64 * 1024 * 1024
     const spinning = spinner.call('spin').catch((e: unknown) => e)

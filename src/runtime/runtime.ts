@@ -44,6 +44,8 @@ export interface LoadOptions {
   config?: Record<string, string>
   /** Overrides the runtime's isolation for this capsule. */
   isolation?: Isolation
+  /** Limits for this capsule; each can only be lower than the runtime's (a higher value is clamped). */
+  limits?: Partial<RuntimeLimits>
 }
 
 export interface Runtime {
@@ -54,6 +56,16 @@ export interface Runtime {
   readonly compilations: number
   /** Unloads every capsule and releases every connection. */
   close(): Promise<void>
+}
+
+/** A capsule's own limits: validated, and never above the runtime's. */
+function capsuleLimits(runtime: RuntimeLimits, requested: Partial<RuntimeLimits> | undefined): RuntimeLimits {
+  const parsed = RuntimeLimitsSchema.partial().safeParse(requested ?? {})
+  if (!parsed.success) throw new CapsuleError('load_failed', `invalid capsule limits: ${z.prettifyError(parsed.error)}`)
+  return {
+    callTimeoutMs: Math.min(parsed.data.callTimeoutMs ?? runtime.callTimeoutMs, runtime.callTimeoutMs),
+    memoryBytes: Math.min(parsed.data.memoryBytes ?? runtime.memoryBytes, runtime.memoryBytes),
+  }
 }
 
 export function createRuntime(options: RuntimeOptions): Runtime {
@@ -79,12 +91,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (reserved.has(id)) throw new CapsuleError('load_failed', `a capsule with id "${id}" is already loaded; unload it or pick another id`)
     reserved.add(id)
     try {
-      const compiled = await cache.compile(await readWasm(load.wasm), limits.memoryBytes)
+      const own = capsuleLimits(limits, load.limits)
+      const compiled = await cache.compile(await readWasm(load.wasm), own.memoryBytes)
       const http = new CapsuleHttp({ fetch, capsuleId: id, maxOpenStreams: fetch.limits.maxOpenStreams })
-      const engineOptions = { compiled, http, config: { ...load.config }, memoryBytes: limits.memoryBytes }
+      const engineOptions = { compiled, http, config: { ...load.config }, memoryBytes: own.memoryBytes }
       const mode = load.isolation ?? isolation
       const engine: CapsuleEngine = mode === 'inline' ? await createInlineEngine(engineOptions) : await createWorkerEngine(engineOptions)
-      const capsule = new Capsule(id, engine, compiled.exports, limits.callTimeoutMs, async () => {
+      const capsule = new Capsule(id, engine, compiled.exports, own.callTimeoutMs, async () => {
         http.closeAll()
         await fetch.releaseCapsule(id)
         capsules.delete(id)
