@@ -44,10 +44,10 @@ function scratchToBlock(): u64 {
 }
 
 export function capsuleAbort(
-  message: string | null,
-  fileName: string | null,
-  line: u32,
-  column: u32,
+  message: string | null = null,
+  fileName: string | null = null,
+  line: u32 = 0,
+  column: u32 = 0,
 ): void {
   if (!aborting) {
     aborting = true;
