@@ -38,6 +38,8 @@ export interface WireError {
 export interface CapsuleHostErrorOptions {
   cause?: unknown
   phase?: TimeoutPhase
+  /** The rule, gate or check that refused the request (host-side only; never sent to a capsule). */
+  decidedBy?: string
 }
 
 /**
@@ -48,12 +50,14 @@ export interface CapsuleHostErrorOptions {
 export class CapsuleHostError extends Error {
   readonly code: ErrorCode
   readonly phase: TimeoutPhase | undefined
+  readonly decidedBy: string | undefined
 
   constructor(code: ErrorCode, message: string, options: CapsuleHostErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'CapsuleHostError'
     this.code = code
     this.phase = options.phase
+    this.decidedBy = options.decidedBy
   }
 
   /** The `{ code, message }` object a capsule receives. */

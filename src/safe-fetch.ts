@@ -30,6 +30,41 @@ export interface SafeFetchOptions {
   limits?: Partial<Limits>
   /** The most redirects a request may ask to follow. Default 0: a 3xx goes back to the capsule. */
   maxRedirects?: number
+  /** Called once per request or stream start, allowed or refused, when its outcome is known. */
+  onRequest?: (event: RequestEvent) => void
+}
+
+/** One request's outcome, for logs: never contains the query string, headers or bodies. */
+export interface RequestEvent {
+  capsuleId: string
+  kind: 'request' | 'stream'
+  method: string | undefined
+  /** Origin and path, with any query string replaced by `?…`. Undefined when the URL was invalid. */
+  url: string | undefined
+  /** False when validation, a gate or the address policy refused the request. */
+  allowed: boolean
+  /** The rule, policy, gate or check that decided. */
+  decidedBy: string | undefined
+  status?: number
+  code?: ErrorCode
+  message?: string
+  redirects?: number
+  durationMs: number
+}
+
+const REFUSALS: ReadonlySet<ErrorCode> = new Set(['invalid_request', 'denied', 'blocked_address', 'redirect_denied'])
+
+/** What one request learned on its way, for its RequestEvent. */
+interface Trace {
+  method?: string
+  url?: string
+  decidedBy?: string
+  redirects?: number
+}
+
+function redactedUrl(url: { origin: string; path: string }): string {
+  const query = url.path.indexOf('?')
+  return url.origin + (query === -1 ? url.path : `${url.path.slice(0, query)}?…`)
 }
 
 export interface RequestContext {
@@ -157,8 +192,35 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     maxConcurrentRequests: limits.maxConcurrentRequests,
   })
 
-  const prepare = (input: unknown, mode: Mode): PreparedRequest =>
-    prepareRequest(parseRequest(input, limits.maxRequestBytes), limits, maxRedirects, mode)
+  const prepare = (input: unknown, mode: Mode, trace: Trace = {}): PreparedRequest => {
+    const prepared = prepareRequest(parseRequest(input, limits.maxRequestBytes), limits, maxRedirects, mode)
+    trace.method = prepared.method
+    trace.url = redactedUrl(prepared.url)
+    return prepared
+  }
+
+  /** Reports one outcome to `onRequest`; a throwing listener cannot break the request. */
+  function report(kind: RequestEvent['kind'], context: RequestContext, trace: Trace, started: number, outcome: { status: number } | { error: unknown }) {
+    if (!options.onRequest) return
+    const error = 'error' in outcome ? outcome.error : undefined
+    const wire = error === undefined ? undefined : errorReply(error).error
+    const event: RequestEvent = {
+      capsuleId: context.capsuleId,
+      kind,
+      method: trace.method,
+      url: trace.url,
+      allowed: wire === undefined || !REFUSALS.has(wire.code),
+      decidedBy: isCapsuleHostError(error) ? (error.decidedBy ?? (error.code === 'invalid_request' ? 'validation' : trace.decidedBy)) : trace.decidedBy,
+      ...(wire ? { code: wire.code, message: wire.message } : { status: (outcome as { status: number }).status }),
+      ...(trace.redirects !== undefined ? { redirects: trace.redirects } : {}),
+      durationMs: Math.round(performance.now() - started),
+    }
+    try {
+      options.onRequest(event)
+    } catch {
+      // A logging callback must not change what the capsule gets.
+    }
+  }
 
   /** The capsule's client, and one signal for the caller's abort and the capsule's release. */
   function clientFor(context: RequestContext) {
@@ -167,12 +229,12 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     return { client, signal }
   }
 
-  async function buffered(prepared: PreparedRequest, context: RequestContext): Promise<BufferedResponse> {
+  async function buffered(prepared: PreparedRequest, context: RequestContext, trace: Trace): Promise<BufferedResponse> {
     const started = performance.now()
     const { client, signal } = clientFor(context)
     // The total time limit starts now, so time spent waiting for a concurrency slot counts.
     const deadline = started + prepared.limits.totalTimeoutMs
-    const { head, finalUrl, redirects } = await whileWaiting(
+    const { head, finalUrl, redirects, decidedBy } = await whileWaiting(
       client.limit(() => {
         throwIfCancelled(signal)
         return exchange(prepared, context.capsuleId, client.agent, admission, signal, deadline)
@@ -181,6 +243,8 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
       deadline,
       prepared.limits.totalTimeoutMs,
     )
+    trace.decidedBy = decidedBy
+    trace.redirects = redirects
     const chunks: Uint8Array[] = []
     for (let chunk = await head.body.read(); chunk !== null; chunk = await head.body.read()) chunks.push(chunk)
     const body = Buffer.concat(chunks)
@@ -197,19 +261,28 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
 
   return {
     async request(input, context) {
+      const started = performance.now()
+      const trace: Trace = {}
       try {
-        return await buffered(prepare(input, 'buffered'), context)
+        const reply = await buffered(prepare(input, 'buffered', trace), context, trace)
+        report('request', context, trace, started, reply)
+        return reply
       } catch (error) {
+        report('request', context, trace, started, { error })
         return errorReply(error)
       }
     },
 
     async stream(input, context) {
+      const started = performance.now()
+      const trace: Trace = {}
       try {
-        const prepared = prepare(input, 'stream')
+        const prepared = prepare(input, 'stream', trace)
         const { client, signal } = clientFor(context)
         const deadline = performance.now() + prepared.limits.totalTimeoutMs
-        const { head, finalUrl } = await exchange(prepared, context.capsuleId, client.agent, admission, signal, deadline)
+        const { head, finalUrl, redirects, decidedBy } = await exchange(prepared, context.capsuleId, client.agent, admission, signal, deadline)
+        Object.assign(trace, { decidedBy, redirects })
+        report('stream', context, trace, started, head)
         const { body } = head
         return {
           status: head.status,
@@ -227,6 +300,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
           },
         }
       } catch (error) {
+        report('stream', context, trace, started, { error })
         return errorReply(error)
       }
     },

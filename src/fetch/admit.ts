@@ -75,7 +75,7 @@ export async function admitHop(
   const { decision, resolution } = decideHop(url, method, admission, context)
   const verdict = await decision
   if (!verdict.allowed) {
-    throw new CapsuleHostError('denied', `${method} ${url.href} is not allowed: ${verdict.reason}`)
+    throw new CapsuleHostError('denied', `${method} ${url.href} is not allowed: ${verdict.reason}`, { decidedBy: verdict.decidedBy })
   }
   return { decision: verdict, checked: await resolution.checked() }
 }

@@ -11,6 +11,8 @@ export interface ExchangeResult {
   readonly head: ResponseHead
   readonly finalUrl: NormalisedUrl
   readonly redirects: number
+  /** The rule, policy or gate that allowed the last hop. */
+  readonly decidedBy: string
 }
 
 function locationOf(head: ResponseHead): string | undefined {
@@ -31,7 +33,10 @@ async function admitRedirect(url: NormalisedUrl, method: string, admission: Admi
     return await admitHop(url, method, admission, context)
   } catch (error) {
     if (error instanceof CapsuleHostError && error.code === 'denied') {
-      throw new CapsuleHostError('redirect_denied', `redirect hop ${context.hop} is refused: ${error.message}`, { cause: error })
+      throw new CapsuleHostError('redirect_denied', `redirect hop ${context.hop} is refused: ${error.message}`, {
+        cause: error,
+        ...(error.decidedBy ? { decidedBy: error.decidedBy } : {}),
+      })
     }
     throw error
   }
@@ -57,7 +62,8 @@ export async function exchange(
     // One connect budget per hop: resolution, TCP and TLS together.
     const connectDeadline = performance.now() + limits.connectTimeoutMs
     const context = { capsuleId, hop, signal, resolveTimeoutMs: limits.connectTimeoutMs }
-    const { checked } = hop === 0 ? await admitHop(url, request.method, admission, context) : await admitRedirect(url, request.method, admission, context)
+    const { checked, decision } =
+      hop === 0 ? await admitHop(url, request.method, admission, context) : await admitRedirect(url, request.method, admission, context)
     seen.add(`${request.method} ${url.href}`)
     const head = await dispatchHop(
       dispatcher,
@@ -66,7 +72,9 @@ export async function exchange(
       signal,
     )
     const location = locationOf(head)
-    if (location === undefined || prepared.redirect === 'manual') return { head, finalUrl: url, redirects: hop }
+    if (location === undefined || prepared.redirect === 'manual') {
+      return { head, finalUrl: url, redirects: hop, decidedBy: decision.decidedBy }
+    }
     head.body.cancel()
     if (prepared.redirect === 'error') {
       throw new CapsuleHostError('redirect_denied', `the response is a ${head.status} redirect and options.redirect is "error"`)

@@ -34,8 +34,11 @@ function blocked(url: NormalisedUrl, addresses: readonly ClassifiedAddress[]): C
   return url.ipLiteral === undefined
     ? new CapsuleHostError('blocked_address', `${url.hostname} resolves to an address that is not allowed`, {
         cause: new Error(`answer: ${detail}`),
+        decidedBy: 'address-policy',
       })
-    : new CapsuleHostError('blocked_address', `${url.ipLiteral} is not an allowed address (${addresses[0]?.class})`)
+    : new CapsuleHostError('blocked_address', `${url.ipLiteral} is not an allowed address (${addresses[0]?.class})`, {
+        decidedBy: 'address-policy',
+      })
 }
 
 function classifyAnswer(hostname: string, answer: unknown): ClassifiedAddress[] {
