@@ -1,5 +1,4 @@
 // The entry of a capsule's worker thread: an Extism plugin whose host functions block on the channel.
-import createPlugin from '@extism/extism'
 import { parentPort, workerData } from 'node:worker_threads'
 import { CapsuleError } from '../errors.js'
 import { ChannelClient } from './channel.js'
@@ -24,6 +23,10 @@ const functions = syncHostFunctions(
   },
   ref,
 )
+
+// Extism loads node:wasi, whose ExperimentalWarning means nothing here (WASI is never enabled).
+process.removeAllListeners('warning')
+const { default: createPlugin } = await import('@extism/extism')
 
 try {
   const plugin = await createPlugin(
