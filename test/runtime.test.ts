@@ -63,15 +63,20 @@ async function upstream(req: IncomingMessage, res: ServerResponse) {
 
 let http: TestServer
 let https: TestServer
+/** A port on 127.0.0.1 that nothing listens on (a server was opened there and closed). */
+let closedPort: number
 beforeAll(async () => {
   http = await startServer(upstream)
   https = await startServer(upstream, { tls: true })
+  const closed = await startServer(upstream)
+  closedPort = closed.port
+  await closed.close()
 })
 
 function fetchOptions(): SafeFetchOptions {
   return {
     rules: [
-      { host: 'api.test', httpsOnly: false, port: [http.port, https.port] },
+      { host: 'api.test', httpsOnly: false, port: [http.port, https.port, closedPort] },
       { host: 'private.test', httpsOnly: false, port: http.port },
       { host: 'mismatch.test', port: https.port },
       { host: 'nowhere.test', httpsOnly: false, port: http.port },
@@ -141,6 +146,7 @@ describe.each(ISOLATIONS)('isolation %s', (isolation) => {
       ['the metadata literal', 'denied', () => ({ url: 'http://169.254.169.254/latest/meta-data/' })],
       ['a name that does not resolve', 'dns_failed', () => ({ url: `http://nowhere.test:${http.port}/` })],
       ['a certificate for another name', 'tls_failed', () => ({ url: `https://mismatch.test:${https.port}/` })],
+      ['a closed port', 'connect_failed', () => ({ url: `http://api.test:${closedPort}/` })],
       ['a server that never answers', 'timeout', () => ({ url: `${base()}/never`, options: { firstByteTimeoutMs: 100 } })],
       ['a body over the cap', 'too_large', () => ({ url: `${base()}/small`, options: { maxResponseBytes: 1000 } })],
       ['redirect "error"', 'redirect_denied', () => ({ url: `${base()}/redirect`, options: { redirect: 'error' } })],
@@ -254,6 +260,19 @@ describe.each(ISOLATIONS)('isolation %s', (isolation) => {
       await upstreamClosed
       expect(await call).toBeInstanceOf(CapsuleError)
       await expect(capsule.call('echo', 'x')).rejects.toMatchObject({ code: 'unloaded' })
+    })
+
+    test('unloading during a buffered request closes the upstream connection and fails the call', async () => {
+      let closed!: () => void
+      const upstreamClosed = new Promise<void>((resolve) => (closed = resolve))
+      const server = await startServer((req) => void req.socket.on('close', closed))
+      const local = runtimeFor(isolation, { rules: { host: 'api.test', httpsOnly: false, port: server.port } })
+      const capsule = await local.load({ wasm: capsulePath('probe') })
+      const call = capsule.call('request', JSON.stringify({ url: `http://api.test:${server.port}/` })).catch((e: unknown) => e)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      await capsule.unload()
+      await upstreamClosed
+      expect(await call).toMatchObject({ code: 'unloaded' })
     })
 
     test('200 MiB through probe.stream with the right fnv1a32', async () => {
