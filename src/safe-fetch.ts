@@ -80,8 +80,11 @@ export interface StreamedResponse {
   readonly headers: Record<string, string>
   readonly rawHeaders: HeaderList
   readonly finalUrl: string
-  /** Throws a CapsuleHostError (timeout, too_large, network, cancelled) when the body fails. */
-  read(): Promise<Uint8Array | null>
+  /**
+   * The next chunk; with `maxBytes`, everything already received up to that many bytes at once.
+   * Throws a CapsuleHostError (timeout, too_large, network, cancelled) when the body fails.
+   */
+  read(maxBytes?: number): Promise<Uint8Array | null>
   /** Stops the body and releases the socket; idempotent. */
   close(): void
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array>
@@ -289,7 +292,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
           headers: headerObject(head.rawHeaders),
           rawHeaders: head.rawHeaders,
           finalUrl: finalUrl.href,
-          read: () => body.read(),
+          read: (maxBytes) => body.read(maxBytes),
           close: () => body.cancel(),
           async *[Symbol.asyncIterator]() {
             try {

@@ -170,6 +170,20 @@ describe('streams', () => {
   })
 })
 
+test('read(maxBytes) returns what has arrived in pieces of at most maxBytes, in order, never empty', async () => {
+  const body = Buffer.from(Array.from({ length: 3 * 1024 * 1024 }, (_, i) => (i * 7) & 0xff))
+  const server = await startServer((_req, res) => res.end(body))
+  const f = testFetch({ rules: { host: 'api.test', httpsOnly: false, port: server.port } })
+  const stream = await f.stream({ url: `http://api.test:${server.port}/` }, ctx())
+  if ('error' in stream) throw new Error(stream.error.message)
+  await new Promise((resolve) => setTimeout(resolve, 100)) // let several chunks queue up
+  const pieces: Uint8Array[] = []
+  for (let piece = await stream.read(100_000); piece !== null; piece = await stream.read(100_000)) pieces.push(piece)
+  expect(pieces.every((p) => p.byteLength > 0 && p.byteLength <= 100_000)).toBe(true)
+  expect(pieces.filter((p) => p.byteLength === 100_000).length).toBeGreaterThan(10) // queued chunks were joined
+  expect(Buffer.concat(pieces).equals(body)).toBe(true)
+})
+
 describe('invalid requests are invalid_request', () => {
   const url = () => `http://api.test:${http.port}/x`
   test.each<[string, () => unknown]>([

@@ -27,9 +27,13 @@ export interface HopLimits {
   readonly maxBodyBytes: number
 }
 
-/** Pulls the body one chunk at a time; `null` at the end. Errors are CapsuleHostErrors. */
+/** Pulls the body; `null` at the end. Errors are CapsuleHostErrors. */
 export interface BodyReader {
-  read(): Promise<Uint8Array | null>
+  /**
+   * The next chunk as received; or, with `maxBytes`, everything already received up to that
+   * many bytes in one piece (waiting only when nothing is buffered). Never empty.
+   */
+  read(maxBytes?: number): Promise<Uint8Array | null>
   /** Stops the exchange and releases its socket; idempotent. */
   cancel(): void
   /** Bytes received so far. */
@@ -140,27 +144,50 @@ export function dispatchHop(
       waiter?.reject(error)
       waiter = undefined
     }
+    /** Takes one queued chunk, or (with a finite limit) as many as fit in `maxBytes`, splitting the last. */
+    const takeQueued = (maxBytes: number): Uint8Array => {
+      const parts: Uint8Array[] = []
+      let size = 0
+      do {
+        const chunk = queue[0]!
+        const room = Number.isFinite(maxBytes) ? maxBytes - size : chunk.byteLength
+        if (chunk.byteLength <= room) {
+          parts.push(chunk)
+          queue.shift()
+        } else {
+          parts.push(chunk.subarray(0, room))
+          queue[0] = chunk.subarray(room)
+        }
+        size += parts[parts.length - 1]!.byteLength
+      } while (Number.isFinite(maxBytes) && size < maxBytes && queue.length > 0)
+      bufferedBytes -= size
+      return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size)
+    }
     const onAbort = () => fail(new CapsuleHostError('cancelled', 'the request was cancelled', { cause: signal?.reason }))
 
     const reader: BodyReader = {
       get bytesRead() {
         return bytesRead
       },
-      read() {
+      read(maxBytes = Number.POSITIVE_INFINITY) {
         if (failure) return Promise.reject(failure)
-        const chunk = queue.shift()
-        if (chunk) {
-          bufferedBytes -= chunk.byteLength
+        if (queue.length > 0) {
+          const taken = takeQueued(maxBytes)
           if (paused && bufferedBytes < HIGH_WATER_BYTES) {
             paused = false
             resumeUpstream?.()
           }
-          return Promise.resolve(chunk)
+          return Promise.resolve(taken)
         }
         if (ended) return Promise.resolve(null)
-        return new Promise((resolve, reject) => {
+        return new Promise<Uint8Array | null>((resolve, reject) => {
           waiter = { resolve, reject }
           startPhase('idle', limits.idleTimeoutMs)
+        }).then((chunk) => {
+          if (chunk === null || chunk.byteLength <= maxBytes) return chunk
+          queue.unshift(chunk.subarray(maxBytes))
+          bufferedBytes += chunk.byteLength - maxBytes
+          return chunk.subarray(0, maxBytes)
         })
       },
       cancel() {

@@ -10,8 +10,6 @@ const HANDLE = /^[1-9][0-9]{0,15}$/
 
 interface OpenStream {
   readonly response: StreamedResponse
-  /** Bytes of the last chunk that did not fit the reader's buffer. */
-  pending: Uint8Array | undefined
 }
 
 /** The result of a read: bytes (empty at the end of the stream) or the error that failed it. */
@@ -87,7 +85,7 @@ export class CapsuleHttp {
       this.#slots--
       return json({ error: { code: 'cancelled', message: 'the capsule was unloaded' } })
     }
-    this.#streams.set(handle, { response: reply, pending: undefined })
+    this.#streams.set(handle, { response: reply })
     return json({ handle, status: reply.status, headers: reply.headers, rawHeaders: reply.rawHeaders })
   }
 
@@ -106,21 +104,15 @@ export class CapsuleHttp {
   }
 
   /**
-   * `http_stream_read`: the next chunk of at most `capacity` bytes; empty at the end of the stream.
-   * An error (unknown handle, timeout, reset, cap) frees the handle.
+   * `http_stream_read`: what has arrived, at most `capacity` bytes (the rest is kept for the next
+   * read); empty at the end of the stream. An error (unknown handle, timeout, reset, cap) frees the handle.
    */
   async streamRead(handle: Uint8Array | string, capacity = Number.POSITIVE_INFINITY): Promise<ReadResult> {
     let key: string | undefined
     try {
       const [found, stream] = this.#lookup(handle)
       key = found
-      let chunk = stream.pending ?? (await stream.response.read()) ?? new Uint8Array(0)
-      stream.pending = undefined
-      if (chunk.byteLength > capacity) {
-        stream.pending = chunk.subarray(capacity)
-        chunk = chunk.subarray(0, capacity)
-      }
-      return { ok: true, bytes: chunk }
+      return { ok: true, bytes: (await stream.response.read(capacity)) ?? new Uint8Array(0) }
     } catch (error) {
       if (key !== undefined) this.streamClose(key)
       return { ok: false, error: wireError(error) }
