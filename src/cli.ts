@@ -109,6 +109,16 @@ function resolverFrom(entries: string[] | undefined) {
   }
 }
 
+/** The safe fetch options both commands take: rules, --resolve and --allow-address. */
+function fetchOptions(values: { allow?: string[]; rules?: string; resolve?: string[]; 'allow-address'?: string[] }) {
+  const resolver = resolverFrom(values.resolve)
+  return {
+    rules: rulesFrom(values),
+    addressPolicy: { allow: values['allow-address'] ?? [] },
+    ...(resolver ? { resolver } : {}),
+  }
+}
+
 function parse<T extends ParseArgsConfig['options']>(options: T, args: string[]) {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true })
@@ -144,11 +154,8 @@ async function run(args: string[]): Promise<number> {
   const input = values.input?.startsWith('@') ? readText(values.input.slice(1), 'input file') : values.input
   const callTimeoutMs = positiveInt(values.timeout, 'timeout')
   const api = await loadApi()
-  const resolver = resolverFrom(values.resolve)
   const fetch = api.createSafeFetch({
-    rules: rulesFrom(values),
-    addressPolicy: { allow: values['allow-address'] ?? [] },
-    ...(resolver ? { resolver } : {}),
+    ...fetchOptions(values),
     ...(values.ca ? { tls: { ca: readText(values.ca, 'CA file') } } : {}),
     onRequest: (e) => {
       const outcome = e.code ? `${e.code}: ${e.message}` : `${e.status}`
@@ -182,12 +189,7 @@ async function explain(args: string[]): Promise<number> {
   const [url, ...extra] = positionals
   if (!url || extra.length) throw new UsageError('explain needs exactly one URL')
   const api = await loadApi()
-  const resolver = resolverFrom(values.resolve)
-  const fetch = api.createSafeFetch({
-    rules: rulesFrom(values),
-    addressPolicy: { allow: values['allow-address'] ?? [] },
-    ...(resolver ? { resolver } : {}),
-  })
+  const fetch = api.createSafeFetch(fetchOptions(values))
   const decision = await fetch.explain({ url, method: values.method ?? 'GET' }, { capsuleId: 'cli' })
   const lines = [
     `${decision.allowed ? 'allowed' : 'refused'}${decision.code ? ` (${decision.code})` : ''}: ${(values.method ?? 'GET').toUpperCase()} ${url}`,
