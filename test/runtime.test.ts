@@ -311,6 +311,15 @@ describe.each(ISOLATIONS)('isolation %s', (isolation) => {
       await expect(runtime.load({ wasm: capsulePath('probe'), id: probe.id })).rejects.toMatchObject({ code: 'load_failed' })
     })
 
+    test('an abort message and an Extism error reach the host in the capsule_failed error', async () => {
+      await expect(probe.call('crash')).rejects.toMatchObject({ code: 'capsule_failed', message: expect.stringContaining('probe crashed on purpose') })
+      await expect(probe.call('hold_streams', 'not json')).rejects.toMatchObject({
+        code: 'capsule_failed',
+        message: expect.stringContaining('hold_streams input is not JSON'),
+      })
+      expect((await probe.call('echo', 'still fine')).text()).toBe('still fine')
+    })
+
     test('call output helpers: bytes, text, json', async () => {
       const out = await probe.call('echo', { a: 1 })
       expect(out.text()).toBe('{"a":1}')

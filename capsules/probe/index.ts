@@ -185,3 +185,9 @@ export function echo(): i32 {
   output_set(n == 0 ? alloc(0) : input_offset(), n);
   return 0;
 }
+
+/** Aborts with a message (an assertion that fails): the message must reach the host's error. */
+export function crash(): i32 {
+  assert(false, "probe crashed on purpose");
+  return 0;
+}

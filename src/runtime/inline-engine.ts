@@ -5,7 +5,7 @@ import type { CapsuleEngine } from './capsule.js'
 import type { CapsuleHttp } from './capsule-http.js'
 import { asyncHostFunctions, HOST_NAMESPACE, type MemoryRef } from './host-functions.js'
 import type { CompiledCapsule } from './modules.js'
-import { extismOptions, failureOf } from './plugin-options.js'
+import { extismOptions, failureOf, type CapsuleLog } from './plugin-options.js'
 
 /** True when this Node can suspend Wasm on a promise (JSPI): Node 25+, or 24 with --experimental-wasm-jspi. */
 export function hasJspi(): boolean {
@@ -29,6 +29,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
   }
   const { http } = options
   const ref: MemoryRef = { memory: undefined }
+  const log: CapsuleLog = { lastError: undefined }
   let expired = false
   const functions = asyncHostFunctions(
     {
@@ -46,7 +47,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
   try {
     plugin = await createPlugin(
       { wasm: [{ module: options.compiled.module }] },
-      extismOptions({ [HOST_NAMESPACE]: functions }, options.config, options.memoryBytes),
+      extismOptions({ [HOST_NAMESPACE]: functions }, options.config, options.memoryBytes, log),
     )
   } catch (cause) {
     throw new CapsuleError('load_failed', `the capsule could not be instantiated: ${(cause as Error).message}`, { cause })
@@ -58,6 +59,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
   return {
     async call(name, input, timeoutMs) {
       let timer: NodeJS.Timeout | undefined
+      log.lastError = undefined
       // The timer can only fire while the capsule is suspended in a host call: nothing interrupts
       // Wasm that spins on the host's thread. That is why inline mode is for trusted capsules.
       const overtime = new Promise<never>((_, reject) => {
@@ -72,7 +74,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
         return output?.bytes() ?? new Uint8Array(0)
       } catch (error) {
         if (error instanceof CapsuleError) throw error
-        throw failureOf(error, name, ref.memory, options.memoryBytes)
+        throw failureOf(error, name, ref.memory, options.memoryBytes, log)
       } finally {
         clearTimeout(timer)
       }

@@ -3,13 +3,14 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { CapsuleError } from '../errors.js'
 import { ChannelClient } from './channel.js'
 import { HOST_NAMESPACE, syncHostFunctions, type MemoryRef } from './host-functions.js'
-import { extismOptions, failureOf } from './plugin-options.js'
+import { extismOptions, failureOf, type CapsuleLog } from './plugin-options.js'
 import { decodeReadResult, encodeRead, OP, type FromWorker, type ToWorker, type WorkerData } from './worker-protocol.js'
 
 const port = parentPort!
 const data = workerData as WorkerData
 const channel = new ChannelClient(data.channel)
 const ref: MemoryRef = { memory: undefined }
+const log: CapsuleLog = { lastError: undefined }
 const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer)
 const bytesOf = (handle: Uint8Array | string) => (typeof handle === 'string' ? new TextEncoder().encode(handle) : handle)
 
@@ -31,17 +32,18 @@ const { default: createPlugin } = await import('@extism/extism')
 try {
   const plugin = await createPlugin(
     { wasm: [{ module: data.module }] },
-    extismOptions({ [HOST_NAMESPACE]: functions }, data.config, data.memoryBytes),
+    extismOptions({ [HOST_NAMESPACE]: functions }, data.config, data.memoryBytes, log),
   )
   const instance = await plugin.getInstance()
   ref.memory = instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined
   port.on('message', async (message: ToWorker) => {
+    log.lastError = undefined
     try {
       const output = (await plugin.call(message.name, message.input))?.bytes() ?? new Uint8Array(0)
       const copy = output.slice()
       post({ type: 'result', id: message.id, output: copy }, [copy.buffer])
     } catch (error) {
-      const failure = error instanceof CapsuleError ? error : failureOf(error, message.name, ref.memory, data.memoryBytes)
+      const failure = error instanceof CapsuleError ? error : failureOf(error, message.name, ref.memory, data.memoryBytes, log)
       post({
         type: 'failure',
         id: message.id,
