@@ -28,7 +28,7 @@ export interface HostIo<Mode extends 'sync' | 'async'> {
   streamStart(input: Uint8Array): MaybePromise<Uint8Array, Mode>
   streamRead(handle: Uint8Array | string, capacity: number): MaybePromise<ReadResult, Mode>
   streamClose(handle: Uint8Array | string): MaybePromise<void, Mode>
-  /** Throws when the call must stop (time limit passed, capsule unloaded). */
+  /** Throws when the call must stop (time limit passed, capsule unloaded); checked before and after each wait. */
   checkpoint(): void
 }
 
@@ -109,15 +109,21 @@ export function asyncHostFunctions(io: HostIo<'async'>, ref: MemoryRef) {
   return {
     http_request: async (context: CallContext, offset: bigint) => {
       io.checkpoint()
-      return store(context, await io.request(blockBytes(context, offset)))
+      const reply = await io.request(blockBytes(context, offset))
+      io.checkpoint()
+      return store(context, reply)
     },
     http_stream_start: async (context: CallContext, offset: bigint) => {
       io.checkpoint()
-      return store(context, await io.streamStart(blockBytes(context, offset)))
+      const reply = await io.streamStart(blockBytes(context, offset))
+      io.checkpoint()
+      return store(context, reply)
     },
     http_stream_read: async (context: CallContext, offset: bigint) => {
       io.checkpoint()
-      return store(context, unwrap(await io.streamRead(blockBytes(context, offset), Number.POSITIVE_INFINITY)))
+      const result = await io.streamRead(blockBytes(context, offset), Number.POSITIVE_INFINITY)
+      io.checkpoint()
+      return store(context, unwrap(result))
     },
     http_stream_close: (context: CallContext, offset: bigint) => {
       void io.streamClose(blockBytes(context, offset))
@@ -125,8 +131,9 @@ export function asyncHostFunctions(io: HostIo<'async'>, ref: MemoryRef) {
     http_stream_read_into: async (_context: CallContext, handle: bigint, dest: bigint, capacity: bigint) => {
       io.checkpoint()
       linearMemory(ref, dest, capacity)
-      const bytes = unwrap(await io.streamRead(handleOf(handle), Number(capacity)))
-      return copyInto(ref, dest, capacity, bytes)
+      const result = await io.streamRead(handleOf(handle), Number(capacity))
+      io.checkpoint()
+      return copyInto(ref, dest, capacity, unwrap(result))
     },
     ...memoryFunctions(ref),
   }

@@ -38,7 +38,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
       streamRead: (handle, capacity) => http.streamRead(handle, capacity),
       streamClose: async (handle) => http.streamClose(handle),
       checkpoint: () => {
-        if (expired) throw new Error(hostFailureMessage({ code: 'cancelled', message: 'the call ran past its time limit' }))
+        if (expired) throw new Error(hostFailureMessage({ code: 'cancelled', message: 'the capsule was stopped' }))
       },
     },
     ref,
@@ -55,6 +55,8 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
   const instance = await plugin.getInstance()
   ref.memory = instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined
   let closed = false
+  /** Fails the call in flight, if any: the capsule was stopped while it waited in a host call. */
+  let interrupt: ((error: CapsuleError) => void) | undefined
 
   return {
     async call(name, input, timeoutMs) {
@@ -62,7 +64,8 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
       log.lastError = undefined
       // The timer can only fire while the capsule is suspended in a host call: nothing interrupts
       // Wasm that spins on the host's thread. That is why inline mode is for trusted capsules.
-      const overtime = new Promise<never>((_, reject) => {
+      const stopped = new Promise<never>((_, reject) => {
+        interrupt = reject
         timer = setTimeout(() => {
           expired = true
           http.closeAll()
@@ -70,22 +73,23 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
         }, timeoutMs)
       })
       try {
-        const output = await Promise.race([plugin.call(name, input), overtime])
+        const output = await Promise.race([plugin.call(name, input), stopped])
         return output?.bytes() ?? new Uint8Array(0)
       } catch (error) {
         if (error instanceof CapsuleError) throw error
         throw failureOf(error, name, ref.memory, options.memoryBytes, log)
       } finally {
         clearTimeout(timer)
+        interrupt = undefined
       }
     },
     async close() {
       if (closed) return
       closed = true
       expired = true
+      interrupt?.(new CapsuleError('unloaded', 'the capsule was unloaded during the call'))
       http.closeAll()
       await plugin.close()
     },
   }
 }
-
