@@ -5,7 +5,9 @@ const STATE = 0
 const OP = 1
 const LENGTH = 2
 const MORE = 3
-const CONTROL_BYTES = 16
+/** A reply's status, set by the main thread's handler (0 unless it says otherwise). */
+const STATUS = 4
+const CONTROL_BYTES = 32
 
 // Whose turn it is. The side that writes a segment hands the turn to the other.
 const IDLE = 0
@@ -31,21 +33,23 @@ class Segments {
   }
 
   /** Writes the segment of `payload` at `offset`; returns the offset after it. */
-  write(op: number, payload: Uint8Array, offset: number, turn: number): number {
+  write(op: number, payload: Uint8Array, offset: number, turn: number, status = 0): number {
     const length = Math.min(this.data.byteLength, payload.byteLength - offset)
     this.data.set(payload.subarray(offset, offset + length))
     const end = offset + length
     this.control[OP] = op
     this.control[LENGTH] = length
     this.control[MORE] = end < payload.byteLength ? 1 : 0
+    this.control[STATUS] = status
     Atomics.store(this.control, STATE, turn)
     Atomics.notify(this.control, STATE)
     return end
   }
 
-  read(): { bytes: Uint8Array; more: boolean; op: number } {
+  /** The segment in place: a view of the shared data area, valid until the turn passes back. */
+  read(): { view: Uint8Array; more: boolean; op: number; status: number } {
     const length = this.control[LENGTH]!
-    return { bytes: this.data.slice(0, length), more: this.control[MORE] === 1, op: this.control[OP]! }
+    return { view: this.data.subarray(0, length), more: this.control[MORE] === 1, op: this.control[OP]!, status: this.control[STATUS]! }
   }
 
   /** Hands the turn back without data, to ask for the next segment. */
@@ -58,6 +62,12 @@ class Segments {
 
 function join(parts: Uint8Array[]): Uint8Array {
   return parts.length === 1 ? parts[0]! : new Uint8Array(Buffer.concat(parts))
+}
+
+/** A reply: the handler's status, and bytes that may be a view of the shared buffer (see `call`). */
+export interface ChannelReply {
+  readonly status: number
+  readonly bytes: Uint8Array
 }
 
 /** The worker's end: `call` blocks the thread until the main thread has answered. */
@@ -78,26 +88,35 @@ export class ChannelClient {
     }
   }
 
-  call(op: number, payload: Uint8Array): Uint8Array {
+  /**
+   * Sends `payload` and blocks until the reply has arrived. A reply that fits one segment comes
+   * back as a view of the shared buffer, without a copy: use it before the next call.
+   */
+  call(op: number, payload: Uint8Array): ChannelReply {
     let offset = 0
     do {
       offset = this.#segments.write(op, payload, offset, TO_MAIN)
       this.#waitFor(TO_WORKER)
     } while (offset < payload.byteLength)
-    const parts: Uint8Array[] = []
+    const first = this.#segments.read()
+    if (!first.more) {
+      Atomics.store(this.#segments.control, STATE, IDLE)
+      return { status: first.status, bytes: first.view }
+    }
+    const parts: Uint8Array[] = [first.view.slice()]
     for (;;) {
-      const segment = this.#segments.read()
-      parts.push(segment.bytes)
-      if (!segment.more) break
       this.#segments.ack(TO_MAIN)
       this.#waitFor(TO_WORKER)
+      const segment = this.#segments.read()
+      parts.push(segment.view.slice())
+      if (!segment.more) break
     }
     Atomics.store(this.#segments.control, STATE, IDLE)
-    return join(parts)
+    return { status: first.status, bytes: join(parts) }
   }
 }
 
-export type ChannelHandler = (op: number, payload: Uint8Array) => Promise<Uint8Array>
+export type ChannelHandler = (op: number, payload: Uint8Array) => Promise<ChannelReply>
 
 /**
  * The main thread's end: answers the worker's calls one at a time with `handler`, without ever
@@ -126,18 +145,18 @@ export function serveChannel(buffer: SharedArrayBuffer, handler: ChannelHandler)
       for (;;) {
         const segment = segments.read()
         op = segment.op
-        parts.push(segment.bytes)
+        parts.push(segment.view.slice()) // the handler is async: the shared area will be reused
         if (!segment.more) break
         segments.ack(TO_WORKER)
         await waitFor(TO_MAIN)
       }
-      const reply = await handler(op, join(parts))
+      const { status, bytes } = await handler(op, join(parts))
       let offset = 0
       do {
         if (stopped) return
-        offset = segments.write(op, reply, offset, TO_WORKER)
-        if (offset < reply.byteLength) await waitFor(TO_MAIN)
-      } while (offset < reply.byteLength)
+        offset = segments.write(op, bytes, offset, TO_WORKER, status)
+        if (offset < bytes.byteLength) await waitFor(TO_MAIN)
+      } while (offset < bytes.byteLength)
     }
   }
   loop().catch(() => undefined)

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads'
 import { CapsuleError } from '../errors.js'
 import type { CapsuleEngine } from './capsule.js'
 import type { CapsuleHttp } from './capsule-http.js'
-import { createChannelBuffer, serveChannel } from './channel.js'
+import { createChannelBuffer, serveChannel, type ChannelReply } from './channel.js'
 import type { CompiledCapsule } from './modules.js'
 import {
   CHANNEL_DATA_BYTES,
@@ -40,19 +40,19 @@ export interface WorkerEngineOptions {
 
 const EMPTY = new Uint8Array(0)
 
-async function serveHostCall(http: CapsuleHttp, op: number, payload: Uint8Array): Promise<Uint8Array> {
+async function serveHostCall(http: CapsuleHttp, op: number, payload: Uint8Array): Promise<ChannelReply> {
   switch (op) {
     case OP.request:
-      return http.request(payload)
+      return { status: 0, bytes: await http.request(payload) }
     case OP.streamStart:
-      return http.streamStart(payload)
+      return { status: 0, bytes: await http.streamStart(payload) }
     case OP.streamRead: {
       const { handle, capacity } = decodeReadRequest(payload)
       return encodeReadResult(await http.streamRead(handle, capacity))
     }
     case OP.streamClose:
       http.streamClose(payload)
-      return EMPTY
+      return { status: 0, bytes: EMPTY }
     default:
       return encodeReadResult({ ok: false, error: { code: 'invalid_request', message: `unknown channel operation ${op}` } })
   }

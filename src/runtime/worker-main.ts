@@ -16,8 +16,8 @@ const bytesOf = (handle: Uint8Array | string) => (typeof handle === 'string' ? n
 
 const functions = syncHostFunctions(
   {
-    request: (input) => channel.call(OP.request, input),
-    streamStart: (input) => channel.call(OP.streamStart, input),
+    request: (input) => channel.call(OP.request, input).bytes,
+    streamStart: (input) => channel.call(OP.streamStart, input).bytes,
     streamRead: (handle, capacity) => decodeReadResult(channel.call(OP.streamRead, encodeRead(handle, capacity))),
     streamClose: (handle) => void channel.call(OP.streamClose, bytesOf(handle)),
     checkpoint: () => undefined,

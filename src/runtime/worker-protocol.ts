@@ -1,6 +1,7 @@
 // The messages between the main thread and a capsule's worker, and the channel operations' encoding.
 import type { CapsuleErrorCode, ErrorCode, WireError } from '../errors.js'
 import type { ReadResult } from './capsule-http.js'
+import type { ChannelReply } from './channel.js'
 
 /** Channel operations: one per host function that needs the main thread. */
 export const OP = { request: 1, streamStart: 2, streamRead: 3, streamClose: 4 } as const
@@ -38,17 +39,13 @@ export function decodeReadRequest(payload: Uint8Array): { capacity: number; hand
   return { capacity: new DataView(payload.buffer, payload.byteOffset).getUint32(0, true), handle: payload.subarray(4) }
 }
 
-/** Byte 0: 0 and the chunk, or 1 and the error as JSON. */
-export function encodeReadResult(result: ReadResult): Uint8Array {
-  const body = result.ok ? result.bytes : encoder.encode(JSON.stringify(result.error))
-  const reply = new Uint8Array(1 + body.byteLength)
-  reply[0] = result.ok ? 0 : 1
-  reply.set(body, 1)
-  return reply
+/** Status 0 and the chunk itself (no copy), or status 1 and the error as JSON. */
+export function encodeReadResult(result: ReadResult): ChannelReply {
+  return result.ok ? { status: 0, bytes: result.bytes } : { status: 1, bytes: encoder.encode(JSON.stringify(result.error)) }
 }
 
-export function decodeReadResult(reply: Uint8Array): ReadResult {
-  return reply[0] === 0
-    ? { ok: true, bytes: reply.subarray(1) }
-    : { ok: false, error: JSON.parse(decoder.decode(reply.subarray(1))) as WireError }
+export function decodeReadResult(reply: ChannelReply): ReadResult {
+  return reply.status === 0
+    ? { ok: true, bytes: reply.bytes }
+    : { ok: false, error: JSON.parse(decoder.decode(reply.bytes)) as WireError }
 }
