@@ -119,6 +119,16 @@ function fetchOptions(values: { allow?: string[]; rules?: string; resolve?: stri
   }
 }
 
+/** createSafeFetch, with a bad rule or CIDR from the command line reported as a usage error. */
+function createFetch(api: Awaited<ReturnType<typeof loadApi>>, options: Parameters<Awaited<ReturnType<typeof loadApi>>['createSafeFetch']>[0]) {
+  try {
+    return api.createSafeFetch(options)
+  } catch (error) {
+    if (error instanceof TypeError) throw new UsageError(error.message)
+    throw error
+  }
+}
+
 function parse<T extends ParseArgsConfig['options']>(options: T, args: string[]) {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true })
@@ -154,7 +164,7 @@ async function run(args: string[]): Promise<number> {
   const input = values.input?.startsWith('@') ? readText(values.input.slice(1), 'input file') : values.input
   const callTimeoutMs = positiveInt(values.timeout, 'timeout')
   const api = await loadApi()
-  const fetch = api.createSafeFetch({
+  const fetch = createFetch(api, {
     ...fetchOptions(values),
     ...(values.ca ? { tls: { ca: readText(values.ca, 'CA file') } } : {}),
     onRequest: (e) => {
@@ -189,7 +199,7 @@ async function explain(args: string[]): Promise<number> {
   const [url, ...extra] = positionals
   if (!url || extra.length) throw new UsageError('explain needs exactly one URL')
   const api = await loadApi()
-  const fetch = api.createSafeFetch(fetchOptions(values))
+  const fetch = createFetch(api, fetchOptions(values))
   const decision = await fetch.explain({ url, method: values.method ?? 'GET' }, { capsuleId: 'cli' })
   const lines = [
     `${decision.allowed ? 'allowed' : 'refused'}${decision.code ? ` (${decision.code})` : ''}: ${(values.method ?? 'GET').toUpperCase()} ${url}`,

@@ -130,9 +130,3 @@ export const HOST_FAILURE_PREFIX = 'capsule-host '
 export function hostFailureMessage(error: WireError): string {
   return `${HOST_FAILURE_PREFIX}${error.code}: ${error.message}`
 }
-
-/** Finds the wire error code in a trap caused by a host function failure. */
-export function hostCodeIn(message: string): ErrorCode | undefined {
-  const code = new RegExp(`${HOST_FAILURE_PREFIX}([a-z_]+): `).exec(message)?.[1]
-  return isErrorCode(code) ? code : undefined
-}

@@ -39,11 +39,12 @@ async function upstream(req: IncomingMessage, res: ServerResponse) {
     case '/redirect':
       res.writeHead(302, { location: '/json' })
       return void res.end()
-    case '/big': {
-      // A streamed body of `bytes` bytes, generated in 1 MiB blocks.
+    case '/big':
+    case '/chunked': {
+      // A streamed body of `bytes` bytes, generated in 1 MiB blocks; /chunked declares no length.
       const total = Number(url.searchParams.get('bytes'))
       const block = pattern(1024 * 1024)
-      res.writeHead(200, { 'content-length': total })
+      res.writeHead(200, url.pathname === '/big' ? { 'content-length': total } : {})
       let sent = 0
       const pump = () => {
         while (sent < total) {
@@ -320,6 +321,61 @@ describe.each(ISOLATIONS)('isolation %s', (isolation) => {
       expect((await probe.call('echo', 'still fine')).text()).toBe('still fine')
     })
 
+    test('a read_into capacity of 0 is invalid_request (it would read as the end of the stream)', async () => {
+      const capsule = await runtime.load({ wasm: capsulePath('probe') })
+      const [opened] = (await capsule.call('hold_streams', { request: { url: `${base()}/stall` }, count: 1 })).json<any[]>()
+      await expect(capsule.call('read_into_zero', opened.handle)).rejects.toMatchObject({ code: 'capsule_failed', hostCode: 'invalid_request' })
+      await capsule.unload()
+    })
+
+    test('a capsule cannot fake a host code in its own error text', async () => {
+      const failure = await probe.call('hold_streams', 'capsule-host denied: forged').catch((e: unknown) => e)
+      expect(failure).toMatchObject({ code: 'capsule_failed', hostCode: undefined })
+    })
+
+    test('close() during a load leaves nothing behind', async () => {
+      const local = runtimeFor(isolation)
+      const loading = local.load({ wasm: capsulePath('probe') })
+      await local.close()
+      await expect(loading).rejects.toMatchObject({ code: 'unloaded' })
+      expect(local.capsules.size).toBe(0)
+    })
+
+    test('unload() racing a call that hit its limit resolves only when the capsule is gone', async () => {
+      const local = runtimeFor(isolation)
+      const capsule = await local.load({ wasm: capsulePath('probe'), id: 'racer', limits: { callTimeoutMs: 200 } })
+      const call = capsule.call('request', JSON.stringify({ url: `${base()}/never` })).catch((e: unknown) => e)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      await capsule.unload()
+      expect(local.capsules.has('racer')).toBe(false)
+      expect(await call).toBeInstanceOf(CapsuleError)
+      expect((await (await local.load({ wasm: capsulePath('probe'), id: 'racer' })).call('echo', 'again')).text()).toBe('again')
+    })
+
+    test('a safe fetch that throws still answers the capsule (internal error, never a hang)', async () => {
+      const broken = testFetch(fetchOptions())
+      const local = createRuntime({ fetch: { ...broken, request: () => Promise.reject(new Error('host bug')) }, isolation })
+      runtimes.push(local)
+      const capsule = await local.load({ wasm: capsulePath('probe'), limits: { callTimeoutMs: 5000 } })
+      const reply = (await capsule.call('request', JSON.stringify({ url: `${base()}/json` }))).json<any>()
+      expect(reply.error).toEqual({ code: 'network', message: 'internal error while handling the request' })
+    })
+
+    test('malformed input to http_stream_start is answered with invalid_request too', async () => {
+      for (const input of ['{"url":', JSON.stringify({ url: 5 }), JSON.stringify({ url: `${base()}/small`, extra: 1 }), JSON.stringify({ url: `${base()}/small`, body: 'x'.repeat(2 * 1024 * 1024) })]) {
+        expect((await probe.call('stream', input)).json<any>().error.code).toBe('invalid_request')
+      }
+      expect((await probe.call('stream', Uint8Array.from([0x7b, 0xff, 0x7d]))).json<any>().error.code).toBe('invalid_request')
+    })
+
+    test('a stream over its cap: a declared length is refused at start, a chunked body fails the read with too_large', async () => {
+      const cap = { maxResponseBytes: 1024 * 1024 }
+      const declared = (await probe.call('stream', JSON.stringify({ url: `${base()}/big?bytes=${4 * 1024 * 1024}`, options: cap }))).json<any>()
+      expect(declared.error.code).toBe('too_large')
+      const chunked = probe.call('stream', JSON.stringify({ url: `${base()}/chunked?bytes=${4 * 1024 * 1024}`, options: cap }))
+      await expect(chunked).rejects.toMatchObject({ code: 'capsule_failed', hostCode: 'too_large' })
+    })
+
     test('call output helpers: bytes, text, json', async () => {
       const out = await probe.call('echo', { a: 1 })
       expect(out.text()).toBe('{"a":1}')
@@ -356,6 +412,29 @@ describe.each(ISOLATIONS)('isolation %s', (isolation) => {
 })
 
 describe('worker isolation only', () => {
+  test('a capsule hoarding Extism kernel memory is stopped with memory_limit, both through mem_to_block and alloc', async () => {
+    const runtime = runtimeFor('worker', {}, { memoryBytes: 64 * 1024 * 1024 })
+    const before = process.memoryUsage().rss
+    for (const exportName of ['hoard', 'hoard_alloc']) {
+      const capsule = await runtime.load({ wasm: capsulePath('probe'), id: `hoarder-${exportName}` })
+      await expect(capsule.call(exportName)).rejects.toMatchObject({ code: 'memory_limit' })
+    }
+    // 1000 blocks of 16 MiB would be 16 GiB; the limit stops it near 2 x 64 MiB.
+    expect(process.memoryUsage().rss - before).toBeLessThan(1024 * 1024 * 1024)
+  })
+
+  test('a module whose start function loops forever fails to load in time and leaves nothing running', async () => {
+    const runtime = runtimeFor('worker', {}, { callTimeoutMs: 300 })
+    const started = performance.now()
+    await expect(runtime.load({ wasm: tinyModule({ exports: ['f'], startLoops: true }) })).rejects.toMatchObject({
+      code: 'load_failed',
+      message: expect.stringContaining('did not finish instantiating within 300 ms'),
+    })
+    expect(performance.now() - started).toBeLessThan(5000)
+    expect(runtime.capsules.size).toBe(0)
+  })
+
+
   test('a capsule stuck in an infinite loop is terminated while another keeps streaming', async () => {
     const runtime = runtimeFor('worker')
     const spinner = await runtime.load({ wasm: capsulePath('probe'), id: 'spinner', limits: { callTimeoutMs: 500 } })

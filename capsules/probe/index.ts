@@ -8,10 +8,12 @@ import {
   http_request,
   http_stream_close,
   http_stream_read,
+  http_stream_read_into,
   http_stream_start,
   input_length,
   input_offset,
   length,
+  mem_to_block,
   output_set,
 } from "../sdk/env";
 import {
@@ -189,5 +191,30 @@ export function echo(): i32 {
 /** Aborts with a message (an assertion that fails): the message must reach the host's error. */
 export function crash(): i32 {
   assert(false, "probe crashed on purpose");
+  return 0;
+}
+
+/** Copies a 16 MiB buffer into new Extism blocks, keeping them all, up to 1000 times: for kernel memory limits. */
+export function hoard(): i32 {
+  const block = new Uint8Array(16 << 20);
+  let count = 0;
+  for (; count < 1000; count++) mem_to_block(<u64>block.dataStart, <u64>block.length);
+  outputString(count.toString());
+  return 0;
+}
+
+/** Allocates 16 MiB Extism blocks with the kernel's `alloc`, keeping them all, up to 1000 times. */
+export function hoard_alloc(): i32 {
+  let count = 0;
+  for (; count < 1000; count++) alloc(16 << 20);
+  outputString(count.toString());
+  return 0;
+}
+
+/** Input: a numeric handle. Calls http_stream_read_into with a capacity of 0 bytes. */
+export function read_into_zero(): i32 {
+  const handle = U64.parseInt(String.UTF8.decode(input().buffer));
+  const buffer = new Uint8Array(16);
+  outputString(http_stream_read_into(handle, <u64>buffer.dataStart, 0).toString());
   return 0;
 }

@@ -58,7 +58,11 @@ export class CapsuleHttp {
 
   /** `http_request`: request JSON bytes in, reply JSON bytes out. Never throws. */
   async request(input: Uint8Array): Promise<Uint8Array> {
-    return json(await this.#options.fetch.request(input, this.#context()))
+    try {
+      return json(await this.#options.fetch.request(input, this.#context()))
+    } catch (error) {
+      return json({ error: wireError(error) })
+    }
   }
 
   /** `http_stream_start`: request JSON bytes in, `{ handle, status, headers, rawHeaders }` or `{ error }` out. */

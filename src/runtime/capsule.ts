@@ -10,6 +10,8 @@ export interface CapsuleEngine {
   call(name: string, input: Uint8Array, timeoutMs: number): Promise<Uint8Array>
   /** Stops the engine for good and releases everything it holds. Idempotent. */
   close(): Promise<void>
+  /** False once the engine has stopped, by `close()` or on its own (a worker that died). */
+  readonly alive: boolean
 }
 
 /** What an export returned. */
@@ -49,6 +51,7 @@ export class Capsule {
   readonly #onUnload: () => Promise<void>
   #queue: Promise<unknown> = Promise.resolve()
   #stopped: string | undefined
+  #stopping: Promise<void> | undefined
 
   /** @internal Created by `Runtime.load`. */
   constructor(id: string, engine: CapsuleEngine, exports: ReadonlySet<string>, callTimeoutMs: number, onUnload: () => Promise<void>) {
@@ -77,9 +80,8 @@ export class Capsule {
       try {
         return new CallOutput(await this.#engine.call(name, encodeInput(input), this.#callTimeoutMs))
       } catch (error) {
-        if (error instanceof CapsuleError && FATAL.has(error.code)) {
-          await this.#stop(`was stopped (${error.code}); load it again`)
-        }
+        const code = error instanceof CapsuleError ? error.code : 'capsule_failed'
+        if (FATAL.has(code) || !this.#engine.alive) await this.#stop(`was stopped (${code}); load it again`)
         throw error
       }
     }
@@ -88,11 +90,16 @@ export class Capsule {
     return result
   }
 
-  async #stop(why: string): Promise<void> {
-    if (this.#stopped) return
-    this.#stopped = why
-    await this.#engine.close()
-    await this.#onUnload()
+  /** Stops once; every caller waits for the same, complete stop. */
+  #stop(why: string): Promise<void> {
+    if (!this.#stopping) {
+      this.#stopped = why
+      this.#stopping = (async () => {
+        await this.#engine.close()
+        await this.#onUnload()
+      })()
+    }
+    return this.#stopping
   }
 
   /** Aborts everything the capsule has in flight, stops it and frees it. Idempotent. */

@@ -1,6 +1,6 @@
 // The Extism host functions a capsule imports from `extism:host/user`, bound to capsule memory.
 import type { CallContext } from '@extism/extism'
-import { CapsuleHostError, hostFailureMessage, type WireError } from '../errors.js'
+import { hostFailureMessage, type WireError } from '../errors.js'
 import type { ReadResult } from './capsule-http.js'
 
 export const HOST_NAMESPACE = 'extism:host/user'
@@ -16,9 +16,17 @@ export const HOST_FUNCTION_NAMES = [
   'block_to_mem',
 ] as const
 
-/** What the host functions need from the HTTP service, in sync (worker) or async (inline) form. */
-export interface HttpService<R> {
-  request(input: Uint8Array): R extends 'sync' ? Uint8Array : Promise<Uint8Array>
+/** A host function failed the capsule call with a wire error (a stream read error, a bad handle). */
+export class HostFailure extends Error {
+  override name = 'HostFailure'
+  constructor(readonly wire: WireError) {
+    super(hostFailureMessage(wire))
+  }
+}
+
+/** The capsule asked for more Extism kernel memory than its limit. */
+export class KernelMemoryExceeded extends Error {
+  override name = 'KernelMemoryExceeded'
 }
 
 type MaybePromise<T, Mode extends 'sync' | 'async'> = Mode extends 'sync' ? T : Promise<T>
@@ -30,6 +38,8 @@ export interface HostIo<Mode extends 'sync' | 'async'> {
   streamClose(handle: Uint8Array | string): MaybePromise<void, Mode>
   /** Throws when the call must stop (time limit passed, capsule unloaded); checked before and after each wait. */
   checkpoint(): void
+  /** Throws KernelMemoryExceeded when `bytes` more of Extism kernel memory would pass the capsule's limit. */
+  reserve(bytes: number): void
 }
 
 /** The capsule's exported linear memory, set once the instance exists. */
@@ -38,7 +48,7 @@ export interface MemoryRef {
 }
 
 function fail(error: WireError): never {
-  throw new Error(hostFailureMessage(error))
+  throw new HostFailure(error)
 }
 
 function linearMemory(ref: MemoryRef, ptr: bigint, len: bigint): Uint8Array {
@@ -56,9 +66,13 @@ function blockBytes(context: CallContext, offset: bigint): Uint8Array {
   return context.read(offset)?.bytes() ?? new Uint8Array(0)
 }
 
-/** A copy: Extism adopts a buffer it is given whole, and linear memory must never be adopted. */
-function store(context: CallContext, bytes: Uint8Array): bigint {
-  return context.store(bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice())
+/**
+ * Stores bytes in a new kernel block, within the capsule's memory budget. A copy unless the bytes
+ * own their whole buffer: Extism adopts a buffer it is given whole, and must never adopt linear memory.
+ */
+function store(io: HostIo<'sync' | 'async'>, context: CallContext, bytes: Uint8Array): bigint {
+  io.reserve(bytes.byteLength)
+  return context.store(bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice())
 }
 
 function unwrap(result: ReadResult): Uint8Array {
@@ -72,14 +86,30 @@ function copyInto(ref: MemoryRef, dest: bigint, capacity: bigint, bytes: Uint8Ar
 }
 
 function handleOf(handle: bigint): string {
-  if (handle <= 0n) throw new CapsuleHostError('invalid_request', `${handle} is not a stream handle`)
+  if (handle <= 0n) fail({ code: 'invalid_request', message: `${handle} is not a stream handle` })
   return handle.toString()
 }
 
+function capacityOf(capacity: bigint): number {
+  if (capacity <= 0n) fail({ code: 'invalid_request', message: 'the read capacity must be at least 1 byte' })
+  return Number(capacity)
+}
+
+/**
+ * Extism's kernel `alloc`, checked against the capsule's memory budget first (Extism's own check
+ * runs after the block is already allocated). Installed over `extism:host/env` `alloc`.
+ */
+export function guardedAlloc(io: Pick<HostIo<'sync'>, 'reserve'>) {
+  return (context: CallContext, size: bigint) => {
+    io.reserve(Number(size))
+    return context.alloc(size)
+  }
+}
+
 /** Functions shared by both modes: they touch only memory, never the network. */
-function memoryFunctions(ref: MemoryRef) {
+function memoryFunctions(io: HostIo<'sync' | 'async'>, ref: MemoryRef) {
   return {
-    mem_to_block: (context: CallContext, ptr: bigint, len: bigint) => store(context, linearMemory(ref, ptr, len).slice()),
+    mem_to_block: (context: CallContext, ptr: bigint, len: bigint) => store(io, context, linearMemory(ref, ptr, len).slice()),
     block_to_mem: (context: CallContext, offset: bigint, ptr: bigint, len: bigint) => {
       const bytes = blockBytes(context, offset)
       if (len > BigInt(bytes.byteLength)) fail({ code: 'invalid_request', message: `the block holds ${bytes.byteLength} bytes, not ${len}` })
@@ -91,16 +121,16 @@ function memoryFunctions(ref: MemoryRef) {
 /** Host functions for a capsule on its own worker thread: every call blocks until the main thread answers. */
 export function syncHostFunctions(io: HostIo<'sync'>, ref: MemoryRef) {
   return {
-    http_request: (context: CallContext, offset: bigint) => store(context, io.request(blockBytes(context, offset))),
-    http_stream_start: (context: CallContext, offset: bigint) => store(context, io.streamStart(blockBytes(context, offset))),
+    http_request: (context: CallContext, offset: bigint) => store(io, context, io.request(blockBytes(context, offset))),
+    http_stream_start: (context: CallContext, offset: bigint) => store(io, context, io.streamStart(blockBytes(context, offset))),
     http_stream_read: (context: CallContext, offset: bigint) =>
-      store(context, unwrap(io.streamRead(blockBytes(context, offset), Number.POSITIVE_INFINITY))),
+      store(io, context, unwrap(io.streamRead(blockBytes(context, offset), Number.POSITIVE_INFINITY))),
     http_stream_close: (context: CallContext, offset: bigint) => io.streamClose(blockBytes(context, offset)),
     http_stream_read_into: (_context: CallContext, handle: bigint, dest: bigint, capacity: bigint) => {
       linearMemory(ref, dest, capacity) // fail before any I/O when the range is bad
-      return copyInto(ref, dest, capacity, unwrap(io.streamRead(handleOf(handle), Number(capacity))))
+      return copyInto(ref, dest, capacity, unwrap(io.streamRead(handleOf(handle), capacityOf(capacity))))
     },
-    ...memoryFunctions(ref),
+    ...memoryFunctions(io, ref),
   }
 }
 
@@ -111,19 +141,19 @@ export function asyncHostFunctions(io: HostIo<'async'>, ref: MemoryRef) {
       io.checkpoint()
       const reply = await io.request(blockBytes(context, offset))
       io.checkpoint()
-      return store(context, reply)
+      return store(io, context, reply)
     },
     http_stream_start: async (context: CallContext, offset: bigint) => {
       io.checkpoint()
       const reply = await io.streamStart(blockBytes(context, offset))
       io.checkpoint()
-      return store(context, reply)
+      return store(io, context, reply)
     },
     http_stream_read: async (context: CallContext, offset: bigint) => {
       io.checkpoint()
       const result = await io.streamRead(blockBytes(context, offset), Number.POSITIVE_INFINITY)
       io.checkpoint()
-      return store(context, unwrap(result))
+      return store(io, context, unwrap(result))
     },
     http_stream_close: (context: CallContext, offset: bigint) => {
       void io.streamClose(blockBytes(context, offset))
@@ -131,10 +161,10 @@ export function asyncHostFunctions(io: HostIo<'async'>, ref: MemoryRef) {
     http_stream_read_into: async (_context: CallContext, handle: bigint, dest: bigint, capacity: bigint) => {
       io.checkpoint()
       linearMemory(ref, dest, capacity)
-      const result = await io.streamRead(handleOf(handle), Number(capacity))
+      const result = await io.streamRead(handleOf(handle), capacityOf(capacity))
       io.checkpoint()
       return copyInto(ref, dest, capacity, unwrap(result))
     },
-    ...memoryFunctions(ref),
+    ...memoryFunctions(io, ref),
   }
 }

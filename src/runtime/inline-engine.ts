@@ -1,9 +1,9 @@
 // Runs a capsule on the host's thread; async host functions suspend it through JSPI.
 import createPlugin, { type Plugin } from '@extism/extism'
-import { CapsuleError, hostFailureMessage } from '../errors.js'
+import { CapsuleError } from '../errors.js'
 import type { CapsuleEngine } from './capsule.js'
 import type { CapsuleHttp } from './capsule-http.js'
-import { asyncHostFunctions, HOST_NAMESPACE, type MemoryRef } from './host-functions.js'
+import { asyncHostFunctions, guardedAlloc, HOST_NAMESPACE, HostFailure, KernelMemoryExceeded, type MemoryRef } from './host-functions.js'
 import type { CompiledCapsule } from './modules.js'
 import { extismOptions, failureOf, type CapsuleLog } from './plugin-options.js'
 
@@ -31,23 +31,25 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
   const ref: MemoryRef = { memory: undefined }
   const log: CapsuleLog = { lastError: undefined }
   let expired = false
-  const functions = asyncHostFunctions(
-    {
-      request: (input) => http.request(input),
-      streamStart: (input) => http.streamStart(input),
-      streamRead: (handle, capacity) => http.streamRead(handle, capacity),
-      streamClose: async (handle) => http.streamClose(handle),
-      checkpoint: () => {
-        if (expired) throw new Error(hostFailureMessage({ code: 'cancelled', message: 'the capsule was stopped' }))
-      },
+  const io = {
+    request: (input: Uint8Array) => http.request(input),
+    streamStart: (input: Uint8Array) => http.streamStart(input),
+    streamRead: (handle: Uint8Array | string, capacity: number) => http.streamRead(handle, capacity),
+    streamClose: async (handle: Uint8Array | string) => http.streamClose(handle),
+    checkpoint: () => {
+      if (expired) throw new HostFailure({ code: 'cancelled', message: 'the capsule was stopped' })
     },
-    ref,
-  )
+    // On the host's thread there is no separate heap to measure: only single blocks are bounded.
+    reserve: (bytes: number) => {
+      if (bytes > options.memoryBytes) throw new KernelMemoryExceeded(`a block of ${bytes} bytes is over the limit of ${options.memoryBytes}`)
+    },
+  }
+  const functions = { [HOST_NAMESPACE]: asyncHostFunctions(io, ref), 'extism:host/env': { alloc: guardedAlloc(io) } }
   let plugin: Plugin
   try {
     plugin = await createPlugin(
       { wasm: [{ module: options.compiled.module }] },
-      extismOptions({ [HOST_NAMESPACE]: functions }, options.config, options.memoryBytes, log),
+      extismOptions(functions, options.config, options.memoryBytes, log),
     )
   } catch (cause) {
     throw new CapsuleError('load_failed', `the capsule could not be instantiated: ${(cause as Error).message}`, { cause })
@@ -59,6 +61,9 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
   let interrupt: ((error: CapsuleError) => void) | undefined
 
   return {
+    get alive() {
+      return !closed
+    },
     async call(name, input, timeoutMs) {
       let timer: NodeJS.Timeout | undefined
       log.lastError = undefined

@@ -1,6 +1,7 @@
 // Extism plugin options shared by both isolation modes, and the translation of a failed call.
 import type { ExtismPluginOptions } from '@extism/extism'
-import { CapsuleError, hostCodeIn } from '../errors.js'
+import { CapsuleError } from '../errors.js'
+import { HostFailure, KernelMemoryExceeded } from './host-functions.js'
 
 const WASM_PAGE = 64 * 1024
 
@@ -57,15 +58,18 @@ export function failureOf(
   memoryBytes: number,
   log: CapsuleLog,
 ): CapsuleError {
-  const thrown = error instanceof Error ? error.message : String(error)
-  const message = log.lastError && !thrown.includes(log.lastError) ? `${thrown} (the capsule logged: ${log.lastError})` : thrown
+  if (error instanceof KernelMemoryExceeded) {
+    return new CapsuleError('memory_limit', `the call to "${name}" ran out of memory: ${error.message}`, { cause: error })
+  }
   const used = memory?.buffer.byteLength ?? 0
   if (error instanceof WebAssembly.RuntimeError && used * 2 > memoryBytes) {
     return new CapsuleError('memory_limit', `the call to "${name}" ran out of memory: it trapped with ${used} of its ${memoryBytes} bytes in use`, { cause: error })
   }
-  const hostCode = hostCodeIn(message)
+  const thrown = error instanceof Error ? error.message : String(error)
+  const message = log.lastError && !thrown.includes(log.lastError) ? `${thrown} (the capsule logged: ${log.lastError})` : thrown
+  // Only an error our host function threw carries a host code: a capsule's own text never does.
   return new CapsuleError('capsule_failed', `the call to "${name}" failed: ${message}`, {
     cause: error,
-    ...(hostCode ? { hostCode } : {}),
+    ...(error instanceof HostFailure ? { hostCode: error.wire.code } : {}),
   })
 }

@@ -84,7 +84,17 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   let counter = 0
   let closed = false
 
-  async function load(load: LoadOptions): Promise<Capsule> {
+  /** Loads in progress, so close() can wait for them to see that the runtime closed. */
+  const loading = new Set<Promise<Capsule>>()
+
+  function load(options: LoadOptions): Promise<Capsule> {
+    const pending = loadCapsule(options)
+    loading.add(pending)
+    void pending.finally(() => loading.delete(pending)).catch(() => undefined)
+    return pending
+  }
+
+  async function loadCapsule(load: LoadOptions): Promise<Capsule> {
     if (closed) throw new CapsuleError('unloaded', 'the runtime is closed')
     const id = load.id ?? `capsule-${++counter}`
     if (typeof id !== 'string' || id === '') throw new TypeError('id must be a non-empty string')
@@ -94,9 +104,21 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       const own = capsuleLimits(limits, load.limits)
       const compiled = await cache.compile(await readWasm(load.wasm), own.memoryBytes)
       const http = new CapsuleHttp({ fetch, capsuleId: id, maxOpenStreams: fetch.limits.maxOpenStreams })
-      const engineOptions = { compiled, http, config: { ...load.config }, memoryBytes: own.memoryBytes }
+      const engineOptions = {
+        compiled,
+        http,
+        config: { ...load.config },
+        memoryBytes: own.memoryBytes,
+        maxRequestBytes: fetch.limits.maxRequestBytes,
+        loadTimeoutMs: own.callTimeoutMs,
+      }
       const mode = load.isolation ?? isolation
       const engine: CapsuleEngine = mode === 'inline' ? await createInlineEngine(engineOptions) : await createWorkerEngine(engineOptions)
+      if (closed) {
+        // close() ran while this capsule was loading: nothing of it may survive.
+        await engine.close()
+        throw new CapsuleError('unloaded', 'the runtime was closed while the capsule was loading')
+      }
       const capsule = new Capsule(id, engine, compiled.exports, own.callTimeoutMs, async () => {
         http.closeAll()
         await fetch.releaseCapsule(id)
@@ -121,6 +143,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     async close() {
       closed = true
       await Promise.all([...capsules.values()].map((capsule) => capsule.unload()))
+      await Promise.allSettled(loading)
     },
   }
 }

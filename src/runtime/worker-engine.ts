@@ -36,11 +36,27 @@ export interface WorkerEngineOptions {
   readonly http: CapsuleHttp
   readonly config: Record<string, string>
   readonly memoryBytes: number
+  readonly maxRequestBytes: number
+  /** Instantiation (which runs the module's start function) must finish within this. */
+  readonly loadTimeoutMs: number
 }
 
 const EMPTY = new Uint8Array(0)
 
+const INTERNAL_ERROR = { code: 'network', message: 'internal error while handling the request' } as const
+
+/** Serves one host call; a failure of ours still answers, so the worker never waits forever. */
 async function serveHostCall(http: CapsuleHttp, op: number, payload: Uint8Array): Promise<ChannelReply> {
+  try {
+    return await hostCall(http, op, payload)
+  } catch {
+    return op === OP.streamRead
+      ? encodeReadResult({ ok: false, error: INTERNAL_ERROR })
+      : { status: 0, bytes: new TextEncoder().encode(JSON.stringify({ error: INTERNAL_ERROR })) }
+  }
+}
+
+async function hostCall(http: CapsuleHttp, op: number, payload: Uint8Array): Promise<ChannelReply> {
   switch (op) {
     case OP.request:
       return { status: 0, bytes: await http.request(payload) }
@@ -66,7 +82,13 @@ function heapLimitMb(memoryBytes: number): number {
 export async function createWorkerEngine(options: WorkerEngineOptions): Promise<CapsuleEngine> {
   const { http } = options
   const channel = createChannelBuffer(CHANNEL_DATA_BYTES)
-  const data: WorkerData = { module: options.compiled.module, config: options.config, memoryBytes: options.memoryBytes, channel }
+  const data: WorkerData = {
+    module: options.compiled.module,
+    config: options.config,
+    memoryBytes: options.memoryBytes,
+    maxRequestBytes: options.maxRequestBytes,
+    channel,
+  }
   const worker = new Worker(workerScript(), {
     workerData: data,
     resourceLimits: { maxOldGenerationSizeMb: heapLimitMb(options.memoryBytes), maxYoungGenerationSizeMb: 32 },
@@ -117,15 +139,28 @@ export async function createWorkerEngine(options: WorkerEngineOptions): Promise<
       die(failure)
     })
   })
+  let loadTimer: NodeJS.Timeout | undefined
+  const loadTimeout = new Promise<never>((_, reject) => {
+    loadTimer = setTimeout(
+      () => reject(new CapsuleError('load_failed', `the capsule did not finish instantiating within ${options.loadTimeoutMs} ms`)),
+      options.loadTimeoutMs,
+    )
+  })
   try {
-    await ready
+    await Promise.race([ready, loadTimeout])
   } catch (error) {
     die(error as CapsuleError)
+    await worker.terminate()
     throw error
+  } finally {
+    clearTimeout(loadTimer)
   }
   worker.unref()
 
   return {
+    get alive() {
+      return dead === undefined
+    },
     call(name, input, timeoutMs) {
       if (dead) return Promise.reject(dead)
       return new Promise<Uint8Array>((resolve, reject) => {

@@ -2,9 +2,10 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { CapsuleError } from '../errors.js'
 import { ChannelClient } from './channel.js'
-import { HOST_NAMESPACE, syncHostFunctions, type MemoryRef } from './host-functions.js'
+import { getHeapStatistics } from 'node:v8'
+import { guardedAlloc, HOST_NAMESPACE, KernelMemoryExceeded, syncHostFunctions, type HostIo, type MemoryRef } from './host-functions.js'
 import { extismOptions, failureOf, type CapsuleLog } from './plugin-options.js'
-import { decodeReadResult, encodeRead, OP, type FromWorker, type ToWorker, type WorkerData } from './worker-protocol.js'
+import { decodeReadResult, encodeRead, MAX_HANDLE_BYTES, OP, type FromWorker, type ToWorker, type WorkerData } from './worker-protocol.js'
 
 const port = parentPort!
 const data = workerData as WorkerData
@@ -14,16 +15,40 @@ const log: CapsuleLog = { lastError: undefined }
 const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer)
 const bytesOf = (handle: Uint8Array | string) => (typeof handle === 'string' ? new TextEncoder().encode(handle) : handle)
 
-const functions = syncHostFunctions(
-  {
-    request: (input) => channel.call(OP.request, input).bytes,
-    streamStart: (input) => channel.call(OP.streamStart, input).bytes,
-    streamRead: (handle, capacity) => decodeReadResult(channel.call(OP.streamRead, encodeRead(handle, capacity))),
-    streamClose: (handle) => void channel.call(OP.streamClose, bytesOf(handle)),
-    checkpoint: () => undefined,
+const encoder = new TextEncoder()
+
+/** Answers an oversized request here: it is never copied to the main thread. */
+function tooLarge(input: Uint8Array): Uint8Array | undefined {
+  if (input.byteLength <= data.maxRequestBytes) return undefined
+  const message = `the request is ${input.byteLength} bytes; the limit is ${data.maxRequestBytes}`
+  return encoder.encode(JSON.stringify({ error: { code: 'invalid_request', message } }))
+}
+
+/**
+ * Everything this isolate holds outside its JS heap (Wasm memory, Extism's blocks, the channel)
+ * may reach the linear-memory limit plus the kernel-memory limit, with some room for the runtime.
+ */
+const EXTERNAL_LIMIT = 2 * data.memoryBytes + 32 * 1024 * 1024
+
+const io: HostIo<'sync'> = {
+  request: (input) => tooLarge(input) ?? channel.call(OP.request, input).bytes,
+  streamStart: (input) => tooLarge(input) ?? channel.call(OP.streamStart, input).bytes,
+  streamRead: (handle, capacity) =>
+    bytesOf(handle).byteLength > MAX_HANDLE_BYTES
+      ? { ok: false, error: { code: 'invalid_request', message: 'the stream handle is too long to be a handle' } }
+      : decodeReadResult(channel.call(OP.streamRead, encodeRead(handle, capacity))),
+  streamClose: (handle) => {
+    if (bytesOf(handle).byteLength <= MAX_HANDLE_BYTES) channel.call(OP.streamClose, bytesOf(handle))
   },
-  ref,
-)
+  checkpoint: () => undefined,
+  reserve: (bytes) => {
+    const external = getHeapStatistics().external_memory
+    if (external + bytes > EXTERNAL_LIMIT) {
+      throw new KernelMemoryExceeded(`${bytes} more bytes would bring the capsule to ${external + bytes} bytes outside its heap; the limit is ${EXTERNAL_LIMIT}`)
+    }
+  },
+}
+const functions = { [HOST_NAMESPACE]: syncHostFunctions(io, ref), 'extism:host/env': { alloc: guardedAlloc(io) } }
 
 // Extism loads node:wasi, whose ExperimentalWarning means nothing here (WASI is never enabled).
 process.removeAllListeners('warning')
@@ -32,7 +57,7 @@ const { default: createPlugin } = await import('@extism/extism')
 try {
   const plugin = await createPlugin(
     { wasm: [{ module: data.module }] },
-    extismOptions({ [HOST_NAMESPACE]: functions }, data.config, data.memoryBytes, log),
+    extismOptions(functions, data.config, data.memoryBytes, log),
   )
   const instance = await plugin.getInstance()
   ref.memory = instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined

@@ -13,8 +13,13 @@ export interface WorkerData {
   readonly module: WebAssembly.Module
   readonly config: Record<string, string>
   readonly memoryBytes: number
+  /** Requests larger than this are answered in the worker, never copied to the main thread. */
+  readonly maxRequestBytes: number
   readonly channel: SharedArrayBuffer
 }
+
+/** Handles are decimal numbers of at most 16 digits; anything longer is refused in the worker. */
+export const MAX_HANDLE_BYTES = 16
 
 export type ToWorker = { type: 'call'; id: number; name: string; input: Uint8Array }
 
