@@ -301,10 +301,30 @@ describe.each(ISOLATIONS)('isolation %s', (isolation) => {
       await expect(runtime.load({ wasm: wasi })).rejects.toMatchObject({ code: 'load_failed', message: expect.stringContaining('fd_write') })
     })
 
-    test('bytes that are not Wasm fail at load', async () => {
+    test('bytes that are not Wasm, a missing file and an unknown scheme fail at load', async () => {
       await expect(runtime.load({ wasm: Uint8Array.from([1, 2, 3]) })).rejects.toMatchObject({ code: 'load_failed' })
       await expect(runtime.load({ wasm: '/nonexistent/probe.wasm' })).rejects.toMatchObject({ code: 'load_failed' })
-      await expect(runtime.load({ wasm: 'https://example.invalid/x.wasm' })).rejects.toMatchObject({ code: 'load_failed' })
+      await expect(runtime.load({ wasm: 'ftp://127.0.0.1/x.wasm' })).rejects.toMatchObject({ code: 'load_failed' })
+    })
+
+    test('a module loads from a path, a file: URL, an http: URL (loopback) and bytes; a 404 is load_failed', async () => {
+      const { readFileSync } = await import('node:fs')
+      const { pathToFileURL } = await import('node:url')
+      const bytes = readFileSync(capsulePath('probe'))
+      const server = await startServer((req, res) => {
+        if (req.url === '/probe.wasm') return void res.end(bytes)
+        res.statusCode = 404
+        res.end()
+      })
+      for (const wasm of [capsulePath('probe'), pathToFileURL(capsulePath('probe')), `http://127.0.0.1:${server.port}/probe.wasm`, new Uint8Array(bytes)]) {
+        const capsule = await runtime.load({ wasm })
+        expect((await capsule.call('echo', 'ok')).text()).toBe('ok')
+        await capsule.unload()
+      }
+      await expect(runtime.load({ wasm: `http://127.0.0.1:${server.port}/missing.wasm` })).rejects.toMatchObject({
+        code: 'load_failed',
+        message: expect.stringContaining('HTTP 404'),
+      })
     })
 
     test('an unknown export is no_such_export; a duplicate id is refused', async () => {

@@ -6,18 +6,50 @@ import { CapsuleError } from '../errors.js'
 import { HOST_FUNCTION_NAMES, HOST_NAMESPACE } from './host-functions.js'
 import { capMemory, ModuleShapeError } from './memory-cap.js'
 
-/** Where a capsule's code comes from: a file path, a `file:` URL, or the module bytes. */
+/** Where a capsule's code comes from: a file path, a `file:`/`http:`/`https:` URL, or the module bytes. */
 export type WasmSource = string | URL | Uint8Array | ArrayBuffer
+
+/** The largest module the runtime downloads. */
+const MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+const DOWNLOAD_TIMEOUT_MS = 30_000
 
 const EXTISM_KERNEL = 'extism:host/env'
 const PROVIDED: ReadonlySet<string> = new Set(HOST_FUNCTION_NAMES)
+
+/**
+ * Downloads a module the host named (the host is trusted: this does not go through any capsule's
+ * rules), capped at 64 MiB and 30 s.
+ */
+async function download(url: URL): Promise<Uint8Array> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS), redirect: 'follow' })
+    if (!response.ok) throw new Error(`HTTP ${response.status}`)
+    const declared = Number(response.headers.get('content-length') ?? 0)
+    if (declared > MAX_DOWNLOAD_BYTES) throw new Error(`it is ${declared} bytes; the limit is ${MAX_DOWNLOAD_BYTES}`)
+    const chunks: Uint8Array[] = []
+    let size = 0
+    const reader = response.body?.getReader()
+    for (let part = await reader?.read(); part && !part.done; part = await reader?.read()) {
+      size += part.value.byteLength
+      if (size > MAX_DOWNLOAD_BYTES) {
+        await reader?.cancel()
+        throw new Error(`it is over the limit of ${MAX_DOWNLOAD_BYTES} bytes`)
+      }
+      chunks.push(part.value)
+    }
+    return new Uint8Array(Buffer.concat(chunks))
+  } catch (cause) {
+    throw new CapsuleError('load_failed', `cannot download the capsule module ${url.href}: ${(cause as Error).message}`, { cause })
+  }
+}
 
 export async function readWasm(source: WasmSource): Promise<Uint8Array> {
   if (source instanceof Uint8Array) return source
   if (source instanceof ArrayBuffer) return new Uint8Array(source)
   const url = source instanceof URL ? source : /^[a-z][a-z0-9+.-]*:\/\//i.test(source) ? new URL(source) : undefined
+  if (url && (url.protocol === 'http:' || url.protocol === 'https:')) return download(url)
   if (url && url.protocol !== 'file:') {
-    throw new CapsuleError('load_failed', `cannot load ${url.href}: only file paths, file: URLs and bytes are accepted; download the module and pass its bytes`)
+    throw new CapsuleError('load_failed', `cannot load ${url.href}: use a file path, a file:, http: or https: URL, or the module's bytes`)
   }
   const path = url ? fileURLToPath(url) : (source as string)
   try {

@@ -36,7 +36,7 @@ export interface RuntimeOptions {
 }
 
 export interface LoadOptions {
-  /** A file path, a `file:` URL, or the module's bytes. */
+  /** A file path, a `file:`, `http:` or `https:` URL, or the module's bytes. */
   wasm: WasmSource
   /** Names the capsule in requests, decisions and errors. Default: `capsule-<n>`. Must be unique. */
   id?: string
