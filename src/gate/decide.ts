@@ -1,6 +1,6 @@
 // Runs the gates in order (rules or policy, then host gates) and returns one decision; fails closed.
 import { isCapsuleHostError } from '../errors.js'
-import { matchOrigin, type CompiledRule } from './rules.js'
+import { matchRequest, type CompiledRule } from './rules.js'
 import type { Decision, GateRequest, SecurityGate } from './types.js'
 
 /** What the policy callback sees: the request's name-level facts and a lazy, checked `resolve()`. */
@@ -31,9 +31,11 @@ function rethrowIfCoded(error: unknown): void {
 
 async function accessDecision(keeper: Gatekeeper, request: GateRequest): Promise<Decision | undefined> {
   if (keeper.rules.length === 0 && !keeper.policy) return undefined
-  const origin = matchOrigin(keeper.rules, request)
-  if (origin.matched) return { allowed: true, decidedBy: origin.rule.label }
-  if (!keeper.policy) return { allowed: false, decidedBy: 'rules', reason: origin.reason }
+  const match = matchRequest(keeper.rules, request)
+  if (match.allowed) return { allowed: true, decidedBy: match.route ? `${match.rule.label} ${match.route.path}` : match.rule.label }
+  // An origin rule that matched decides alone: its routes refused the path, so the policy is not asked.
+  if (match.rule) return { allowed: false, decidedBy: match.rule.label, reason: match.reason }
+  if (!keeper.policy) return { allowed: false, decidedBy: 'rules', reason: match.reason }
   let verdict: unknown
   try {
     const { capsuleId, host, method, url, port, scheme, path, resolve } = request

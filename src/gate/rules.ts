@@ -1,6 +1,7 @@
 // Compiles host rules once at creation and matches a request's origin (host, scheme, port) against them.
 import type { GateRequest } from './types.js'
 import { compileHostPattern, type HostPattern } from './host-pattern.js'
+import { compileRoute, type CompiledRoute, type Route } from './routes.js'
 
 /** One origin rule, as a host author writes it. */
 export interface Rule {
@@ -10,8 +11,8 @@ export interface Rule {
   httpsOnly?: boolean
   /** Allowed ports. Default: the scheme's own port (443 for https, 80 for http). */
   port?: number | number[]
-  /** Reserved for path routes; not supported yet. */
-  routes?: never
+  /** Paths (and methods) allowed on this origin, tried in order; `[]` denies every path. Omitted: all. */
+  routes?: Route[]
   /** Reserved for origin middleware; not supported yet. */
   middleware?: never
 }
@@ -23,6 +24,8 @@ export interface CompiledRule {
   readonly schemes: ReadonlySet<'http' | 'https'>
   /** Undefined: the scheme's default port. */
   readonly ports: ReadonlySet<number> | undefined
+  /** Undefined: every path and method. */
+  readonly routes: readonly CompiledRoute[] | undefined
 }
 
 export type OriginMatch =
@@ -39,10 +42,20 @@ function compileRule(rule: Rule, index: number): CompiledRule {
   }
   if (rule === null || typeof rule !== 'object') fail('a rule must be an object such as { host: "api.example.com" }')
   for (const key of Object.keys(rule)) {
-    if (!KNOWN_KEYS.has(key)) fail(`unknown field "${key}"; a rule has host, httpsOnly, port`)
+    if (!KNOWN_KEYS.has(key)) fail(`unknown field "${key}"; a rule has host, httpsOnly, port, routes`)
   }
-  if (rule.routes !== undefined || rule.middleware !== undefined) {
-    fail('routes and middleware on rules are not supported yet; remove them')
+  if (rule.middleware !== undefined) fail('middleware on rules is not supported yet; remove it')
+  let routes: CompiledRoute[] | undefined
+  if (rule.routes !== undefined) {
+    if (!Array.isArray(rule.routes)) fail('routes must be a list, such as [{ path: "/v1/**" }]; [] denies every path')
+    routes = rule.routes.map((route, i) => {
+      try {
+        if ((route as { middleware?: unknown })?.middleware !== undefined) throw new Error('middleware on routes is not supported yet; remove it')
+        return compileRoute(route)
+      } catch (error) {
+        return fail(`routes[${i}]${typeof route?.path === 'string' ? ` ("${route.path}")` : ''}: ${(error as Error).message}`)
+      }
+    })
   }
   let host: HostPattern
   try {
@@ -65,6 +78,7 @@ function compileRule(rule: Rule, index: number): CompiledRule {
     host,
     schemes: new Set(rule.httpsOnly === false ? ['http', 'https'] : ['https']),
     ports,
+    routes,
   }
 }
 
@@ -90,4 +104,39 @@ export function matchOrigin(rules: readonly CompiledRule[], request: Pick<GateRe
   }
   const ports = near.ports ? [...near.ports].join(', ') : String(DEFAULT_PORT[request.scheme])
   return { matched: false, reason: `${near.label} allows ${request.host} on port ${ports}, not ${request.port}` }
+}
+
+export type RequestMatch =
+  | { readonly allowed: true; readonly rule: CompiledRule; readonly route: CompiledRoute | undefined; readonly params: Record<string, string> }
+  | { readonly allowed: false; readonly rule: CompiledRule; readonly reason: string }
+  | { readonly allowed: false; readonly rule: undefined; readonly reason: string }
+
+/**
+ * Matches the origin, then (when the rule has routes) the first route whose path and method
+ * match. An origin that matched with no route matching is a refusal by that rule: the policy is
+ * not asked. `path` is the path as sent; its query string is not part of the match.
+ */
+export function matchRequest(
+  rules: readonly CompiledRule[],
+  request: Pick<GateRequest, 'host' | 'scheme' | 'port' | 'path' | 'method'>,
+): RequestMatch {
+  const origin = matchOrigin(rules, request)
+  if (!origin.matched) return { allowed: false, rule: undefined, reason: origin.reason }
+  const { rule } = origin
+  if (!rule.routes) return { allowed: true, rule, route: undefined, params: {} }
+  const query = request.path.indexOf('?')
+  const path = query === -1 ? request.path : request.path.slice(0, query)
+  let pathMatched: CompiledRoute | undefined
+  for (const route of rule.routes) {
+    const params = route.match(path)
+    if (!params) continue
+    if (!route.methods || route.methods.has(request.method)) return { allowed: true, rule, route, params }
+    pathMatched ??= route
+  }
+  const reason = pathMatched
+    ? `${rule.label} allows ${[...new Set(rule.routes.filter((r) => r.match(path)).flatMap((r) => [...(r.methods ?? [])]))].join(', ')} on ${path}, not ${request.method}`
+    : rule.routes.length === 0
+      ? `${rule.label} has no routes, so every path is denied`
+      : `no route of ${rule.label} matches ${path}`
+  return { allowed: false, rule, reason }
 }
