@@ -327,6 +327,23 @@ describe.each(ISOLATIONS)('isolation %s', (isolation) => {
       })
     })
 
+    test.each<[string, object]>([
+      ['an empty id', { id: '' }],
+      ['an unknown isolation', { isolation: 'thread' }],
+      ['config values that are not strings', { config: { retries: 3 } }],
+      ['a negative call time limit', { limits: { callTimeoutMs: -1 } }],
+    ])('load with %s is load_failed', async (_name, options) => {
+      await expect(runtime.load({ wasm: capsulePath('probe'), ...options })).rejects.toMatchObject({ code: 'load_failed' })
+    })
+
+    test('config values reach the capsule through Extism config; ids default to capsule-<n>', async () => {
+      const capsule = await runtime.load({ wasm: capsulePath('probe'), config: { greeting: 'hello' } })
+      expect(capsule.id).toMatch(/^capsule-\d+$/)
+      expect((await capsule.call('config_get', 'greeting')).text()).toBe('hello')
+      expect((await capsule.call('config_get', 'missing')).text()).toBe('')
+      await capsule.unload()
+    })
+
     test('an unknown export is no_such_export; a duplicate id is refused', async () => {
       await expect(probe.call('nope')).rejects.toMatchObject({ code: 'no_such_export' })
       await expect(runtime.load({ wasm: capsulePath('probe'), id: probe.id })).rejects.toMatchObject({ code: 'load_failed' })

@@ -1,7 +1,7 @@
 // probe: the capsule the runtime's tests and benchmarks drive. Each export is one host-ABI
 // behaviour, with inputs passed to the host untouched so malformed input reaches it as sent.
 
-import { Host, Memory } from "@extism/as-pdk";
+import { Config, Host, Memory } from "@extism/as-pdk";
 import {
   alloc,
   free,
@@ -216,5 +216,12 @@ export function read_into_zero(): i32 {
   const handle = U64.parseInt(String.UTF8.decode(input().buffer));
   const buffer = new Uint8Array(16);
   outputString(http_stream_read_into(handle, <u64>buffer.dataStart, 0).toString());
+  return 0;
+}
+
+/** Input: a config key. Output: its value from the host's `config`, or nothing when unset. */
+export function config_get(): i32 {
+  const value = Config.get(String.UTF8.decode(input().buffer));
+  outputString(value === null ? "" : value);
   return 0;
 }

@@ -97,7 +97,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   async function loadCapsule(load: LoadOptions): Promise<Capsule> {
     if (closed) throw new CapsuleError('unloaded', 'the runtime is closed')
     const id = load.id ?? `capsule-${++counter}`
-    if (typeof id !== 'string' || id === '') throw new TypeError('id must be a non-empty string')
+    if (typeof id !== 'string' || id === '') throw new CapsuleError('load_failed', 'id must be a non-empty string')
+    if (load.isolation !== undefined && load.isolation !== 'worker' && load.isolation !== 'inline') {
+      throw new CapsuleError('load_failed', `isolation must be "worker" or "inline", not ${JSON.stringify(load.isolation)}`)
+    }
+    if (load.config !== undefined && (typeof load.config !== 'object' || Object.values(load.config).some((v) => typeof v !== 'string'))) {
+      throw new CapsuleError('load_failed', 'config must be an object of string values, such as { "region": "eu" }')
+    }
     if (reserved.has(id)) throw new CapsuleError('load_failed', `a capsule with id "${id}" is already loaded; unload it or pick another id`)
     reserved.add(id)
     try {
