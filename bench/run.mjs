@@ -366,41 +366,38 @@ async function main() {
       return { bytes: out.bytes, chunks: out.chunks, fnv1a32: out.fnv1a32 }
     }
 
+    /**
+     * Raw undici reading the body with on('data'), counting bytes and, when `hash` is set, running
+     * the same FNV-1a as the probe over every chunk.
+     * @param {number} bytes
+     * @param {boolean} hash
+     */
+    const rawUndiciRead = async (bytes, hash) => {
+      const { statusCode, body } = await undiciRequest(`${rawBase}${bigUrl(bytes)}`, { dispatcher: agent })
+      if (statusCode !== 200) throw new Error(`raw undici: status ${statusCode}`)
+      let n = 0
+      let chunks = 0
+      let h = FNV_OFFSET
+      body.on('data', (/** @type {Buffer} */ chunk) => {
+        n += chunk.length
+        chunks++
+        if (hash) h = fnv1aUpdate(h, chunk)
+      })
+      await finished(body)
+      return hash ? { bytes: n, chunks, fnv1a32: hex32(h) } : { bytes: n, chunks }
+    }
+
     /** @type {StreamPath[]} */
     const streaming = [
       {
         name: 'raw undici, on(data) counts bytes',
         mode: '-',
-        once: async (/** @type {number} */ bytes) => {
-          const { statusCode, body } = await undiciRequest(`${rawBase}${bigUrl(bytes)}`, { dispatcher: agent })
-          if (statusCode !== 200) throw new Error(`raw undici: status ${statusCode}`)
-          let n = 0
-          let chunks = 0
-          body.on('data', (/** @type {Buffer} */ chunk) => {
-            n += chunk.length
-            chunks++
-          })
-          await finished(body)
-          return { bytes: n, chunks }
-        },
+        once: (/** @type {number} */ bytes) => rawUndiciRead(bytes, false),
       },
       {
         name: 'raw undici + FNV-1a in JS',
         mode: '-',
-        once: async (/** @type {number} */ bytes) => {
-          const { statusCode, body } = await undiciRequest(`${rawBase}${bigUrl(bytes)}`, { dispatcher: agent })
-          if (statusCode !== 200) throw new Error(`raw undici: status ${statusCode}`)
-          let n = 0
-          let chunks = 0
-          let h = FNV_OFFSET
-          body.on('data', (/** @type {Buffer} */ chunk) => {
-            n += chunk.length
-            chunks++
-            h = fnv1aUpdate(h, chunk)
-          })
-          await finished(body)
-          return { bytes: n, chunks, fnv1a32: hex32(h) }
-        },
+        once: (/** @type {number} */ bytes) => rawUndiciRead(bytes, true),
       },
       {
         name: 'safe fetch stream(), count bytes',
