@@ -178,7 +178,9 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   if (!Number.isInteger(maxRedirects) || maxRedirects < 0) {
     throw new TypeError('maxRedirects must be a whole number >= 0')
   }
-  if (options.policy !== undefined && typeof options.policy !== 'function') throw new TypeError('policy must be a function')
+  for (const name of ['policy', 'resolver', 'onRequest'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') throw new TypeError(`${name} must be a function`)
+  }
   for (const [i, gate] of (options.gates ?? []).entries()) {
     if (!gate || typeof gate.name !== 'string' || gate.name === '' || typeof gate.check !== 'function') {
       throw new TypeError(`gates[${i}]: a gate is { name: string, check(request) }`)

@@ -241,7 +241,9 @@ describe('policy and gates', () => {
 
   test('invalid gates and policy are refused at creation', () => {
     expect(() => testFetch({ gates: [{ name: '', check: () => ({ allow: true }) }] })).toThrow(/gates\[0\]/)
-    expect(() => testFetch({ policy: 'yes' as never })).toThrow(/policy/)
+    expect(() => testFetch({ policy: 'yes' as never })).toThrow('policy must be a function')
+    expect(() => testFetch({ resolver: ['127.0.0.1'] as never })).toThrow('resolver must be a function')
+    expect(() => testFetch({ onRequest: {} as never })).toThrow('onRequest must be a function')
     expect(() => testFetch({ addressPolicy: { allow: ['10.0.0.0/33'] } })).toThrow(/addressPolicy/)
     expect(() => testFetch({ rules: { host: '*' } })).toThrow(/rules\[0\]/)
   })
