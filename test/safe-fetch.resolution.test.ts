@@ -248,3 +248,29 @@ describe('policy and gates', () => {
     expect(() => testFetch({ rules: { host: '*' } })).toThrow(/rules\[0\]/)
   })
 })
+
+describe('onRequest events', () => {
+  test('one event per request: allowed with status, refused with code and decider, query redacted, throwing listener ignored', async () => {
+    const events: import('../src/index.js').RequestEvent[] = []
+    const fetch = testFetch({
+      rules: { host: 'api.test', httpsOnly: false, port: server.port },
+      onRequest: (event) => {
+        events.push(event)
+        throw new Error('a broken logger')
+      },
+    })
+    ok(await fetch.request({ url: url('api.test', '/a?token=secret') }, ctx('c1')))
+    await fetch.request({ url: url('other.test', '/b') }, ctx('c1'))
+    await fetch.request({ url: 'ftp://x/' }, ctx('c1'))
+    const stream = await fetch.stream({ url: url('api.test', '/s') }, ctx('c2'))
+    if (!('error' in stream)) stream.close()
+    expect(events).toEqual([
+      expect.objectContaining({ capsuleId: 'c1', kind: 'request', method: 'GET', url: `http://api.test:${server.port}/a?…`, allowed: true, decidedBy: 'rules[0] api.test', status: 200, redirects: 0 }),
+      expect.objectContaining({ capsuleId: 'c1', kind: 'request', url: `http://other.test:${server.port}/b`, allowed: false, decidedBy: 'rules', code: 'denied' }),
+      expect.objectContaining({ capsuleId: 'c1', kind: 'request', method: undefined, url: undefined, allowed: false, decidedBy: 'validation', code: 'invalid_request' }),
+      expect.objectContaining({ capsuleId: 'c2', kind: 'stream', allowed: true, status: 200 }),
+    ])
+    expect(JSON.stringify(events)).not.toContain('secret')
+    expect(events.every((e) => typeof e.durationMs === 'number')).toBe(true)
+  })
+})
