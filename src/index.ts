@@ -30,3 +30,7 @@ export {
   ErrorReplySchema,
 } from './wire/schemas.js'
 export type { HttpRequest, HttpRequestInput, RequestOptions, BufferedResponse, StreamStart } from './wire/schemas.js'
+export { respond, SyntheticResponse } from './middleware/respond.js'
+export type { RespondInit } from './middleware/respond.js'
+export type { Middleware, MiddlewareOption, MiddlewareContext, MiddlewareRequest, MiddlewareResponse, Next } from './middleware/types.js'
+export type { Route } from './gate/routes.js'

@@ -14,6 +14,8 @@ import { checkIntegrity } from './net/integrity.js'
 import { headerObject, type HeaderList } from './net/headers.js'
 import { describeAddresses, systemResolver, type Resolver } from './net/resolve.js'
 import { parseRequest } from './wire/parse.js'
+import { middlewareList } from './middleware/compose.js'
+import type { MiddlewareOption } from './middleware/types.js'
 import type { BufferedResponse } from './wire/schemas.js'
 
 export interface SafeFetchOptions {
@@ -32,6 +34,8 @@ export interface SafeFetchOptions {
   maxRedirects?: number
   /** Called once per request or stream start, allowed or refused, when its outcome is known. */
   onRequest?: (event: RequestEvent) => void
+  /** Global middleware (one or a list), run before origin and route middleware on every hop. */
+  middleware?: MiddlewareOption
 }
 
 /** One request's outcome, for logs: never contains the query string, headers or bodies. */
@@ -190,6 +194,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     keeper: { rules: compileRules(options.rules), policy: options.policy, gates: [...(options.gates ?? [])] },
     resolver: options.resolver ?? systemResolver,
     addressPolicy: createAddressPolicy(options.addressPolicy),
+    middleware: middlewareList(options.middleware, 'middleware'),
   }
   const clients = new CapsuleClients({
     ca: options.tls?.ca,
@@ -239,7 +244,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     const { client, signal } = clientFor(context)
     // The total time limit starts now, so time spent waiting for a concurrency slot counts.
     const deadline = started + prepared.limits.totalTimeoutMs
-    const { head, finalUrl, redirects, decidedBy } = await whileWaiting(
+    const { head, json, finalUrl, redirects, decidedBy } = await whileWaiting(
       client.limit(() => {
         throwIfCancelled(signal)
         return exchange(prepared, context.capsuleId, client.agent, admission, signal, deadline)
@@ -253,13 +258,12 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     const chunks: Uint8Array[] = []
     for (let chunk = await head.body.read(); chunk !== null; chunk = await head.body.read()) chunks.push(chunk)
     const body = Buffer.concat(chunks)
-    if (prepared.integrity) checkIntegrity(body, prepared.integrity)
+    if (prepared.integrity && !json) checkIntegrity(body, prepared.integrity)
     return {
       status: head.status,
       headers: headerObject(head.rawHeaders),
       rawHeaders: head.rawHeaders,
-      body: encodeBody(body, prepared.responseBody),
-      bodyEncoding: prepared.responseBody,
+      ...(json ? { body: json.value, bodyEncoding: 'json' as const } : { body: encodeBody(body, prepared.responseBody), bodyEncoding: prepared.responseBody }),
       meta: { finalUrl: finalUrl.href, redirects, elapsedMs: Math.round(performance.now() - started) },
     }
   }

@@ -6,11 +6,14 @@ import type { AddressPolicy } from '../net/address-policy.js'
 import type { ClassifiedAddress } from '../net/classify.js'
 import { checkAddresses, resolveAddresses, type CheckedAddresses, type Resolver } from '../net/resolve.js'
 import type { NormalisedUrl } from '../url/normalise.js'
+import type { Middleware } from '../middleware/types.js'
 
 export interface Admission {
   readonly keeper: Gatekeeper
   readonly resolver: Resolver
   readonly addressPolicy: AddressPolicy
+  /** Global middleware, run first on every hop. */
+  readonly middleware: readonly Middleware[]
 }
 
 export interface HopContext {
@@ -71,7 +74,7 @@ export async function admitHop(
   method: string,
   admission: Admission,
   context: HopContext,
-): Promise<{ decision: Decision; checked: CheckedAddresses }> {
+): Promise<{ decision: Extract<Decision, { allowed: true }>; checked: CheckedAddresses }> {
   const { decision, resolution } = decideHop(url, method, admission, context)
   const verdict = await decision
   if (!verdict.allowed) {

@@ -5,10 +5,13 @@ import { dispatchHop, type ResponseHead } from '../net/dispatch-hop.js'
 import { REDIRECT_STATUSES, redirectedRequest, type RedirectedRequest } from '../net/redirects.js'
 import { resolveLocation, type NormalisedUrl } from '../url/normalise.js'
 import { admitHop, type Admission } from './admit.js'
+import { runMiddlewareHop, type HopOutcome } from './middleware-hop.js'
 import type { PreparedRequest } from './prepare.js'
 
 export interface ExchangeResult {
   readonly head: ResponseHead
+  /** Set when middleware answered with a value: `bodyEncoding: "json"`. */
+  readonly json?: { readonly value: unknown }
   readonly finalUrl: NormalisedUrl
   readonly redirects: number
   /** The rule, policy or gate that allowed the last hop. */
@@ -65,15 +68,37 @@ export async function exchange(
     const { checked, decision } =
       hop === 0 ? await admitHop(url, request.method, admission, context) : await admitRedirect(url, request.method, admission, context)
     seen.add(`${request.method} ${url.href}`)
-    const head = await dispatchHop(
-      dispatcher,
-      { url, address: checked.pinned, method: request.method, headers: request.headers, body: request.body },
-      { ...limits, connectDeadline, deadline },
-      signal,
-    )
-    const location = locationOf(head)
+    const hopLimits = { ...limits, connectDeadline, deadline }
+    const chain = [...admission.middleware, ...(decision.middleware ?? [])]
+    const current = request
+    const outcome: HopOutcome =
+      chain.length === 0
+        ? {
+            head: await dispatchHop(dispatcher, { url, address: checked.pinned, ...current }, hopLimits, signal),
+            upstream: true,
+            sentUrl: url,
+          }
+        : await runMiddlewareHop({
+            chain,
+            mode: prepared.mode,
+            capsuleId,
+            hop,
+            raw: prepared.raw,
+            decision,
+            url,
+            method: current.method,
+            headers: current.headers,
+            body: current.body,
+            address: checked.pinned,
+            limits: hopLimits,
+            admit: async (rewritten) => (await admitHop(rewritten, current.method, admission, context)).checked.pinned,
+            dispatch: (target, address, method, headers, body) =>
+              dispatchHop(dispatcher, { url: target, address, method, headers, body }, { ...hopLimits, connectDeadline: performance.now() + limits.connectTimeoutMs }, signal),
+          })
+    const { head } = outcome
+    const location = outcome.upstream ? locationOf(head) : undefined
     if (location === undefined || prepared.redirect === 'manual') {
-      return { head, finalUrl: url, redirects: hop, decidedBy: decision.decidedBy }
+      return { head, ...(outcome.json ? { json: outcome.json } : {}), finalUrl: url, redirects: hop, decidedBy: decision.decidedBy }
     }
     head.body.cancel()
     if (prepared.redirect === 'error') {
@@ -82,7 +107,7 @@ export async function exchange(
     if (hop >= limits.maxRedirects) {
       throw new CapsuleHostError('too_many_redirects', `more than ${limits.maxRedirects} redirects (the limit for this request)`)
     }
-    const next = nextUrl(location, url, hop + 1)
+    const next = nextUrl(location, outcome.sentUrl, hop + 1)
     request = redirectedRequest(head.status, url, next, request)
     if (seen.has(`${request.method} ${next.href}`)) {
       throw new CapsuleHostError('too_many_redirects', `redirect loop: ${next.href} was already visited`)

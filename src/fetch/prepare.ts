@@ -9,6 +9,9 @@ import type { HttpRequest } from '../wire/schemas.js'
 export type Mode = 'buffered' | 'stream'
 
 export interface PreparedRequest {
+  readonly mode: Mode
+  /** The capsule's request as validated, frozen (what middleware sees as `ctx.req.raw`). */
+  readonly raw: Readonly<HttpRequest>
   readonly url: NormalisedUrl
   readonly method: string
   readonly headers: HeaderList
@@ -30,6 +33,8 @@ export function prepareRequest(request: HttpRequest, limits: Readonly<Limits>, m
     throw new CapsuleHostError('invalid_request', 'options.integrity is checked on buffered bodies only; use http_request')
   }
   return {
+    mode,
+    raw: deepFreeze(request),
     url: normaliseUrl(request.url),
     method,
     headers: checkRequestHeaders(request.headers),
@@ -44,4 +49,12 @@ export function prepareRequest(request: HttpRequest, limits: Readonly<Limits>, m
     integrity: integrity === undefined ? undefined : parseIntegrity(integrity),
     limits: effectiveLimits(limits, maxRedirects, request.options, mode),
   }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const inner of Object.values(value)) deepFreeze(inner)
+  }
+  return value
 }

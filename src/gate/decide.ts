@@ -32,7 +32,15 @@ function rethrowIfCoded(error: unknown): void {
 async function accessDecision(keeper: Gatekeeper, request: GateRequest): Promise<Decision | undefined> {
   if (keeper.rules.length === 0 && !keeper.policy) return undefined
   const match = matchRequest(keeper.rules, request)
-  if (match.allowed) return { allowed: true, decidedBy: match.route ? `${match.rule.label} ${match.route.path}` : match.rule.label }
+  if (match.allowed) {
+    const middleware = [...match.rule.middleware, ...(match.route?.middleware ?? [])]
+    return {
+      allowed: true,
+      decidedBy: match.route ? `${match.rule.label} ${match.route.path}` : match.rule.label,
+      ...(middleware.length > 0 ? { middleware } : {}),
+      ...(match.route ? { params: match.params } : {}),
+    }
+  }
   // An origin rule that matched decides alone: its routes refused the path, so the policy is not asked.
   if (match.rule) return { allowed: false, decidedBy: match.rule.label, reason: match.reason }
   if (!keeper.policy) return { allowed: false, decidedBy: 'rules', reason: match.reason }

@@ -1,4 +1,6 @@
 // Compiles route path patterns once and matches a request's path (as sent) and method against them.
+import { middlewareList } from '../middleware/compose.js'
+import type { Middleware, MiddlewareOption } from '../middleware/types.js'
 
 /** A route on an origin rule, as a host author writes it. */
 export interface Route {
@@ -6,6 +8,8 @@ export interface Route {
   path: string
   /** One method, a list, or omitted for every method. */
   methods?: string | string[]
+  /** Route-level middleware, run after the global and origin middleware. */
+  middleware?: MiddlewareOption
 }
 
 /** Methods a route may name (CONNECT, TRACE and TRACK are refused for every request). */
@@ -20,6 +24,7 @@ export interface CompiledRoute {
   /** The pattern as written. */
   readonly path: string
   readonly methods: ReadonlySet<string> | undefined
+  readonly middleware: readonly Middleware[]
   /** Params by name (percent-decoded), or undefined when the path does not match. */
   match(path: string): Record<string, string> | undefined
 }
@@ -101,10 +106,12 @@ export function compileRoute(route: Route): CompiledRoute {
     raw === '' && i === rawSegments.length - 1 ? ({ kind: 'literal', text: '' } as const) : compileSegment(raw, i, rawSegments.length, names),
   )
   const methods = compileMethods(route.methods)
+  const middleware = middlewareList(route.middleware, 'middleware')
 
   return {
     path,
     methods,
+    middleware,
     match(requestPath) {
       const parts = requestPath === '/' ? [''] : requestPath.slice(1).split('/')
       const params: Record<string, string> = {}

@@ -2,6 +2,8 @@
 import type { GateRequest } from './types.js'
 import { compileHostPattern, type HostPattern } from './host-pattern.js'
 import { compileRoute, type CompiledRoute, type Route } from './routes.js'
+import { middlewareList } from '../middleware/compose.js'
+import type { Middleware, MiddlewareOption } from '../middleware/types.js'
 
 /** One origin rule, as a host author writes it. */
 export interface Rule {
@@ -13,8 +15,8 @@ export interface Rule {
   port?: number | number[]
   /** Paths (and methods) allowed on this origin, tried in order; `[]` denies every path. Omitted: all. */
   routes?: Route[]
-  /** Reserved for origin middleware; not supported yet. */
-  middleware?: never
+  /** Origin-level middleware, run after the global middleware and before the route's. */
+  middleware?: MiddlewareOption
 }
 
 export interface CompiledRule {
@@ -26,6 +28,7 @@ export interface CompiledRule {
   readonly ports: ReadonlySet<number> | undefined
   /** Undefined: every path and method. */
   readonly routes: readonly CompiledRoute[] | undefined
+  readonly middleware: readonly Middleware[]
 }
 
 export type OriginMatch =
@@ -42,15 +45,19 @@ function compileRule(rule: Rule, index: number): CompiledRule {
   }
   if (rule === null || typeof rule !== 'object') fail('a rule must be an object such as { host: "api.example.com" }')
   for (const key of Object.keys(rule)) {
-    if (!KNOWN_KEYS.has(key)) fail(`unknown field "${key}"; a rule has host, httpsOnly, port, routes`)
+    if (!KNOWN_KEYS.has(key)) fail(`unknown field "${key}"; a rule has host, httpsOnly, port, routes, middleware`)
   }
-  if (rule.middleware !== undefined) fail('middleware on rules is not supported yet; remove it')
+  let middleware: Middleware[] = []
+  try {
+    middleware = middlewareList(rule.middleware, 'middleware')
+  } catch (error) {
+    fail((error as Error).message)
+  }
   let routes: CompiledRoute[] | undefined
   if (rule.routes !== undefined) {
     if (!Array.isArray(rule.routes)) fail('routes must be a list, such as [{ path: "/v1/**" }]; [] denies every path')
     routes = rule.routes.map((route, i) => {
       try {
-        if ((route as { middleware?: unknown })?.middleware !== undefined) throw new Error('middleware on routes is not supported yet; remove it')
         return compileRoute(route)
       } catch (error) {
         return fail(`routes[${i}]${typeof route?.path === 'string' ? ` ("${route.path}")` : ''}: ${(error as Error).message}`)
@@ -79,6 +86,7 @@ function compileRule(rule: Rule, index: number): CompiledRule {
     schemes: new Set(rule.httpsOnly === false ? ['http', 'https'] : ['https']),
     ports,
     routes,
+    middleware,
   }
 }
 

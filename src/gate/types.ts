@@ -1,4 +1,5 @@
 // The security-gate interface: what a gate sees of a request, and the verdict it returns.
+import type { Middleware } from '../middleware/types.js'
 
 /** A request as every gate sees it: already normalised, decided on the name before any DNS lookup. */
 export interface GateRequest {
@@ -32,5 +33,12 @@ export interface SecurityGate {
 
 /** What the gates decided, and which one decided it. */
 export type Decision =
-  | { readonly allowed: true; readonly decidedBy: string }
+  | {
+      readonly allowed: true
+      readonly decidedBy: string
+      /** The matched rule's and route's middleware, in that order (none when the policy or gates allowed). */
+      readonly middleware?: readonly Middleware[]
+      /** The matched route's parameters. */
+      readonly params?: Readonly<Record<string, string>>
+    }
   | { readonly allowed: false; readonly decidedBy: string; readonly reason: string }
