@@ -5,6 +5,7 @@ import { exchange } from './fetch/exchange.js'
 import { prepareRequest, type Mode, type PreparedRequest } from './fetch/prepare.js'
 import type { Policy } from './gate/decide.js'
 import { compileRules, type Rule } from './gate/rules.js'
+import { compileCapabilities, type Capabilities } from './gate/capabilities.js'
 import type { SecurityGate } from './gate/types.js'
 import { resolveLimits, type Limits } from './limits.js'
 import { createAddressPolicy, type AddressPolicyOptions } from './net/address-policy.js'
@@ -112,7 +113,13 @@ export interface SafeFetch {
   stream(request: unknown, context: RequestContext): Promise<StreamedResponse | ErrorReply>
   /** The decision for a request, with its addresses, without opening any connection. */
   explain(request: unknown, context: RequestContext): Promise<Explanation>
-  /** Aborts everything a capsule has in flight and closes its connections. */
+  /**
+   * Narrows what one capsule may do, from its manifest: it reaches only the hosts or origins in
+   * `http` (still subject to the rules), under `limits` that can only be lower than the host's.
+   * Lasts until `releaseCapsule`. Throws a TypeError for a bad entry.
+   */
+  restrictCapsule(capsuleId: string, restriction: { http: readonly string[]; limits?: Partial<Limits> }): void
+  /** Aborts everything a capsule has in flight, closes its connections and forgets its restriction. */
   releaseCapsule(capsuleId: string): Promise<void>
   /** Releases every capsule. */
   close(): Promise<void>
@@ -190,20 +197,24 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
       throw new TypeError(`gates[${i}]: a gate is { name: string, check(request) }`)
     }
   }
+  /** What capsules with a manifest declared, and the limits they asked for (never above the host's). */
+  const restrictions = new Map<string, { capabilities: Capabilities; limits: Readonly<Limits> }>()
   const admission: Admission = {
     keeper: { rules: compileRules(options.rules), policy: options.policy, gates: [...(options.gates ?? [])] },
     resolver: options.resolver ?? systemResolver,
     addressPolicy: createAddressPolicy(options.addressPolicy),
     middleware: middlewareList(options.middleware, 'middleware'),
+    capabilitiesOf: (capsuleId) => restrictions.get(capsuleId)?.capabilities,
   }
   const clients = new CapsuleClients({
     ca: options.tls?.ca,
     connectTimeoutMs: limits.connectTimeoutMs,
-    maxConcurrentRequests: limits.maxConcurrentRequests,
+    maxConcurrentRequests: (capsuleId) => (restrictions.get(capsuleId)?.limits ?? limits).maxConcurrentRequests,
   })
 
-  const prepare = (input: unknown, mode: Mode, trace: Trace = {}): PreparedRequest => {
-    const prepared = prepareRequest(parseRequest(input, limits.maxRequestBytes), limits, maxRedirects, mode)
+  const prepare = (input: unknown, mode: Mode, capsuleId: string, trace: Trace = {}): PreparedRequest => {
+    const own = restrictions.get(capsuleId)?.limits ?? limits
+    const prepared = prepareRequest(parseRequest(input, own.maxRequestBytes), own, maxRedirects, mode)
     trace.method = prepared.method
     trace.url = redactedUrl(prepared.url)
     return prepared
@@ -273,7 +284,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
       const started = performance.now()
       const trace: Trace = {}
       try {
-        const reply = await buffered(prepare(input, 'buffered', trace), context, trace)
+        const reply = await buffered(prepare(input, 'buffered', context.capsuleId, trace), context, trace)
         report('request', context, trace, started, reply)
         return reply
       } catch (error) {
@@ -286,7 +297,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
       const started = performance.now()
       const trace: Trace = {}
       try {
-        const prepared = prepare(input, 'stream', trace)
+        const prepared = prepare(input, 'stream', context.capsuleId, trace)
         const { client, signal } = clientFor(context)
         const deadline = performance.now() + prepared.limits.totalTimeoutMs
         const { head, finalUrl, redirects, decidedBy } = await exchange(prepared, context.capsuleId, client.agent, admission, signal, deadline)
@@ -317,7 +328,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     async explain(input, context) {
       let prepared: PreparedRequest
       try {
-        prepared = prepare(input, 'buffered')
+        prepared = prepare(input, 'buffered', context.capsuleId)
       } catch (error) {
         const { code, message } = errorReply(error).error
         return { allowed: false, code, reason: message, decidedBy: 'validation' }
@@ -352,7 +363,19 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     },
 
     limits,
-    releaseCapsule: (capsuleId) => clients.release(capsuleId),
+    restrictCapsule(capsuleId, restriction) {
+      const capabilities = compileCapabilities(restriction.http)
+      const lowered: Partial<Limits> = {}
+      for (const [key, value] of Object.entries(restriction.limits ?? {}) as Array<[keyof Limits, number]>) {
+        if (!(key in limits)) throw new TypeError(`limits.${key} is not a limit; the limits are ${Object.keys(limits).join(', ')}`)
+        lowered[key] = Math.min(value, limits[key])
+      }
+      restrictions.set(capsuleId, { capabilities, limits: resolveLimits({ ...limits, ...lowered }) })
+    },
+    releaseCapsule: (capsuleId) => {
+      restrictions.delete(capsuleId)
+      return clients.release(capsuleId)
+    },
     close: () => clients.releaseAll(),
   }
 }

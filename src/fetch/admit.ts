@@ -7,6 +7,7 @@ import type { ClassifiedAddress } from '../net/classify.js'
 import { checkAddresses, resolveAddresses, type CheckedAddresses, type Resolver } from '../net/resolve.js'
 import type { NormalisedUrl } from '../url/normalise.js'
 import type { Middleware } from '../middleware/types.js'
+import type { Capabilities } from '../gate/capabilities.js'
 
 export interface Admission {
   readonly keeper: Gatekeeper
@@ -14,6 +15,8 @@ export interface Admission {
   readonly addressPolicy: AddressPolicy
   /** Global middleware, run first on every hop. */
   readonly middleware: readonly Middleware[]
+  /** The capabilities a capsule's manifest declared, if it has one. */
+  capabilitiesOf(capsuleId: string): Capabilities | undefined
 }
 
 export interface HopContext {
@@ -64,7 +67,11 @@ export function gateRequest(url: NormalisedUrl, method: string, context: HopCont
 /** The gates' decision for a hop, without resolving unless a gate asked to. */
 export function decideHop(url: NormalisedUrl, method: string, admission: Admission, context: HopContext) {
   const resolution = new HopResolution(url, admission, context)
-  const decision: Promise<Decision> = decide(admission.keeper, gateRequest(url, method, context, resolution))
+  const decision: Promise<Decision> = decide(
+    admission.keeper,
+    gateRequest(url, method, context, resolution),
+    admission.capabilitiesOf(context.capsuleId),
+  )
   return { decision, resolution }
 }
 

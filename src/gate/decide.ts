@@ -1,6 +1,7 @@
 // Runs the gates in order (rules or policy, then host gates) and returns one decision; fails closed.
 import { isCapsuleHostError } from '../errors.js'
 import { matchRequest, type CompiledRule } from './rules.js'
+import type { Capabilities } from './capabilities.js'
 import type { Decision, GateRequest, SecurityGate } from './types.js'
 
 /** What the policy callback sees: the request's name-level facts and a lazy, checked `resolve()`. */
@@ -71,15 +72,19 @@ async function gateDecision(gate: SecurityGate, request: GateRequest): Promise<D
 }
 
 /**
- * All configured checks must allow. With no rules, no policy and no gates, everything is denied.
+ * All configured checks must allow, in order: rules or policy, the capsule's manifest
+ * capabilities, host gates. With no rules, no policy and no gates, everything is denied.
  * An allow is credited to the rule (or policy) that matched, else to the gates.
  */
-export async function decide(keeper: Gatekeeper, request: GateRequest): Promise<Decision> {
+export async function decide(keeper: Gatekeeper, request: GateRequest, capabilities?: Capabilities): Promise<Decision> {
   const access = await accessDecision(keeper, request)
   if (access && !access.allowed) return access
   if (!access && keeper.gates.length === 0) {
     return { allowed: false, decidedBy: 'default', reason: 'no rule, policy or gate is configured, so nothing is allowed' }
   }
+  // The capsule's manifest narrows what the host allows; it never widens it.
+  const declared = capabilities?.check(request)
+  if (declared && !declared.allow) return { allowed: false, decidedBy: 'manifest', reason: declared.reason }
   for (const gate of keeper.gates) {
     const verdict = await gateDecision(gate, request)
     if (!verdict.allowed) return verdict

@@ -16,7 +16,8 @@ export interface CapsuleClientOptions {
   /** Extra trusted CA certificates (PEM), added to Node's bundled roots. */
   ca?: string | Buffer | ReadonlyArray<string | Buffer>
   connectTimeoutMs: number
-  maxConcurrentRequests: number
+  /** Buffered requests in flight for a capsule (a manifest may lower the host's number). */
+  maxConcurrentRequests: (capsuleId: string) => number
 }
 
 export class CapsuleClients {
@@ -46,7 +47,7 @@ export class CapsuleClients {
           headersTimeout: 0,
           bodyTimeout: 0,
         }),
-        limit: pLimit({ concurrency: this.#options.maxConcurrentRequests, rejectOnClear: true }),
+        limit: pLimit({ concurrency: this.#options.maxConcurrentRequests(capsuleId), rejectOnClear: true }),
       }
       this.#clients.set(capsuleId, client)
     }

@@ -5,6 +5,7 @@ import type { SafeFetch } from '../safe-fetch.js'
 import { Capsule, type CapsuleEngine } from './capsule.js'
 import { CapsuleHttp } from './capsule-http.js'
 import { createInlineEngine } from './inline-engine.js'
+import { manifestFor, type Manifest } from './manifest.js'
 import { ModuleCache, readWasm, type WasmSource } from './modules.js'
 import { createWorkerEngine } from './worker-engine.js'
 
@@ -36,8 +37,14 @@ export interface RuntimeOptions {
 }
 
 export interface LoadOptions {
-  /** A file path, a `file:`, `http:` or `https:` URL, or the module's bytes. */
-  wasm: WasmSource
+  /** A file path, a `file:`, `http:` or `https:` URL, or the module's bytes. Optional when the manifest names it. */
+  wasm?: WasmSource
+  /**
+   * The capsule's manifest: a value, or the path of a capsule.json. Without one, a capsule.json
+   * beside a module path is used when its "wasm" names that module. A capsule with a manifest
+   * reaches only what `capabilities.http` declares, under limits that can only be lower.
+   */
+  manifest?: Manifest | string
   /** Names the capsule in requests, decisions and errors. Default: `capsule-<n>`. Must be unique. */
   id?: string
   /** Extism config values the capsule can read. */
@@ -96,7 +103,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   async function loadCapsule(load: LoadOptions): Promise<Capsule> {
     if (closed) throw new CapsuleError('unloaded', 'the runtime is closed')
-    const id = load.id ?? `capsule-${++counter}`
+    const { manifest, wasm } = await manifestFor(load.manifest, load.wasm)
+    if (wasm === undefined) throw new CapsuleError('load_failed', 'give the module as "wasm", or a manifest that names it')
+    const id = load.id ?? `${manifest?.name ?? 'capsule'}-${++counter}`
     if (typeof id !== 'string' || id === '') throw new CapsuleError('load_failed', 'id must be a non-empty string')
     if (load.isolation !== undefined && load.isolation !== 'worker' && load.isolation !== 'inline') {
       throw new CapsuleError('load_failed', `isolation must be "worker" or "inline", not ${JSON.stringify(load.isolation)}`)
@@ -107,9 +116,23 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (reserved.has(id)) throw new CapsuleError('load_failed', `a capsule with id "${id}" is already loaded; unload it or pick another id`)
     reserved.add(id)
     try {
-      const own = capsuleLimits(limits, load.limits)
-      const compiled = await cache.compile(await readWasm(load.wasm), own.memoryBytes)
-      const http = new CapsuleHttp({ fetch, capsuleId: id, maxOpenStreams: fetch.limits.maxOpenStreams })
+      const asked = manifest?.limits ?? {}
+      const own = capsuleLimits(limits, {
+        ...(asked.callTimeoutMs ? { callTimeoutMs: asked.callTimeoutMs } : {}),
+        ...(asked.memoryBytes ? { memoryBytes: asked.memoryBytes } : {}),
+        ...load.limits,
+      })
+      const compiled = await cache.compile(await readWasm(wasm as WasmSource), own.memoryBytes)
+      if (manifest) {
+        const { callTimeoutMs: _c, memoryBytes: _m, maxOpenStreams: _s, ...fetchLimits } = asked
+        try {
+          fetch.restrictCapsule(id, { http: manifest.capabilities?.http ?? [], limits: fetchLimits })
+        } catch (cause) {
+          throw new CapsuleError('load_failed', `invalid manifest: ${(cause as Error).message}`, { cause })
+        }
+      }
+      const maxOpenStreams = Math.min(fetch.limits.maxOpenStreams, asked.maxOpenStreams ?? Number.POSITIVE_INFINITY)
+      const http = new CapsuleHttp({ fetch, capsuleId: id, maxOpenStreams })
       const engineOptions = {
         compiled,
         http,

@@ -1,0 +1,100 @@
+// Capsule manifests (capsule.json): what a capsule declares it reaches and the limits it asks for, validated.
+import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { z } from 'zod'
+import { CapsuleError } from '../errors.js'
+
+const positive = z.int().positive()
+
+export const ManifestSchema = z.strictObject({
+  name: z.string().min(1),
+  version: z.string().min(1),
+  /** The module, relative to the manifest file. */
+  wasm: z.string().min(1).optional(),
+  capabilities: z
+    .strictObject({
+      /** Host patterns (`api.example.com`, `*.example.com`) or origins (`https://api.example.com:8443`). */
+      http: z.array(z.string().min(1)).optional(),
+    })
+    .optional(),
+  /** Limits the capsule asks for; each is clamped to the host's. */
+  limits: z
+    .strictObject({
+      callTimeoutMs: positive,
+      memoryBytes: z.int().min(64 * 1024),
+      maxOpenStreams: positive,
+      maxConcurrentRequests: positive,
+      maxRequestBytes: positive,
+      maxResponseBytes: positive,
+      maxStreamBytes: positive,
+      connectTimeoutMs: positive,
+      firstByteTimeoutMs: positive,
+      idleTimeoutMs: positive,
+      timeoutMs: positive,
+      streamTimeoutMs: positive,
+    })
+    .partial()
+    .optional(),
+})
+
+export type Manifest = z.infer<typeof ManifestSchema>
+
+/** The file name a manifest has beside its module. */
+export const MANIFEST_FILE = 'capsule.json'
+
+function invalid(where: string, reason: string, cause?: unknown): CapsuleError {
+  return new CapsuleError('load_failed', `invalid manifest${where}: ${reason}`, { cause })
+}
+
+/** Validates a manifest value; a bad one fails with the field and the reason. */
+export function parseManifest(value: unknown, where = ''): Manifest {
+  const result = ManifestSchema.safeParse(value)
+  if (!result.success) throw invalid(where, z.prettifyError(result.error).replace(/\n/g, '; '))
+  return result.data
+}
+
+async function readManifestFile(path: string): Promise<Manifest> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (cause) {
+    throw invalid(` ${path}`, `cannot read it (${(cause as Error).message})`, cause)
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (cause) {
+    throw invalid(` ${path}`, 'not valid JSON', cause)
+  }
+  return parseManifest(value, ` ${path}`)
+}
+
+export interface ManifestAndModule {
+  readonly manifest: Manifest | undefined
+  /** The module to load: the one given, or the one the manifest names. */
+  readonly wasm: unknown
+}
+
+/**
+ * Finds the manifest for a load: the one given (a value, or a path to a capsule.json), else a
+ * `capsule.json` beside a module path whose `wasm` names that module.
+ */
+export async function manifestFor(manifest: unknown, wasm: unknown): Promise<ManifestAndModule> {
+  if (typeof manifest === 'string') {
+    const found = await readManifestFile(manifest)
+    if (wasm === undefined && found.wasm === undefined) throw invalid(` ${manifest}`, 'it names no "wasm" and the load gives none')
+    return { manifest: found, wasm: wasm ?? resolve(dirname(manifest), found.wasm!) }
+  }
+  if (manifest !== undefined) {
+    const found = parseManifest(manifest)
+    if (wasm === undefined && found.wasm === undefined) throw invalid('', 'it names no "wasm" and the load gives none')
+    return { manifest: found, wasm: wasm ?? resolve(found.wasm!) }
+  }
+  if (typeof wasm !== 'string' || /^[a-z][a-z0-9+.-]*:\/\//i.test(wasm)) return { manifest: undefined, wasm }
+  const beside = resolve(dirname(wasm), MANIFEST_FILE)
+  if (!existsSync(beside)) return { manifest: undefined, wasm }
+  const found = await readManifestFile(beside)
+  const names = found.wasm === undefined ? false : resolve(dirname(beside), found.wasm) === resolve(wasm)
+  return { manifest: names ? found : undefined, wasm }
+}
