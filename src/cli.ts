@@ -24,6 +24,7 @@ Options:
   --allow-address CIDR     exempt a CIDR from the address blocklist (for local servers); repeatable
   --ca file.pem            trust an extra CA certificate
   --timeout MS             the call's time limit (default 30000)
+  --verbose                print every audit event as a JSON line on stderr instead of decision lines
   -h, --help               this help`,
   explain: `Usage: capsule-host explain <url> [options]
 
@@ -50,7 +51,14 @@ const COMMON = {
 } as const satisfies ParseArgsConfig['options']
 
 const OPTIONS = {
-  run: { ...COMMON, input: { type: 'string' }, isolation: { type: 'string' }, ca: { type: 'string' }, timeout: { type: 'string' } },
+  run: {
+    ...COMMON,
+    input: { type: 'string' },
+    isolation: { type: 'string' },
+    ca: { type: 'string' },
+    timeout: { type: 'string' },
+    verbose: { type: 'boolean' },
+  },
   explain: { ...COMMON, method: { type: 'string' } },
 } as const
 
@@ -167,8 +175,10 @@ async function run(args: string[]): Promise<number> {
   const fetch = createFetch(api, {
     ...fetchOptions(values),
     ...(values.ca ? { tls: { ca: readText(values.ca, 'CA file') } } : {}),
+    ...(values.verbose ? { auditStream: process.stderr } : {}),
     onRequest: (e) => {
-      const outcome = e.code ? `${e.code}: ${e.message}` : `${e.status}`
+      if (values.verbose) return
+      const outcome = e.code ? `${e.code}: ${e.reason}` : `${e.status}`
       process.stderr.write(`${e.allowed ? 'allowed' : 'refused'} ${e.method ?? '-'} ${e.url ?? '-'} -> ${outcome} (${e.decidedBy ?? 'no decision'}, ${e.durationMs} ms)\n`)
     },
   })

@@ -40,6 +40,10 @@ export interface CapsuleHostErrorOptions {
   phase?: TimeoutPhase
   /** The rule, gate or check that refused the request (host-side only; never sent to a capsule). */
   decidedBy?: string
+  /** Why, for the audit log: never the URL's query, may name resolved addresses (host-side only). */
+  reason?: string
+  /** The class of the address that decided (the blocked one), for the audit log. */
+  addressClass?: string
 }
 
 /**
@@ -51,6 +55,8 @@ export class CapsuleHostError extends Error {
   readonly code: ErrorCode
   readonly phase: TimeoutPhase | undefined
   readonly decidedBy: string | undefined
+  readonly reason: string | undefined
+  readonly addressClass: string | undefined
 
   constructor(code: ErrorCode, message: string, options: CapsuleHostErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -58,6 +64,8 @@ export class CapsuleHostError extends Error {
     this.code = code
     this.phase = options.phase
     this.decidedBy = options.decidedBy
+    this.reason = options.reason
+    this.addressClass = options.addressClass
   }
 
   /** The `{ code, message }` object a capsule receives. */

@@ -1,6 +1,8 @@
 // The package root: the public API of capsule-host.
 export { createSafeFetch } from './safe-fetch.js'
 export type { SafeFetch, SafeFetchOptions, RequestContext, RequestEvent, StreamedResponse, Explanation, ErrorReply } from './safe-fetch.js'
+export { AuditLog } from './audit.js'
+export type { AuditEvent, AuditListener, AuditSink } from './audit.js'
 export { CapsuleHostError, ERROR_CODES, TIMEOUT_PHASES, isCapsuleHostError, CapsuleError, CAPSULE_ERROR_CODES } from './errors.js'
 export type { ErrorCode, TimeoutPhase, WireError, CapsuleErrorCode } from './errors.js'
 export { createRuntime, DEFAULT_RUNTIME_LIMITS } from './runtime/runtime.js'

@@ -15,6 +15,7 @@ import { checkIntegrity } from './net/integrity.js'
 import { headerObject, type HeaderList } from './net/headers.js'
 import { describeAddresses, systemResolver, type Resolver } from './net/resolve.js'
 import { parseRequest } from './wire/parse.js'
+import { AuditLog, type AuditEvent, type AuditListener, type AuditSink } from './audit.js'
 import { middlewareList } from './middleware/compose.js'
 import type { MiddlewareOption } from './middleware/types.js'
 import type { BufferedResponse } from './wire/schemas.js'
@@ -33,38 +34,28 @@ export interface SafeFetchOptions {
   limits?: Partial<Limits>
   /** The most redirects a request may ask to follow. Default 0: a 3xx goes back to the capsule. */
   maxRedirects?: number
-  /** Called once per request or stream start, allowed or refused, when its outcome is known. */
-  onRequest?: (event: RequestEvent) => void
+  /** Called once per request or stream (at its end), allowed or refused. Same as `audit.on('request', ...)`. */
+  onRequest?: AuditListener
+  /** Also write every audit event as one JSON line to this stream (for example process.stderr). */
+  auditStream?: AuditSink
   /** Global middleware (one or a list), run before origin and route middleware on every hop. */
   middleware?: MiddlewareOption
 }
 
-/** One request's outcome, for logs: never contains the query string, headers or bodies. */
-export interface RequestEvent {
-  capsuleId: string
-  kind: 'request' | 'stream'
-  method: string | undefined
-  /** Origin and path, with any query string replaced by `?…`. Undefined when the URL was invalid. */
-  url: string | undefined
-  /** False when validation, a gate or the address policy refused the request. */
-  allowed: boolean
-  /** The rule, policy, gate or check that decided. */
-  decidedBy: string | undefined
-  status?: number
-  code?: ErrorCode
-  message?: string
-  redirects?: number
-  durationMs: number
-}
+/** One request's outcome (the audit event). */
+export type RequestEvent = AuditEvent
 
-const REFUSALS: ReadonlySet<ErrorCode> = new Set(['invalid_request', 'denied', 'blocked_address', 'redirect_denied'])
+const REFUSALS: ReadonlySet<ErrorCode> = new Set(['invalid_request', 'denied', 'blocked_address', 'redirect_denied', 'stream_limit'])
 
-/** What one request learned on its way, for its RequestEvent. */
+/** What one request learned on its way, for its audit event. */
 interface Trace {
+  requestId: string
   method?: string
   url?: string
   decidedBy?: string
   redirects?: number
+  addressClass?: string
+  bytesOut?: number
 }
 
 function redactedUrl(url: { origin: string; path: string }): string {
@@ -107,6 +98,10 @@ export interface Explanation {
 export interface SafeFetch {
   /** The host limits in force (defaults merged with the options). */
   readonly limits: Readonly<Limits>
+  /** One event per request or stream: `audit.on('request', fn)`, or `for await (const e of audit)`. */
+  readonly audit: AuditLog
+  /** Records a request refused before it reached the safe fetch (the runtime's stream table). */
+  recordRefusal(input: unknown, context: RequestContext, refusal: { code: ErrorCode; reason: string; decidedBy: string }): void
   /** Sends a request and buffers the response. Never throws for anything a capsule can cause. */
   request(request: unknown, context: RequestContext): Promise<BufferedResponse | ErrorReply>
   /** Sends a request and returns the head with a chunk reader, or the error. */
@@ -212,35 +207,41 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     maxConcurrentRequests: (capsuleId) => (restrictions.get(capsuleId)?.limits ?? limits).maxConcurrentRequests,
   })
 
-  const prepare = (input: unknown, mode: Mode, capsuleId: string, trace: Trace = {}): PreparedRequest => {
+  const audit = new AuditLog(options.auditStream ? [options.auditStream] : [])
+  if (options.onRequest) audit.on('request', options.onRequest)
+  let requests = 0
+  const newTrace = (capsuleId: string): Trace => ({ requestId: `${capsuleId}#${++requests}` })
+
+  const prepare = (input: unknown, mode: Mode, capsuleId: string, trace: Trace = newTrace(capsuleId)): PreparedRequest => {
     const own = restrictions.get(capsuleId)?.limits ?? limits
     const prepared = prepareRequest(parseRequest(input, own.maxRequestBytes), own, maxRedirects, mode)
     trace.method = prepared.method
     trace.url = redactedUrl(prepared.url)
+    trace.bytesOut = prepared.body?.byteLength ?? 0
     return prepared
   }
 
-  /** Reports one outcome to `onRequest`; a throwing listener cannot break the request. */
-  function report(kind: RequestEvent['kind'], context: RequestContext, trace: Trace, started: number, outcome: { status: number } | { error: unknown }) {
-    if (!options.onRequest) return
+  /** Records one outcome in the audit log. */
+  function report(kind: AuditEvent['kind'], context: RequestContext, trace: Trace, started: number, outcome: { status: number; bytesIn: number } | { error: unknown; bytesIn?: number }) {
     const error = 'error' in outcome ? outcome.error : undefined
     const wire = error === undefined ? undefined : errorReply(error).error
-    const event: RequestEvent = {
+    const own = isCapsuleHostError(error) ? error : undefined
+    const addressClass = own?.addressClass ?? trace.addressClass
+    audit.record({
       capsuleId: context.capsuleId,
+      requestId: trace.requestId,
       kind,
       method: trace.method,
       url: trace.url,
       allowed: wire === undefined || !REFUSALS.has(wire.code),
-      decidedBy: isCapsuleHostError(error) ? (error.decidedBy ?? (error.code === 'invalid_request' ? 'validation' : trace.decidedBy)) : trace.decidedBy,
-      ...(wire ? { code: wire.code, message: wire.message } : { status: (outcome as { status: number }).status }),
-      ...(trace.redirects !== undefined ? { redirects: trace.redirects } : {}),
+      decidedBy: own?.decidedBy ?? (own?.code === 'invalid_request' ? 'validation' : trace.decidedBy),
+      ...(wire ? { code: wire.code, reason: own?.reason ?? wire.message } : { status: (outcome as { status: number }).status }),
+      ...(addressClass ? { addressClass } : {}),
+      bytesIn: outcome.bytesIn ?? 0,
+      bytesOut: trace.bytesOut ?? 0,
+      redirects: trace.redirects ?? 0,
       durationMs: Math.round(performance.now() - started),
-    }
-    try {
-      options.onRequest(event)
-    } catch {
-      // A logging callback must not change what the capsule gets.
-    }
+    })
   }
 
   /** The capsule's client, and one signal for the caller's abort and the capsule's release. */
@@ -255,7 +256,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     const { client, signal } = clientFor(context)
     // The total time limit starts now, so time spent waiting for a concurrency slot counts.
     const deadline = started + prepared.limits.totalTimeoutMs
-    const { head, json, finalUrl, redirects, decidedBy } = await whileWaiting(
+    const { head, json, finalUrl, redirects, decidedBy, addressClass } = await whileWaiting(
       client.limit(() => {
         throwIfCancelled(signal)
         return exchange(prepared, context.capsuleId, client.agent, admission, signal, deadline)
@@ -264,8 +265,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
       deadline,
       prepared.limits.totalTimeoutMs,
     )
-    trace.decidedBy = decidedBy
-    trace.redirects = redirects
+    Object.assign(trace, { decidedBy, redirects, addressClass })
     const chunks: Uint8Array[] = []
     for (let chunk = await head.body.read(); chunk !== null; chunk = await head.body.read()) chunks.push(chunk)
     const body = Buffer.concat(chunks)
@@ -282,10 +282,11 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   return {
     async request(input, context) {
       const started = performance.now()
-      const trace: Trace = {}
+      const trace = newTrace(context.capsuleId)
       try {
         const reply = await buffered(prepare(input, 'buffered', context.capsuleId, trace), context, trace)
-        report('request', context, trace, started, reply)
+        const bytesIn = reply.bodyEncoding === 'text' ? Buffer.byteLength(reply.body as string) : reply.bodyEncoding === 'base64' ? Buffer.byteLength(reply.body as string, 'base64') : Buffer.byteLength(JSON.stringify(reply.body))
+        report('request', context, trace, started, { status: reply.status, bytesIn })
         return reply
       } catch (error) {
         report('request', context, trace, started, { error })
@@ -295,27 +296,47 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
 
     async stream(input, context) {
       const started = performance.now()
-      const trace: Trace = {}
+      const trace = newTrace(context.capsuleId)
       try {
         const prepared = prepare(input, 'stream', context.capsuleId, trace)
         const { client, signal } = clientFor(context)
         const deadline = performance.now() + prepared.limits.totalTimeoutMs
-        const { head, finalUrl, redirects, decidedBy } = await exchange(prepared, context.capsuleId, client.agent, admission, signal, deadline)
-        Object.assign(trace, { decidedBy, redirects })
-        report('stream', context, trace, started, head)
+        const { head, finalUrl, redirects, decidedBy, addressClass } = await exchange(prepared, context.capsuleId, client.agent, admission, signal, deadline)
+        Object.assign(trace, { decidedBy, redirects, addressClass })
         const { body } = head
+        // A stream's event is recorded once, at its end: read to the end, failed, or closed early.
+        let reported = false
+        const finish = (outcome: { error: unknown } | undefined) => {
+          if (reported) return
+          reported = true
+          report('stream', context, trace, started, outcome ? { ...outcome, bytesIn: body.bytesRead } : { status: head.status, bytesIn: body.bytesRead })
+        }
+        const read = async (maxBytes?: number) => {
+          try {
+            const chunk = await body.read(maxBytes)
+            if (chunk === null) finish(undefined)
+            return chunk
+          } catch (error) {
+            finish({ error })
+            throw error
+          }
+        }
+        const close = () => {
+          body.cancel()
+          finish(undefined)
+        }
         return {
           status: head.status,
           headers: headerObject(head.rawHeaders),
           rawHeaders: head.rawHeaders,
           finalUrl: finalUrl.href,
-          read: (maxBytes) => body.read(maxBytes),
-          close: () => body.cancel(),
+          read,
+          close,
           async *[Symbol.asyncIterator]() {
             try {
-              for (let chunk = await body.read(); chunk !== null; chunk = await body.read()) yield chunk
+              for (let chunk = await read(); chunk !== null; chunk = await read()) yield chunk
             } finally {
-              body.cancel()
+              close()
             }
           },
         }
@@ -363,6 +384,18 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     },
 
     limits,
+    audit,
+    recordRefusal(input, context, refusal) {
+      const trace = newTrace(context.capsuleId)
+      try {
+        prepare(input, 'stream', context.capsuleId, trace)
+      } catch {
+        // The request was not valid either; the refusal stands on its own.
+      }
+      report('stream', context, trace, performance.now(), {
+        error: new CapsuleHostError(refusal.code, refusal.reason, { decidedBy: refusal.decidedBy, reason: refusal.reason }),
+      })
+    },
     restrictCapsule(capsuleId, restriction) {
       const capabilities = compileCapabilities(restriction.http)
       const lowered: Partial<Limits> = {}

@@ -103,6 +103,13 @@ describe('run', () => {
     expect(stderr).toContain('refused GET http://169.254.169.254/latest/meta-data/ -> denied')
   })
 
+  test('--verbose prints every audit event as a JSON line instead of decision lines', async () => {
+    const { code, stderr } = await cli('run', capsulePath('probe'), 'request', '--input', '{"url":"http://169.254.169.254/latest/meta-data/?x=1"}', '--verbose')
+    expect(code).toBe(0)
+    const events = stderr.trim().split('\n').map((line) => JSON.parse(line))
+    expect(events).toEqual([expect.objectContaining({ allowed: false, decidedBy: 'default', code: 'denied', url: 'http://169.254.169.254/latest/meta-data/?…' })])
+  })
+
   test('input from a file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'capsule-host-'))
     writeFileSync(join(dir, 'in.txt'), 'from a file')

@@ -85,7 +85,10 @@ export async function admitHop(
   const { decision, resolution } = decideHop(url, method, admission, context)
   const verdict = await decision
   if (!verdict.allowed) {
-    throw new CapsuleHostError('denied', `${method} ${url.href} is not allowed: ${verdict.reason}`, { decidedBy: verdict.decidedBy })
+    throw new CapsuleHostError('denied', `${method} ${url.href} is not allowed: ${verdict.reason}`, {
+      decidedBy: verdict.decidedBy,
+      reason: verdict.reason,
+    })
   }
   return { decision: verdict, checked: await resolution.checked() }
 }

@@ -16,6 +16,8 @@ export interface ExchangeResult {
   readonly redirects: number
   /** The rule, policy or gate that allowed the last hop. */
   readonly decidedBy: string
+  /** The class of the address the last hop dialled. */
+  readonly addressClass: string
 }
 
 function locationOf(head: ResponseHead): string | undefined {
@@ -26,7 +28,11 @@ function nextUrl(location: string, from: NormalisedUrl, hop: number): Normalised
   try {
     return resolveLocation(location, from)
   } catch (error) {
-    throw new CapsuleHostError('redirect_denied', `redirect hop ${hop} is refused: ${(error as Error).message}`, { cause: error })
+    throw new CapsuleHostError('redirect_denied', `redirect hop ${hop} is refused: ${(error as Error).message}`, {
+      cause: error,
+      decidedBy: 'validation',
+      reason: `redirect hop ${hop}: ${(error as Error).message}`,
+    })
   }
 }
 
@@ -39,6 +45,7 @@ async function admitRedirect(url: NormalisedUrl, method: string, admission: Admi
       throw new CapsuleHostError('redirect_denied', `redirect hop ${context.hop} is refused: ${error.message}`, {
         cause: error,
         ...(error.decidedBy ? { decidedBy: error.decidedBy } : {}),
+        reason: `redirect hop ${context.hop}: ${error.reason ?? error.message}`,
       })
     }
     throw error
@@ -98,11 +105,20 @@ export async function exchange(
     const { head } = outcome
     const location = outcome.upstream ? locationOf(head) : undefined
     if (location === undefined || prepared.redirect === 'manual') {
-      return { head, ...(outcome.json ? { json: outcome.json } : {}), finalUrl: url, redirects: hop, decidedBy: decision.decidedBy }
+      return {
+        head,
+        ...(outcome.json ? { json: outcome.json } : {}),
+        finalUrl: url,
+        redirects: hop,
+        decidedBy: decision.decidedBy,
+        addressClass: checked.pinned.class,
+      }
     }
     head.body.cancel()
     if (prepared.redirect === 'error') {
-      throw new CapsuleHostError('redirect_denied', `the response is a ${head.status} redirect and options.redirect is "error"`)
+      throw new CapsuleHostError('redirect_denied', `the response is a ${head.status} redirect and options.redirect is "error"`, {
+        decidedBy: 'request options',
+      })
     }
     if (hop >= limits.maxRedirects) {
       throw new CapsuleHostError('too_many_redirects', `more than ${limits.maxRedirects} redirects (the limit for this request)`)
@@ -110,7 +126,7 @@ export async function exchange(
     const next = nextUrl(location, outcome.sentUrl, hop + 1)
     request = redirectedRequest(head.status, url, next, request)
     if (seen.has(`${request.method} ${next.href}`)) {
-      throw new CapsuleHostError('too_many_redirects', `redirect loop: ${next.href} was already visited`)
+      throw new CapsuleHostError('too_many_redirects', `redirect loop: ${next.href} was already visited`, { reason: 'redirect loop' })
     }
     url = next
   }

@@ -55,7 +55,7 @@ async function accessDecision(keeper: Gatekeeper, request: GateRequest): Promise
   }
   return verdict === true
     ? { allowed: true, decidedBy: 'policy' }
-    : { allowed: false, decidedBy: 'policy', reason: `the policy refused ${request.method} ${request.url}` }
+    : { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' }
 }
 
 async function gateDecision(gate: SecurityGate, request: GateRequest): Promise<Decision> {

@@ -29,16 +29,15 @@ export function describeAddresses(addresses: readonly ClassifiedAddress[]): stri
     .join(', ')
 }
 
-function blocked(url: NormalisedUrl, addresses: readonly ClassifiedAddress[]): CapsuleHostError {
-  const detail = describeAddresses(addresses)
+function blocked(url: NormalisedUrl, addresses: readonly ClassifiedAddress[], refused: readonly ClassifiedAddress[]): CapsuleHostError {
+  const detail = describeAddresses(refused)
+  const audit = { decidedBy: 'address-policy', reason: `${url.hostname} resolves to blocked addresses: ${detail}`, addressClass: refused[0]!.class }
   return url.ipLiteral === undefined
     ? new CapsuleHostError('blocked_address', `${url.hostname} resolves to an address that is not allowed`, {
-        cause: new Error(`answer: ${detail}`),
-        decidedBy: 'address-policy',
+        cause: new Error(`answer: ${describeAddresses(addresses)}`),
+        ...audit,
       })
-    : new CapsuleHostError('blocked_address', `${url.ipLiteral} is not an allowed address (${addresses[0]?.class})`, {
-        decidedBy: 'address-policy',
-      })
+    : new CapsuleHostError('blocked_address', `${url.ipLiteral} is not an allowed address (${addresses[0]?.class})`, audit)
 }
 
 function classifyAnswer(hostname: string, answer: unknown): ClassifiedAddress[] {
@@ -100,6 +99,7 @@ export function checkAddresses(
   addresses: readonly ClassifiedAddress[],
   policy: AddressPolicy,
 ): CheckedAddresses {
-  if (!addresses.every((address) => policy.isAllowed(address))) throw blocked(url, addresses)
+  const refused = addresses.filter((address) => !policy.isAllowed(address))
+  if (refused.length > 0) throw blocked(url, addresses, refused)
   return { addresses, pinned: addresses[0]! }
 }

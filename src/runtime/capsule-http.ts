@@ -68,9 +68,9 @@ export class CapsuleHttp {
   /** `http_stream_start`: request JSON bytes in, `{ handle, status, headers, rawHeaders }` or `{ error }` out. */
   async streamStart(input: Uint8Array): Promise<Uint8Array> {
     if (this.#slots >= this.#options.maxOpenStreams) {
-      return json({
-        error: { code: 'stream_limit', message: `this capsule already has ${this.#options.maxOpenStreams} open streams; close one first` },
-      })
+      const message = `this capsule already has ${this.#options.maxOpenStreams} open streams; close one first`
+      this.#options.fetch.recordRefusal(input, this.#context(), { code: 'stream_limit', reason: message, decidedBy: 'stream-table' })
+      return json({ error: { code: 'stream_limit', message } })
     }
     this.#slots++
     const handle = String(this.#nextHandle++)

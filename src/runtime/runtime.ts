@@ -1,6 +1,7 @@
 // createRuntime: loads capsules in the chosen isolation mode and wires each to its own HTTP service.
 import { z } from 'zod'
 import { CapsuleError } from '../errors.js'
+import type { AuditLog } from '../audit.js'
 import type { SafeFetch } from '../safe-fetch.js'
 import { Capsule, type CapsuleEngine } from './capsule.js'
 import { CapsuleHttp } from './capsule-http.js'
@@ -61,6 +62,8 @@ export interface Runtime {
   readonly capsules: ReadonlyMap<string, Capsule>
   /** How many modules were compiled (a second load of the same bytes compiles nothing). */
   readonly compilations: number
+  /** One event per request any capsule makes, allowed or refused (the safe fetch's audit log). */
+  readonly audit: AuditLog
   /** Unloads every capsule and releases every connection. */
   close(): Promise<void>
 }
@@ -169,6 +172,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     get compilations() {
       return cache.compilations
     },
+    audit: fetch.audit,
     async close() {
       closed = true
       await Promise.all([...capsules.values()].map((capsule) => capsule.unload()))
