@@ -15,6 +15,7 @@ import { checkIntegrity } from './net/integrity.js'
 import { headerObject, type HeaderList } from './net/headers.js'
 import { describeAddresses, systemResolver, type Resolver } from './net/resolve.js'
 import { parseRequest } from './wire/parse.js'
+import { redactedUrl } from './url/normalise.js'
 import { AuditLog, type AuditEvent, type AuditListener, type AuditSink } from './audit.js'
 import { middlewareList } from './middleware/compose.js'
 import type { MiddlewareOption } from './middleware/types.js'
@@ -58,10 +59,6 @@ interface Trace {
   bytesOut?: number
 }
 
-function redactedUrl(url: { origin: string; path: string }): string {
-  const query = url.path.indexOf('?')
-  return url.origin + (query === -1 ? url.path : `${url.path.slice(0, query)}?…`)
-}
 
 export interface RequestContext {
   capsuleId: string
@@ -109,11 +106,13 @@ export interface SafeFetch {
   /** The decision for a request, with its addresses, without opening any connection. */
   explain(request: unknown, context: RequestContext): Promise<Explanation>
   /**
-   * Narrows what one capsule may do, from its manifest: it reaches only the hosts or origins in
-   * `http` (still subject to the rules), under `limits` that can only be lower than the host's.
-   * Lasts until `releaseCapsule`. Throws a TypeError for a bad entry.
+   * Claims a capsule id for one loaded capsule until `releaseCapsule` (a runtime does this at
+   * load; two runtimes sharing this safe fetch can never share an id). With a restriction, from
+   * the capsule's manifest, it reaches only the hosts or origins in `http` (still subject to the
+   * rules), under `limits` that can only be lower than the host's. Throws a TypeError for an id
+   * already claimed or a bad entry.
    */
-  restrictCapsule(capsuleId: string, restriction: { http: readonly string[]; limits?: Partial<Limits> }): void
+  registerCapsule(capsuleId: string, restriction?: { http: readonly string[]; limits?: Partial<Limits> }): void
   /** Aborts everything a capsule has in flight, closes its connections and forgets its restriction. */
   releaseCapsule(capsuleId: string): Promise<void>
   /** Releases every capsule. */
@@ -194,6 +193,10 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   }
   /** What capsules with a manifest declared, and the limits they asked for (never above the host's). */
   const restrictions = new Map<string, { capabilities: Capabilities; limits: Readonly<Limits> }>()
+  /** Capsule ids claimed by loaded capsules. */
+  const registered = new Set<string>()
+  /** Each capsule's streams not yet ended, so releasing it records their events. */
+  const openStreams = new Map<string, Set<() => void>>()
   const admission: Admission = {
     keeper: { rules: compileRules(options.rules), policy: options.policy, gates: [...(options.gates ?? [])] },
     resolver: options.resolver ?? systemResolver,
@@ -309,8 +312,13 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
         const finish = (outcome: { error: unknown } | undefined) => {
           if (reported) return
           reported = true
+          open.delete(onRelease)
           report('stream', context, trace, started, outcome ? { ...outcome, bytesIn: body.bytesRead } : { status: head.status, bytesIn: body.bytesRead })
         }
+        const onRelease = () => finish({ error: new CapsuleHostError('cancelled', 'the capsule was released') })
+        const open = openStreams.get(context.capsuleId) ?? new Set<() => void>()
+        openStreams.set(context.capsuleId, open)
+        open.add(onRelease)
         const read = async (maxBytes?: number) => {
           try {
             const chunk = await body.read(maxBytes)
@@ -396,17 +404,24 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
         error: new CapsuleHostError(refusal.code, refusal.reason, { decidedBy: refusal.decidedBy, reason: refusal.reason }),
       })
     },
-    restrictCapsule(capsuleId, restriction) {
-      const capabilities = compileCapabilities(restriction.http)
-      const lowered: Partial<Limits> = {}
-      for (const [key, value] of Object.entries(restriction.limits ?? {}) as Array<[keyof Limits, number]>) {
-        if (!(key in limits)) throw new TypeError(`limits.${key} is not a limit; the limits are ${Object.keys(limits).join(', ')}`)
-        lowered[key] = Math.min(value, limits[key])
+    registerCapsule(capsuleId, restriction) {
+      if (registered.has(capsuleId)) throw new TypeError(`capsule id "${capsuleId}" is already in use on this safe fetch`)
+      if (restriction) {
+        const capabilities = compileCapabilities(restriction.http)
+        const lowered: Partial<Limits> = {}
+        for (const [key, value] of Object.entries(restriction.limits ?? {}) as Array<[keyof Limits, number]>) {
+          if (!(key in limits)) throw new TypeError(`limits.${key} is not a limit; the limits are ${Object.keys(limits).join(', ')}`)
+          lowered[key] = Math.min(value, limits[key])
+        }
+        restrictions.set(capsuleId, { capabilities, limits: resolveLimits({ ...limits, ...lowered }) })
       }
-      restrictions.set(capsuleId, { capabilities, limits: resolveLimits({ ...limits, ...lowered }) })
+      registered.add(capsuleId)
     },
     releaseCapsule: (capsuleId) => {
+      registered.delete(capsuleId)
       restrictions.delete(capsuleId)
+      for (const finish of openStreams.get(capsuleId) ?? []) finish()
+      openStreams.delete(capsuleId)
       return clients.release(capsuleId)
     },
     close: () => clients.releaseAll(),

@@ -113,3 +113,12 @@ describe('allowed requests', () => {
     expect(JSON.parse(lines[0]!)).toMatchObject({ capsuleId: 'iter', status: 200, allowed: true })
   })
 })
+
+test('releasing a capsule records the events of its streams that were never read or closed', async () => {
+  const { fetch, events } = audited()
+  const stream = await fetch.stream({ url: `${base()}/stall` }, ctx('forgetful'))
+  expect('error' in stream).toBe(false)
+  expect(events).toHaveLength(0)
+  await fetch.releaseCapsule('forgetful')
+  expect(events).toEqual([expect.objectContaining({ capsuleId: 'forgetful', kind: 'stream', code: 'cancelled' })])
+})

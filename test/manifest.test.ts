@@ -198,3 +198,47 @@ describe('capsule.json on disk', () => {
     await expect(runtime.load({ manifest: MANIFEST })).rejects.toMatchObject({ code: 'load_failed', message: expect.stringContaining('names no "wasm"') })
   })
 })
+
+describe('review regressions', () => {
+  test('two runtimes sharing one safe fetch never share an id, and their manifests never mix', async () => {
+    const fetch = testFetch({
+      rules: [{ host: 'api.test', httpsOnly: false, port: server.port }, { host: 'other.test', httpsOnly: false, port: server.port }],
+      resolver: tableResolver({ 'api.test': ['127.0.0.1'], 'other.test': ['127.0.0.1'] }),
+    })
+    const r1 = createRuntime({ fetch })
+    const r2 = createRuntime({ fetch })
+    runtimes.push(r1, r2)
+    const a = await r1.load({ wasm: capsulePath('probe'), manifest: { ...MANIFEST, capabilities: { http: ['api.test'] } } })
+    const b = await r2.load({ wasm: capsulePath('probe'), manifest: { ...MANIFEST, capabilities: { http: ['other.test'] } } })
+    expect(a.id).not.toBe(b.id)
+    expect((await get(a, `http://other.test:${server.port}/`)).error.code).toBe('denied')
+    await expect(r2.load({ wasm: capsulePath('probe'), id: a.id })).rejects.toMatchObject({ code: 'load_failed', message: expect.stringContaining('already in use') })
+    await b.unload()
+    expect((await get(a, `http://other.test:${server.port}/`)).error.code).toBe('denied')
+  })
+
+  test('a capsule.json beside the module that names no module applies to it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'capsule-'))
+    copyFileSync(capsulePath('probe'), join(dir, 'probe.wasm'))
+    writeFileSync(join(dir, 'capsule.json'), JSON.stringify({ ...MANIFEST, capabilities: { http: ['api.test'] } }))
+    const { runtime } = setup()
+    const capsule = await runtime.load({ wasm: join(dir, 'probe.wasm') })
+    expect((await get(capsule, `http://other.test:${server.port}/`)).error.code).toBe('denied')
+  })
+
+  test('a policy that resolves is never asked about a name the manifest did not declare', async () => {
+    const resolver = tableResolver({ 'api.test': ['127.0.0.1'], 'leak.attacker.test': ['127.0.0.1'] })
+    const { runtime } = setup({ rules: [], resolver, policy: async ({ resolve }) => (await resolve(), true) })
+    const capsule = await runtime.load({ wasm: capsulePath('probe'), manifest: { ...MANIFEST, capabilities: { http: ['api.test'] } } })
+    expect((await get(capsule, `http://leak.attacker.test:${server.port}/`)).error.code).toBe('denied')
+    expect(resolver.asked).not.toContain('leak.attacker.test')
+  })
+
+  test('limits from the load cannot raise what the manifest lowered', async () => {
+    const { runtime } = setup()
+    const capsule = await runtime.load({ wasm: capsulePath('probe'), manifest: { ...MANIFEST, limits: { callTimeoutMs: 200 } }, limits: { callTimeoutMs: 20_000 } })
+    const started = performance.now()
+    await expect(capsule.call('spin')).rejects.toMatchObject({ code: 'call_timeout' })
+    expect(performance.now() - started).toBeLessThan(3000)
+  })
+})

@@ -279,3 +279,50 @@ test('invalid middleware is refused at creation, naming where', () => {
   expect(() => testFetch({ middleware: [() => undefined, 1 as never] })).toThrow('middleware[1]: middleware must be a function')
   expect(() => testFetch({ rules: { host: 'api.test', routes: [{ path: '/', middleware: {} as never }] } })).toThrow('rules[0] (host "api.test"): routes[0] ("/"): middleware: middleware must be a function')
 })
+
+describe('review regressions', () => {
+  test('a secret in a URL query set by middleware never reaches the capsule or the events', async () => {
+    const { fetch, events } = fetchWith({
+      resolver: tableResolver({ 'api.test': ['127.0.0.1'], 'other.test': ['127.0.0.1'] }),
+      rules: { host: 'api.test', httpsOnly: false, port: server.port, middleware: (c, next) => (c.req.setUrl(`http://other.test:${server.port}/x?key=${SECRET}`), next()) },
+    })
+    const reply = await fetch.request({ url: `${base}/y` }, ctx())
+    expect(errorOf(reply)?.code).toBe('denied')
+    expectNoSecret(reply, events)
+  })
+
+  test('a next() the chain did not wait for: its late response is dropped and its connection closed', async () => {
+    let closed!: () => void
+    const upstreamClosed = new Promise<void>((resolve) => (closed = resolve))
+    const slow = await startServer((req, res) => {
+      req.socket.on('close', closed)
+      setTimeout(() => {
+        res.writeHead(200)
+        res.write('late')
+      }, 50)
+    })
+    const { fetch } = fetchWith({
+      rules: { host: 'api.test', httpsOnly: false, port: slow.port },
+      middleware: (_c, next) => {
+        void next().catch(() => undefined)
+        return respond({ status: 202 })
+      },
+    })
+    expect(ok(await fetch.request({ url: `http://api.test:${slow.port}/` }, ctx())).status).toBe(202)
+    await upstreamClosed
+  })
+
+  test('a middleware refusal is credited to the middleware in the audit log; a value with no JSON form is a bug', async () => {
+    const { CapsuleHostError } = await import('../src/index.js')
+    const refusing = fetchWith({
+      middleware: () => {
+        throw new CapsuleHostError('denied', 'quota exceeded')
+      },
+      rules: { host: 'api.test', httpsOnly: false, port: server.port },
+    })
+    await refusing.fetch.request({ url: `${base}/q` }, ctx())
+    expect(refusing.events).toEqual([expect.objectContaining({ allowed: false, decidedBy: 'middleware', reason: 'quota exceeded' })])
+    const weird = fetchWith({ middleware: async (_c, next) => (await next(), () => 1), rules: { host: 'api.test', httpsOnly: false, port: server.port } })
+    expect(errorOf(await weird.fetch.request({ url: `${base}/w` }, ctx()))).toEqual({ code: 'network', message: 'internal error in host middleware' })
+  })
+})

@@ -5,7 +5,7 @@ import type { Decision, GateRequest } from '../gate/types.js'
 import type { AddressPolicy } from '../net/address-policy.js'
 import type { ClassifiedAddress } from '../net/classify.js'
 import { checkAddresses, resolveAddresses, type CheckedAddresses, type Resolver } from '../net/resolve.js'
-import type { NormalisedUrl } from '../url/normalise.js'
+import { redactedUrl, type NormalisedUrl } from '../url/normalise.js'
 import type { Middleware } from '../middleware/types.js'
 import type { Capabilities } from '../gate/capabilities.js'
 
@@ -85,7 +85,8 @@ export async function admitHop(
   const { decision, resolution } = decideHop(url, method, admission, context)
   const verdict = await decision
   if (!verdict.allowed) {
-    throw new CapsuleHostError('denied', `${method} ${url.href} is not allowed: ${verdict.reason}`, {
+    // Messages never repeat the query string: a URL middleware set may carry a secret in it.
+    throw new CapsuleHostError('denied', `${method} ${redactedUrl(url)} is not allowed: ${verdict.reason}`, {
       decidedBy: verdict.decidedBy,
       reason: verdict.reason,
     })

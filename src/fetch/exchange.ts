@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici'
 import { CapsuleHostError } from '../errors.js'
 import { dispatchHop, type ResponseHead } from '../net/dispatch-hop.js'
 import { REDIRECT_STATUSES, redirectedRequest, type RedirectedRequest } from '../net/redirects.js'
-import { resolveLocation, type NormalisedUrl } from '../url/normalise.js'
+import { redactedUrl, resolveLocation, type NormalisedUrl } from '../url/normalise.js'
 import { admitHop, type Admission } from './admit.js'
 import { runMiddlewareHop, type HopOutcome } from './middleware-hop.js'
 import type { PreparedRequest } from './prepare.js'
@@ -126,7 +126,7 @@ export async function exchange(
     const next = nextUrl(location, outcome.sentUrl, hop + 1)
     request = redirectedRequest(head.status, url, next, request)
     if (seen.has(`${request.method} ${next.href}`)) {
-      throw new CapsuleHostError('too_many_redirects', `redirect loop: ${next.href} was already visited`, { reason: 'redirect loop' })
+      throw new CapsuleHostError('too_many_redirects', `redirect loop: ${redactedUrl(next)} was already visited`, { reason: 'redirect loop' })
     }
     url = next
   }

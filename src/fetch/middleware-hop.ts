@@ -105,9 +105,21 @@ function isPlainSynthetic(value: unknown): value is { status: number } {
   return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype && typeof (value as { status?: unknown }).status === 'number'
 }
 
-/** Middleware failures keep their code when they are ours; anything else is a host bug the capsule sees as internal. */
-function middlewareFailure(error: unknown): CapsuleHostError {
-  if (isCapsuleHostError(error)) return error
+/**
+ * What a failed chain becomes: errors of the request itself (from `next()`) as they are; a
+ * CapsuleHostError a middleware threw keeps its code, credited to the middleware; anything else is
+ * a host bug the capsule sees as an internal error, without detail.
+ */
+function middlewareFailure(error: unknown, fromNext: WeakSet<object>): CapsuleHostError {
+  if (isCapsuleHostError(error)) {
+    if (fromNext.has(error) || error.decidedBy) return error
+    return new CapsuleHostError(error.code, error.message, {
+      cause: error,
+      decidedBy: 'middleware',
+      reason: error.reason ?? error.message,
+      ...(error.phase ? { phase: error.phase } : {}),
+    })
+  }
   return new CapsuleHostError('network', 'internal error in host middleware', { cause: error })
 }
 
@@ -119,6 +131,9 @@ export async function runMiddlewareHop(hop: MiddlewareHop): Promise<HopOutcome> 
   let body = hop.body
   let upstreamHead: ResponseHead | undefined
   let sentUrl = hop.url
+  /** Set once the chain has answered: a late `next()` must not send, and a late response is dropped. */
+  let settled = false
+  const fromNext = new WeakSet<object>()
 
   const req: MiddlewareRequest = {
     capsuleId: hop.capsuleId,
@@ -147,6 +162,15 @@ export async function runMiddlewareHop(hop: MiddlewareHop): Promise<HopOutcome> 
   }
 
   const terminal = async (): Promise<ChainResponse> => {
+    try {
+      return await send()
+    } catch (error) {
+      if (typeof error === 'object' && error !== null) fromNext.add(error)
+      throw error
+    }
+  }
+  const send = async (): Promise<ChainResponse> => {
+    if (settled) throw new Error('next() called after the middleware chain had answered')
     // A URL middleware changed is judged again, as if the capsule had asked for it.
     const address = url.href === hop.url.href ? hop.address : await hop.admit(url)
     let list: HeaderList
@@ -157,6 +181,10 @@ export async function runMiddlewareHop(hop: MiddlewareHop): Promise<HopOutcome> 
     }
     sentUrl = url
     const head = await hop.dispatch(url, address, hop.method, list, body)
+    if (settled) {
+      head.body.cancel()
+      throw new Error('the middleware chain answered before this response arrived')
+    }
     upstreamHead = head
     const bytes = hop.mode === 'buffered' ? await readAll(head.body) : undefined
     return chainResponse(head.status, head.rawHeaders, bytes, performance.now() - started, { kind: 'upstream', head })
@@ -175,7 +203,9 @@ export async function runMiddlewareHop(hop: MiddlewareHop): Promise<HopOutcome> 
     }
     if (!fromNext) throw new Error('a middleware returned a value without calling next(); use respond() for a synthetic response')
     // The value replaces the body of the response next() gave; headers that described that body go.
-    const json = encoder.encode(JSON.stringify(result))
+    const text = JSON.stringify(result) as string | undefined
+    if (text === undefined) throw new Error('a middleware returned a value that has no JSON form (a function or a symbol)')
+    const json = encoder.encode(text)
     const rawHeaders = fromNext.rawHeaders.filter(([name]) => name !== 'content-length' && name !== 'content-type')
     return chainResponse(fromNext.status, [...rawHeaders, ['content-type', 'application/json']], json, elapsed, { kind: 'json', value: result })
   }
@@ -185,7 +215,9 @@ export async function runMiddlewareHop(hop: MiddlewareHop): Promise<HopOutcome> 
     final = (await runChain(hop.chain, { req }, terminal, normalise)) as ChainResponse
   } catch (error) {
     upstreamHead?.body.cancel()
-    throw middlewareFailure(error)
+    throw middlewareFailure(error, fromNext)
+  } finally {
+    settled = true
   }
   const source = final[SOURCE]
   if (source.kind === 'upstream') {

@@ -72,19 +72,20 @@ async function gateDecision(gate: SecurityGate, request: GateRequest): Promise<D
 }
 
 /**
- * All configured checks must allow, in order: rules or policy, the capsule's manifest
- * capabilities, host gates. With no rules, no policy and no gates, everything is denied.
+ * All configured checks must allow, in order: the capsule's manifest capabilities, rules or
+ * policy, host gates. With no rules, no policy and no gates, everything is denied.
  * An allow is credited to the rule (or policy) that matched, else to the gates.
  */
 export async function decide(keeper: Gatekeeper, request: GateRequest, capabilities?: Capabilities): Promise<Decision> {
+  // The capsule's manifest narrows what the host allows and never widens it. It is checked first,
+  // on the name alone, so a policy that resolves never looks up a name the capsule did not declare.
+  const declared = capabilities?.check(request)
+  if (declared && !declared.allow) return { allowed: false, decidedBy: 'manifest', reason: declared.reason }
   const access = await accessDecision(keeper, request)
   if (access && !access.allowed) return access
   if (!access && keeper.gates.length === 0) {
     return { allowed: false, decidedBy: 'default', reason: 'no rule, policy or gate is configured, so nothing is allowed' }
   }
-  // The capsule's manifest narrows what the host allows; it never widens it.
-  const declared = capabilities?.check(request)
-  if (declared && !declared.allow) return { allowed: false, decidedBy: 'manifest', reason: declared.reason }
   for (const gate of keeper.gates) {
     const verdict = await gateDecision(gate, request)
     if (!verdict.allowed) return verdict

@@ -78,7 +78,7 @@ export interface ManifestAndModule {
 
 /**
  * Finds the manifest for a load: the one given (a value, or a path to a capsule.json), else a
- * `capsule.json` beside a module path whose `wasm` names that module.
+ * `capsule.json` beside a module path whose `wasm` names that module or names none.
  */
 export async function manifestFor(manifest: unknown, wasm: unknown): Promise<ManifestAndModule> {
   if (typeof manifest === 'string') {
@@ -95,6 +95,7 @@ export async function manifestFor(manifest: unknown, wasm: unknown): Promise<Man
   const beside = resolve(dirname(wasm), MANIFEST_FILE)
   if (!existsSync(beside)) return { manifest: undefined, wasm }
   const found = await readManifestFile(beside)
-  const names = found.wasm === undefined ? false : resolve(dirname(beside), found.wasm) === resolve(wasm)
-  return { manifest: names ? found : undefined, wasm }
+  // A manifest that names no module is the manifest of every module beside it: never silently skipped.
+  const applies = found.wasm === undefined || resolve(dirname(beside), found.wasm) === resolve(wasm)
+  return { manifest: applies ? found : undefined, wasm }
 }

@@ -78,6 +78,9 @@ function capsuleLimits(runtime: RuntimeLimits, requested: Partial<RuntimeLimits>
   }
 }
 
+/** Numbers default capsule ids across every runtime in the process, so two runtimes never collide. */
+let capsuleCounter = 0
+
 export function createRuntime(options: RuntimeOptions): Runtime {
   if (!options?.fetch || typeof options.fetch.request !== 'function') {
     throw new TypeError('createRuntime: "fetch" must be a safe fetch from createSafeFetch(...)')
@@ -91,7 +94,6 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   const cache = new ModuleCache()
   const capsules = new Map<string, Capsule>()
   const reserved = new Set<string>()
-  let counter = 0
   let closed = false
 
   /** Loads in progress, so close() can wait for them to see that the runtime closed. */
@@ -108,7 +110,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (closed) throw new CapsuleError('unloaded', 'the runtime is closed')
     const { manifest, wasm } = await manifestFor(load.manifest, load.wasm)
     if (wasm === undefined) throw new CapsuleError('load_failed', 'give the module as "wasm", or a manifest that names it')
-    const id = load.id ?? `${manifest?.name ?? 'capsule'}-${++counter}`
+    const id = load.id ?? `${manifest?.name ?? 'capsule'}-${++capsuleCounter}`
     if (typeof id !== 'string' || id === '') throw new CapsuleError('load_failed', 'id must be a non-empty string')
     if (load.isolation !== undefined && load.isolation !== 'worker' && load.isolation !== 'inline') {
       throw new CapsuleError('load_failed', `isolation must be "worker" or "inline", not ${JSON.stringify(load.isolation)}`)
@@ -118,21 +120,21 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     }
     if (reserved.has(id)) throw new CapsuleError('load_failed', `a capsule with id "${id}" is already loaded; unload it or pick another id`)
     reserved.add(id)
+    let claimed = false
     try {
       const asked = manifest?.limits ?? {}
-      const own = capsuleLimits(limits, {
+      // The manifest and the load may each lower the runtime's limits; the lowest wins.
+      const own = capsuleLimits(capsuleLimits(limits, load.limits), {
         ...(asked.callTimeoutMs ? { callTimeoutMs: asked.callTimeoutMs } : {}),
         ...(asked.memoryBytes ? { memoryBytes: asked.memoryBytes } : {}),
-        ...load.limits,
       })
       const compiled = await cache.compile(await readWasm(wasm as WasmSource), own.memoryBytes)
-      if (manifest) {
-        const { callTimeoutMs: _c, memoryBytes: _m, maxOpenStreams: _s, ...fetchLimits } = asked
-        try {
-          fetch.restrictCapsule(id, { http: manifest.capabilities?.http ?? [], limits: fetchLimits })
-        } catch (cause) {
-          throw new CapsuleError('load_failed', `invalid manifest: ${(cause as Error).message}`, { cause })
-        }
+      const { callTimeoutMs: _c, memoryBytes: _m, maxOpenStreams: _s, ...fetchLimits } = asked
+      try {
+        fetch.registerCapsule(id, manifest ? { http: manifest.capabilities?.http ?? [], limits: fetchLimits } : undefined)
+        claimed = true
+      } catch (cause) {
+        throw new CapsuleError('load_failed', `${manifest ? 'invalid manifest or id: ' : ''}${(cause as Error).message}`, { cause })
       }
       const maxOpenStreams = Math.min(fetch.limits.maxOpenStreams, asked.maxOpenStreams ?? Number.POSITIVE_INFINITY)
       const http = new CapsuleHttp({ fetch, capsuleId: id, maxOpenStreams })
@@ -161,7 +163,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       return capsule
     } catch (error) {
       reserved.delete(id)
-      await fetch.releaseCapsule(id)
+      // Release only what this load claimed: the id may belong to a capsule of another runtime.
+      if (claimed) await fetch.releaseCapsule(id)
       throw error
     }
   }

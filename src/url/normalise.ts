@@ -134,3 +134,9 @@ export function resolveLocation(location: string, base: NormalisedUrl): Normalis
   }
   return normaliseUrl(resolved.href)
 }
+
+/** Origin and path with any query string replaced by `?…`: how URLs appear in messages and logs. */
+export function redactedUrl(url: Pick<NormalisedUrl, 'origin' | 'path'>): string {
+  const query = url.path.indexOf('?')
+  return url.origin + (query === -1 ? url.path : `${url.path.slice(0, query)}?…`)
+}
