@@ -10,6 +10,7 @@ import type { SecurityGate } from './gate/types.js'
 import { resolveLimits, type Limits } from './limits.js'
 import { createAddressPolicy, type AddressPolicyOptions } from './net/address-policy.js'
 import { CapsuleClients } from './net/capsule-clients.js'
+import { readAll } from './net/dispatch-hop.js'
 import type { AddressClass } from './net/address-table.js'
 import { checkIntegrity } from './net/integrity.js'
 import { headerObject, type HeaderList } from './net/headers.js'
@@ -57,6 +58,7 @@ interface Trace {
   redirects?: number
   addressClass?: string
   bytesOut?: number
+  bytesIn?: number
 }
 
 
@@ -210,6 +212,12 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     maxConcurrentRequests: (capsuleId) => (restrictions.get(capsuleId)?.limits ?? limits).maxConcurrentRequests,
   })
 
+  /** Records the events of a capsule's streams that never ended, as cancelled. */
+  const finishStreamsOf = (capsuleId: string) => {
+    for (const finish of openStreams.get(capsuleId) ?? []) finish()
+    openStreams.delete(capsuleId)
+  }
+
   const audit = new AuditLog(options.auditStream ? [options.auditStream] : [])
   if (options.onRequest) audit.on('request', options.onRequest)
   let requests = 0
@@ -268,10 +276,8 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
       deadline,
       prepared.limits.totalTimeoutMs,
     )
-    Object.assign(trace, { decidedBy, redirects, addressClass })
-    const chunks: Uint8Array[] = []
-    for (let chunk = await head.body.read(); chunk !== null; chunk = await head.body.read()) chunks.push(chunk)
-    const body = Buffer.concat(chunks)
+    const body = await readAll(head.body)
+    Object.assign(trace, { decidedBy, redirects, addressClass, bytesIn: body.byteLength })
     if (prepared.integrity && !json) checkIntegrity(body, prepared.integrity)
     return {
       status: head.status,
@@ -288,8 +294,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
       const trace = newTrace(context.capsuleId)
       try {
         const reply = await buffered(prepare(input, 'buffered', context.capsuleId, trace), context, trace)
-        const bytesIn = reply.bodyEncoding === 'text' ? Buffer.byteLength(reply.body as string) : reply.bodyEncoding === 'base64' ? Buffer.byteLength(reply.body as string, 'base64') : Buffer.byteLength(JSON.stringify(reply.body))
-        report('request', context, trace, started, { status: reply.status, bytesIn })
+        report('request', context, trace, started, { status: reply.status, bytesIn: trace.bytesIn ?? 0 })
         return reply
       } catch (error) {
         report('request', context, trace, started, { error })
@@ -420,10 +425,12 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     releaseCapsule: (capsuleId) => {
       registered.delete(capsuleId)
       restrictions.delete(capsuleId)
-      for (const finish of openStreams.get(capsuleId) ?? []) finish()
-      openStreams.delete(capsuleId)
+      finishStreamsOf(capsuleId)
       return clients.release(capsuleId)
     },
-    close: () => clients.releaseAll(),
+    close: () => {
+      for (const capsuleId of [...openStreams.keys()]) finishStreamsOf(capsuleId)
+      return clients.releaseAll()
+    },
   }
 }

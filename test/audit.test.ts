@@ -122,3 +122,11 @@ test('releasing a capsule records the events of its streams that were never read
   await fetch.releaseCapsule('forgetful')
   expect(events).toEqual([expect.objectContaining({ capsuleId: 'forgetful', kind: 'stream', code: 'cancelled' })])
 })
+
+test('closing the safe fetch records the events of streams still open, like releasing their capsule', async () => {
+  const { fetch, events } = audited()
+  const stream = await fetch.stream({ url: `${base()}/stall` }, ctx('left-open'))
+  expect('error' in stream).toBe(false)
+  await fetch.close()
+  expect(events).toEqual([expect.objectContaining({ capsuleId: 'left-open', kind: 'stream', code: 'cancelled' })])
+})

@@ -2,7 +2,7 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { afterAll, describe, expect, test } from 'vitest'
-import type { BufferedResponse, ErrorReply, SafeFetchOptions } from '../src/index.js'
+import type { SafeFetchOptions } from '../src/index.js'
 import { closeAllFetches, ctx, errorOf, ok, testFetch } from './helpers/fetch.js'
 import { closeAllServers, startServer, type Handler } from './helpers/servers.js'
 

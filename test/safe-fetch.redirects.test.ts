@@ -1,7 +1,7 @@
 // Integration: redirects come back as-is by default; followed hops are re-checked end to end.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import type { BufferedResponse, ErrorReply, SafeFetchOptions } from '../src/index.js'
+import type { ErrorReply, SafeFetchOptions } from '../src/index.js'
 import { closeAllFetches, ctx, errorOf, ok, tableResolver, testFetch } from './helpers/fetch.js'
 import { closeAllServers, readBody, startServer, type TestServer } from './helpers/servers.js'
 

@@ -1,6 +1,6 @@
 // Integration: buffered requests and streams against real HTTP and HTTPS servers on 127.0.0.1.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { createSafeFetch, type BufferedResponse, type ErrorReply } from '../src/index.js'
+import { createSafeFetch, type ErrorReply } from '../src/index.js'
 import { closeAllFetches, ctx, errorOf, ok, tableResolver, testFetch } from './helpers/fetch.js'
 import { closeAllServers, readBody, startServer, TEST_CA, type TestServer } from './helpers/servers.js'
 

@@ -1,6 +1,6 @@
 // Integration: names are gated before DNS, resolved once, every address checked, the checked one dialled.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import type { BufferedResponse, ErrorReply, SafeFetchOptions } from '../src/index.js'
+import type { SafeFetchOptions } from '../src/index.js'
 import { closeAllFetches, ctx, errorOf, ok, tableResolver, testFetch } from './helpers/fetch.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
 import { createServer, type Server } from 'node:http'

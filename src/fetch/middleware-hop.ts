@@ -4,7 +4,7 @@ import type { Decision } from '../gate/types.js'
 import { runChain } from '../middleware/compose.js'
 import { respond, SyntheticResponse } from '../middleware/respond.js'
 import type { Middleware, MiddlewareRequest, MiddlewareResponse } from '../middleware/types.js'
-import type { BodyReader, HopLimits, ResponseHead } from '../net/dispatch-hop.js'
+import { readAll, type BodyReader, type HopLimits, type ResponseHead } from '../net/dispatch-hop.js'
 import { checkRequestHeaders, headerObject, type HeaderList } from '../net/headers.js'
 import type { ClassifiedAddress } from '../net/classify.js'
 import { normaliseUrl, type NormalisedUrl } from '../url/normalise.js'
@@ -57,12 +57,6 @@ export function memoryReader(bytes: Uint8Array): BodyReader {
       rest = undefined
     },
   }
-}
-
-async function readAll(body: BodyReader): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = []
-  for (let chunk = await body.read(); chunk !== null; chunk = await body.read()) chunks.push(chunk)
-  return Buffer.concat(chunks)
 }
 
 const SOURCE = Symbol('capsule-host response source')

@@ -40,6 +40,13 @@ export interface BodyReader {
   readonly bytesRead: number
 }
 
+/** Reads a body to its end into one buffer (the caller's cap was applied while it streamed in). */
+export async function readAll(body: BodyReader): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  for (let chunk = await body.read(); chunk !== null; chunk = await body.read()) chunks.push(chunk)
+  return Buffer.concat(chunks)
+}
+
 export interface ResponseHead {
   readonly status: number
   readonly rawHeaders: HeaderList

@@ -2,6 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { CapsuleError } from '../errors.js'
 import { ChannelClient } from './channel.js'
+import { tooLargeMessage } from '../wire/parse.js'
 import { getHeapStatistics } from 'node:v8'
 import { guardedAlloc, HOST_NAMESPACE, KernelMemoryExceeded, syncHostFunctions, type HostIo, type MemoryRef } from './host-functions.js'
 import { extismOptions, failureOf, type CapsuleLog } from './plugin-options.js'
@@ -20,7 +21,7 @@ const encoder = new TextEncoder()
 /** Answers an oversized request here: it is never copied to the main thread. */
 function tooLarge(input: Uint8Array): Uint8Array | undefined {
   if (input.byteLength <= data.maxRequestBytes) return undefined
-  const message = `the request is ${input.byteLength} bytes; the limit is ${data.maxRequestBytes}`
+  const message = tooLargeMessage(input.byteLength, data.maxRequestBytes)
   return encoder.encode(JSON.stringify({ error: { code: 'invalid_request', message } }))
 }
 

@@ -9,6 +9,11 @@ function invalid(message: string, cause?: unknown): CapsuleHostError {
   return new CapsuleHostError('invalid_request', message, { cause })
 }
 
+/** The refusal for a request over the size limit; the worker gives the same one without copying the bytes out. */
+export function tooLargeMessage(size: number, maxBytes: number): string {
+  return `the request is ${size} bytes; the limit is ${maxBytes}`
+}
+
 /**
  * Accepts the request as raw bytes (what a host function reads from capsule memory), as JSON
  * text, or as an already-parsed value. Bytes and text are capped at `maxBytes` before parsing.
@@ -17,7 +22,7 @@ export function parseRequest(input: unknown, maxBytes: number): HttpRequest {
   let value = input
   if (input instanceof Uint8Array || typeof input === 'string') {
     const size = typeof input === 'string' ? Buffer.byteLength(input) : input.byteLength
-    if (size > maxBytes) throw invalid(`the request is ${size} bytes; the limit is ${maxBytes}`)
+    if (size > maxBytes) throw invalid(tooLargeMessage(size, maxBytes))
     let text: string
     try {
       text = typeof input === 'string' ? input : utf8.decode(input)
