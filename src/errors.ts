@@ -24,7 +24,11 @@ export const ERROR_CODES = [
 export type ErrorCode = (typeof ERROR_CODES)[number]
 
 /** Which wait ran out, for `timeout` errors. Sent to the capsule beside the code. */
-export const TIMEOUT_PHASES = ['connect', 'first_byte', 'idle', 'total'] as const
+/**
+ * `host` is the host's own step: a gate, the policy (with its `resolve()`) or middleware before
+ * `next()` did not answer within `limits.hostTimeoutMs`.
+ */
+export const TIMEOUT_PHASES = ['connect', 'first_byte', 'idle', 'total', 'host'] as const
 export type TimeoutPhase = (typeof TIMEOUT_PHASES)[number]
 
 /** The error object of the wire protocol: `{ "error": WireError }`. */
@@ -113,6 +117,10 @@ export const CAPSULE_ERROR_CODES = [
   'unloaded',
   /** The requested isolation mode cannot run on this Node.js. */
   'unsupported',
+  /** The call's output was larger than `limits.maxOutputBytes`; nothing of it was copied to the host. */
+  'output_too_large',
+  /** `capsule.call` was given an input that is neither bytes, text nor a JSON-serialisable value. */
+  'invalid_input',
 ] as const
 
 export type CapsuleErrorCode = (typeof CAPSULE_ERROR_CODES)[number]
