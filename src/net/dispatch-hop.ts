@@ -88,7 +88,10 @@ function transportError(error: unknown, connected: boolean, url: NormalisedUrl):
   return new CapsuleHostError('network', `the connection to ${url.host} failed during the exchange`, { cause: error })
 }
 
-function timeoutError(phase: TimeoutPhase, ms: number, url: NormalisedUrl): CapsuleHostError {
+/** The phases the transport times; `host` belongs to the host's own steps. */
+type NetworkPhase = Exclude<TimeoutPhase, 'host'>
+
+function timeoutError(phase: NetworkPhase, ms: number, url: NormalisedUrl): CapsuleHostError {
   const what = {
     connect: `connecting to ${url.host}`,
     first_byte: `waiting for the response from ${url.host}`,
@@ -131,7 +134,7 @@ export function dispatchHop(
     let deadlineTimer: NodeJS.Timeout | undefined
 
     /** Runs the timer of one phase; `wait` defaults to the phase's whole budget `ms`. */
-    const startPhase = (phase: TimeoutPhase, ms: number, wait = ms) => {
+    const startPhase = (phase: NetworkPhase, ms: number, wait = ms) => {
       clearTimeout(phaseTimer)
       phaseTimer = Number.isFinite(ms) ? setTimeout(() => fail(timeoutError(phase, ms, hop.url)), Math.max(0, wait)) : undefined
     }
