@@ -4,6 +4,7 @@
 import { Config, Host, Memory } from "@extism/as-pdk";
 import {
   alloc,
+  block_to_mem,
   free,
   http_request,
   http_stream_close,
@@ -21,9 +22,11 @@ import {
   JsonWriter,
   Stream,
   fail,
+  fromBlock,
   input,
   inputBlock,
   jsonError,
+  jsonString,
   output,
   outputBlock,
   outputString,
@@ -31,6 +34,7 @@ import {
   streamBlock,
   takeBlock,
   toBlock,
+  utf8,
 } from "../sdk";
 
 function streamSummary(status: i32, bytes: u64, chunks: u64, hash: Fnv1a32): Uint8Array {
@@ -223,5 +227,117 @@ export function read_into_zero(): i32 {
 export function config_get(): i32 {
   const value = Config.get(String.UTF8.decode(input().buffer));
   outputString(value === null ? "" : value);
+  return 0;
+}
+
+/** The host's default `maxRequestBytes`; every flood request is built to stay just under it. */
+const FLOOD_MAX_BYTES: i32 = 1 << 20;
+/** Room left under the limit (the request is "just under" it, whatever the URL's length). */
+const FLOOD_SLACK: i32 = 16;
+const ERROR_REPLY = utf8('{"error":');
+
+/** `n` as decimal digits, zero-padded to `width`. */
+function padded(n: i32, width: i32): string {
+  return n.toString().padStart(width, "0");
+}
+
+/**
+ * One request of a flood, built once per call. `deep`: `headers` nests arrays to fill the
+ * request (about 520k levels); `headers`: about 61k `["x-000000","v"]` pairs; `keys`: about
+ * 61k unknown keys `"k000000":"vvvv"`; `valid`: `{"url":...}`. Null for an unknown kind.
+ */
+function floodRequest(kind: string, url: string): Uint8Array | null {
+  const limit = FLOOD_MAX_BYTES - FLOOD_SLACK;
+  const w = new JsonWriter(FLOOD_MAX_BYTES);
+  w.beginObject().key("url").string(url);
+  if (kind == "deep") {
+    const depth = (limit - w.out.length - "\"headers\":".length - 2) / 2;
+    const nest = new Uint8Array(depth * 2);
+    memory.fill(nest.dataStart, 0x5b, <usize>depth); // [
+    memory.fill(nest.dataStart + <usize>depth, 0x5d, <usize>depth); // ]
+    w.key("headers").raw(nest);
+  } else if (kind == "headers") {
+    w.key("headers").beginArray();
+    const pair = '["x-000000","v"],'.length;
+    for (let i = 0; w.out.length + pair + 2 <= limit; i++) w.beginArray().string("x-" + padded(i, 6)).string("v").endArray();
+    w.endArray();
+  } else if (kind == "keys") {
+    const entry = ',"k000000":"vvvv"'.length;
+    for (let i = 0; w.out.length + entry + 1 <= limit; i++) w.key("k" + padded(i, 6)).string("vvvv");
+  } else if (kind != "valid") {
+    return null;
+  }
+  w.endObject();
+  return w.toBytes();
+}
+
+/**
+ * Input: {"kind":"deep"|"headers"|"keys"|"valid","count":N,"url":"..."}. Sends N requests of
+ * that kind through http_request, one after another, as fast as the host answers, and frees
+ * every reply unread (only its first bytes are looked at, to count errors).
+ * Output: {"kind","bytes","sent","errors","firstError"} (bytes: one request's size;
+ * firstError: the code of the first error reply, or null).
+ */
+export function flood(): i32 {
+  const doc = parseJson(input());
+  if (doc === null) return fail("flood input is not JSON: " + jsonError());
+  const count = doc.get("count");
+  if (count === null || !count.isNumber || !count.isInteger || count.integer < 0) {
+    return fail('flood input must be {"kind":"deep"|"headers"|"keys"|"valid","count":N,"url":"..."}');
+  }
+  const kind = doc.getString("kind");
+  const req = floodRequest(kind, doc.getString("url"));
+  if (req === null) return fail('flood kind must be "deep", "headers", "keys" or "valid", not ' + jsonString(kind));
+  const head = new Uint8Array(ERROR_REPLY.length);
+  let errors: i64 = 0;
+  let firstError: string | null = null;
+  let sent: i64 = 0;
+  for (; sent < count.integer; sent++) {
+    const b = toBlock(req); // a fresh block per call (the host may consume its argument), same bytes
+    const reply = http_request(b);
+    free(b);
+    if (length(reply) >= <u64>head.length) {
+      block_to_mem(reply, <u64>head.dataStart, <u64>head.length);
+      if (memory.compare(head.dataStart, ERROR_REPLY.dataStart, <usize>head.length) == 0) {
+        errors++;
+        if (firstError === null) {
+          firstError = "";
+          const error = parseJson(fromBlock(reply));
+          if (error !== null) {
+            const detail = error.get("error");
+            if (detail !== null) firstError = detail.getString("code");
+          }
+        }
+      }
+    }
+    free(reply);
+  }
+  const w = new JsonWriter(128);
+  w.beginObject()
+    .key("kind").string(kind)
+    .key("bytes").int(req.length)
+    .key("sent").int(sent)
+    .key("errors").int(errors);
+  w.key("firstError");
+  if (firstError === null) w.null();
+  else w.string(firstError);
+  w.endObject();
+  output(w.toBytes());
+  return 0;
+}
+
+/**
+ * Input: N as decimal digits. Runs N rounds of xorshift64 without calling the host (pure CPU,
+ * bounded, unlike `spin`). Output: the final state, so the loop cannot be optimised away.
+ */
+export function spin_count(): i32 {
+  const n = U64.parseInt(String.UTF8.decode(input().buffer));
+  let x: u64 = 0x9e3779b97f4a7c15;
+  for (let i: u64 = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+  }
+  outputString(x.toString());
   return 0;
 }
