@@ -4,6 +4,7 @@ import { effectiveLimits, type EffectiveLimits, type Limits } from '../limits.js
 import { checkRequestHeaders, type HeaderList } from '../net/headers.js'
 import { parseIntegrity, type IntegrityMetadata } from '../net/integrity.js'
 import { normaliseUrl, type NormalisedUrl } from '../url/normalise.js'
+import { bodyBytes } from '../wire/parse.js'
 import type { HttpRequest } from '../wire/schemas.js'
 
 export type Mode = 'buffered' | 'stream'
@@ -38,12 +39,7 @@ export function prepareRequest(request: HttpRequest, limits: Readonly<Limits>, m
     url: normaliseUrl(request.url),
     method,
     headers: checkRequestHeaders(request.headers),
-    body:
-      request.bodyBase64 !== undefined
-        ? Buffer.from(request.bodyBase64, 'base64')
-        : request.body !== undefined
-          ? Buffer.from(request.body, 'utf8')
-          : undefined,
+    body: bodyBytes(request),
     responseBody: request.responseBody ?? 'text',
     redirect: request.options?.redirect ?? 'manual',
     integrity: integrity === undefined ? undefined : parseIntegrity(integrity),
@@ -51,10 +47,13 @@ export function prepareRequest(request: HttpRequest, limits: Readonly<Limits>, m
   }
 }
 
+/** Freezes a value and what its data properties hold; accessors (a lazily decoded body) are not read. */
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value)
-    for (const inner of Object.values(value)) deepFreeze(inner)
+    for (const property of Object.values(Object.getOwnPropertyDescriptors(value))) {
+      if ('value' in property) deepFreeze(property.value)
+    }
   }
   return value
 }

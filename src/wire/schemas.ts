@@ -18,14 +18,33 @@ export const RequestOptionsSchema = z.strictObject({
   integrity: z.string().min(1).optional(),
 })
 
+/** Bounds on what one request may carry, so the host's work per request stays small and fixed. */
+export const REQUEST_BOUNDS = Object.freeze({
+  /** Header entries (object keys or array pairs). */
+  headers: 256,
+  /** Characters of header names and values together. */
+  headerChars: 64 * 1024,
+  /** Characters of the URL. */
+  urlChars: 64 * 1024,
+})
+
+const headerChars = (entries: ReadonlyArray<readonly [string, string]>) => entries.reduce((n, [k, v]) => n + k.length + v.length, 0)
+const HEADER_CHARS_MESSAGE = `headers may hold at most ${REQUEST_BOUNDS.headerChars} characters of names and values in all`
+
 export const HeadersSchema = z.union([
-  z.record(z.string(), z.string()),
-  z.array(z.tuple([z.string(), z.string()])),
+  z
+    .record(z.string(), z.string())
+    .refine((h) => Object.keys(h).length <= REQUEST_BOUNDS.headers, `at most ${REQUEST_BOUNDS.headers} headers`)
+    .refine((h) => headerChars(Object.entries(h)) <= REQUEST_BOUNDS.headerChars, HEADER_CHARS_MESSAGE),
+  z
+    .array(z.tuple([z.string(), z.string()]))
+    .max(REQUEST_BOUNDS.headers, `at most ${REQUEST_BOUNDS.headers} headers`)
+    .refine((h) => headerChars(h) <= REQUEST_BOUNDS.headerChars, HEADER_CHARS_MESSAGE),
 ])
 
 export const HttpRequestSchema = z
   .strictObject({
-    url: z.string().min(1),
+    url: z.string().min(1).max(REQUEST_BOUNDS.urlChars, `at most ${REQUEST_BOUNDS.urlChars} characters`),
     method: z
       .string()
       .regex(TOKEN, 'must be an HTTP method token such as GET or POST')
