@@ -99,8 +99,15 @@ export interface SafeFetch {
   readonly limits: Readonly<Limits>
   /** One event per request or stream: `audit.on('request', fn)`, or `for await (const e of audit)`. */
   readonly audit: AuditLog
-  /** Records a request refused before it reached the safe fetch (the runtime's stream table). */
-  recordRefusal(input: unknown, context: RequestContext, refusal: { code: ErrorCode; reason: string; decidedBy: string }): void
+  /**
+   * Records a request refused before it reached the safe fetch: by the runtime's stream table, or
+   * by validation in the capsule's worker (`input` is then undefined). `kind` defaults to `stream`.
+   */
+  recordRefusal(
+    input: unknown,
+    context: RequestContext,
+    refusal: { code: ErrorCode; reason: string; decidedBy: string; kind?: AuditEvent['kind'] },
+  ): void
   /** Sends a request and buffers the response. Never throws for anything a capsule can cause. */
   request(request: unknown, context: RequestContext): Promise<BufferedResponse | ErrorReply>
   /** Sends a request and returns the head with a chunk reader, or the error. */
@@ -400,12 +407,13 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     audit,
     recordRefusal(input, context, refusal) {
       const trace = newTrace(context.capsuleId)
+      const kind = refusal.kind ?? 'stream'
       try {
-        prepare(input, 'stream', context.capsuleId, trace)
+        if (input !== undefined) prepare(input, kind === 'request' ? 'buffered' : 'stream', context.capsuleId, trace)
       } catch {
         // The request was not valid either; the refusal stands on its own.
       }
-      report('stream', context, trace, performance.now(), {
+      report(kind, context, trace, performance.now(), {
         error: new CapsuleHostError(refusal.code, refusal.reason, { decidedBy: refusal.decidedBy, reason: refusal.reason }),
       })
     },
