@@ -1,5 +1,6 @@
 // The host's limits: defaults, validation, and clamping a capsule's request options to them.
 import { z } from 'zod'
+import { TimerMs, TimerMsOrInfinity } from './timers.js'
 import type { RequestOptions } from './wire/schemas.js'
 
 const MiB = 1024 * 1024
@@ -26,6 +27,11 @@ export interface Limits {
   timeoutMs: number
   /** Whole stream, from start to the last chunk (Infinity: none). */
   streamTimeoutMs: number
+  /**
+   * The longest each of the host's own steps may take on one hop: one gate's check, the policy
+   * (its `resolve()` included), and the middleware's own time (not the network inside `next()`).
+   */
+  hostTimeoutMs: number
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -39,20 +45,27 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   idleTimeoutMs: 120_000,
   timeoutMs: 30_000,
   streamTimeoutMs: Number.POSITIVE_INFINITY,
+  hostTimeoutMs: 10_000,
 })
 
 const positive = z.union([z.int().positive(), z.literal(Number.POSITIVE_INFINITY)])
+/** The time limits: each must fit a Node timer; only the whole stream may have none (Infinity). */
+export const TIME_LIMITS = {
+  connectTimeoutMs: TimerMs,
+  firstByteTimeoutMs: TimerMs,
+  idleTimeoutMs: TimerMs,
+  timeoutMs: TimerMs,
+  streamTimeoutMs: TimerMsOrInfinity,
+  hostTimeoutMs: TimerMs,
+} as const
+
 const LimitsSchema = z.strictObject({
   maxRequestBytes: z.int().positive(),
   maxResponseBytes: z.int().positive(),
   maxStreamBytes: positive,
   maxOpenStreams: z.int().positive(),
   maxConcurrentRequests: z.int().positive(),
-  connectTimeoutMs: z.int().positive(),
-  firstByteTimeoutMs: z.int().positive(),
-  idleTimeoutMs: z.int().positive(),
-  timeoutMs: z.int().positive(),
-  streamTimeoutMs: positive,
+  ...TIME_LIMITS,
 })
 
 /** Merges host overrides over the defaults; throws a TypeError naming the bad field. */
@@ -69,6 +82,8 @@ export interface EffectiveLimits {
   idleTimeoutMs: number
   /** Infinity: no total deadline. */
   totalTimeoutMs: number
+  /** Each host step's budget (the host's; a capsule cannot change it). */
+  hostTimeoutMs: number
   maxBodyBytes: number
   maxRedirects: number
 }
@@ -89,6 +104,7 @@ export function effectiveLimits(
     firstByteTimeoutMs: tighter(o.firstByteTimeoutMs, limits.firstByteTimeoutMs),
     idleTimeoutMs: tighter(o.idleTimeoutMs, limits.idleTimeoutMs),
     totalTimeoutMs: tighter(o.timeoutMs, mode === 'buffered' ? limits.timeoutMs : limits.streamTimeoutMs),
+    hostTimeoutMs: limits.hostTimeoutMs,
     maxBodyBytes: tighter(o.maxResponseBytes, mode === 'buffered' ? limits.maxResponseBytes : limits.maxStreamBytes),
     maxRedirects: redirects,
   }

@@ -4,6 +4,8 @@ import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { z } from 'zod'
 import { CapsuleError } from '../errors.js'
+import { TIME_LIMITS } from '../limits.js'
+import { TimerMs } from '../timers.js'
 
 const positive = z.int().positive()
 
@@ -18,21 +20,17 @@ export const ManifestSchema = z.strictObject({
       http: z.array(z.string().min(1)).optional(),
     })
     .optional(),
-  /** Limits the capsule asks for; each is clamped to the host's. */
+  /** Limits the capsule asks for; each is clamped to the host's. Time limits must fit a Node timer. */
   limits: z
     .strictObject({
-      callTimeoutMs: positive,
+      callTimeoutMs: TimerMs,
       memoryBytes: z.int().min(64 * 1024),
       maxOpenStreams: positive,
       maxConcurrentRequests: positive,
       maxRequestBytes: positive,
       maxResponseBytes: positive,
       maxStreamBytes: positive,
-      connectTimeoutMs: positive,
-      firstByteTimeoutMs: positive,
-      idleTimeoutMs: positive,
-      timeoutMs: positive,
-      streamTimeoutMs: positive,
+      ...TIME_LIMITS,
     })
     .partial()
     .optional(),

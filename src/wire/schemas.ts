@@ -1,11 +1,13 @@
 // The wire protocol between capsule and host as zod schemas: the single source of its types.
 import { z } from 'zod'
 import { ERROR_CODES, TIMEOUT_PHASES } from '../errors.js'
+import { TimerMs } from '../timers.js'
 
 /** RFC 9110 §5.6.2 token: the characters a method or header name may use. */
 export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
-const TimeoutMs = z.int().positive()
+/** A capsule's time option must fit a Node timer; more is refused (a smaller one only tightens). */
+const TimeoutMs = TimerMs
 
 export const RequestOptionsSchema = z.strictObject({
   timeoutMs: TimeoutMs.optional(),
