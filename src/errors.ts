@@ -1,4 +1,5 @@
 // The closed set of error codes and the one error type that carries them across every boundary.
+import { safeText } from './safe-text.js'
 
 /**
  * Every error a capsule can see has one of these codes. The list is the contract with capsule
@@ -125,17 +126,26 @@ export const CAPSULE_ERROR_CODES = [
 
 export type CapsuleErrorCode = (typeof CAPSULE_ERROR_CODES)[number]
 
-/** An error from loading or calling a capsule. */
+/** The longest CapsuleError message; capsule text inside it is capped on its own at 4096 characters. */
+const MAX_CAPSULE_ERROR_CHARS = 16 * 1024
+
+/**
+ * An error from loading or calling a capsule. Its message may quote the capsule (its error text,
+ * its export names): control characters in it are always escaped, so it is safe to log or print.
+ */
 export class CapsuleError extends Error {
   readonly code: CapsuleErrorCode
   /** For `capsule_failed`: the wire error code of the host function that failed the call, if any. */
   readonly hostCode: ErrorCode | undefined
+  /** The error text the capsule itself reported (error_set or log_error), as its raw bytes (at most 64 KiB). */
+  readonly rawText: Uint8Array | undefined
 
-  constructor(code: CapsuleErrorCode, message: string, options: { cause?: unknown; hostCode?: ErrorCode } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+  constructor(code: CapsuleErrorCode, message: string, options: { cause?: unknown; hostCode?: ErrorCode; rawText?: Uint8Array } = {}) {
+    super(safeText(message, MAX_CAPSULE_ERROR_CHARS), options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'CapsuleError'
     this.code = code
     this.hostCode = options.hostCode
+    this.rawText = options.rawText
   }
 }
 

@@ -1,6 +1,7 @@
 // One capsule's HTTP host service: the four host functions on bytes, and its bounded stream table.
 import { CapsuleHostError, isCapsuleHostError, type WireError } from '../errors.js'
 import type { SafeFetch, StreamedResponse } from '../safe-fetch.js'
+import type { CheckedRequest } from '../wire/parse.js'
 
 const encoder = new TextEncoder()
 const utf8 = new TextDecoder('utf-8', { fatal: true })
@@ -11,6 +12,9 @@ const HANDLE = /^[1-9][0-9]{0,15}$/
 interface OpenStream {
   readonly response: StreamedResponse
 }
+
+/** A request as the capsule sent it (inline isolation), or as its worker checked it. */
+export type RequestInput = Uint8Array | CheckedRequest
 
 /** The result of a read: bytes (empty at the end of the stream) or the error that failed it. */
 export type ReadResult = { ok: true; bytes: Uint8Array } | { ok: false; error: WireError }
@@ -57,7 +61,7 @@ export class CapsuleHttp {
   }
 
   /** `http_request`: request JSON bytes in, reply JSON bytes out. Never throws. */
-  async request(input: Uint8Array): Promise<Uint8Array> {
+  async request(input: RequestInput): Promise<Uint8Array> {
     try {
       return json(await this.#options.fetch.request(input, this.#context()))
     } catch (error) {
@@ -66,7 +70,7 @@ export class CapsuleHttp {
   }
 
   /** `http_stream_start`: request JSON bytes in, `{ handle, status, headers, rawHeaders }` or `{ error }` out. */
-  async streamStart(input: Uint8Array): Promise<Uint8Array> {
+  async streamStart(input: RequestInput): Promise<Uint8Array> {
     if (this.#slots >= this.#options.maxOpenStreams) {
       const message = `this capsule already has ${this.#options.maxOpenStreams} open streams; close one first`
       this.#options.fetch.recordRefusal(input, this.#context(), { code: 'stream_limit', reason: message, decidedBy: 'stream-table' })
@@ -91,6 +95,12 @@ export class CapsuleHttp {
     }
     this.#streams.set(handle, { response: reply })
     return json({ handle, status: reply.status, headers: reply.headers, rawHeaders: reply.rawHeaders })
+  }
+
+  /** Records, for the audit log, a request the capsule's worker refused in validation (it never reached here). */
+  recordInvalid(notice: { kind: 'request' | 'stream'; error: WireError }): void {
+    const { code, message } = notice.error
+    this.#options.fetch.recordRefusal(undefined, this.#context(), { code, reason: message, decidedBy: 'validation', kind: notice.kind })
   }
 
   #lookup(handle: Uint8Array | string): [string, OpenStream] {

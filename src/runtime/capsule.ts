@@ -31,13 +31,33 @@ export class CallOutput {
   }
 }
 
-/** An export's input: bytes, text, or any other value (sent as JSON). */
-export type CallInput = Uint8Array | string | object | undefined
+/**
+ * An export's input: text (sent as UTF-8), bytes (any typed array, DataView, ArrayBuffer or
+ * SharedArrayBuffer, sent as they are), nothing (empty), or any other JSON-serialisable value.
+ */
+export type CallInput = string | ArrayBufferView | ArrayBuffer | SharedArrayBuffer | object | number | boolean | null | undefined
 
-function encodeInput(input: CallInput): Uint8Array {
+/** True for ArrayBuffer and SharedArrayBuffer, from this realm or another (a vm context, a worker). */
+function isBuffer(value: unknown): value is ArrayBuffer | SharedArrayBuffer {
+  const tag = Object.prototype.toString.call(value)
+  return tag === '[object ArrayBuffer]' || tag === '[object SharedArrayBuffer]'
+}
+
+function encodeInput(input: unknown): Uint8Array {
   if (input === undefined) return new Uint8Array(0)
-  if (input instanceof Uint8Array) return input
-  return encoder.encode(typeof input === 'string' ? input : JSON.stringify(input))
+  if (typeof input === 'string') return encoder.encode(input)
+  if (ArrayBuffer.isView(input)) return new Uint8Array(input.buffer, input.byteOffset, input.byteLength)
+  if (isBuffer(input)) return new Uint8Array(input)
+  let text: string | undefined
+  try {
+    text = JSON.stringify(input)
+  } catch (cause) {
+    throw new CapsuleError('invalid_input', `the input has no JSON form (${(cause as Error).message}); give a string, bytes or a JSON-serialisable value`, { cause })
+  }
+  if (text === undefined) {
+    throw new CapsuleError('invalid_input', `a ${typeof input} has no JSON form; give a string, bytes or a JSON-serialisable value`)
+  }
+  return encoder.encode(text)
 }
 
 /** Errors after which the capsule's state cannot be trusted: it is stopped and must be loaded again. */
@@ -77,8 +97,9 @@ export class Capsule {
       if (!this.#exports.has(name)) {
         throw new CapsuleError('no_such_export', `capsule ${this.id} has no export "${name}"; it exports ${[...this.#exports].join(', ')}`)
       }
+      const bytes = encodeInput(input)
       try {
-        return new CallOutput(await this.#engine.call(name, encodeInput(input), this.#callTimeoutMs))
+        return new CallOutput(await this.#engine.call(name, bytes, this.#callTimeoutMs))
       } catch (error) {
         const code = error instanceof CapsuleError ? error.code : 'capsule_failed'
         if (FATAL.has(code) || !this.#engine.alive) await this.#stop(`was stopped (${code}); load it again`)

@@ -24,11 +24,6 @@ export class HostFailure extends Error {
   }
 }
 
-/** The capsule asked for more Extism kernel memory than its limit. */
-export class KernelMemoryExceeded extends Error {
-  override name = 'KernelMemoryExceeded'
-}
-
 type MaybePromise<T, Mode extends 'sync' | 'async'> = Mode extends 'sync' ? T : Promise<T>
 
 export interface HostIo<Mode extends 'sync' | 'async'> {
@@ -93,17 +88,6 @@ function handleOf(handle: bigint): string {
 function capacityOf(capacity: bigint): number {
   if (capacity <= 0n) fail({ code: 'invalid_request', message: 'the read capacity must be at least 1 byte' })
   return Number(capacity)
-}
-
-/**
- * Extism's kernel `alloc`, checked against the capsule's memory budget first (Extism's own check
- * runs after the block is already allocated). Installed over `extism:host/env` `alloc`.
- */
-export function guardedAlloc(io: Pick<HostIo<'sync'>, 'reserve'>) {
-  return (context: CallContext, size: bigint) => {
-    io.reserve(Number(size))
-    return context.alloc(size)
-  }
 }
 
 /** Functions shared by both modes: they touch only memory, never the network. */

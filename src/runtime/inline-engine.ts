@@ -3,9 +3,10 @@ import createPlugin, { type Plugin } from '@extism/extism'
 import { CapsuleError } from '../errors.js'
 import type { CapsuleEngine } from './capsule.js'
 import type { CapsuleHttp } from './capsule-http.js'
-import { asyncHostFunctions, guardedAlloc, HOST_NAMESPACE, HostFailure, KernelMemoryExceeded, type MemoryRef } from './host-functions.js'
+import { asyncHostFunctions, HOST_NAMESPACE, HostFailure, type MemoryRef } from './host-functions.js'
+import { kernelFunctions, KernelMemoryExceeded, type CapsuleLog } from './kernel-guards.js'
 import type { CompiledCapsule } from './modules.js'
-import { extismOptions, failureOf, type CapsuleLog } from './plugin-options.js'
+import { extismOptions, failureOf, outputBytes } from './plugin-options.js'
 
 /** True when this Node can suspend Wasm on a promise (JSPI): Node 25+, or 24 with --experimental-wasm-jspi. */
 export function hasJspi(): boolean {
@@ -18,6 +19,7 @@ export interface InlineEngineOptions {
   readonly http: CapsuleHttp
   readonly config: Record<string, string>
   readonly memoryBytes: number
+  readonly maxOutputBytes: number
 }
 
 export async function createInlineEngine(options: InlineEngineOptions): Promise<CapsuleEngine> {
@@ -29,8 +31,12 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
   }
   const { http } = options
   const ref: MemoryRef = { memory: undefined }
-  const log: CapsuleLog = { lastError: undefined }
+  const log: CapsuleLog = { lastError: undefined, rawError: undefined }
   let expired = false
+  // On the host's thread there is no separate heap to measure: only single blocks are bounded.
+  const reserve = (bytes: number) => {
+    if (bytes > options.memoryBytes) throw new KernelMemoryExceeded(`a block of ${bytes} bytes is over the limit of ${options.memoryBytes}`)
+  }
   const io = {
     request: (input: Uint8Array) => http.request(input),
     streamStart: (input: Uint8Array) => http.streamStart(input),
@@ -39,12 +45,9 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
     checkpoint: () => {
       if (expired) throw new HostFailure({ code: 'cancelled', message: 'the capsule was stopped' })
     },
-    // On the host's thread there is no separate heap to measure: only single blocks are bounded.
-    reserve: (bytes: number) => {
-      if (bytes > options.memoryBytes) throw new KernelMemoryExceeded(`a block of ${bytes} bytes is over the limit of ${options.memoryBytes}`)
-    },
+    reserve,
   }
-  const functions = { [HOST_NAMESPACE]: asyncHostFunctions(io, ref), 'extism:host/env': { alloc: guardedAlloc(io) } }
+  const functions = { [HOST_NAMESPACE]: asyncHostFunctions(io, ref), 'extism:host/env': kernelFunctions(reserve, log, options.config) }
   let plugin: Plugin
   try {
     plugin = await createPlugin(
@@ -67,6 +70,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
     async call(name, input, timeoutMs) {
       let timer: NodeJS.Timeout | undefined
       log.lastError = undefined
+      log.rawError = undefined
       // The timer can only fire while the capsule is suspended in a host call: nothing interrupts
       // Wasm that spins on the host's thread. That is why inline mode is for trusted capsules.
       const stopped = new Promise<never>((_, reject) => {
@@ -78,8 +82,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
         }, timeoutMs)
       })
       try {
-        const output = await Promise.race([plugin.call(name, input), stopped])
-        return output?.bytes() ?? new Uint8Array(0)
+        return outputBytes(await Promise.race([plugin.call(name, input), stopped]), name, options.maxOutputBytes)
       } catch (error) {
         if (error instanceof CapsuleError) throw error
         throw failureOf(error, name, ref.memory, options.memoryBytes, log)

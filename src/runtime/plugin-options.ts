@@ -1,18 +1,15 @@
 // Extism plugin options shared by both isolation modes, and the translation of a failed call.
 import type { ExtismPluginOptions } from '@extism/extism'
 import { CapsuleError } from '../errors.js'
-import { HostFailure, KernelMemoryExceeded } from './host-functions.js'
+import { safeText } from '../safe-text.js'
+import { HostFailure } from './host-functions.js'
+import { KernelMemoryExceeded, MAX_VAR_BYTES, type CapsuleLog } from './kernel-guards.js'
 
 const WASM_PAGE = 64 * 1024
 
 /** Extism's own HTTP (`extism:host/env` http_request) must never reach the network. */
 const refusingFetch = (() =>
   Promise.reject(new Error('Extism HTTP is disabled; use the extism:host/user functions'))) as unknown as typeof fetch
-
-/** The last error a capsule logged (an abort message, say), kept to explain the trap that follows. */
-export interface CapsuleLog {
-  lastError: string | undefined
-}
 
 const ignore = () => undefined
 
@@ -23,8 +20,9 @@ export function extismOptions(
   log: CapsuleLog,
 ): ExtismPluginOptions {
   const logger = {
+    // What reaches this logger is Extism's own text (the capsule's logs are served in kernel-guards.ts).
     error: (message: unknown) => {
-      log.lastError = String(message).slice(0, 1000)
+      log.lastError = safeText(String(message))
     },
     warn: ignore,
     info: ignore,
@@ -42,7 +40,7 @@ export function extismOptions(
     fetch: refusingFetch,
     logLevel: 'error',
     // Caps Extism's kernel memory (its blocks); linear memory is capped in the module itself.
-    memory: { maxPages: Math.max(1, Math.floor(memoryBytes / WASM_PAGE)) },
+    memory: { maxPages: Math.max(1, Math.floor(memoryBytes / WASM_PAGE)), maxVarBytes: MAX_VAR_BYTES },
   }
 }
 
@@ -65,11 +63,22 @@ export function failureOf(
   if (error instanceof WebAssembly.RuntimeError && used * 2 > memoryBytes) {
     return new CapsuleError('memory_limit', `the call to "${name}" ran out of memory: it trapped with ${used} of its ${memoryBytes} bytes in use`, { cause: error })
   }
-  const thrown = error instanceof Error ? error.message : String(error)
+  // Extism's message quotes the capsule's error text, which kernel-guards.ts already capped and escaped.
+  const thrown = safeText(error instanceof Error ? error.message : String(error))
   const message = log.lastError && !thrown.includes(log.lastError) ? `${thrown} (the capsule logged: ${log.lastError})` : thrown
   // Only an error our host function threw carries a host code: a capsule's own text never does.
   return new CapsuleError('capsule_failed', `the call to "${name}" failed: ${message}`, {
     cause: error,
     ...(error instanceof HostFailure ? { hostCode: error.wire.code } : {}),
+    ...(log.rawError ? { rawText: log.rawError } : {}),
   })
+}
+
+/** The bytes of a call's output, or `output_too_large` before anything of it is copied. */
+export function outputBytes(output: { bytes(): Uint8Array } | null, name: string, maxOutputBytes: number): Uint8Array {
+  const bytes = output?.bytes() ?? new Uint8Array(0)
+  if (bytes.byteLength > maxOutputBytes) {
+    throw new CapsuleError('output_too_large', `the call to "${name}" returned ${bytes.byteLength} bytes; the limit is ${maxOutputBytes} (limits.maxOutputBytes)`)
+  }
+  return bytes
 }

@@ -7,12 +7,14 @@ import type { CapsuleEngine } from './capsule.js'
 import type { CapsuleHttp } from './capsule-http.js'
 import { createChannelBuffer, serveChannel, type ChannelReply } from './channel.js'
 import type { CompiledCapsule } from './modules.js'
+import { CheckedRequest } from '../wire/parse.js'
 import {
   CHANNEL_DATA_BYTES,
   decodeReadRequest,
   encodeReadResult,
   OP,
   type FromWorker,
+  type RefusalNotice,
   type ToWorker,
   type WorkerData,
 } from './worker-protocol.js'
@@ -37,6 +39,7 @@ export interface WorkerEngineOptions {
   readonly config: Record<string, string>
   readonly memoryBytes: number
   readonly maxRequestBytes: number
+  readonly maxOutputBytes: number
   /** Instantiation (which runs the module's start function) must finish within this. */
   readonly loadTimeoutMs: number
 }
@@ -58,10 +61,14 @@ async function serveHostCall(http: CapsuleHttp, op: number, payload: Uint8Array)
 
 async function hostCall(http: CapsuleHttp, op: number, payload: Uint8Array): Promise<ChannelReply> {
   switch (op) {
+    // The worker parsed and validated these requests: what arrives is a checked frame.
     case OP.request:
-      return { status: 0, bytes: await http.request(payload) }
+      return { status: 0, bytes: await http.request(new CheckedRequest(payload)) }
     case OP.streamStart:
-      return { status: 0, bytes: await http.streamStart(payload) }
+      return { status: 0, bytes: await http.streamStart(new CheckedRequest(payload)) }
+    case OP.refused:
+      http.recordInvalid(JSON.parse(new TextDecoder().decode(payload)) as RefusalNotice)
+      return { status: 0, bytes: EMPTY }
     case OP.streamRead: {
       const { handle, capacity } = decodeReadRequest(payload)
       return encodeReadResult(await http.streamRead(handle, capacity))
@@ -87,6 +94,7 @@ export async function createWorkerEngine(options: WorkerEngineOptions): Promise<
     config: options.config,
     memoryBytes: options.memoryBytes,
     maxRequestBytes: options.maxRequestBytes,
+    maxOutputBytes: options.maxOutputBytes,
     channel,
   }
   const worker = new Worker(workerScript(), {
@@ -112,8 +120,14 @@ export async function createWorkerEngine(options: WorkerEngineOptions): Promise<
     void worker.terminate()
   }
 
+  // The time limit covers instantiation (the module's start function), not the worker's own start-up.
+  let loadTimer: NodeJS.Timeout | undefined
   const ready = new Promise<void>((resolve, reject) => {
     worker.on('message', (message: FromWorker) => {
+      if (message.type === 'instantiating') {
+        const timedOut = () => reject(new CapsuleError('load_failed', `the capsule did not finish instantiating within ${options.loadTimeoutMs} ms`))
+        return void (loadTimer = setTimeout(timedOut, options.loadTimeoutMs))
+      }
       if (message.type === 'ready') return resolve()
       if (message.type === 'load_error') {
         return reject(new CapsuleError('load_failed', `the capsule could not be instantiated: ${message.message}`))
@@ -123,7 +137,10 @@ export async function createWorkerEngine(options: WorkerEngineOptions): Promise<
       pending = undefined
       worker.unref()
       if (message.type === 'result') done(message.output)
-      else failed(new CapsuleError(message.code, message.message, message.hostCode ? { hostCode: message.hostCode } : {}))
+      else {
+        const { code, message: text, hostCode, rawText } = message
+        failed(new CapsuleError(code, text, { ...(hostCode ? { hostCode } : {}), ...(rawText ? { rawText } : {}) }))
+      }
     })
     worker.on('error', (error: Error & { code?: string }) => {
       const failure =
@@ -139,15 +156,8 @@ export async function createWorkerEngine(options: WorkerEngineOptions): Promise<
       die(failure)
     })
   })
-  let loadTimer: NodeJS.Timeout | undefined
-  const loadTimeout = new Promise<never>((_, reject) => {
-    loadTimer = setTimeout(
-      () => reject(new CapsuleError('load_failed', `the capsule did not finish instantiating within ${options.loadTimeoutMs} ms`)),
-      options.loadTimeoutMs,
-    )
-  })
   try {
-    await Promise.race([ready, loadTimeout])
+    await ready
   } catch (error) {
     die(error as CapsuleError)
     await worker.terminate()

@@ -1,28 +1,48 @@
 // The entry of a capsule's worker thread: an Extism plugin whose host functions block on the channel.
-import { parentPort, workerData } from 'node:worker_threads'
-import { CapsuleError } from '../errors.js'
-import { ChannelClient } from './channel.js'
-import { tooLargeMessage } from '../wire/parse.js'
 import { getHeapStatistics } from 'node:v8'
-import { guardedAlloc, HOST_NAMESPACE, KernelMemoryExceeded, syncHostFunctions, type HostIo, type MemoryRef } from './host-functions.js'
-import { extismOptions, failureOf, type CapsuleLog } from './plugin-options.js'
-import { decodeReadResult, encodeRead, MAX_HANDLE_BYTES, OP, type FromWorker, type ToWorker, type WorkerData } from './worker-protocol.js'
+import { parentPort, workerData } from 'node:worker_threads'
+import { CapsuleError, isCapsuleHostError, type WireError } from '../errors.js'
+import { CheckedRequest } from '../wire/parse.js'
+import { ChannelClient } from './channel.js'
+import { HOST_NAMESPACE, syncHostFunctions, type HostIo, type MemoryRef } from './host-functions.js'
+import { kernelFunctions, KernelMemoryExceeded, type CapsuleLog } from './kernel-guards.js'
+import { extismOptions, failureOf, outputBytes } from './plugin-options.js'
+import {
+  decodeReadResult,
+  encodeRead,
+  MAX_HANDLE_BYTES,
+  OP,
+  type FromWorker,
+  type RefusalNotice,
+  type ToWorker,
+  type WorkerData,
+} from './worker-protocol.js'
 
 const port = parentPort!
 const data = workerData as WorkerData
 const channel = new ChannelClient(data.channel)
 const ref: MemoryRef = { memory: undefined }
-const log: CapsuleLog = { lastError: undefined }
+const log: CapsuleLog = { lastError: undefined, rawError: undefined }
 const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer)
 const bytesOf = (handle: Uint8Array | string) => (typeof handle === 'string' ? new TextEncoder().encode(handle) : handle)
 
 const encoder = new TextEncoder()
+const INTERNAL: WireError = { code: 'network', message: 'internal error while handling the request' }
 
-/** Answers an oversized request here: it is never copied to the main thread. */
-function tooLarge(input: Uint8Array): Uint8Array | undefined {
-  if (input.byteLength <= data.maxRequestBytes) return undefined
-  const message = tooLargeMessage(input.byteLength, data.maxRequestBytes)
-  return encoder.encode(JSON.stringify({ error: { code: 'invalid_request', message } }))
+/**
+ * Parses and validates a request here, where the capsule's own time is spent: the main thread
+ * gets only a checked frame. A refused request is answered here and sent on for the audit log.
+ */
+function send(op: typeof OP.request | typeof OP.streamStart, input: Uint8Array): Uint8Array {
+  let checked: CheckedRequest
+  try {
+    checked = CheckedRequest.check(input, data.maxRequestBytes)
+  } catch (error) {
+    const refusal: RefusalNotice = { kind: op === OP.request ? 'request' : 'stream', error: isCapsuleHostError(error) ? error.toWire() : INTERNAL }
+    channel.call(OP.refused, encoder.encode(JSON.stringify(refusal)))
+    return encoder.encode(JSON.stringify({ error: refusal.error }))
+  }
+  return channel.call(op, checked.frame).bytes
 }
 
 /**
@@ -31,9 +51,16 @@ function tooLarge(input: Uint8Array): Uint8Array | undefined {
  */
 const EXTERNAL_LIMIT = 2 * data.memoryBytes + 32 * 1024 * 1024
 
+const reserve = (bytes: number) => {
+  const external = getHeapStatistics().external_memory
+  if (external + bytes > EXTERNAL_LIMIT) {
+    throw new KernelMemoryExceeded(`${bytes} more bytes would bring the capsule to ${external + bytes} bytes outside its heap; the limit is ${EXTERNAL_LIMIT}`)
+  }
+}
+
 const io: HostIo<'sync'> = {
-  request: (input) => tooLarge(input) ?? channel.call(OP.request, input).bytes,
-  streamStart: (input) => tooLarge(input) ?? channel.call(OP.streamStart, input).bytes,
+  request: (input) => send(OP.request, input),
+  streamStart: (input) => send(OP.streamStart, input),
   streamRead: (handle, capacity) =>
     bytesOf(handle).byteLength > MAX_HANDLE_BYTES
       ? { ok: false, error: { code: 'invalid_request', message: 'the stream handle is too long to be a handle' } }
@@ -42,19 +69,15 @@ const io: HostIo<'sync'> = {
     if (bytesOf(handle).byteLength <= MAX_HANDLE_BYTES) channel.call(OP.streamClose, bytesOf(handle))
   },
   checkpoint: () => undefined,
-  reserve: (bytes) => {
-    const external = getHeapStatistics().external_memory
-    if (external + bytes > EXTERNAL_LIMIT) {
-      throw new KernelMemoryExceeded(`${bytes} more bytes would bring the capsule to ${external + bytes} bytes outside its heap; the limit is ${EXTERNAL_LIMIT}`)
-    }
-  },
+  reserve,
 }
-const functions = { [HOST_NAMESPACE]: syncHostFunctions(io, ref), 'extism:host/env': { alloc: guardedAlloc(io) } }
+const functions = { [HOST_NAMESPACE]: syncHostFunctions(io, ref), 'extism:host/env': kernelFunctions(reserve, log, data.config) }
 
 // Extism loads node:wasi, whose ExperimentalWarning means nothing here (WASI is never enabled).
 process.removeAllListeners('warning')
 const { default: createPlugin } = await import('@extism/extism')
 
+post({ type: 'instantiating' })
 try {
   const plugin = await createPlugin(
     { wasm: [{ module: data.module }] },
@@ -64,9 +87,9 @@ try {
   ref.memory = instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined
   port.on('message', async (message: ToWorker) => {
     log.lastError = undefined
+    log.rawError = undefined
     try {
-      const output = (await plugin.call(message.name, message.input))?.bytes() ?? new Uint8Array(0)
-      const copy = output.slice()
+      const copy = outputBytes(await plugin.call(message.name, message.input), message.name, data.maxOutputBytes).slice()
       post({ type: 'result', id: message.id, output: copy }, [copy.buffer])
     } catch (error) {
       const failure = error instanceof CapsuleError ? error : failureOf(error, message.name, ref.memory, data.memoryBytes, log)
@@ -76,6 +99,7 @@ try {
         code: failure.code,
         message: failure.message,
         ...(failure.hostCode ? { hostCode: failure.hostCode } : {}),
+        ...(failure.rawText ? { rawText: failure.rawText } : {}),
       })
     }
   })

@@ -3,8 +3,17 @@ import type { CapsuleErrorCode, ErrorCode, WireError } from '../errors.js'
 import type { ReadResult } from './capsule-http.js'
 import type { ChannelReply } from './channel.js'
 
-/** Channel operations: one per host function that needs the main thread. */
-export const OP = { request: 1, streamStart: 2, streamRead: 3, streamClose: 4 } as const
+/**
+ * Channel operations: one per host function that needs the main thread, and `refused`: a request
+ * the worker refused in validation, sent for the audit log only (`{ kind, error }` as JSON).
+ */
+export const OP = { request: 1, streamStart: 2, streamRead: 3, streamClose: 4, refused: 5 } as const
+
+/** The payload of `OP.refused`. */
+export interface RefusalNotice {
+  readonly kind: 'request' | 'stream'
+  readonly error: WireError
+}
 
 /** The largest segment the channel moves at once; stream reads are clamped to it. */
 export const CHANNEL_DATA_BYTES = 1024 * 1024
@@ -13,8 +22,10 @@ export interface WorkerData {
   readonly module: WebAssembly.Module
   readonly config: Record<string, string>
   readonly memoryBytes: number
-  /** Requests larger than this are answered in the worker, never copied to the main thread. */
+  /** Requests are parsed and validated in the worker; larger ones are never copied to the main thread. */
   readonly maxRequestBytes: number
+  /** A call's output larger than this fails with `output_too_large` before it leaves the worker. */
+  readonly maxOutputBytes: number
   readonly channel: SharedArrayBuffer
 }
 
@@ -24,10 +35,11 @@ export const MAX_HANDLE_BYTES = 16
 export type ToWorker = { type: 'call'; id: number; name: string; input: Uint8Array }
 
 export type FromWorker =
+  | { type: 'instantiating' }
   | { type: 'ready' }
   | { type: 'load_error'; message: string }
   | { type: 'result'; id: number; output: Uint8Array }
-  | { type: 'failure'; id: number; code: CapsuleErrorCode; message: string; hostCode?: ErrorCode }
+  | { type: 'failure'; id: number; code: CapsuleErrorCode; message: string; hostCode?: ErrorCode; rawText?: Uint8Array }
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
