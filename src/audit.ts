@@ -1,5 +1,5 @@
 // The audit log: one structured event per request or stream, to listeners, async iterators and JSON lines.
-import type { ErrorCode } from './errors.js'
+import type { ErrorCode, TimeoutPhase } from './errors.js'
 
 /** One request's outcome. Never contains a query string, a header or a body. */
 export interface AuditEvent {
@@ -10,7 +10,10 @@ export interface AuditEvent {
   method: string | undefined
   /** Origin and path, with any query string replaced by `?…`. Undefined when the URL was invalid. */
   url: string | undefined
-  /** False when validation, a gate, the address policy or the stream table refused the request. */
+  /**
+   * False when validation, a gate, the address policy or the stream table refused the request
+   * (a gate or the policy that did not answer in time refused it too).
+   */
   allowed: boolean
   /** The rule, route, policy, gate or check that decided. */
   decidedBy: string | undefined
@@ -20,6 +23,8 @@ export interface AuditEvent {
   addressClass?: string
   status?: number
   code?: ErrorCode
+  /** For `timeout`: which wait ran out (`host`: a gate, the policy or middleware did not answer in time). */
+  phase?: TimeoutPhase
   /** Body bytes received (for a stream, counted to its end) and sent. */
   bytesIn: number
   bytesOut: number

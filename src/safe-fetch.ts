@@ -1,7 +1,8 @@
 // createSafeFetch: assembles validation, gates, the safe resolver and the pinned terminal into one API.
-import { CapsuleHostError, isCapsuleHostError, type ErrorCode, type WireError } from './errors.js'
-import { decideHop, type Admission } from './fetch/admit.js'
-import { exchange } from './fetch/exchange.js'
+import { CapsuleHostError, isCapsuleHostError, type ErrorCode, type TimeoutPhase, type WireError } from './errors.js'
+import { decideHop, isGateRefusal, type Admission } from './fetch/admit.js'
+import { exchange, hostBudget } from './fetch/exchange.js'
+import { cancelledBy } from './fetch/host-deadline.js'
 import { prepareRequest, type Mode, type PreparedRequest } from './fetch/prepare.js'
 import type { Policy } from './gate/decide.js'
 import { compileRules, type Rule } from './gate/rules.js'
@@ -88,6 +89,8 @@ export interface StreamedResponse {
 export interface Explanation {
   allowed: boolean
   code?: ErrorCode
+  /** For `timeout`: `host` when a gate or the policy did not answer within `limits.hostTimeoutMs`. */
+  phase?: TimeoutPhase
   reason?: string
   /** The rule, policy or gate that decided: `rules[0] api.example.com`, `policy`, `gate:name`, ... */
   decidedBy?: string
@@ -126,12 +129,6 @@ export interface SafeFetch {
   releaseCapsule(capsuleId: string): Promise<void>
   /** Releases every capsule. */
   close(): Promise<void>
-}
-
-function cancelledBy(signal: AbortSignal): CapsuleHostError {
-  return isCapsuleHostError(signal.reason)
-    ? signal.reason
-    : new CapsuleHostError('cancelled', 'the request was cancelled', { cause: signal.reason })
 }
 
 function throwIfCancelled(signal: AbortSignal): void {
@@ -251,9 +248,10 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
       kind,
       method: trace.method,
       url: trace.url,
-      allowed: wire === undefined || !REFUSALS.has(wire.code),
+      allowed: wire === undefined || !(REFUSALS.has(wire.code) || isGateRefusal(error)),
       decidedBy: own?.decidedBy ?? (own?.code === 'invalid_request' ? 'validation' : trace.decidedBy),
       ...(wire ? { code: wire.code, reason: own?.reason ?? wire.message } : { status: (outcome as { status: number }).status }),
+      ...(wire?.phase ? { phase: wire.phase } : {}),
       ...(addressClass ? { addressClass } : {}),
       bytesIn: outcome.bytesIn ?? 0,
       bytesOut: trace.bytesOut ?? 0,
@@ -375,11 +373,15 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
         return { allowed: false, code, reason: message, decidedBy: 'validation' }
       }
       const { url, method, limits: effective } = prepared
-      const hopContext = { capsuleId: context.capsuleId, hop: 0, signal: context.signal, resolveTimeoutMs: effective.connectTimeoutMs }
+      const budget = hostBudget(effective, performance.now() + effective.totalTimeoutMs)
+      const hopContext = { capsuleId: context.capsuleId, hop: 0, signal: context.signal, resolveTimeoutMs: effective.connectTimeoutMs, ...budget }
       const { decision, resolution } = decideHop(url, method, admission, hopContext)
       try {
         const verdict = await decision
-        if (!verdict.allowed) return { allowed: false, code: 'denied', reason: verdict.reason, decidedBy: verdict.decidedBy }
+        if (!verdict.allowed) {
+          const refused = verdict.code === 'timeout' ? { code: 'timeout' as const, phase: 'host' as const } : { code: 'denied' as const }
+          return { allowed: false, ...refused, reason: verdict.reason, decidedBy: verdict.decidedBy }
+        }
         const addresses = await resolution.addresses()
         const shown = addresses.map((a) => ({
           address: a.address,
@@ -398,8 +400,9 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
         }
         return { allowed: true, decidedBy: verdict.decidedBy, addresses: shown }
       } catch (error) {
-        const { code, message } = errorReply(error).error
-        return { allowed: false, code, reason: message, decidedBy: code === 'blocked_address' ? 'address-policy' : 'resolver' }
+        const { code, message, phase } = errorReply(error).error
+        const decidedBy = (isCapsuleHostError(error) && error.decidedBy) || (code === 'blocked_address' ? 'address-policy' : 'resolver')
+        return { allowed: false, code, ...(phase ? { phase } : {}), reason: message, decidedBy }
       }
     },
 

@@ -76,6 +76,19 @@ describe('every refusal has an event with the right check and reason', () => {
   })
 })
 
+describe('timeouts carry their phase', () => {
+  const hang = () => new Promise<never>(() => {})
+  test.each<[string, SafeFetchOptions, string, Partial<AuditEvent>]>([
+    ['a network wait (idle)', {}, '/stall', { allowed: true, phase: 'idle' }],
+    ['a gate that does not answer', { gates: [{ name: 'slow', check: hang }] }, '/g', { allowed: false, decidedBy: 'gate:slow', phase: 'host' }],
+    ['middleware that does not answer', { middleware: hang }, '/m', { allowed: true, decidedBy: 'middleware', phase: 'host' }],
+  ])('%s', async (_name, options, path, expected) => {
+    const { fetch, events } = audited({ ...options, limits: { hostTimeoutMs: 50 } })
+    await fetch.request({ url: `${base()}${path}`, options: { idleTimeoutMs: 50 } }, ctx('timed'))
+    expect(events).toEqual([expect.objectContaining({ code: 'timeout', ...expected })])
+  })
+})
+
 describe('allowed requests', () => {
   test('a buffered request: status, counts, address class, rule, redirects, unique ids', async () => {
     const { fetch, events } = audited()

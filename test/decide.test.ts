@@ -1,7 +1,8 @@
 // decide(): how rules, the policy callback and user gates combine into one fail-closed decision, plus a conformance suite for SecurityGate implementations.
 import { describe, expect, test, vi } from 'vitest'
 import { CapsuleHostError } from '../src/errors.js'
-import { decide, type Gatekeeper, type Policy, type PolicyRequest } from '../src/gate/decide.js'
+import { decide, type Gatekeeper, type HostCall, type Policy, type PolicyRequest } from '../src/gate/decide.js'
+import { withinHostTime } from '../src/fetch/host-deadline.js'
 import { compileRules, type Rule } from '../src/gate/rules.js'
 import type { Decision, GateRequest, GateVerdict, SecurityGate } from '../src/gate/types.js'
 
@@ -232,6 +233,27 @@ describe('decide: user gates', () => {
     const req = gateRequest({ resolve: async () => Promise.reject(new CapsuleHostError('blocked_address', 'blocked')) })
     const g = gate('addr', async (r) => ((await r.resolve()).length > 0 ? { allow: true } : { allow: false, reason: 'none' }))
     await expect(decide(keeper({ gates: [g] }), req)).rejects.toMatchObject({ code: 'blocked_address', message: 'blocked' })
+  })
+})
+
+describe('decide: a gate or the policy that does not answer in time', () => {
+  const hang = () => new Promise<never>(() => {})
+  const budget = { hostTimeoutMs: 20, deadline: Number.POSITIVE_INFINITY, totalTimeoutMs: Number.POSITIVE_INFINITY, signal: undefined }
+  const within: HostCall = (step, work) => withinHostTime(budget, step, work)
+
+  test.each<[string, Parameters<typeof keeper>[0], Decision]>([
+    ['a hanging gate', { gates: [allowGate('first'), gate('stuck', hang)] }, { allowed: false, decidedBy: 'gate:stuck', reason: "the host's gate:stuck did not answer within 20 ms", code: 'timeout' }],
+    ['a hanging policy', { policy: hang as Policy }, { allowed: false, decidedBy: 'policy', reason: "the host's policy did not answer within 20 ms", code: 'timeout' }],
+    ['a policy that resolves, then hangs', { policy: (async (r: PolicyRequest) => (await r.resolve()) && hang()) as Policy }, { allowed: false, decidedBy: 'policy', reason: "the host's policy did not answer within 20 ms", code: 'timeout' }],
+    ['answers in time', { policy: async () => true, gates: [allowGate('quick')] }, { allowed: true, decidedBy: 'policy' }],
+  ])('%s', async (_name, config, decision) => {
+    expect(await decide(keeper(config), gateRequest(), undefined, within)).toEqual(decision)
+  })
+
+  test('a gate after the one that timed out is not asked', async () => {
+    const after = allowGate('after')
+    await decide(keeper({ gates: [gate('stuck', hang), after] }), gateRequest(), undefined, within)
+    expect(after.check).not.toHaveBeenCalled()
   })
 })
 

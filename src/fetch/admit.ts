@@ -8,6 +8,7 @@ import { checkAddresses, resolveAddresses, type CheckedAddresses, type Resolver 
 import { redactedUrl, type NormalisedUrl } from '../url/normalise.js'
 import type { Middleware } from '../middleware/types.js'
 import type { Capabilities } from '../gate/capabilities.js'
+import { withinHostTime, type HostBudget } from './host-deadline.js'
 
 export interface Admission {
   readonly keeper: Gatekeeper
@@ -19,12 +20,31 @@ export interface Admission {
   capabilitiesOf(capsuleId: string): Capabilities | undefined
 }
 
-export interface HopContext {
+/** One hop's facts for admission; as a HostBudget it bounds each gate and the policy. */
+export interface HopContext extends HostBudget {
   readonly capsuleId: string
   readonly hop: number
-  readonly signal: AbortSignal | undefined
   /** Bounds name resolution. */
   readonly resolveTimeoutMs: number
+}
+
+/** Errors that stand for a refusal by the gates (the audit records them as not allowed). */
+const gateRefusals = new WeakSet<object>()
+
+/** True when the gates refused: a denial, or a gate or the policy that did not answer in time. */
+export function isGateRefusal(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && gateRefusals.has(error)
+}
+
+function refusal(verdict: Extract<Decision, { allowed: false }>, method: string, url: NormalisedUrl): CapsuleHostError {
+  const { decidedBy, reason } = verdict
+  const error =
+    verdict.code === 'timeout'
+      ? new CapsuleHostError('timeout', reason, { phase: 'host', decidedBy, reason })
+      : // Messages never repeat the query string: a URL middleware set may carry a secret in it.
+        new CapsuleHostError('denied', `${method} ${redactedUrl(url)} is not allowed: ${reason}`, { decidedBy, reason })
+  gateRefusals.add(error)
+  return error
 }
 
 /**
@@ -71,11 +91,12 @@ export function decideHop(url: NormalisedUrl, method: string, admission: Admissi
     admission.keeper,
     gateRequest(url, method, context, resolution),
     admission.capabilitiesOf(context.capsuleId),
+    (step, work) => withinHostTime(context, step, work),
   )
   return { decision, resolution }
 }
 
-/** Decides a hop and, when it is allowed, returns its checked addresses; otherwise throws `denied`. */
+/** Decides a hop and, when it is allowed, returns its checked addresses; otherwise throws `denied` (or `timeout`). */
 export async function admitHop(
   url: NormalisedUrl,
   method: string,
@@ -84,12 +105,6 @@ export async function admitHop(
 ): Promise<{ decision: Extract<Decision, { allowed: true }>; checked: CheckedAddresses }> {
   const { decision, resolution } = decideHop(url, method, admission, context)
   const verdict = await decision
-  if (!verdict.allowed) {
-    // Messages never repeat the query string: a URL middleware set may carry a secret in it.
-    throw new CapsuleHostError('denied', `${method} ${redactedUrl(url)} is not allowed: ${verdict.reason}`, {
-      decidedBy: verdict.decidedBy,
-      reason: verdict.reason,
-    })
-  }
+  if (!verdict.allowed) throw refusal(verdict, method, url)
   return { decision: verdict, checked: await resolution.checked() }
 }

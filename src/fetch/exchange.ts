@@ -52,6 +52,11 @@ async function admitRedirect(url: NormalisedUrl, method: string, admission: Admi
   }
 }
 
+/** Each host step's budget on a hop: `hostTimeoutMs`, never past the request's deadline. */
+export function hostBudget(limits: PreparedRequest['limits'], deadline: number) {
+  return { hostTimeoutMs: limits.hostTimeoutMs, deadline, totalTimeoutMs: limits.totalTimeoutMs }
+}
+
 /**
  * Sends `prepared` and returns the final response head with its unread body. Every hop passes
  * the gates, one resolution and the address check again, and is pinned to its own address.
@@ -71,7 +76,7 @@ export async function exchange(
   for (let hop = 0; ; hop++) {
     // One connect budget per hop: resolution, TCP and TLS together.
     const connectDeadline = performance.now() + limits.connectTimeoutMs
-    const context = { capsuleId, hop, signal, resolveTimeoutMs: limits.connectTimeoutMs }
+    const context = { capsuleId, hop, signal, resolveTimeoutMs: limits.connectTimeoutMs, ...hostBudget(limits, deadline) }
     const { checked, decision } =
       hop === 0 ? await admitHop(url, request.method, admission, context) : await admitRedirect(url, request.method, admission, context)
     seen.add(`${request.method} ${url.href}`)
@@ -98,6 +103,7 @@ export async function exchange(
             body: current.body,
             address: checked.pinned,
             limits: hopLimits,
+            budget: context,
             admit: async (rewritten) => (await admitHop(rewritten, current.method, admission, context)).checked.pinned,
             dispatch: (target, address, method, headers, body) =>
               dispatchHop(dispatcher, { url: target, address, method, headers, body }, { ...hopLimits, connectDeadline: performance.now() + limits.connectTimeoutMs }, signal),

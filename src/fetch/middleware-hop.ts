@@ -7,6 +7,7 @@ import type { Middleware, MiddlewareRequest, MiddlewareResponse } from '../middl
 import { readAll, type BodyReader, type HopLimits, type ResponseHead } from '../net/dispatch-hop.js'
 import { checkRequestHeaders, headerObject, type HeaderList } from '../net/headers.js'
 import type { ClassifiedAddress } from '../net/classify.js'
+import { HostClock, type HostBudget } from './host-deadline.js'
 import { normaliseUrl, type NormalisedUrl } from '../url/normalise.js'
 import type { HttpRequest } from '../wire/schemas.js'
 
@@ -35,6 +36,8 @@ export interface MiddlewareHop {
   readonly body: Uint8Array | undefined
   readonly address: ClassifiedAddress
   readonly limits: HopLimits
+  /** Bounds the middleware's own time on this hop (the network inside `next()` is not counted). */
+  readonly budget: HostBudget
   /** Judges a URL middleware set: gates, one resolution, the address policy; returns the address to dial. */
   readonly admit: (url: NormalisedUrl) => Promise<ClassifiedAddress>
   readonly dispatch: (url: NormalisedUrl, address: ClassifiedAddress, method: string, headers: HeaderList, body: Uint8Array | undefined) => Promise<ResponseHead>
@@ -163,7 +166,17 @@ export async function runMiddlewareHop(hop: MiddlewareHop): Promise<HopOutcome> 
       throw error
     }
   }
+  /** Runs while middleware code runs: stopped while the request is inside `next()`. */
+  const clock = new HostClock(hop.budget, 'middleware')
   const send = async (): Promise<ChainResponse> => {
+    clock.pause()
+    try {
+      return await sendNow()
+    } finally {
+      clock.resume()
+    }
+  }
+  const sendNow = async (): Promise<ChainResponse> => {
     if (settled) throw new Error('next() called after the middleware chain had answered')
     // A URL middleware changed is judged again, as if the capsule had asked for it.
     const address = url.href === hop.url.href ? hop.address : await hop.admit(url)
@@ -206,12 +219,14 @@ export async function runMiddlewareHop(hop: MiddlewareHop): Promise<HopOutcome> 
 
   let final: ChainResponse
   try {
-    final = (await runChain(hop.chain, { req }, terminal, normalise)) as ChainResponse
+    // A chain that does not answer in time is given up; its late next() or answer is dropped.
+    final = (await Promise.race([runChain(hop.chain, { req }, terminal, normalise), clock.expired])) as ChainResponse
   } catch (error) {
     upstreamHead?.body.cancel()
     throw middlewareFailure(error, fromNext)
   } finally {
     settled = true
+    clock.stop()
   }
   const source = final[SOURCE]
   if (source.kind === 'upstream') {

@@ -41,4 +41,13 @@ export type Decision =
       /** The matched route's parameters. */
       readonly params?: Readonly<Record<string, string>>
     }
-  | { readonly allowed: false; readonly decidedBy: string; readonly reason: string }
+  | {
+      readonly allowed: false
+      readonly decidedBy: string
+      readonly reason: string
+      /**
+       * Absent: a refusal (`denied`). `timeout`: the deciding step (a gate or the policy) did not
+       * answer within its host deadline; the request fails with `timeout`, phase `host`.
+       */
+      readonly code?: 'timeout'
+    }

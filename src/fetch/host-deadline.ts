@@ -1,0 +1,107 @@
+// Deadlines for the host's own steps (a gate, the policy, middleware): a clock raced against the step.
+import { CapsuleHostError, isCapsuleHostError } from '../errors.js'
+
+/** What one host step may spend, and what bounds it from outside. */
+export interface HostBudget {
+  /** `limits.hostTimeoutMs`: the longest one step may take. */
+  readonly hostTimeoutMs: number
+  /** The request's total deadline (a `performance.now()` time; Infinity: none) and the limit it stands for. */
+  readonly deadline: number
+  readonly totalTimeoutMs: number
+  /** The caller's abort and the capsule's release: a step being waited for is given up at once. */
+  readonly signal: AbortSignal | undefined
+}
+
+/** The error for a signal that aborted: its own CapsuleHostError reason, or `cancelled`. */
+export function cancelledBy(signal: AbortSignal): CapsuleHostError {
+  return isCapsuleHostError(signal.reason)
+    ? signal.reason
+    : new CapsuleHostError('cancelled', 'the request was cancelled', { cause: signal.reason })
+}
+
+/** `timeout`, phase `host`, credited to the step; the message is safe to show the capsule. */
+function hostTimeout(step: string, budget: HostBudget, byTotal: boolean): CapsuleHostError {
+  const message = byTotal
+    ? `the host's ${step} did not answer before the request's ${budget.totalTimeoutMs} ms time limit ran out`
+    : `the host's ${step} did not answer within ${budget.hostTimeoutMs} ms`
+  return new CapsuleHostError('timeout', message, { phase: 'host', decidedBy: step, reason: message })
+}
+
+/** True for the error a host step's clock gives when it runs out. */
+export function isHostTimeout(error: unknown): error is CapsuleHostError {
+  return isCapsuleHostError(error) && error.code === 'timeout' && error.phase === 'host'
+}
+
+/**
+ * The clock of one host step: `expired` rejects with `timeout` (phase `host`) once the step has
+ * run for `hostTimeoutMs` or the request's deadline passes, whichever is first, and with
+ * `cancelled` when the signal aborts. `pause()`/`resume()` stop the clock while the step waits on
+ * work that has its own limits (the network inside `next()`). `stop()` clears every timer.
+ */
+export class HostClock {
+  readonly expired: Promise<never>
+  readonly #budget: HostBudget
+  readonly #step: string
+  #remaining: number
+  #since = 0
+  #timer: NodeJS.Timeout | undefined
+  #stopped = false
+  #fail: (error: CapsuleHostError) => void = () => undefined
+  readonly #onAbort = () => this.#end(cancelledBy(this.#budget.signal!))
+
+  constructor(budget: HostBudget, step: string) {
+    this.#budget = budget
+    this.#step = step
+    this.#remaining = budget.hostTimeoutMs
+    this.expired = new Promise<never>((_, reject) => (this.#fail = reject))
+    // Nobody may be racing it any more when it fires; that is not an unhandled rejection.
+    this.expired.catch(() => undefined)
+    if (budget.signal?.aborted) {
+      this.#end(cancelledBy(budget.signal))
+    } else {
+      budget.signal?.addEventListener('abort', this.#onAbort, { once: true })
+      this.resume()
+    }
+  }
+
+  resume(): void {
+    if (this.#stopped || this.#timer) return
+    const now = performance.now()
+    this.#since = now
+    const byTotal = this.#budget.deadline < now + this.#remaining
+    const wait = byTotal ? this.#budget.deadline - now : this.#remaining
+    this.#timer = setTimeout(() => this.#end(hostTimeout(this.#step, this.#budget, byTotal)), Math.max(0, wait))
+  }
+
+  pause(): void {
+    if (!this.#timer) return
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#remaining -= performance.now() - this.#since
+  }
+
+  stop(): void {
+    this.pause()
+    this.#stopped = true
+    this.#budget.signal?.removeEventListener('abort', this.#onAbort)
+  }
+
+  #end(error: CapsuleHostError): void {
+    this.stop()
+    this.#fail(error)
+  }
+}
+
+/**
+ * Runs one host callback under its own clock. The first to settle wins: the callback's answer,
+ * or the clock's timeout; a late answer (or a late failure) of the callback is ignored.
+ */
+export async function withinHostTime<T>(budget: HostBudget, step: string, work: () => T | PromiseLike<T>): Promise<T> {
+  if (budget.signal?.aborted) throw cancelledBy(budget.signal)
+  const clock = new HostClock(budget, step)
+  try {
+    return await Promise.race([new Promise<T>((resolve) => resolve(work())), clock.expired])
+  } finally {
+    clock.stop()
+  }
+}
