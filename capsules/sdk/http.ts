@@ -29,7 +29,8 @@ export class Header {
  * A failed request. `code` is one of the host's codes (invalid_request, denied, blocked_address,
  * dns_failed, connect_failed, tls_failed, timeout, too_large, stream_limit, redirect_denied,
  * too_many_redirects, integrity_mismatch, network, cancelled) or the SDK's own `invalid_reply`.
- * `phase` is set for timeouts (connect, first_byte, idle, total).
+ * `phase` is set for timeouts (connect, first_byte, idle, total, or host: a gate, the policy or
+ * middleware on the host did not answer within its deadline).
  */
 export class HttpError {
   constructor(public code: string, public message: string, public phase: string | null = null) {}
