@@ -2,6 +2,8 @@
 // The capsule-host command line: run a capsule's export, or explain what the rules decide for a URL.
 import { readFileSync } from 'node:fs'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { safeText } from './safe-text.js'
+import { MAX_TIMER_MS } from './timers.js'
 
 const USAGE = {
   main: `Usage: capsule-host <command> [options]
@@ -148,7 +150,9 @@ function parse<T extends ParseArgsConfig['options']>(options: T, args: string[])
 function positiveInt(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined
   const n = Number(value)
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} ${value}: expected a whole number of milliseconds`)
+  if (!Number.isInteger(n) || n <= 0 || n > MAX_TIMER_MS) {
+    throw new UsageError(`--${name} ${value}: expected a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`)
+  }
   return n
 }
 
@@ -178,7 +182,8 @@ async function run(args: string[]): Promise<number> {
     ...(values.verbose ? { auditStream: process.stderr } : {}),
     onRequest: (e) => {
       if (values.verbose) return
-      const outcome = e.code ? `${e.code}: ${e.reason}` : `${e.status}`
+      // A refusal's reason may quote what the capsule sent (an unknown key, a header name): escaped.
+      const outcome = e.code ? `${e.code}: ${safeText(e.reason ?? '')}` : `${e.status}`
       process.stderr.write(`${e.allowed ? 'allowed' : 'refused'} ${e.method ?? '-'} ${e.url ?? '-'} -> ${outcome} (${e.decidedBy ?? 'no decision'}, ${e.durationMs} ms)\n`)
     },
   })

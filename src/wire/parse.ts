@@ -1,6 +1,7 @@
 // Parses what a capsule sent (bytes, text, a value, or a request a worker already checked) into a typed request.
 import { z } from 'zod'
 import { CapsuleHostError } from '../errors.js'
+import { safeText } from '../safe-text.js'
 import { HttpRequestSchema, type HttpRequest } from './schemas.js'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
@@ -9,9 +10,9 @@ const encoder = new TextEncoder()
 /** The longest validation message a capsule gets (zod lists every unknown key; a capsule can send 60k). */
 const MAX_MESSAGE_CHARS = 1024
 
+/** The refusal; its message may quote the capsule's keys and values, so it is escaped and capped. */
 function invalid(message: string, cause?: unknown): CapsuleHostError {
-  const shown = message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}… (${message.length - MAX_MESSAGE_CHARS} more characters)` : message
-  return new CapsuleHostError('invalid_request', shown, { cause })
+  return new CapsuleHostError('invalid_request', safeText(message, MAX_MESSAGE_CHARS), { cause })
 }
 
 /** The refusal for a request over the size limit; the worker gives the same one without copying the bytes out. */
@@ -33,7 +34,7 @@ export function bodyBytes(request: HttpRequest): Uint8Array | undefined {
 
 function validate(value: unknown): HttpRequest {
   const result = HttpRequestSchema.safeParse(value)
-  if (!result.success) throw invalid(`invalid request: ${z.prettifyError(result.error)}`)
+  if (!result.success) throw invalid(`invalid request: ${z.prettifyError(result.error).replace(/\n\s*(?=[✖→])/g, '; ')}`)
   return result.data
 }
 
