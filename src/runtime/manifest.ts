@@ -25,6 +25,7 @@ export const ManifestSchema = z.strictObject({
     .strictObject({
       callTimeoutMs: TimerMs,
       memoryBytes: z.int().min(64 * 1024),
+      maxOutputBytes: z.int().positive(),
       maxOpenStreams: positive,
       maxConcurrentRequests: positive,
       maxRequestBytes: positive,
