@@ -7,7 +7,7 @@ import { z } from 'zod'
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1
 
-const tooLong = `must be at most ${MAX_TIMER_MS} ms (what a Node timer can hold); use Infinity where no limit is allowed`
+const tooLong = `must be at most ${MAX_TIMER_MS} ms (what a Node timer can hold)`
 
 /** A time limit in whole milliseconds that a timer can hold. */
 export const TimerMs = z.int().positive().max(MAX_TIMER_MS, tooLong)
