@@ -1,10 +1,10 @@
-// Reads capsule modules, caps their memory, checks their imports and caches compiled modules by content hash.
+// Reads capsule modules, bounds them, checks their imports, and caches compiled modules while capsules use them.
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { CapsuleError } from '../errors.js'
 import { HOST_FUNCTION_NAMES, HOST_NAMESPACE } from './host-functions.js'
-import { capMemory, ModuleShapeError } from './memory-cap.js'
+import { boundModule, ModuleBoundError, moduleBounds } from './module-bounds.js'
 
 /** Where a capsule's code comes from: a file path, a `file:`/`http:`/`https:` URL, or the module bytes. */
 export type WasmSource = string | URL | Uint8Array | ArrayBuffer
@@ -63,11 +63,14 @@ export async function readWasm(source: WasmSource): Promise<Uint8Array> {
 function checkImports(module: WebAssembly.Module): void {
   for (const { module: namespace, name, kind } of WebAssembly.Module.imports(module)) {
     const what = `"${namespace}" "${name}"`
-    if (namespace === HOST_NAMESPACE && (kind !== 'function' || !PROVIDED.has(name))) {
-      throw new CapsuleError('load_failed', `the capsule imports ${what}, which capsule-host does not provide; it provides ${HOST_FUNCTION_NAMES.join(', ')}`)
-    }
     if (namespace !== HOST_NAMESPACE && namespace !== EXTISM_KERNEL) {
       throw new CapsuleError('load_failed', `the capsule imports ${what}, which capsule-host does not provide (WASI and other host modules are not available)`)
+    }
+    if (kind !== 'function') {
+      throw new CapsuleError('load_failed', `the capsule imports ${what}, a ${kind}; capsule-host provides only functions (declare and export tables, memories and globals instead)`)
+    }
+    if (namespace === HOST_NAMESPACE && !PROVIDED.has(name)) {
+      throw new CapsuleError('load_failed', `the capsule imports ${what}, which capsule-host does not provide; it provides ${HOST_FUNCTION_NAMES.join(', ')}`)
     }
   }
 }
@@ -76,37 +79,109 @@ export interface CompiledCapsule {
   readonly module: WebAssembly.Module
   /** sha256 of the original bytes. */
   readonly hash: string
+  /** The function exports (the rewrite's own table exports are not functions, so never listed). */
   readonly exports: ReadonlySet<string>
 }
 
-/** Compiles each distinct module (content hash and memory limit) once. */
+/** A compiled module held for one capsule; `release()` (idempotent) gives it back to the cache. */
+export interface ModuleLease {
+  readonly compiled: CompiledCapsule
+  release(): void
+}
+
+/** How many released modules a runtime keeps compiled by default. */
+export const DEFAULT_MODULE_CACHE_SIZE = 8
+
+interface CacheEntry {
+  readonly compiled: Promise<CompiledCapsule>
+  /** Leases not yet released, and loads still waiting for the compilation. */
+  users: number
+}
+
+/**
+ * Compiles each distinct module (content hash and memory limit) once, and keeps it compiled while
+ * any capsule uses it; of the modules no capsule uses, it keeps the `size` most recently released.
+ */
 export class ModuleCache {
-  readonly #compiled = new Map<string, Promise<CompiledCapsule>>()
+  /** Modules some capsule uses (or a load is compiling). */
+  readonly #used = new Map<string, CacheEntry>()
+  /** Released modules, least recently released first. */
+  readonly #recent = new Map<string, Promise<CompiledCapsule>>()
+  readonly #size: number
   #compilations = 0
+
+  constructor(size: number = DEFAULT_MODULE_CACHE_SIZE) {
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new TypeError(`createRuntime: "moduleCacheSize" must be a whole number of modules, 0 or more, not ${String(size)}`)
+    }
+    this.#size = size
+  }
 
   get compilations(): number {
     return this.#compilations
   }
 
-  compile(bytes: Uint8Array, memoryBytes: number): Promise<CompiledCapsule> {
-    const hash = createHash('sha256').update(bytes).digest('hex')
-    const key = `${hash}:${memoryBytes}`
-    let entry = this.#compiled.get(key)
-    if (!entry) {
-      entry = this.#compile(bytes, hash, memoryBytes)
-      this.#compiled.set(key, entry)
-      entry.catch(() => this.#compiled.delete(key))
+  /** How many compiled modules the cache holds: in use, being compiled, and recently released. */
+  get size(): number {
+    return this.#used.size + this.#recent.size
+  }
+
+  /** The compiled module for these bytes and memory limit, held until the lease is released. */
+  async acquire(bytes: Uint8Array, memoryBytes: number): Promise<ModuleLease> {
+    const key = `${createHash('sha256').update(bytes).digest('hex')}:${memoryBytes}`
+    const entry = this.#take(key, () => this.#compile(bytes, key.slice(0, key.indexOf(':')), memoryBytes))
+    let compiled: CompiledCapsule
+    try {
+      compiled = await entry.compiled
+    } catch (error) {
+      this.#drop(key, entry)
+      throw error
     }
+    let held = true
+    return {
+      compiled,
+      release: () => {
+        if (held) this.#drop(key, entry)
+        held = false
+      },
+    }
+  }
+
+  /** The entry for `key`, with one more user: in use, brought back from the recent ones, or new. */
+  #take(key: string, compile: () => Promise<CompiledCapsule>): CacheEntry {
+    let entry = this.#used.get(key)
+    if (!entry) {
+      const recent = this.#recent.get(key)
+      this.#recent.delete(key)
+      const created: CacheEntry = { compiled: recent ?? compile(), users: 0 }
+      // A module that did not compile is forgotten at once: the next load tries again.
+      created.compiled.catch(() => this.#used.get(key) === created && this.#used.delete(key))
+      this.#used.set(key, created)
+      entry = created
+    }
+    entry.users++
     return entry
+  }
+
+  /** One user fewer; a compiled module nobody uses joins the recent ones, dropping the oldest. */
+  #drop(key: string, entry: CacheEntry): void {
+    if (--entry.users > 0 || this.#used.get(key) !== entry) return
+    this.#used.delete(key)
+    if (this.#size === 0) return
+    this.#recent.set(key, entry.compiled)
+    for (const oldest of this.#recent.keys()) {
+      if (this.#recent.size <= this.#size) break
+      this.#recent.delete(oldest)
+    }
   }
 
   async #compile(bytes: Uint8Array, hash: string, memoryBytes: number): Promise<CompiledCapsule> {
     let module: WebAssembly.Module
     try {
       this.#compilations++
-      module = await WebAssembly.compile(capMemory(bytes, memoryBytes))
+      module = await WebAssembly.compile(boundModule(bytes, moduleBounds(memoryBytes)))
     } catch (cause) {
-      const reason = cause instanceof ModuleShapeError || cause instanceof WebAssembly.CompileError ? (cause as Error).message : String(cause)
+      const reason = cause instanceof ModuleBoundError || cause instanceof WebAssembly.CompileError ? (cause as Error).message : String(cause)
       throw new CapsuleError('load_failed', `the capsule module is not usable: ${reason}`, { cause })
     }
     checkImports(module)

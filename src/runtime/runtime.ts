@@ -7,7 +7,7 @@ import { Capsule, type CapsuleEngine } from './capsule.js'
 import { CapsuleHttp } from './capsule-http.js'
 import { createInlineEngine } from './inline-engine.js'
 import { manifestFor, type Manifest } from './manifest.js'
-import { ModuleCache, readWasm, type WasmSource } from './modules.js'
+import { ModuleCache, readWasm, type ModuleLease, type WasmSource } from './modules.js'
 import { createWorkerEngine } from './worker-engine.js'
 
 export type Isolation = 'worker' | 'inline'
@@ -35,6 +35,11 @@ export interface RuntimeOptions {
   /** Default `worker`: each capsule on its own thread. `inline` needs JSPI (Node 25+). */
   isolation?: Isolation
   limits?: Partial<RuntimeLimits>
+  /**
+   * How many compiled modules no loaded capsule uses are kept, most recently released first, so
+   * loading them again compiles nothing. Default 8; 0 keeps only the modules in use.
+   */
+  moduleCacheSize?: number
 }
 
 export interface LoadOptions {
@@ -62,6 +67,8 @@ export interface Runtime {
   readonly capsules: ReadonlyMap<string, Capsule>
   /** How many modules were compiled (a second load of the same bytes compiles nothing). */
   readonly compilations: number
+  /** How many compiled modules the cache holds now: those in use plus at most `moduleCacheSize` others. */
+  readonly cachedModules: number
   /** One event per request any capsule makes, allowed or refused (the safe fetch's audit log). */
   readonly audit: AuditLog
   /** Unloads every capsule and releases every connection. */
@@ -91,7 +98,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   if (!parsed.success) throw new TypeError(`invalid runtime limits: ${z.prettifyError(parsed.error)}`)
   const limits = parsed.data
   const { fetch } = options
-  const cache = new ModuleCache()
+  const cache = new ModuleCache(options.moduleCacheSize)
   const capsules = new Map<string, Capsule>()
   const reserved = new Set<string>()
   let closed = false
@@ -121,6 +128,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     if (reserved.has(id)) throw new CapsuleError('load_failed', `a capsule with id "${id}" is already loaded; unload it or pick another id`)
     reserved.add(id)
     let claimed = false
+    let lease: ModuleLease | undefined
     try {
       const asked = manifest?.limits ?? {}
       // The manifest and the load may each lower the runtime's limits; the lowest wins.
@@ -128,7 +136,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         ...(asked.callTimeoutMs ? { callTimeoutMs: asked.callTimeoutMs } : {}),
         ...(asked.memoryBytes ? { memoryBytes: asked.memoryBytes } : {}),
       })
-      const compiled = await cache.compile(await readWasm(wasm as WasmSource), own.memoryBytes)
+      lease = await cache.acquire(await readWasm(wasm as WasmSource), own.memoryBytes)
+      const { compiled } = lease
       const { callTimeoutMs: _c, memoryBytes: _m, maxOpenStreams: _s, ...fetchLimits } = asked
       try {
         fetch.registerCapsule(id, manifest ? { http: manifest.capabilities?.http ?? [], limits: fetchLimits } : undefined)
@@ -156,6 +165,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       const capsule = new Capsule(id, engine, compiled.exports, own.callTimeoutMs, async () => {
         http.closeAll()
         await fetch.releaseCapsule(id)
+        lease?.release()
         capsules.delete(id)
         reserved.delete(id)
       })
@@ -165,6 +175,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       reserved.delete(id)
       // Release only what this load claimed: the id may belong to a capsule of another runtime.
       if (claimed) await fetch.releaseCapsule(id)
+      lease?.release()
       throw error
     }
   }
@@ -174,6 +185,9 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     capsules,
     get compilations() {
       return cache.compilations
+    },
+    get cachedModules() {
+      return cache.size
     },
     audit: fetch.audit,
     async close() {
