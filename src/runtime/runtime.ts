@@ -1,6 +1,7 @@
 // createRuntime: loads capsules in the chosen isolation mode and wires each to its own HTTP service.
 import { z } from 'zod'
 import { CapsuleError } from '../errors.js'
+import { TimerMs } from '../timers.js'
 import type { AuditLog } from '../audit.js'
 import type { SafeFetch } from '../safe-fetch.js'
 import { Capsule, type CapsuleEngine } from './capsule.js'
@@ -17,17 +18,24 @@ export interface RuntimeLimits {
   callTimeoutMs: number
   /** Largest linear memory a capsule may grow to (and, separately, Extism's kernel memory). */
   memoryBytes: number
+  /** Largest output one call may return; a larger one fails with `output_too_large` and is never copied. */
+  maxOutputBytes: number
 }
 
 export const DEFAULT_RUNTIME_LIMITS: Readonly<RuntimeLimits> = Object.freeze({
   callTimeoutMs: 30_000,
   memoryBytes: 256 * 1024 * 1024,
+  maxOutputBytes: 16 * 1024 * 1024,
 })
 
 const RuntimeLimitsSchema = z.strictObject({
-  callTimeoutMs: z.int().positive(),
+  callTimeoutMs: TimerMs,
   memoryBytes: z.int().min(64 * 1024),
+  maxOutputBytes: z.int().positive(),
 })
+
+/** zod's report on one line: messages go to logs and terminals. */
+const oneLine = (error: z.ZodError) => z.prettifyError(error).replace(/\n\s*/g, '; ')
 
 export interface RuntimeOptions {
   /** The safe fetch every capsule's requests go through (`createSafeFetch(...)`). */
@@ -78,11 +86,9 @@ export interface Runtime {
 /** A capsule's own limits: validated, and never above the runtime's. */
 function capsuleLimits(runtime: RuntimeLimits, requested: Partial<RuntimeLimits> | undefined): RuntimeLimits {
   const parsed = RuntimeLimitsSchema.partial().safeParse(requested ?? {})
-  if (!parsed.success) throw new CapsuleError('load_failed', `invalid capsule limits: ${z.prettifyError(parsed.error)}`)
-  return {
-    callTimeoutMs: Math.min(parsed.data.callTimeoutMs ?? runtime.callTimeoutMs, runtime.callTimeoutMs),
-    memoryBytes: Math.min(parsed.data.memoryBytes ?? runtime.memoryBytes, runtime.memoryBytes),
-  }
+  if (!parsed.success) throw new CapsuleError('load_failed', `invalid capsule limits: ${oneLine(parsed.error)}`)
+  const lower = (key: keyof RuntimeLimits) => Math.min(parsed.data[key] ?? runtime[key], runtime[key])
+  return { callTimeoutMs: lower('callTimeoutMs'), memoryBytes: lower('memoryBytes'), maxOutputBytes: lower('maxOutputBytes') }
 }
 
 /** Numbers default capsule ids across every runtime in the process, so two runtimes never collide. */
@@ -95,7 +101,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   const isolation = options.isolation ?? 'worker'
   if (isolation !== 'worker' && isolation !== 'inline') throw new TypeError(`isolation must be "worker" or "inline", not ${JSON.stringify(isolation)}`)
   const parsed = RuntimeLimitsSchema.safeParse({ ...DEFAULT_RUNTIME_LIMITS, ...options.limits })
-  if (!parsed.success) throw new TypeError(`invalid runtime limits: ${z.prettifyError(parsed.error)}`)
+  if (!parsed.success) throw new TypeError(`invalid runtime limits: ${oneLine(parsed.error)}`)
   const limits = parsed.data
   const { fetch } = options
   const cache = new ModuleCache(options.moduleCacheSize)
@@ -135,10 +141,11 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       const own = capsuleLimits(capsuleLimits(limits, load.limits), {
         ...(asked.callTimeoutMs ? { callTimeoutMs: asked.callTimeoutMs } : {}),
         ...(asked.memoryBytes ? { memoryBytes: asked.memoryBytes } : {}),
+        ...(asked.maxOutputBytes ? { maxOutputBytes: asked.maxOutputBytes } : {}),
       })
       lease = await cache.acquire(await readWasm(wasm as WasmSource), own.memoryBytes)
       const { compiled } = lease
-      const { callTimeoutMs: _c, memoryBytes: _m, maxOpenStreams: _s, ...fetchLimits } = asked
+      const { callTimeoutMs: _c, memoryBytes: _m, maxOpenStreams: _s, maxOutputBytes: _o, ...fetchLimits } = asked
       try {
         fetch.registerCapsule(id, manifest ? { http: manifest.capabilities?.http ?? [], limits: fetchLimits } : undefined)
         claimed = true
@@ -152,7 +159,8 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         http,
         config: { ...load.config },
         memoryBytes: own.memoryBytes,
-        maxRequestBytes: fetch.limits.maxRequestBytes,
+        maxOutputBytes: own.maxOutputBytes,
+        maxRequestBytes: Math.min(fetch.limits.maxRequestBytes, asked.maxRequestBytes ?? Number.POSITIVE_INFINITY),
         loadTimeoutMs: own.callTimeoutMs,
       }
       const mode = load.isolation ?? isolation
