@@ -85,7 +85,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
         return outputBytes(await Promise.race([plugin.call(name, input), stopped]), name, options.maxOutputBytes)
       } catch (error) {
         if (error instanceof CapsuleError) throw error
-        throw failureOf(error, name, ref.memory, options.memoryBytes, log)
+        throw failureOf(error, name, instance.exports, options.memoryBytes, log)
       } finally {
         clearTimeout(timer)
         interrupt = undefined

@@ -4,6 +4,7 @@ import { CapsuleError } from '../errors.js'
 import { safeText } from '../safe-text.js'
 import { HostFailure } from './host-functions.js'
 import { KernelMemoryExceeded, MAX_VAR_BYTES, type CapsuleLog } from './kernel-guards.js'
+import { moduleBounds, tableAtBound } from './module-bounds.js'
 
 const WASM_PAGE = 64 * 1024
 
@@ -45,23 +46,21 @@ export function extismOptions(
 }
 
 /**
- * Turns whatever a failed Extism call threw into a CapsuleError. A failed `memory.grow` shows up
- * only as a trap (allocators trap on it), and allocators grow by doubling, so a trap while the
- * memory is over half the limit is reported as `memory_limit`.
+ * Turns whatever a failed Extism call threw into a CapsuleError. A failed `memory.grow` or
+ * `table.grow` shows up only as a trap (allocators trap on it), and allocators grow by doubling,
+ * so a trap while the memory, or a table, is over half its bound is reported as `memory_limit`.
  */
-export function failureOf(
-  error: unknown,
-  name: string,
-  memory: WebAssembly.Memory | undefined,
-  memoryBytes: number,
-  log: CapsuleLog,
-): CapsuleError {
+export function failureOf(error: unknown, name: string, exports: WebAssembly.Exports, memoryBytes: number, log: CapsuleLog): CapsuleError {
   if (error instanceof KernelMemoryExceeded) {
     return new CapsuleError('memory_limit', `the call to "${name}" ran out of memory: ${error.message}`, { cause: error })
   }
-  const used = memory?.buffer.byteLength ?? 0
-  if (error instanceof WebAssembly.RuntimeError && used * 2 > memoryBytes) {
-    return new CapsuleError('memory_limit', `the call to "${name}" ran out of memory: it trapped with ${used} of its ${memoryBytes} bytes in use`, { cause: error })
+  if (error instanceof WebAssembly.RuntimeError) {
+    const used = exports.memory instanceof WebAssembly.Memory ? exports.memory.buffer.byteLength : 0
+    if (used * 2 > memoryBytes) {
+      return new CapsuleError('memory_limit', `the call to "${name}" ran out of memory: it trapped with ${used} of its ${memoryBytes} bytes in use`, { cause: error })
+    }
+    const table = tableAtBound(exports, moduleBounds(memoryBytes))
+    if (table) return new CapsuleError('memory_limit', `the call to "${name}" ran out of memory: ${table}`, { cause: error })
   }
   // Extism's message quotes the capsule's error text, which kernel-guards.ts already capped and escaped.
   const thrown = safeText(error instanceof Error ? error.message : String(error))

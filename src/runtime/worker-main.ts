@@ -92,7 +92,7 @@ try {
       const copy = outputBytes(await plugin.call(message.name, message.input), message.name, data.maxOutputBytes).slice()
       post({ type: 'result', id: message.id, output: copy }, [copy.buffer])
     } catch (error) {
-      const failure = error instanceof CapsuleError ? error : failureOf(error, message.name, ref.memory, data.memoryBytes, log)
+      const failure = error instanceof CapsuleError ? error : failureOf(error, message.name, instance.exports, data.memoryBytes, log)
       post({
         type: 'failure',
         id: message.id,
