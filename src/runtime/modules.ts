@@ -128,8 +128,9 @@ export class ModuleCache {
 
   /** The compiled module for these bytes and memory limit, held until the lease is released. */
   async acquire(bytes: Uint8Array, memoryBytes: number): Promise<ModuleLease> {
-    const key = `${createHash('sha256').update(bytes).digest('hex')}:${memoryBytes}`
-    const entry = this.#take(key, () => this.#compile(bytes, key.slice(0, key.indexOf(':')), memoryBytes))
+    const hash = createHash('sha256').update(bytes).digest('hex')
+    const key = `${hash}:${memoryBytes}`
+    const entry = this.#take(key, () => this.#compile(bytes, hash, memoryBytes))
     let compiled: CompiledCapsule
     try {
       compiled = await entry.compiled
