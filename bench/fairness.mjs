@@ -19,6 +19,7 @@
 // count and a time; every runtime, safe fetch and the server are closed at the end. Nothing here
 // asserts on time: the only checks are that every reply is what it must be.
 
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import os from 'node:os'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
@@ -45,7 +46,7 @@ const KINDS = /** @type {const} */ (['deep', 'headers', 'keys', 'valid'])
 const SPIN_CALL_MS = 200 // the length of one spin_count call, calibrated at the start
 const LOAD_CALLS_MAX = 10_000 // calls per hostile loop and scenario, whatever happens
 const START_TIMEOUT_MS = 30_000 // a load that has not shown itself running by then fails the bench
-const HOSTILE_ONLY_MS = 2000 // the window in which the main thread's cost per hostile request is measured, hostile capsules alone
+const HOSTILE_ONLY_MS = 3000 // the window in which the main thread's cost per hostile request is measured, hostile capsules alone
 const DELAY_RESOLUTION_MS = 1 // monitorEventLoopDelay's sampling interval, which the values it records include
 const PROBE = new URL('../capsules/dist/probe.wasm', import.meta.url)
 
@@ -53,6 +54,24 @@ const PROBE = new URL('../capsules/dist/probe.wasm', import.meta.url)
 // The upstream: one node:http server on 127.0.0.1, port 0, answering /json.
 
 const JSON_BODY = Buffer.from(JSON.stringify({ id: 42, name: 'capsule-bench', ok: true, tags: ['alpha', 'beta', 'gamma'], score: 0.875, note: 'a small reply' }))
+
+/**
+ * The main thread's own CPU time in ms: `process.threadCpuUsage()` (µs; Node 23.9+), else the
+ * utime and stime of /proc/thread-self/stat (clock ticks of 10 ms), read from the main thread.
+ */
+function mainThreadCpuMs() {
+  const own = /** @type {{ threadCpuUsage?: () => { user: number, system: number } }} */ (/** @type {unknown} */ (process)).threadCpuUsage
+  if (own) {
+    const { user, system } = own.call(process)
+    return (user + system) / 1000
+  }
+  try {
+    const fields = readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1].split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 10
+  } catch {
+    return Number.NaN
+  }
+}
 
 /** @returns {Promise<{ port: number, close(): Promise<void> }>} */
 async function startServer() {
@@ -120,7 +139,7 @@ function markdown(header, rows) {
 
 /**
  * What one scenario measured in one run.
- * @typedef {{ latencies: number[], hostileRequests: number, seconds: number, busyMs: number, utilization: number, delayP99Ms: number, loadCalls: number, hostileOnlyBusyMs?: number }} Sample
+ * @typedef {{ latencies: number[], hostileRequests: number, seconds: number, busyMs: number, utilization: number, delayP99Ms: number, loadCalls: number, hostileOnly?: { activeMs: number, cpuMs: number } }} Sample
  */
 
 async function main() {
@@ -304,10 +323,11 @@ async function main() {
         await running.started
         const hostile0 = hostileEvents
         const elu0 = performance.eventLoopUtilization()
+        const cpu0 = mainThreadCpuMs()
         await new Promise((resolve) => setTimeout(resolve, HOSTILE_ONLY_MS))
         const elu = performance.eventLoopUtilization(elu0)
         const served = hostileEvents - hostile0
-        return served > 0 ? elu.active / served : NaN
+        return { activeMs: served > 0 ? elu.active / served : NaN, cpuMs: served > 0 ? (mainThreadCpuMs() - cpu0) / served : NaN }
       } finally {
         await running.stop()
       }
@@ -324,7 +344,7 @@ async function main() {
       const line = []
       for (const scenario of scenarios) {
         const sample = await measure(scenario)
-        if (scenario !== 'alone' && scenario !== 'spin') sample.hostileOnlyBusyMs = await measureHostileOnly(scenario)
+        if (scenario !== 'alone' && scenario !== 'spin') sample.hostileOnly = await measureHostileOnly(scenario)
         samples[scenario].push(sample)
         line.push(`${scenario} p50 ${ms(quantile(sample.latencies, 0.5))} ms (n ${sample.latencies.length})`)
       }
@@ -339,7 +359,8 @@ async function main() {
     const p99 = (/** @type {Sample} */ s) => quantile(s.latencies, 0.99)
     const rows = scenarios.map((scenario) => {
       const runs = samples[scenario]
-      const hostileBusy = runs.map((s) => s.hostileOnlyBusyMs ?? NaN)
+      const hostileActive = runs.map((s) => s.hostileOnly?.activeMs ?? NaN)
+      const hostileCpu = runs.map((s) => s.hostileOnly?.cpuMs ?? NaN)
       const byRun = (/** @type {(s: Sample, i: number) => number} */ f) => runs.map(f)
       return [
         scenario === 'alone' || scenario === 'spin' ? scenario : `flood ${scenario}`,
@@ -350,7 +371,8 @@ async function main() {
         spread(byRun((s, i) => p99(s) / p99(alone[i])), times),
         spread(byRun((s, i) => p99(s) / p99(samples.spin[i])), times),
         scenario === 'alone' || scenario === 'spin' ? '-' : spread(byRun((s) => s.hostileRequests / s.seconds), whole),
-        scenario === 'alone' || scenario === 'spin' ? '-' : spread(hostileBusy, ms),
+        scenario === 'alone' || scenario === 'spin' ? '-' : spread(hostileCpu, ms),
+        scenario === 'alone' || scenario === 'spin' ? '-' : spread(hostileActive, ms),
         spread(byRun((s) => s.utilization), percent),
         spread(byRun((s) => s.delayP99Ms), ms),
       ]
@@ -358,12 +380,14 @@ async function main() {
     console.log(`\nmedian (min–max) over ${RUNS} runs; latencies of the well-behaved capsule's probe.request, in ms`)
     console.log(
       markdown(
-        ['scenario', 'requests', 'p50 ms', 'p99 ms', 'p50 vs alone', 'p99 vs alone', 'p99 vs spin', 'hostile req/s', 'main busy ms / hostile req (flood alone)', 'main ELU', 'loop delay p99 ms'],
+        ['scenario', 'requests', 'p50 ms', 'p99 ms', 'p50 vs alone', 'p99 vs alone', 'p99 vs spin', 'hostile req/s', 'main CPU ms / hostile req', 'main active ms / hostile req', 'main ELU', 'loop delay p99 ms'],
         rows,
       ),
     )
     console.log(`\nmain busy per well-behaved request alone: ${spread(busyPerGood, ms)} ms`)
-    console.log(`main busy per hostile request: the hostile capsules alone for ${HOSTILE_ONLY_MS / 1000} s after each flood row, event-loop active time / hostile audit events`)
+    console.log(`per hostile request: measured with the hostile capsules alone for ${HOSTILE_ONLY_MS / 1000} s after each flood row, divided by the hostile`)
+    console.log(`  audit events; CPU is the main thread's own CPU time (${'threadCpuUsage' in process ? 'process.threadCpuUsage()' : '/proc/thread-self/stat, 10 ms ticks'}), active is event-loop active`)
+    console.log('  time, which also counts the time the OS gave the main thread\'s core to a busy worker mid-task')
     console.log('notes: vs alone / vs spin are ratios of the same run\'s figures. spin: 3 capsules loop in Wasm with no host call, so it')
     console.log('  shows what CPU contention alone (2 cores here) does to the well-behaved capsule. main ELU: event-loop utilization of')
     console.log('  the main thread during the measurement; loop delay: monitorEventLoopDelay over the same window, less its 1 ms sampling interval.')
