@@ -255,6 +255,20 @@ describe.each(ISOLATIONS)('isolation %s', (isolation) => {
   })
 })
 
+describe.each(ISOLATIONS)('isolation %s: a capsule that misbehaved ends alone', (isolation) => {
+  test('after every misbehaviour above, another capsule still makes requests and the hostile module loads again', async () => {
+    const runtime = runtimeFor(isolation, { memoryBytes: MiB })
+    const hostile = await runtime.load({ wasm: capsulePath('hostile') })
+    const probe = await runtime.load({ wasm: capsulePath('probe') })
+    await expect(hostile.call('var_flood', `2000:${'v'.repeat(1024)}`)).rejects.toMatchObject({ code: 'memory_limit' })
+    await expect(hostile.call('long_key', '1:k')).rejects.toMatchObject({ code: 'unloaded' })
+    const reply = (await probe.call('request', JSON.stringify({ url: `http://api.test:${server.port}/alone` }))).json<{ status: number }>()
+    expect(reply.status).toBe(200)
+    const again = await runtime.load({ wasm: capsulePath('hostile'), config: { k: 'v' } })
+    expect((await again.call('long_key', '1:k')).text()).toBe('present')
+  })
+})
+
 describe('time limits of the runtime fit a Node timer', () => {
   const fetch = () => testFetch({ rules: [{ host: 'api.test' }] })
   test.each<[string, unknown, boolean]>([
