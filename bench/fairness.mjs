@@ -20,19 +20,10 @@
 // asserts on time: the only checks are that every reply is what it must be.
 
 import { readFileSync } from 'node:fs'
-import { createServer } from 'node:http'
 import os from 'node:os'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { createRuntime, createSafeFetch } from '../dist/index.js'
-
-/** @param {string} name @param {number} fallback */
-function knob(name, fallback) {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, not ${JSON.stringify(raw)}`)
-  return value
-}
+import { knob, listen, median, loadAverage, runBench } from './common.mjs'
 
 const RUNS = knob('BENCH_FAIRNESS_RUNS', 5)
 const REQUESTS = knob('BENCH_FAIRNESS_REQUESTS', 1000)
@@ -74,8 +65,8 @@ function mainThreadCpuMs() {
 }
 
 /** @returns {Promise<{ port: number, close(): Promise<void> }>} */
-async function startServer() {
-  const server = createServer((req, res) => {
+function startServer() {
+  return listen((req, res) => {
     if (req.url === '/json') {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': JSON_BODY.length })
       res.end(JSON_BODY)
@@ -84,20 +75,6 @@ async function startServer() {
       res.end('not found')
     }
   })
-  await new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve(undefined))
-  })
-  const address = server.address()
-  if (address === null || typeof address === 'string') throw new Error('the server has no port')
-  return {
-    port: address.port,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -107,12 +84,6 @@ async function startServer() {
 function quantile(values, q) {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]
-}
-
-const median = (/** @type {number[]} */ values) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
 /** `median (min–max)` of one figure over the runs. @param {number[]} values @param {(n: number) => string} format */
@@ -142,270 +113,254 @@ function markdown(header, rows) {
  * @typedef {{ latencies: number[], hostileRequests: number, seconds: number, busyMs: number, utilization: number, delayP99Ms: number, loadCalls: number, hostileOnly?: { activeMs: number, cpuMs: number } }} Sample
  */
 
-async function main() {
+/** @param {Array<() => Promise<unknown> | unknown>} cleanup */
+async function main(cleanup) {
   const began = performance.now()
-  const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ')
   console.log(`capsule-host fairness bench: Node ${process.version}, ${process.platform}/${process.arch}, ${os.availableParallelism()} CPUs available`)
-  console.log(`load average at start: ${load()} (other work on the machine skews every number)`)
+  console.log(`load average at start: ${loadAverage()} (other work on the machine skews every number)`)
 
-  /** @type {Array<() => Promise<unknown>>} */
-  const cleanup = []
-  try {
-    const server = await startServer()
-    cleanup.push(() => server.close())
-    const { port } = server
-    const table = /** @type {Record<string, string[]>} */ ({ 'bench.test': ['127.0.0.1'] })
-    const fetch = createSafeFetch({
-      rules: { host: 'bench.test', httpsOnly: false, port },
-      resolver: async (name) => {
-        const found = table[name]
-        if (!found) throw Object.assign(new Error(`ENOTFOUND ${name}`), { code: 'ENOTFOUND' })
-        return found
-      },
-      addressPolicy: { allow: ['127.0.0.1/32'] },
-    })
-    cleanup.push(() => fetch.close())
-    const runtime = createRuntime({ fetch, isolation: 'worker' })
-    cleanup.push(() => runtime.close())
+  const server = await startServer()
+  cleanup.push(() => server.close())
+  const { port } = server
+  const table = /** @type {Record<string, string[]>} */ ({ 'bench.test': ['127.0.0.1'] })
+  const fetch = createSafeFetch({
+    rules: { host: 'bench.test', httpsOnly: false, port },
+    resolver: async (name) => {
+      const found = table[name]
+      if (!found) throw Object.assign(new Error(`ENOTFOUND ${name}`), { code: 'ENOTFOUND' })
+      return found
+    },
+    addressPolicy: { allow: ['127.0.0.1/32'] },
+  })
+  cleanup.push(() => fetch.close())
+  const runtime = createRuntime({ fetch, isolation: 'worker' })
+  cleanup.push(() => runtime.close())
 
-    const goodRequest = JSON.stringify({ url: `http://bench.test:${port}/json` })
-    const hostileUrl = `http://hostile.test:${port}/`
-    const expectedBody = JSON_BODY.toString()
-    console.log(`upstream: node:http in this process on 127.0.0.1:${port} (bench.test); hostile requests name ${hostileUrl} (no rule: refused, never resolved)`)
+  const goodRequest = JSON.stringify({ url: `http://bench.test:${port}/json` })
+  const hostileUrl = `http://hostile.test:${port}/`
+  const expectedBody = JSON_BODY.toString()
+  console.log(`upstream: node:http in this process on 127.0.0.1:${port} (bench.test); hostile requests name ${hostileUrl} (no rule: refused, never resolved)`)
 
-    const good = await runtime.load({ wasm: PROBE, id: 'good' })
-    /** @type {import('../dist/index.js').Capsule[]} */
-    const hostile = []
-    for (let i = 1; i <= HOSTILE; i++) hostile.push(await runtime.load({ wasm: PROBE, id: `hostile-${i}` }))
+  const good = await runtime.load({ wasm: PROBE, id: 'good' })
+  /** @type {import('../dist/index.js').Capsule[]} */
+  const hostile = []
+  for (let i = 1; i <= HOSTILE; i++) hostile.push(await runtime.load({ wasm: PROBE, id: `hostile-${i}` }))
 
-    /** Audit events per hostile capsule, and a wake-up for whoever waits for the next one. */
-    const seen = new Map(hostile.map((c) => [c.id, 0]))
-    let hostileEvents = 0
-    let hostileAllowed = 0
-    /** @type {(() => void) | undefined} */
-    let onHostile
-    fetch.audit.on('request', (event) => {
-      const n = seen.get(event.capsuleId)
-      if (n === undefined) return
-      if (event.allowed) hostileAllowed++ // a listener's throw would be swallowed; checked after each run
-      seen.set(event.capsuleId, n + 1)
-      hostileEvents++
-      onHostile?.()
-    })
+  /** Audit events per hostile capsule, and a wake-up for whoever waits for the next one. */
+  const seen = new Map(hostile.map((c) => [c.id, 0]))
+  let hostileEvents = 0
+  let hostileAllowed = 0
+  /** @type {(() => void) | undefined} */
+  let onHostile
+  fetch.audit.on('request', (event) => {
+    const n = seen.get(event.capsuleId)
+    if (n === undefined) return
+    if (event.allowed) hostileAllowed++ // a listener's throw would be swallowed; checked after each run
+    seen.set(event.capsuleId, n + 1)
+    hostileEvents++
+    onHostile?.()
+  })
 
-    const once = async () => {
-      const t0 = performance.now()
-      const reply = /** @type {{ status: number, body: string }} */ ((await good.call('request', goodRequest)).json())
-      const elapsed = performance.now() - t0
-      if (reply.status !== 200 || reply.body !== expectedBody) throw new Error(`probe.request: unexpected reply ${JSON.stringify(reply)}`)
-      return elapsed
-    }
-
-    // spin_count rounds that take about SPIN_CALL_MS on one hostile capsule, the machine otherwise quiet.
-    const trial = 20_000_000
+  const once = async () => {
     const t0 = performance.now()
-    await hostile[0].call('spin_count', String(trial))
-    const spinCount = Math.max(1, Math.round((trial * SPIN_CALL_MS) / (performance.now() - t0)))
-    console.log(`spin_count calibrated: ${spinCount} rounds ≈ ${SPIN_CALL_MS} ms per call`)
+    const reply = /** @type {{ status: number, body: string }} */ ((await good.call('request', goodRequest)).json())
+    const elapsed = performance.now() - t0
+    if (reply.status !== 200 || reply.body !== expectedBody) throw new Error(`probe.request: unexpected reply ${JSON.stringify(reply)}`)
+    return elapsed
+  }
 
-    /**
-     * Starts the scenario's load on every hostile capsule: a loop of calls, each bounded, until
-     * stopped. `started` settles once every capsule has shown it is running (for a flood: its
-     * first audit event; for spin: its first call done).
-     * @param {'spin' | typeof KINDS[number]} kind
-     */
-    const startLoad = (kind) => {
-      let stopped = false
-      const deadline = performance.now() + START_TIMEOUT_MS + SCENARIO_MS + 60_000
-      let calls = 0
-      /** @type {Array<Promise<void>>} */
-      const firstCalls = []
-      const loops = hostile.map((capsule) => {
-        /** @type {() => void} */
-        let firstDone = () => {}
-        firstCalls.push(new Promise((resolve) => (firstDone = resolve)))
-        const input =
-          kind === 'spin' ? String(spinCount) : JSON.stringify({ kind, count: FLOOD_PER_CALL[kind], url: hostileUrl })
-        return (async () => {
-          for (let i = 0; i < LOAD_CALLS_MAX && !stopped && performance.now() < deadline; i++) {
-            const out = await capsule.call(kind === 'spin' ? 'spin_count' : 'flood', input)
-            calls++
-            if (kind !== 'spin') {
-              const summary = /** @type {{ sent: number, errors: number, firstError: string | null }} */ (out.json())
-              if (summary.errors !== summary.sent) throw new Error(`${capsule.id}: ${summary.sent - summary.errors} hostile requests were not refused`)
-            }
-            firstDone()
+  // spin_count rounds that take about SPIN_CALL_MS on one hostile capsule, the machine otherwise quiet.
+  const trial = 20_000_000
+  const t0 = performance.now()
+  await hostile[0].call('spin_count', String(trial))
+  const spinCount = Math.max(1, Math.round((trial * SPIN_CALL_MS) / (performance.now() - t0)))
+  console.log(`spin_count calibrated: ${spinCount} rounds ≈ ${SPIN_CALL_MS} ms per call`)
+
+  /**
+   * Starts the scenario's load on every hostile capsule: a loop of calls, each bounded, until
+   * stopped. `started` settles once every capsule has shown it is running (for a flood: its
+   * first audit event; for spin: its first call done).
+   * @param {'spin' | typeof KINDS[number]} kind
+   */
+  const startLoad = (kind) => {
+    let stopped = false
+    const deadline = performance.now() + START_TIMEOUT_MS + SCENARIO_MS + 60_000
+    let calls = 0
+    /** @type {Array<Promise<void>>} */
+    const firstCalls = []
+    const loops = hostile.map((capsule) => {
+      /** @type {() => void} */
+      let firstDone = () => {}
+      firstCalls.push(new Promise((resolve) => (firstDone = resolve)))
+      const input =
+        kind === 'spin' ? String(spinCount) : JSON.stringify({ kind, count: FLOOD_PER_CALL[kind], url: hostileUrl })
+      return (async () => {
+        for (let i = 0; i < LOAD_CALLS_MAX && !stopped && performance.now() < deadline; i++) {
+          const out = await capsule.call(kind === 'spin' ? 'spin_count' : 'flood', input)
+          calls++
+          if (kind !== 'spin') {
+            const summary = /** @type {{ sent: number, errors: number, firstError: string | null }} */ (out.json())
+            if (summary.errors !== summary.sent) throw new Error(`${capsule.id}: ${summary.sent - summary.errors} hostile requests were not refused`)
           }
-        })()
-      })
-      const running = kind === 'spin' ? Promise.all(firstCalls) : untilEveryHostileSeen()
-      /** @type {NodeJS.Timeout | undefined} */
-      let timer
-      const started = Promise.race([
-        running,
-        Promise.all(loops).then(() => {
-          throw new Error(`the ${kind} load ended before it was seen running`)
-        }),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`the ${kind} load was not seen running within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS)
-        }),
-      ]).finally(() => clearTimeout(timer))
-      return {
-        started,
-        calls: () => calls,
-        /** Lets every loop finish its call in progress (bounded), then reports failures. */
-        async stop() {
-          stopped = true
-          await Promise.all(loops)
-        },
-      }
-    }
-
-    /** Resolves once every hostile capsule has an audit event it did not have when this was called. */
-    const untilEveryHostileSeen = () => {
-      const before = new Map(seen)
-      return new Promise((resolve) => {
-        const check = () => {
-          if ([...seen].every(([id, n]) => n > /** @type {number} */ (before.get(id)))) {
-            onHostile = undefined
-            resolve(undefined)
-          }
+          firstDone()
         }
-        onHostile = check
-      })
-    }
-
-    /**
-     * Runs one scenario: starts its load, waits until it runs, measures sequential well-behaved
-     * requests (REQUESTS of them or SCENARIO_MS, whichever ends first), stops the load.
-     * @param {'alone' | 'spin' | typeof KINDS[number]} scenario
-     * @returns {Promise<Sample>}
-     */
-    const measure = async (scenario) => {
-      const running = scenario === 'alone' ? undefined : startLoad(scenario)
-      try {
-        await running?.started
-        for (let i = 0; i < SETTLE; i++) await once()
-        const calls0 = running?.calls() ?? 0
-        const hostile0 = hostileEvents
-        const delay = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS })
-        delay.enable()
-        const elu0 = performance.eventLoopUtilization()
-        const start = performance.now()
-        const latencies = []
-        while (latencies.length < REQUESTS && performance.now() - start < SCENARIO_MS) latencies.push(await once())
-        const elu = performance.eventLoopUtilization(elu0)
-        const seconds = (performance.now() - start) / 1000
-        delay.disable()
-        return {
-          latencies,
-          hostileRequests: hostileEvents - hostile0,
-          seconds,
-          busyMs: elu.active,
-          utilization: elu.utilization,
-          delayP99Ms: Math.max(0, delay.percentile(99) / 1e6 - DELAY_RESOLUTION_MS),
-          loadCalls: (running?.calls() ?? 0) - calls0,
-        }
-      } finally {
-        await running?.stop()
-      }
-    }
-
-    /**
-     * The main thread's busy time per hostile request, measured with the hostile capsules alone
-     * (no well-behaved request shares the window): event-loop active time over the window,
-     * divided by the hostile requests the audit log saw in it.
-     * @param {typeof KINDS[number]} kind
-     */
-    const measureHostileOnly = async (kind) => {
-      const running = startLoad(kind)
-      try {
-        await running.started
-        const hostile0 = hostileEvents
-        const elu0 = performance.eventLoopUtilization()
-        const cpu0 = mainThreadCpuMs()
-        await new Promise((resolve) => setTimeout(resolve, HOSTILE_ONLY_MS))
-        const elu = performance.eventLoopUtilization(elu0)
-        const served = hostileEvents - hostile0
-        return { activeMs: served > 0 ? elu.active / served : NaN, cpuMs: served > 0 ? (mainThreadCpuMs() - cpu0) / served : NaN }
-      } finally {
-        await running.stop()
-      }
-    }
-
-    console.log(`\n${WARMUP} warm-up requests alone, then ${RUNS} runs of: alone, spin, ${KINDS.map((k) => `flood ${k}`).join(', ')}`)
-    console.log(`each scenario measures up to ${REQUESTS} sequential GETs of a ${JSON_BODY.length}-byte JSON body, for at most ${SCENARIO_MS / 1000} s`)
-    for (let i = 0; i < WARMUP; i++) await once()
-
-    const scenarios = /** @type {const} */ (['alone', 'spin', ...KINDS])
-    /** @type {Record<string, Sample[]>} */
-    const samples = Object.fromEntries(scenarios.map((s) => [s, []]))
-    for (let run = 0; run < RUNS; run++) {
-      const line = []
-      for (const scenario of scenarios) {
-        const sample = await measure(scenario)
-        if (scenario !== 'alone' && scenario !== 'spin') sample.hostileOnly = await measureHostileOnly(scenario)
-        samples[scenario].push(sample)
-        line.push(`${scenario} p50 ${ms(quantile(sample.latencies, 0.5))} ms (n ${sample.latencies.length})`)
-      }
-      console.log(`run ${run + 1}/${RUNS}: ${line.join(', ')}; load average ${load()}`)
-      if (hostileAllowed > 0) throw new Error(`${hostileAllowed} hostile requests were allowed`)
-    }
-    for (const capsule of hostile) await capsule.unload()
-
-    const alone = samples.alone
-    const busyPerGood = alone.map((s) => s.busyMs / s.latencies.length)
-    const p50 = (/** @type {Sample} */ s) => quantile(s.latencies, 0.5)
-    const p99 = (/** @type {Sample} */ s) => quantile(s.latencies, 0.99)
-    const rows = scenarios.map((scenario) => {
-      const runs = samples[scenario]
-      const hostileActive = runs.map((s) => s.hostileOnly?.activeMs ?? NaN)
-      const hostileCpu = runs.map((s) => s.hostileOnly?.cpuMs ?? NaN)
-      const byRun = (/** @type {(s: Sample, i: number) => number} */ f) => runs.map(f)
-      return [
-        scenario === 'alone' || scenario === 'spin' ? scenario : `flood ${scenario}`,
-        spread(byRun((s) => s.latencies.length), whole),
-        spread(byRun(p50), ms),
-        spread(byRun(p99), ms),
-        spread(byRun((s, i) => p50(s) / p50(alone[i])), times),
-        spread(byRun((s, i) => p99(s) / p99(alone[i])), times),
-        spread(byRun((s, i) => p99(s) / p99(samples.spin[i])), times),
-        scenario === 'alone' || scenario === 'spin' ? '-' : spread(byRun((s) => s.hostileRequests / s.seconds), whole),
-        scenario === 'alone' || scenario === 'spin' ? '-' : spread(hostileCpu, ms),
-        scenario === 'alone' || scenario === 'spin' ? '-' : spread(hostileActive, ms),
-        spread(byRun((s) => s.utilization), percent),
-        spread(byRun((s) => s.delayP99Ms), ms),
-      ]
+      })()
     })
-    console.log(`\nmedian (min–max) over ${RUNS} runs; latencies of the well-behaved capsule's probe.request, in ms`)
-    console.log(
-      markdown(
-        ['scenario', 'requests', 'p50 ms', 'p99 ms', 'p50 vs alone', 'p99 vs alone', 'p99 vs spin', 'hostile req/s', 'main CPU ms / hostile req', 'main active ms / hostile req', 'main ELU', 'loop delay p99 ms'],
-        rows,
-      ),
-    )
-    console.log(`\nmain busy per well-behaved request alone: ${spread(busyPerGood, ms)} ms`)
-    console.log(`per hostile request: measured with the hostile capsules alone for ${HOSTILE_ONLY_MS / 1000} s after each flood row, divided by the hostile`)
-    console.log(`  audit events; CPU is the main thread's own CPU time (${'threadCpuUsage' in process ? 'process.threadCpuUsage()' : '/proc/thread-self/stat, 10 ms ticks'}), active is event-loop active`)
-    console.log('  time, which also counts the time the OS gave the main thread\'s core to a busy worker mid-task')
-    console.log('notes: vs alone / vs spin are ratios of the same run\'s figures. spin: 3 capsules loop in Wasm with no host call, so it')
-    console.log('  shows what CPU contention alone (2 cores here) does to the well-behaved capsule. main ELU: event-loop utilization of')
-    console.log('  the main thread during the measurement; loop delay: monitorEventLoopDelay over the same window, less its 1 ms sampling interval.')
-    console.log(`load average at end: ${load()}`)
-    console.log(`\ntotal fairness bench time ${((performance.now() - began) / 1000).toFixed(1)} s`)
-  } finally {
-    for (const close of cleanup.reverse()) {
-      try {
-        await close()
-      } catch (error) {
-        console.error('cleanup failed:', error)
-        process.exitCode = 1
-      }
+    const running = kind === 'spin' ? Promise.all(firstCalls) : untilEveryHostileSeen()
+    /** @type {NodeJS.Timeout | undefined} */
+    let timer
+    const started = Promise.race([
+      running,
+      Promise.all(loops).then(() => {
+        throw new Error(`the ${kind} load ended before it was seen running`)
+      }),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`the ${kind} load was not seen running within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS)
+      }),
+    ]).finally(() => clearTimeout(timer))
+    return {
+      started,
+      calls: () => calls,
+      /** Lets every loop finish its call in progress (bounded), then reports failures. */
+      async stop() {
+        stopped = true
+        await Promise.all(loops)
+      },
     }
   }
+
+  /** Resolves once every hostile capsule has an audit event it did not have when this was called. */
+  const untilEveryHostileSeen = () => {
+    const before = new Map(seen)
+    return new Promise((resolve) => {
+      const check = () => {
+        if ([...seen].every(([id, n]) => n > /** @type {number} */ (before.get(id)))) {
+          onHostile = undefined
+          resolve(undefined)
+        }
+      }
+      onHostile = check
+    })
+  }
+
+  /**
+   * Runs one scenario: starts its load, waits until it runs, measures sequential well-behaved
+   * requests (REQUESTS of them or SCENARIO_MS, whichever ends first), stops the load.
+   * @param {'alone' | 'spin' | typeof KINDS[number]} scenario
+   * @returns {Promise<Sample>}
+   */
+  const measure = async (scenario) => {
+    const running = scenario === 'alone' ? undefined : startLoad(scenario)
+    try {
+      await running?.started
+      for (let i = 0; i < SETTLE; i++) await once()
+      const calls0 = running?.calls() ?? 0
+      const hostile0 = hostileEvents
+      const delay = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS })
+      delay.enable()
+      const elu0 = performance.eventLoopUtilization()
+      const start = performance.now()
+      const latencies = []
+      while (latencies.length < REQUESTS && performance.now() - start < SCENARIO_MS) latencies.push(await once())
+      const elu = performance.eventLoopUtilization(elu0)
+      const seconds = (performance.now() - start) / 1000
+      delay.disable()
+      return {
+        latencies,
+        hostileRequests: hostileEvents - hostile0,
+        seconds,
+        busyMs: elu.active,
+        utilization: elu.utilization,
+        delayP99Ms: Math.max(0, delay.percentile(99) / 1e6 - DELAY_RESOLUTION_MS),
+        loadCalls: (running?.calls() ?? 0) - calls0,
+      }
+    } finally {
+      await running?.stop()
+    }
+  }
+
+  /**
+   * The main thread's busy time per hostile request, measured with the hostile capsules alone
+   * (no well-behaved request shares the window): event-loop active time over the window,
+   * divided by the hostile requests the audit log saw in it.
+   * @param {typeof KINDS[number]} kind
+   */
+  const measureHostileOnly = async (kind) => {
+    const running = startLoad(kind)
+    try {
+      await running.started
+      const hostile0 = hostileEvents
+      const elu0 = performance.eventLoopUtilization()
+      const cpu0 = mainThreadCpuMs()
+      await new Promise((resolve) => setTimeout(resolve, HOSTILE_ONLY_MS))
+      const elu = performance.eventLoopUtilization(elu0)
+      const served = hostileEvents - hostile0
+      return { activeMs: served > 0 ? elu.active / served : NaN, cpuMs: served > 0 ? (mainThreadCpuMs() - cpu0) / served : NaN }
+    } finally {
+      await running.stop()
+    }
+  }
+
+  console.log(`\n${WARMUP} warm-up requests alone, then ${RUNS} runs of: alone, spin, ${KINDS.map((k) => `flood ${k}`).join(', ')}`)
+  console.log(`each scenario measures up to ${REQUESTS} sequential GETs of a ${JSON_BODY.length}-byte JSON body, for at most ${SCENARIO_MS / 1000} s`)
+  for (let i = 0; i < WARMUP; i++) await once()
+
+  const scenarios = /** @type {const} */ (['alone', 'spin', ...KINDS])
+  /** @type {Record<string, Sample[]>} */
+  const samples = Object.fromEntries(scenarios.map((s) => [s, []]))
+  for (let run = 0; run < RUNS; run++) {
+    const line = []
+    for (const scenario of scenarios) {
+      const sample = await measure(scenario)
+      if (scenario !== 'alone' && scenario !== 'spin') sample.hostileOnly = await measureHostileOnly(scenario)
+      samples[scenario].push(sample)
+      line.push(`${scenario} p50 ${ms(quantile(sample.latencies, 0.5))} ms (n ${sample.latencies.length})`)
+    }
+    console.log(`run ${run + 1}/${RUNS}: ${line.join(', ')}; load average ${loadAverage()}`)
+    if (hostileAllowed > 0) throw new Error(`${hostileAllowed} hostile requests were allowed`)
+  }
+  for (const capsule of hostile) await capsule.unload()
+
+  const alone = samples.alone
+  const busyPerGood = alone.map((s) => s.busyMs / s.latencies.length)
+  const p50 = (/** @type {Sample} */ s) => quantile(s.latencies, 0.5)
+  const p99 = (/** @type {Sample} */ s) => quantile(s.latencies, 0.99)
+  const rows = scenarios.map((scenario) => {
+    const runs = samples[scenario]
+    const hostileActive = runs.map((s) => s.hostileOnly?.activeMs ?? NaN)
+    const hostileCpu = runs.map((s) => s.hostileOnly?.cpuMs ?? NaN)
+    const byRun = (/** @type {(s: Sample, i: number) => number} */ f) => runs.map(f)
+    return [
+      scenario === 'alone' || scenario === 'spin' ? scenario : `flood ${scenario}`,
+      spread(byRun((s) => s.latencies.length), whole),
+      spread(byRun(p50), ms),
+      spread(byRun(p99), ms),
+      spread(byRun((s, i) => p50(s) / p50(alone[i])), times),
+      spread(byRun((s, i) => p99(s) / p99(alone[i])), times),
+      spread(byRun((s, i) => p99(s) / p99(samples.spin[i])), times),
+      scenario === 'alone' || scenario === 'spin' ? '-' : spread(byRun((s) => s.hostileRequests / s.seconds), whole),
+      scenario === 'alone' || scenario === 'spin' ? '-' : spread(hostileCpu, ms),
+      scenario === 'alone' || scenario === 'spin' ? '-' : spread(hostileActive, ms),
+      spread(byRun((s) => s.utilization), percent),
+      spread(byRun((s) => s.delayP99Ms), ms),
+    ]
+  })
+  console.log(`\nmedian (min–max) over ${RUNS} runs; latencies of the well-behaved capsule's probe.request, in ms`)
+  console.log(
+    markdown(
+      ['scenario', 'requests', 'p50 ms', 'p99 ms', 'p50 vs alone', 'p99 vs alone', 'p99 vs spin', 'hostile req/s', 'main CPU ms / hostile req', 'main active ms / hostile req', 'main ELU', 'loop delay p99 ms'],
+      rows,
+    ),
+  )
+  console.log(`\nmain busy per well-behaved request alone: ${spread(busyPerGood, ms)} ms`)
+  console.log(`per hostile request: measured with the hostile capsules alone for ${HOSTILE_ONLY_MS / 1000} s after each flood row, divided by the hostile`)
+  console.log(`  audit events; CPU is the main thread's own CPU time (${'threadCpuUsage' in process ? 'process.threadCpuUsage()' : '/proc/thread-self/stat, 10 ms ticks'}), active is event-loop active`)
+  console.log('  time, which also counts the time the OS gave the main thread\'s core to a busy worker mid-task')
+  console.log('notes: vs alone / vs spin are ratios of the same run\'s figures. spin: 3 capsules loop in Wasm with no host call, so it')
+  console.log('  shows what CPU contention alone (2 cores here) does to the well-behaved capsule. main ELU: event-loop utilization of')
+  console.log('  the main thread during the measurement; loop delay: monitorEventLoopDelay over the same window, less its 1 ms sampling interval.')
+  console.log(`load average at end: ${loadAverage()}`)
+  console.log(`\ntotal fairness bench time ${((performance.now() - began) / 1000).toFixed(1)} s`)
 }
 
-main().catch((error) => {
-  console.error(error)
-  process.exitCode = 1
-})
+runBench(main)

@@ -33,6 +33,7 @@ export {
   REQUEST_BOUNDS,
 } from './wire/schemas.js'
 export { MAX_TIMER_MS } from './timers.js'
+export { CheckedRequest } from './wire/parse.js'
 export { MAX_CAPSULE_TEXT_CHARS, MAX_RAW_TEXT_BYTES } from './safe-text.js'
 export type { HttpRequest, HttpRequestInput, RequestOptions, BufferedResponse, StreamStart } from './wire/schemas.js'
 export { respond, SyntheticResponse } from './middleware/respond.js'

@@ -111,7 +111,11 @@ export interface SafeFetch {
     context: RequestContext,
     refusal: { code: ErrorCode; reason: string; decidedBy: string; kind?: AuditEvent['kind'] },
   ): void
-  /** Sends a request and buffers the response. Never throws for anything a capsule can cause. */
+  /**
+   * Sends a request and buffers the response. Never throws for anything a capsule can cause. The
+   * request may be JSON bytes or text, a value, or (from a capsule's worker) a `CheckedRequest`,
+   * whose `parse(maxBytes)` gives the validated request; a wrapper of a safe fetch sees all three.
+   */
   request(request: unknown, context: RequestContext): Promise<BufferedResponse | ErrorReply>
   /** Sends a request and returns the head with a chunk reader, or the error. */
   stream(request: unknown, context: RequestContext): Promise<StreamedResponse | ErrorReply>
