@@ -285,6 +285,16 @@ const accepted: Accepted[] = [
   // '^' is left out: newer WHATWG parsers (Node 26) percent-encode it in paths, older ones keep it.
   plain('| ; = and @ kept in the path', 'http://h/a|c;d=e@f', '/a|c;d=e@f'),
   plain('empty segments kept', 'http://h/a//b', '/a//b'),
+  // path parameters: only a dot-segment before the first ';' is refused (boundaries)
+  plain('parameters on an ordinary segment', 'http://h/a;b/c', '/a;b/c'),
+  plain('parameters on the last segment', 'http://h/file;jsessionid=x', '/file;jsessionid=x'),
+  plain('two dots then a letter before ; is not a dot-segment', 'http://h/..a;/x', '/..a;/x'),
+  plain('three dots before ; is not a dot-segment', 'http://h/...;/x', '/...;/x'),
+  plain('a dot after the letters before ;', 'http://h/a.;/x', '/a.;/x'),
+  plain('empty part before ;', 'http://h/;/x', '/;/x'),
+  plain('dots after the ; are parameters', 'http://h/a;../x', '/a;../x'),
+  plain('encoded dot inside a longer part before ;', 'http://h/%2ea;/x', '/%2ea;/x'),
+  plain('dot-segment with ; in the query is not checked', 'http://h/p?u=/..;/admin', '/p?u=/..;/admin'),
 
   // query and fragment
   plain('fragment dropped', 'http://h/a#frag', '/a'),
@@ -297,6 +307,9 @@ const accepted: Accepted[] = [
   plain('parser percent-encodes a quote in a special-scheme query', "http://h/?a='b'", '/?a=%27b%27'),
   plain('empty query dropped', 'http://h/a?', '/a'),
 ]
+
+/** The exact refusal of a dot-segment with path parameters (`..;`, `.%2e;x=1`). */
+const PARAMETERS = 'a dot-segment with path parameters (such as "..;" or ".;x=1") in the path is not allowed: servers that strip parameters resolve it as a dot-segment'
 
 const refused: Refused[] = [
   // schemes and shape
@@ -337,6 +350,19 @@ const refused: Refused[] = [
   { name: 'encoded dot segment at the end', url: 'http://h/a/%2E%2E', why: 'encoded dot-segment' },
   { name: 'encoded dot segment before the query', url: 'http://h/a/%2e%2e?x=1', why: 'encoded dot-segment' },
   { name: 'double-encoded dot', url: 'http://h/%252e%252e/x', why: 'double percent-encoding' },
+  { name: '..; (Tomcat, Jetty, Spring read ..)', url: 'http://h/public/..;/admin', why: PARAMETERS },
+  { name: '..; with parameters', url: 'http://h/public/..;jsessionid=x/admin', why: PARAMETERS },
+  { name: '.;', url: 'http://h/public/.;/admin', why: PARAMETERS },
+  { name: '.; with parameters', url: 'http://h/a/.;x=1/b', why: PARAMETERS },
+  { name: '.%2e;', url: 'http://h/public/.%2e;/admin', why: PARAMETERS },
+  { name: '%2e.;', url: 'http://h/public/%2e.;/admin', why: PARAMETERS },
+  { name: '%2e%2e;', url: 'http://h/public/%2e%2e;/admin', why: PARAMETERS },
+  { name: '%2E%2E; in upper case with parameters', url: 'http://h/public/%2E%2E;a=b;c=d/admin', why: PARAMETERS },
+  { name: '%2e; single encoded dot', url: 'http://h/a/%2e;/b', why: PARAMETERS },
+  { name: '..; as the last segment', url: 'http://h/public/..;', why: PARAMETERS },
+  { name: '..; before the query', url: 'http://h/public/..;?x=1', why: PARAMETERS },
+  { name: '..;; two semicolons', url: 'http://h/public/..;;/admin', why: PARAMETERS },
+  { name: '..; as the first segment', url: 'http://h/..;/admin', why: PARAMETERS },
   { name: 'double-encoded letter', url: 'http://h/%2541', why: 'double percent-encoding' },
   { name: 'double-encoded slash', url: 'http://h/a%252fb', why: 'double percent-encoding' },
   { name: 'encoded NUL', url: 'http://h/a%00b', why: 'encoded NUL' },
@@ -394,6 +420,11 @@ describe('normaliseUrl accepts', () => {
 })
 
 describe('normaliseUrl refuses with invalid_request', () => {
+  test('a dot-segment with path parameters, word for word', () => {
+    const error = refusal(() => normaliseUrl('https://api.test/public/..;jsessionid=x/admin'))
+    expect({ code: error.code, message: error.message }).toEqual({ code: 'invalid_request', message: `invalid url: ${PARAMETERS}` })
+  })
+
   test.each(refused)('$name', ({ url, why }) => {
     expect(() => normaliseUrl(url)).toThrow(expect.objectContaining({ code: 'invalid_request' }))
     const error = refusal(() => normaliseUrl(url))
@@ -542,6 +573,9 @@ const refusedLocations: Refused[] = [
   { name: 'encoded dot segment in an absolute path', url: '/a/%2E%2E/b', why: 'encoded dot-segment' },
   { name: 'encoded slash in a relative location', url: '/a%2fb', why: 'encoded slash' },
   { name: 'double encoding in a relative location', url: '/%252e', why: 'double percent-encoding' },
+  { name: '..; in an absolute-path location', url: '/public/..;/admin', why: PARAMETERS },
+  { name: '%2e%2e; in a relative location', url: '%2e%2e;x/admin', why: PARAMETERS },
+  { name: '.; in an absolute location', url: 'https://api.test/a/.;/b', why: PARAMETERS },
   { name: 'ftp location', url: 'ftp://other.test/f', why: 'scheme "ftp:" is not allowed' },
   { name: 'javascript location', url: 'javascript:alert(1)', why: 'scheme "javascript:" is not allowed' },
   { name: 'userinfo in a network-path location', url: '//user@other.test/', why: 'credentials' },
@@ -599,12 +633,17 @@ const rawAllowed: RawRow[] = [
   { name: '@ in the query, not the authority', reference: 'http://h/?u=a@b' },
   { name: '%2e inside a longer segment', reference: '/a%2eb/c' },
   { name: 'literal percent as %25', reference: '/100%25' },
+  { name: 'parameters on an ordinary segment', reference: '/a;b/c' },
+  { name: 'three dots then ;', reference: '/...;/c' },
+  { name: '..; in the query only', reference: '/p?next=/..;/admin' },
   { name: 'empty reference', reference: '' },
 ]
 
 const rawRefused: Array<RawRow & { why: string }> = [
   { name: 'encoded dot segment', reference: '/a/%2e/b', why: 'encoded dot-segment' },
   { name: 'half-encoded dot segment', reference: '.%2E', why: 'encoded dot-segment' },
+  { name: 'dot-segment with parameters', reference: '..;x=1/admin', why: PARAMETERS },
+  { name: 'encoded dot-segment with parameters, mixed case', reference: '/%2E%2e;/admin', why: PARAMETERS },
   { name: 'encoded slash', reference: 'a%2Fb', why: 'encoded slash' },
   { name: 'encoded backslash', reference: '/a%5cb', why: 'encoded backslash' },
   { name: 'double encoding', reference: '/%2541', why: 'double percent-encoding' },

@@ -33,7 +33,14 @@ const RAW_PATH_REFUSALS: ReadonlyArray<readonly [RegExp, string]> = [
   [/%(?![0-9a-f]{2})/i, 'a malformed percent-escape in the path'],
 ]
 
-const ENCODED_DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i
+// A dot-segment, literal or encoded. Tomcat, Jetty and Spring strip path parameters (from the
+// first `;` of a segment) before resolving dot-segments, so `..;x=1` is `..` to them, while the
+// WHATWG parser and our route matcher see a plain segment: `/public/..;/admin` would match
+// `/public/**` and reach `/admin`. Only segments whose part before the first `;` is a
+// dot-segment are refused; `/a;b`, `/..a;`, `/...;` and `/;` are ordinary segments.
+// (A whole segment that is an encoded dot-segment is refused on its own: the parser resolves
+// `%2e%2e` as `..`, but an upstream may not.)
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i
 
 function refuse(reason: string): never {
   throw new CapsuleHostError('invalid_request', `invalid url: ${reason}`)
@@ -65,8 +72,12 @@ export function checkRawReference(reference: string): void {
     if (pattern.test(path)) refuse(`${what} is not allowed`)
   }
   for (const segment of path.split('/')) {
-    if (segment.includes('%') && ENCODED_DOT_SEGMENT.test(segment)) {
+    if (segment.includes('%') && DOT_SEGMENT.test(segment)) {
       refuse('an encoded dot-segment (%2E) in the path is not allowed')
+    }
+    const semicolon = segment.indexOf(';')
+    if (semicolon !== -1 && DOT_SEGMENT.test(segment.slice(0, semicolon))) {
+      refuse('a dot-segment with path parameters (such as "..;" or ".;x=1") in the path is not allowed: servers that strip parameters resolve it as a dot-segment')
     }
   }
 }
