@@ -1,7 +1,7 @@
 // Turns a validated wire request into the normalised request the gates judge and the terminal sends.
 import { CapsuleHostError } from '../errors.js'
 import { effectiveLimits, type EffectiveLimits, type Limits } from '../limits.js'
-import { checkRequestHeaders, type HeaderList } from '../net/headers.js'
+import { checkCapsuleHeaders, type HeaderList } from '../net/headers.js'
 import { parseIntegrity, type IntegrityMetadata } from '../net/integrity.js'
 import { normaliseUrl, type NormalisedUrl } from '../url/normalise.js'
 import { bodyBytes } from '../wire/parse.js'
@@ -38,7 +38,7 @@ export function prepareRequest(request: HttpRequest, limits: Readonly<Limits>, m
     raw: deepFreeze(request),
     url: normaliseUrl(request.url),
     method,
-    headers: checkRequestHeaders(request.headers),
+    headers: checkCapsuleHeaders(request.headers),
     body: bodyBytes(request),
     responseBody: request.responseBody ?? 'text',
     redirect: request.options?.redirect ?? 'manual',

@@ -1,4 +1,4 @@
-// Checks the headers a capsule may set, and turns raw response headers into the wire's two forms.
+// Checks the headers a capsule (and host middleware) may set, and turns raw response headers into the wire's two forms.
 import { CapsuleHostError } from '../errors.js'
 import { TOKEN } from '../wire/schemas.js'
 
@@ -19,6 +19,21 @@ export const HOST_ONLY_HEADERS: ReadonlySet<string> = new Set([
   'trailer',
   'expect',
   'http2-settings',
+])
+
+/**
+ * Headers that ask the upstream to act on another method or path than the one the rules judged:
+ * the method overrides honoured by ASP.NET, Express `method-override`, Symfony, Laravel and
+ * others, and the URL overrides of IIS URL Rewrite and Symfony. From a capsule they would turn a
+ * GET on a GET-only route into a DELETE, or `/public` into `/admin`, so a capsule may never set
+ * them, whatever the route allows. Host middleware may (see `checkCapsuleHeaders`).
+ */
+export const OVERRIDE_HEADERS: ReadonlyMap<string, 'method' | 'path'> = new Map([
+  ['x-http-method-override', 'method'],
+  ['x-http-method', 'method'],
+  ['x-method-override', 'method'],
+  ['x-original-url', 'path'],
+  ['x-rewrite-url', 'path'],
 ])
 
 /** Credentials dropped on a cross-origin redirect (as undici's `shouldRemoveHeader`). */
@@ -49,6 +64,22 @@ export function checkRequestHeaders(headers: Record<string, string> | Array<[str
     }
     if (name === 'accept-encoding') continue
     list.push([name, value.trim()])
+  }
+  return list
+}
+
+/**
+ * The checks of `checkRequestHeaders`, plus those that apply to the capsule's own headers only:
+ * no method or URL override (`OVERRIDE_HEADERS`). Headers host middleware sets are checked with
+ * `checkRequestHeaders` alone.
+ */
+export function checkCapsuleHeaders(headers: Record<string, string> | Array<[string, string]> | undefined): HeaderList {
+  const list = checkRequestHeaders(headers)
+  for (const [name] of list) {
+    const overrides = OVERRIDE_HEADERS.get(name)
+    if (overrides) {
+      throw invalid(`header "${name}" would make the upstream use another ${overrides} than the one the rules judged; a capsule may not set it`)
+    }
   }
   return list
 }
