@@ -50,7 +50,15 @@ describe('compileHostPattern: matching', () => {
     // a wildcard never matches an IP literal host
     { name: 'wildcard vs IPv4 host', pattern: '*.example.com', host: '127.0.0.1', matches: false },
     { name: 'wildcard vs IPv6 host', pattern: '*.example.com', host: '[::1]', matches: false },
-    { name: 'deep wildcard vs IPv4 host', pattern: '*.in-addr.arpa', host: '203.0.113.1', matches: false },
+    { name: 'deep wildcard vs IPv4 host', pattern: '*.113.0.203.in-addr.arpa', host: '203.0.113.1', matches: false },
+    // a wildcard right under a public suffix is refused; one label deeper, or a name the list does not know, is not
+    { name: 'wildcard under a registered .co.uk domain', pattern: '*.example.co.uk', host: 'a.example.co.uk', matches: true },
+    { name: 'wildcard under a github.io site', pattern: '*.example.github.io', host: 'a.example.github.io', matches: true },
+    { name: 'wildcard under a name the list does not know (.test)', pattern: '*.test', host: 'api.test', matches: true },
+    { name: 'wildcard under .internal (not in the list)', pattern: '*.internal', host: 'db.internal', matches: true },
+    { name: 'wildcard under the exception www.ck (!www.ck)', pattern: '*.www.ck', host: 'a.www.ck', matches: true },
+    { name: 'exact host that is a public suffix is one host', pattern: 'github.io', host: 'github.io', matches: true },
+    { name: 'exact host that is a public suffix, another site', pattern: 'github.io', host: 'a.github.io', matches: false },
     { name: 'wildcard vs IPv4-mapped IPv6 host', pattern: '*.example.com', host: '[::ffff:7f00:1]', matches: false },
   ])('$name', ({ pattern, host, matches }) => {
     expect(compileHostPattern(pattern).matches(host)).toBe(matches)
@@ -76,6 +84,9 @@ describe('compileHostPattern: refused at compile with a message that proposes th
   const CANONICAL = (fix: string) => `write the host in canonical form: use "${fix}"`
   const WILDCARD_IP = (p: string) => `"${p}" puts a wildcard on an IP address; list the address itself`
   const NON_EMPTY = 'host must be a non-empty string'
+  const PUBLIC = (p: string, suffix: string, section: 'ICANN' | 'private') =>
+    `"${p}" would allow every site under "${suffix}", a public suffix (${section} section of the Public Suffix List); list the hosts, or put the wildcard under one registered domain, as in "*.example.${suffix}"`
+  const LIST_HOSTS = (p: string) => `"*" may only be the whole first label, as in "*.example.com"; list the hosts "${p}" should reach`
 
   test.each([
     // wildcards in the wrong place
@@ -121,6 +132,9 @@ describe('compileHostPattern: refused at compile with a message that proposes th
     { name: 'wildcard over a short IPv4 form (no canonical proposal)', pattern: '*.1.2.3', message: WILDCARD_IP('*.1.2.3') },
     { name: 'wildcard over a one-number IPv4 form', pattern: '*.1', message: WILDCARD_IP('*.1') },
     { name: 'wildcard over an IPv6 literal', pattern: '*.[::1]', message: WILDCARD_IP('*.[::1]') },
+    { name: 'two wildcards over a public suffix: no "*.com" proposed', pattern: '*.*.com', message: LIST_HOSTS('*.*.com') },
+    { name: 'partial-label wildcard over a public suffix', pattern: '*co.uk', message: LIST_HOSTS('*co.uk') },
+    { name: 'leading dot on a public suffix: no "*.com" proposed', pattern: '.com', message: '".com" has an empty label; use "com"' },
     // not a string
     { name: 'empty string', pattern: '', message: NON_EMPTY },
     { name: 'undefined', pattern: undefined, message: NON_EMPTY },
@@ -132,8 +146,28 @@ describe('compileHostPattern: refused at compile with a message that proposes th
     expect(compileError(pattern)).toBe(message)
   })
 
+  // A wildcard directly over a public suffix, ICANN or private section: [pattern, suffix named, section].
+  test.each([
+    ['*.com', 'com', 'ICANN'],
+    ['*.uk', 'uk', 'ICANN'],
+    ['*.co.uk', 'co.uk', 'ICANN'],
+    ['*.github.io', 'github.io', 'private'],
+    ['*.s3.amazonaws.com', 's3.amazonaws.com', 'private'],
+    // a suffix the list's own wildcard makes (rule `*.ck`)
+    ['*.foo.ck', 'foo.ck', 'ICANN'],
+    ['*.xn--p1ai', 'xn--p1ai', 'ICANN'],
+    // Unicode is told the punycode suffix; upper case, a trailing dot or an empty label are told about the suffix, not the spelling
+    ['*.рф', 'xn--p1ai', 'ICANN'],
+    ['*.in-addr.arpa', 'in-addr.arpa', 'ICANN'],
+    ['*.COM', 'com', 'ICANN'],
+    ['*.co.uk.', 'co.uk', 'ICANN'],
+    ['*..com', 'com', 'ICANN'],
+  ] as const)('%s is a wildcard over the public suffix %s (%s section)', (pattern, suffix, section) => {
+    expect(compileError(pattern)).toBe(PUBLIC(pattern, suffix, section))
+  })
+
   test('every proposed canonical spelling compiles (the fix is never itself refused)', () => {
-    const proposals = ['API.Example.com', '*.EXAMPLE.com', 'example.com.', 'bücher.example', '*.bücher.example', '127.1', '[0:0:0:0:0:0:0:1]', '*foo.com', '*.*.example.com', '.example.com', 'example..com', '*..example.com']
+    const proposals = ['API.Example.com', '*.EXAMPLE.com', 'example.com.', 'bücher.example', '*.bücher.example', '127.1', '[0:0:0:0:0:0:0:1]', '*foo.com', '*.*.example.com', '.example.com', 'example..com', '*..example.com', '*.com', '*.co.uk', '*.github.io', '*.COM', '*..com', '.com', '*foo.co.uk']
       .map((p) => compileError(p).match(/(?:use|as in) "([^"]+)"/)?.[1] ?? `no proposal for ${p}`)
     expect(proposals.map(compileError)).toEqual(proposals.map(() => 'compiled'))
   })

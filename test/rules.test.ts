@@ -1,6 +1,8 @@
 // Origin rules: compileRules validates every rule up front (naming it and proposing the fix), matchOrigin picks the first rule that allows host + scheme + port.
 import { describe, expect, test } from 'vitest'
+import { compileCapabilities } from '../src/gate/capabilities.js'
 import { compileRules, matchOrigin, type Rule } from '../src/gate/rules.js'
+import { createSafeFetch } from '../src/index.js'
 
 type Scheme = 'http' | 'https'
 type Expected = { matched: true; label: string } | { matched: false; reason: string }
@@ -21,6 +23,8 @@ function compileError(rules: unknown): string {
 }
 
 const API = 'api.example.com'
+const PUBLIC = (p: string, suffix: string, section: 'ICANN' | 'private') =>
+  `"${p}" would allow every site under "${suffix}", a public suffix (${section} section of the Public Suffix List); list the hosts, or put the wildcard under one registered domain, as in "*.example.${suffix}"`
 const allowed = (label: string): Expected => ({ matched: true, label })
 const refused = (reason: string): Expected => ({ matched: false, reason })
 
@@ -136,7 +140,31 @@ describe('compileRules: invalid rules throw a TypeError naming rules[N] and prop
     { name: 'bad host at index 1 proposes the canonical host', rules: [{ host: API }, { host: 'API.Example.com' }], message: 'TypeError: rules[1] (host "API.Example.com"): write the host in canonical form: use "api.example.com"' },
     { name: 'bare * host', rules: [{ host: '*' }], message: 'TypeError: rules[0] (host "*"): a bare "*" would allow every host; list the hosts, or use "*.example.com" for one label under a domain' },
     { name: 'host with port', rules: [{ host: 'a.com:443' }], message: 'TypeError: rules[0] (host "a.com:443"): "a.com:443" is not a host; give the host name only and put ports in "port"' },
+    { name: 'wildcard over a TLD', rules: [{ host: '*.com' }], message: `TypeError: rules[0] (host "*.com"): ${PUBLIC('*.com', 'com', 'ICANN')}` },
+    { name: 'wildcard over a second-level suffix at index 1', rules: [{ host: API }, { host: '*.co.uk' }], message: `TypeError: rules[1] (host "*.co.uk"): ${PUBLIC('*.co.uk', 'co.uk', 'ICANN')}` },
+    { name: 'wildcard over a private-section suffix', rules: [{ host: '*.github.io', routes: [{ path: '/**' }] }], message: `TypeError: rules[0] (host "*.github.io"): ${PUBLIC('*.github.io', 'github.io', 'private')}` },
+    { name: 'wildcard one label under a public suffix compiles (boundary)', rules: [{ host: '*.example.co.uk' }, { host: '*.example.github.io' }], message: 'compiled' },
   ])('$name', ({ rules, message }) => {
     expect(compileError(rules)).toBe(message)
+  })
+})
+
+describe('a wildcard over a public suffix is refused wherever a host pattern is written', () => {
+  test('createSafeFetch throws the TypeError that names the rule', () => {
+    expect(() => createSafeFetch({ rules: [{ host: API }, { host: '*.github.io' }] })).toThrow(
+      new TypeError(`rules[1] (host "*.github.io"): ${PUBLIC('*.github.io', 'github.io', 'private')}`),
+    )
+  })
+
+  test.each([
+    { entry: '*.com', message: `capabilities.http[0]: ${PUBLIC('*.com', 'com', 'ICANN')}` },
+    { entry: 'https://*.co.uk', message: `capabilities.http[0]: ${PUBLIC('*.co.uk', 'co.uk', 'ICANN')}` },
+    { entry: 'http://*.github.io:8080', message: `capabilities.http[0]: ${PUBLIC('*.github.io', 'github.io', 'private')}` },
+  ])('manifest capability $entry', ({ entry, message }) => {
+    expect(() => compileCapabilities([entry])).toThrow(new TypeError(message))
+  })
+
+  test('a manifest capability one label under a public suffix compiles (boundary)', () => {
+    expect(compileCapabilities(['https://*.example.co.uk']).check({ host: 'a.example.co.uk', scheme: 'https', port: 443 })).toEqual({ allow: true })
   })
 })

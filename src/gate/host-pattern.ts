@@ -1,4 +1,5 @@
 // Compiles and matches host patterns: an exact host, or `*.example.com` (exactly one label, never the apex).
+import { publicSuffixSection } from './public-suffix.js'
 
 export interface HostPattern {
   /** The pattern as written (and already canonical). */
@@ -17,8 +18,9 @@ function canonicalHost(host: string): string | undefined {
 
 /**
  * Validates a host pattern and returns its matcher. Throws a message that proposes the fix for a
- * bare `*`, a wildcard anywhere but the first label, a port or path in the host, and any
- * non-canonical spelling (upper case, trailing dot, Unicode instead of punycode).
+ * bare `*`, a wildcard anywhere but the first label, a wildcard over a public suffix (`*.co.uk`),
+ * a port or path in the host, and any non-canonical spelling (upper case, trailing dot, Unicode
+ * instead of punycode).
  */
 export function compileHostPattern(pattern: string): HostPattern {
   if (typeof pattern !== 'string' || pattern === '') throw new Error('host must be a non-empty string')
@@ -29,9 +31,10 @@ export function compileHostPattern(pattern: string): HostPattern {
   const rest = wildcard ? pattern.slice(2) : pattern
   if (rest.includes('*')) {
     // Only a misspelt leading wildcard (`*foo.com`, `*.*.foo.com`) has an obvious fix; for `a.*.com`
-    // the suffix alone (`*.com`) would widen the rule to a whole TLD, so ask for the hosts instead.
+    // the suffix alone (`*.com`) would widen the rule to a whole TLD, so ask for the hosts instead;
+    // so too for `*.*.co.uk`, whose tail is a public suffix.
     const tail = pattern.slice(pattern.lastIndexOf('*') + 1).replace(/^\.+/, '')
-    if (pattern.startsWith('*') && tail !== '') throw new Error(`"*" may only be the whole first label, as in "*.${tail}"`)
+    if (pattern.startsWith('*') && tail !== '' && !publicSuffixSection(tail.toLowerCase())) throw new Error(`"*" may only be the whole first label, as in "*.${tail}"`)
     throw new Error(`"*" may only be the whole first label, as in "*.example.com"; list the hosts "${pattern}" should reach`)
   }
   if (/[/?#@\s\\]/.test(rest) || (!rest.startsWith('[') && rest.includes(':'))) {
@@ -39,10 +42,20 @@ export function compileHostPattern(pattern: string): HostPattern {
   }
   const canonical = canonicalHost(rest)
   if (canonical === undefined || canonical === '') throw new Error(`"${pattern}" is not a valid host name`)
+  // `*.com`, `*.co.uk` or `*.github.io` is one step from the bare `*`: anyone can register a name
+  // there. Checked before the empty labels and the spelling, so `*..com` and `*.COM` are told
+  // about the suffix rather than to write `*.com`.
+  const labels = canonical.startsWith('[') ? canonical : canonical.split('.').filter(Boolean).join('.')
+  const section = wildcard ? publicSuffixSection(labels) : undefined
+  if (section) {
+    throw new Error(
+      `"${pattern}" would allow every site under "${labels}", a public suffix (${section} section of the Public Suffix List); list the hosts, or put the wildcard under one registered domain, as in "*.example.${labels}"`,
+    )
+  }
   // Checked before the spelling, so the proposed fix is never itself a refused pattern.
   if (!canonical.startsWith('[') && canonical.split('.').includes('')) {
-    const fixed = `${wildcard ? '*.' : ''}${canonical.split('.').filter(Boolean).join('.')}`
-    const sub = !wildcard && pattern.startsWith('.') ? `, or "*.${fixed}" for one label under it` : ''
+    const fixed = `${wildcard ? '*.' : ''}${labels}`
+    const sub = !wildcard && pattern.startsWith('.') && !publicSuffixSection(labels) ? `, or "*.${fixed}" for one label under it` : ''
     throw new Error(`"${pattern}" has an empty label; use "${fixed}"${sub}`)
   }
   if (wildcard && (canonical.startsWith('[') || /^[\d.]+$/.test(canonical))) {
