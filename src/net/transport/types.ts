@@ -1,0 +1,47 @@
+// The shapes the transport takes and gives: one hop, its limits, the response head and its body reader.
+import type { NormalisedUrl } from '../../url/normalise.js'
+import type { ClassifiedAddress } from '../classify.js'
+import type { HeaderList } from '../headers.js'
+
+export interface Hop {
+  readonly url: NormalisedUrl
+  /** The address that was checked; the connection goes there and nowhere else. */
+  readonly address: ClassifiedAddress
+  readonly method: string
+  readonly headers: HeaderList
+  readonly body: Uint8Array | undefined
+}
+
+export interface HopLimits {
+  /** The configured connect budget (for messages) and the time it runs out (resolution used part of it). */
+  readonly connectTimeoutMs: number
+  readonly connectDeadline: number
+  /** From the connection to the final (non-1xx) response head; interim responses do not restart it. */
+  readonly firstByteTimeoutMs: number
+  readonly idleTimeoutMs: number
+  /** Absolute time (performance.now()) by which the whole exchange must end; Infinity: none. */
+  readonly deadline: number
+  /** The total time the deadline stands for, for the error message. */
+  readonly totalTimeoutMs: number
+  readonly maxBodyBytes: number
+}
+
+/** Pulls the body; `null` at the end. Errors are CapsuleHostErrors. */
+export interface BodyReader {
+  /**
+   * The next chunk as received; or, with `maxBytes`, everything already received up to that
+   * many bytes in one piece (waiting only when nothing is buffered). Never empty.
+   */
+  read(maxBytes?: number): Promise<Uint8Array | null>
+  /** Stops the exchange and releases its socket; idempotent. */
+  cancel(): void
+  /** Bytes received so far. */
+  readonly bytesRead: number
+}
+
+/** The final response of a hop (never an interim 1xx one). */
+export interface ResponseHead {
+  readonly status: number
+  readonly rawHeaders: HeaderList
+  readonly body: BodyReader
+}
