@@ -1,6 +1,4 @@
 // Runs a capsule in its own worker thread and serves its host calls on the main thread.
-import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { CapsuleError } from '../errors.js'
 import type { CapsuleEngine } from './capsule.js'
@@ -18,19 +16,11 @@ import {
   type ToWorker,
   type WorkerData,
 } from './worker-protocol.js'
+import { resolveWorkerScript } from './worker-script.js'
 
-/**
- * The worker's script. Node cannot start a worker from TypeScript source, so when this module runs
- * from `src/` (tests), the worker runs the build in `dist/` (`npm test` builds first).
- */
+/** The worker's script: beside this module when built, else dist/, refused when older than src/ (worker-script.ts). */
 function workerScript(): URL {
-  const here = new URL(import.meta.url)
-  if (!here.pathname.endsWith('.ts')) return new URL('./worker-main.js', here)
-  const built = new URL('../../dist/runtime/worker-main.js', here)
-  if (!existsSync(fileURLToPath(built))) {
-    throw new CapsuleError('load_failed', 'the worker script is not built; run "npm run build" first')
-  }
-  return built
+  return resolveWorkerScript(new URL(import.meta.url))
 }
 
 export interface WorkerEngineOptions {
