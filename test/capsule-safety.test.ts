@@ -10,7 +10,7 @@ import {
   type Runtime,
   type SafeFetch,
 } from '../src/index.js'
-import { capsulePath, ISOLATIONS } from './helpers/capsules.js'
+import { capsulePath, describeIsolations, type Isolation } from './helpers/capsules.js'
 import { closeAllFetches, testFetch } from './helpers/fetch.js'
 import { closeAllServers, readBody, startServer, type TestServer } from './helpers/servers.js'
 
@@ -41,13 +41,13 @@ function fetchFor(): SafeFetch {
   return testFetch({ rules: [{ host: 'api.test', httpsOnly: false, port: server.port }] })
 }
 
-function runtimeFor(isolation: (typeof ISOLATIONS)[number], limits = {}, fetch = fetchFor()): Runtime {
+function runtimeFor(isolation: Isolation, limits = {}, fetch = fetchFor()): Runtime {
   const runtime = createRuntime({ fetch, isolation, limits })
   runtimes.push(runtime)
   return runtime
 }
 
-describe.each(ISOLATIONS)('isolation %s', (isolation) => {
+describeIsolations('isolation %s', (isolation) => {
   let runtime: Runtime
   let hostile: Capsule
   let probe: Capsule
@@ -255,7 +255,7 @@ describe.each(ISOLATIONS)('isolation %s', (isolation) => {
   })
 })
 
-describe.each(ISOLATIONS)('isolation %s: a capsule that misbehaved ends alone', (isolation) => {
+describeIsolations('isolation %s: a capsule that misbehaved ends alone', (isolation) => {
   test('after every misbehaviour above, another capsule still makes requests and the hostile module loads again', async () => {
     const runtime = runtimeFor(isolation, { memoryBytes: MiB })
     const hostile = await runtime.load({ wasm: capsulePath('hostile') })

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import { afterAll, describe, expect, test, vi } from 'vitest'
 import { createRuntime, type AuditEvent, type Middleware, type Runtime, type SafeFetch, type SafeFetchOptions } from '../src/index.js'
 import { withinHostTime, HostClock, type HostBudget } from '../src/fetch/host-deadline.js'
-import { capsulePath, ISOLATIONS } from './helpers/capsules.js'
+import { capsulePath, describeIsolations } from './helpers/capsules.js'
 import { closeAllFetches, ctx, errorOf, ok, testFetch } from './helpers/fetch.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
 
@@ -295,7 +295,7 @@ describe('withinHostTime and HostClock', () => {
   })
 })
 
-describe.each(ISOLATIONS)('through a real capsule (%s)', (isolation) => {
+describeIsolations('through a real capsule (%s)', (isolation) => {
   test('request and stream get the timeout reply, and the capsule stays usable', async () => {
     const { port } = await upstream()
     const fetch: SafeFetch = testFetch({ ...STEPS[0]!.options(port), limits: { hostTimeoutMs: HOST_MS } })

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createRuntime, type Runtime } from '../src/index.js'
 import { boundModule, ModuleBoundError, moduleBounds, tableAtBound } from '../src/runtime/module-bounds.js'
-import { capsulePath, ISOLATIONS } from './helpers/capsules.js'
+import { capsulePath, describeIsolations, type Isolation } from './helpers/capsules.js'
 import { closeAllFetches, testFetch } from './helpers/fetch.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
 import { eightHugeTables, REF_NULL_FUNC, tinyModule, type ElementSpec, type TableSpec, type TinyModule } from './helpers/wasm.js'
@@ -34,7 +34,7 @@ afterAll(async () => {
   await closeAllServers()
 })
 
-function runtimeFor(isolation: (typeof ISOLATIONS)[number], memoryBytes = LIMIT): Runtime {
+function runtimeFor(isolation: Isolation, memoryBytes = LIMIT): Runtime {
   const fetch = testFetch({ rules: [{ host: 'api.test', httpsOnly: false, port: server.port }] })
   const runtime = createRuntime({ fetch, isolation, limits: { memoryBytes } })
   runtimes.push(runtime)
@@ -342,7 +342,7 @@ test('constant expressions: every allowed instruction is skipped, extended-const
   expect(() => boundModule(bytes, BOUNDS)).not.toThrow()
 })
 
-describe.each(ISOLATIONS)('isolation %s', (isolation) => {
+describeIsolations('isolation %s', (isolation) => {
   let runtime: Runtime
   beforeAll(() => {
     runtime = runtimeFor(isolation)

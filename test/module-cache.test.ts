@@ -1,7 +1,7 @@
 // Checks the module cache: a compiled module is kept while capsules use it, plus a bounded LRU of released ones.
 import { afterAll, describe, expect, test } from 'vitest'
 import { createRuntime, type Runtime, type RuntimeOptions } from '../src/index.js'
-import { ISOLATIONS } from './helpers/capsules.js'
+import { describeIsolations } from './helpers/capsules.js'
 import { closeAllFetches, testFetch } from './helpers/fetch.js'
 import { tinyModule } from './helpers/wasm.js'
 
@@ -37,7 +37,7 @@ test.each([0, 1, 8, 1000])('moduleCacheSize %d is accepted', (size) => {
   expect(runtimeWith({ moduleCacheSize: size }).cachedModules).toBe(0)
 })
 
-describe.each(ISOLATIONS)('isolation %s', (isolation) => {
+describeIsolations('isolation %s', (isolation) => {
   test('a module is kept while any capsule uses it, and released into the recent ones after', async () => {
     const runtime = runtimeWith({ isolation, moduleCacheSize: 1 })
     const [a, b] = await Promise.all([runtime.load({ wasm: variant(1) }), runtime.load({ wasm: variant(1) })])

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { CapsuleError, createRuntime, hasJspi, type Capsule, type Runtime, type SafeFetchOptions } from '../src/index.js'
-import { capsulePath, fnv1a32, fnv1a32Update, ISOLATIONS } from './helpers/capsules.js'
+import { capsulePath, fnv1a32, fnv1a32Update, describeIsolations, type Isolation } from './helpers/capsules.js'
 import { closeAllFetches, tableResolver, testFetch } from './helpers/fetch.js'
 import { closeAllServers, readBody, startServer, type TestServer } from './helpers/servers.js'
 import { tinyModule } from './helpers/wasm.js'
@@ -92,13 +92,13 @@ afterAll(async () => {
   await Promise.all(runtimes.map((r) => r.close()))
 })
 
-function runtimeFor(isolation: (typeof ISOLATIONS)[number], options: SafeFetchOptions = {}, limits = {}): Runtime {
+function runtimeFor(isolation: Isolation, options: SafeFetchOptions = {}, limits = {}): Runtime {
   const runtime = createRuntime({ fetch: testFetch({ ...fetchOptions(), ...options }), isolation, limits })
   runtimes.push(runtime)
   return runtime
 }
 
-describe.each(ISOLATIONS)('isolation %s', (isolation) => {
+describeIsolations('isolation %s', (isolation) => {
   let runtime: Runtime
   let probe: Capsule
   beforeAll(async () => {

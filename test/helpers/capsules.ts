@@ -1,6 +1,8 @@
-// Paths of the capsules built from capsules/ (npm run build:capsules), and the FNV-1a hash they report.
+// Paths of the capsules built from capsules/ (npm run build:capsules), the isolation modes to run them in, and the FNV-1a hash they report.
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { format } from 'node:util'
+import { describe } from 'vitest'
 import { hasJspi } from '../../src/index.js'
 
 export function capsulePath(name: string): string {
@@ -9,8 +11,19 @@ export function capsulePath(name: string): string {
   return path
 }
 
-/** The isolation modes this Node can run: worker always, inline where JSPI exists. */
-export const ISOLATIONS = hasJspi() ? (['worker', 'inline'] as const) : (['worker'] as const)
+/** Every isolation mode; inline needs JSPI (Node 25+), see `describeIsolations`. */
+export const ALL_ISOLATIONS = ['worker', 'inline'] as const
+export type Isolation = (typeof ALL_ISOLATIONS)[number]
+
+/**
+ * `describe.each(ALL_ISOLATIONS)(name, fn)`, with the inline suite reported as skipped (not left
+ * out) on a Node without JSPI. `%s` in `name` is the isolation.
+ */
+export function describeIsolations(name: string, fn: (isolation: Isolation) => void): void {
+  for (const isolation of ALL_ISOLATIONS) {
+    describe.skipIf(isolation === 'inline' && !hasJspi())(format(name, isolation), () => fn(isolation))
+  }
+}
 
 /** 32-bit FNV-1a of `bytes`, as 8 lower-case hex digits (what probe.stream reports). */
 export function fnv1a32(bytes: Uint8Array, seed = 0x811c9dc5): string {
