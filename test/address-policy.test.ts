@@ -2,6 +2,7 @@
 import { describe, expect, test } from 'vitest'
 import { createAddressPolicy } from '../src/net/address-policy.js'
 import { classifyAddress, type ClassifiedAddress } from '../src/net/classify.js'
+import { createSafeFetch } from '../src/index.js'
 
 function classified(text: string): ClassifiedAddress {
   const c = classifyAddress(text)
@@ -31,6 +32,10 @@ const DEFAULT_POLICY: ReadonlyArray<Omit<PolicyRow, 'allow'>> = [
   { name: 'cgnat', address: '100.64.0.1', allowed: false },
   { name: 'loopback', address: '127.0.0.1', allowed: false },
   { name: 'link-local metadata', address: '169.254.169.254', allowed: false },
+  { name: 'platform: Azure WireServer', address: '168.63.129.16', allowed: false },
+  { name: 'just below the WireServer', address: '168.63.129.15', allowed: true },
+  { name: 'just above the WireServer', address: '168.63.129.17', allowed: true },
+  { name: 'NAT64-wrapped WireServer', address: '64:ff9b::a83f:8110', allowed: false },
   { name: 'private 172.16/12', address: '172.16.0.1', allowed: false },
   { name: 'ietf-protocol', address: '192.0.0.9', allowed: false },
   { name: 'documentation TEST-NET-1', address: '192.0.2.1', allowed: false },
@@ -100,6 +105,12 @@ const WITH_ALLOW: readonly PolicyRow[] = [
   { name: 'bare ULA itself', allow: ['fd00::1'], address: 'fd00::1', allowed: true },
   { name: 'bare ULA next address', allow: ['fd00::1'], address: 'fd00::2', allowed: false },
   { name: 'bare upper-case IPv6', allow: ['FD00::1'], address: 'fd00::1', allowed: true },
+  // The platform row is exempted like any other
+  { name: 'WireServer exempted', allow: ['168.63.129.16/32'], address: '168.63.129.16', allowed: true },
+  { name: 'WireServer exempted as a bare address', allow: ['168.63.129.16'], address: '168.63.129.16', allowed: true },
+  { name: 'WireServer exemption does not open 169.254/16', allow: ['168.63.129.16/32'], address: '169.254.169.254', allowed: false },
+  { name: 'NAT64 prefix alone: embedded WireServer refused', allow: ['64:ff9b::/96'], address: '64:ff9b::a83f:8110', allowed: false },
+  { name: 'NAT64 prefix + WireServer: embedded WireServer allowed', allow: ['64:ff9b::/96', '168.63.129.16/32'], address: '64:ff9b::a83f:8110', allowed: true },
   // Wider prefixes: first and last inside, neighbours outside
   { name: '10/8 first', allow: ['10.0.0.0/8'], address: '10.0.0.0', allowed: true },
   { name: '10/8 last', allow: ['10.0.0.0/8'], address: '10.255.255.255', allowed: true },
@@ -184,5 +195,28 @@ describe('invalid allow entries', () => {
     expect((thrown as Error).message).toBe(
       `addressPolicy.allow: "${entry}" is not a CIDR; write it as "127.0.0.1/32" or "fd00::/8"`,
     )
+  })
+})
+
+// explain() runs resolution and the address policy without sending: nothing connects to the address.
+describe('explain(): the Azure WireServer is a platform address', () => {
+  const WIRESERVER = { url: 'https://wire.test/machine?comp=goalstate' }
+  const explainWith = async (allow: string[]) => {
+    const fetch = createSafeFetch({ rules: [{ host: 'wire.test' }], resolver: async () => ['168.63.129.16'], addressPolicy: { allow } })
+    try {
+      return await fetch.explain(WIRESERVER, { capsuleId: 'c' })
+    } finally {
+      await fetch.close()
+    }
+  }
+
+  test('denied by default as blocked_address, class platform', async () => {
+    expect(await explainWith([])).toMatchObject({ allowed: false, code: 'blocked_address', addresses: [{ address: '168.63.129.16', class: 'platform' }] })
+  })
+
+  test('allowed when addressPolicy exempts it', async () => {
+    const explanation = await explainWith(['168.63.129.16/32'])
+    expect(explanation).toMatchObject({ allowed: true, addresses: [{ address: '168.63.129.16', class: 'platform' }] })
+    expect(explanation).not.toHaveProperty('code')
   })
 })

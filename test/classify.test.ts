@@ -38,6 +38,10 @@ const IPV4_EDGES: readonly EdgeRow[] = [
   { name: '127/8 usual', input: '127.0.0.1', class: 'loopback' },
   { name: '127/8 last', input: '127.255.255.255', class: 'loopback' },
   { name: '127/8 above', input: '128.0.0.0', class: 'unicast' },
+  // 168.63.129.16/32 platform (Azure WireServer): public unicast by IANA, a platform endpoint in Azure
+  { name: '168.63.129.16/32 below', input: '168.63.129.15', class: 'unicast' },
+  { name: '168.63.129.16/32 only', input: '168.63.129.16', class: 'platform' },
+  { name: '168.63.129.16/32 above', input: '168.63.129.17', class: 'unicast' },
   // 169.254.0.0/16 link-local
   { name: '169.254/16 below', input: '169.253.255.255', class: 'unicast' },
   { name: '169.254/16 first', input: '169.254.0.0', class: 'link-local' },
@@ -344,6 +348,11 @@ const EMBEDDINGS: readonly EmbeddingRow[] = [
       { address: '0.0.0.0', class: 'this-network', form: 'teredo' },
       { address: '255.255.255.255', class: 'broadcast', form: 'teredo' },
     ] },
+  // The Azure WireServer wrapped: the embedded address keeps its platform class
+  { name: 'mapped WireServer', input: '::ffff:168.63.129.16', address: '::ffff:a83f:8110', class: 'ipv4-mapped',
+    embedded: [{ address: '168.63.129.16', class: 'platform', form: 'ipv4-mapped' }] },
+  { name: 'NAT64 WireServer', input: '64:ff9b::a83f:8110', address: '64:ff9b::a83f:8110', class: 'nat64',
+    embedded: [{ address: '168.63.129.16', class: 'platform', form: 'nat64' }] },
   // Not an embedding form: nothing is unwrapped even when the low bits look like an IPv4
   { name: 'documentation with loopback-looking tail', input: '2001:db8::7f00:1', address: '2001:db8::7f00:1', class: 'documentation', embedded: [] },
   { name: 'public unicast', input: '2606:4700:4700::1111', address: '2606:4700:4700::1111', class: 'unicast', embedded: [] },

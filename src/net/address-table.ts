@@ -29,6 +29,7 @@ export type AddressClass =
   | 'unique-local'
   | 'site-local'
   | 'not-global-unicast'
+  | 'platform'
 
 export type Row = readonly [cidr: string, addressClass: AddressClass, source: string]
 
@@ -37,12 +38,15 @@ export type Row = readonly [cidr: string, addressClass: AddressClass, source: st
  * Every row is refused, including the few the registry marks globally reachable (AS112, AMT):
  * no capsule has business with that infrastructure. More specific rows come first.
  * https://www.iana.org/assignments/iana-ipv4-special-registry/
+ * Also `platform`: addresses that are public unicast by IANA but answer as a cloud platform's
+ * own endpoint (metadata-like) from inside that cloud.
  */
 export const IPV4_SPECIAL: readonly Row[] = [
   ['0.0.0.0/8', 'this-network', 'RFC 791 §3.2'],
   ['10.0.0.0/8', 'private', 'RFC 1918'],
   ['100.64.0.0/10', 'cgnat', 'RFC 6598'],
   ['127.0.0.0/8', 'loopback', 'RFC 1122 §3.2.1.3'],
+  ['168.63.129.16/32', 'platform', 'Azure WireServer (DHCP, DNS, health probes, VM agent; not in the IANA registry): https://learn.microsoft.com/azure/virtual-network/what-is-ip-address-168-63-129-16'],
   ['169.254.0.0/16', 'link-local', 'RFC 3927'],
   ['172.16.0.0/12', 'private', 'RFC 1918'],
   ['192.0.0.0/24', 'ietf-protocol', 'RFC 6890 §2.1 (includes DS-Lite, PCP/TURN anycast, NAT64 discovery)'],
