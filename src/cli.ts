@@ -124,7 +124,7 @@ function fetchOptions(values: { allow?: string[]; rules?: string; resolve?: stri
   const resolver = resolverFrom(values.resolve)
   return {
     rules: rulesFrom(values),
-    addressPolicy: { allow: values['allow-address'] ?? [] },
+    addressPolicy: { unsafeAllow: values['allow-address'] ?? [] },
     ...(resolver ? { resolver } : {}),
   }
 }

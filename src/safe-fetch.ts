@@ -10,6 +10,7 @@ import { compileCapabilities, type Capabilities } from './gate/capabilities.js'
 import type { SecurityGate } from './gate/types.js'
 import { resolveLimits, type Limits } from './limits.js'
 import { createAddressPolicy, type AddressPolicyOptions } from './net/address-policy.js'
+import { checkSafeFetchOptions } from './safe-fetch-options.js'
 import { CapsuleClients } from './net/capsule-clients.js'
 import { readAll } from './net/dispatch-hop.js'
 import type { AddressClass } from './net/address-table.js'
@@ -23,6 +24,7 @@ import { middlewareList } from './middleware/compose.js'
 import type { MiddlewareOption } from './middleware/types.js'
 import type { BufferedResponse } from './wire/schemas.js'
 
+/** createSafeFetch's options. An unknown name or a wrong shape is a TypeError at creation, with a suggestion. */
 export interface SafeFetchOptions {
   /** Origin rules (one or a list). A request must match one, or be allowed by `policy`. */
   rules?: Rule | readonly Rule[]
@@ -32,6 +34,7 @@ export interface SafeFetchOptions {
   gates?: readonly SecurityGate[]
   /** Name to addresses. Default: the system resolver, every address. */
   resolver?: Resolver
+  /** `unsafeAllow`: CIDRs exempted from the address blocklist (`allow` is its deprecated alias). */
   addressPolicy?: AddressPolicyOptions
   tls?: { ca?: string | Buffer | ReadonlyArray<string | Buffer> }
   limits?: Partial<Limits>
@@ -188,19 +191,9 @@ function encodeBody(body: Uint8Array, as: 'text' | 'base64'): string {
 }
 
 export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
+  checkSafeFetchOptions(options)
   const limits = resolveLimits(options.limits)
   const maxRedirects = options.maxRedirects ?? 0
-  if (!Number.isInteger(maxRedirects) || maxRedirects < 0) {
-    throw new TypeError('maxRedirects must be a whole number >= 0')
-  }
-  for (const name of ['policy', 'resolver', 'onRequest'] as const) {
-    if (options[name] !== undefined && typeof options[name] !== 'function') throw new TypeError(`${name} must be a function`)
-  }
-  for (const [i, gate] of (options.gates ?? []).entries()) {
-    if (!gate || typeof gate.name !== 'string' || gate.name === '' || typeof gate.check !== 'function') {
-      throw new TypeError(`gates[${i}]: a gate is { name: string, check(request) }`)
-    }
-  }
   /** What capsules with a manifest declared, and the limits they asked for (never above the host's). */
   const restrictions = new Map<string, { capabilities: Capabilities; limits: Readonly<Limits> }>()
   /** Capsule ids claimed by loaded capsules. */

@@ -1,4 +1,4 @@
-// Checks createAddressPolicy: global unicast passes, blocked classes fail, allow entries open exactly their CIDR and never an embedded IPv4.
+// Checks createAddressPolicy: global unicast passes, blocked classes fail, exemptions (unsafeAllow, or its alias allow) open exactly their CIDR and never an embedded IPv4; bad options are TypeErrors.
 import { describe, expect, test } from 'vitest'
 import { createAddressPolicy } from '../src/net/address-policy.js'
 import { classifyAddress, type ClassifiedAddress } from '../src/net/classify.js'
@@ -218,5 +218,33 @@ describe('explain(): the Azure WireServer is a platform address', () => {
     const explanation = await explainWith(['168.63.129.16/32'])
     expect(explanation).toMatchObject({ allowed: true, addresses: [{ address: '168.63.129.16', class: 'platform' }] })
     expect(explanation).not.toHaveProperty('code')
+  })
+})
+
+// `unsafeAllow` is the exemption's name; `allow` is its deprecated alias with the same meaning.
+describe('unsafeAllow and its alias allow', () => {
+  test.each(WITH_ALLOW)('$name: unsafeAllow $allow, $address -> $allowed', ({ allow, address, allowed }) => {
+    expect(createAddressPolicy({ unsafeAllow: allow }).isAllowed(classified(address))).toBe(allowed)
+  })
+
+  const BAD_OPTIONS: ReadonlyArray<{ name: string; options: unknown; message: string }> = [
+    {
+      name: 'both names',
+      options: { unsafeAllow: ['127.0.0.1/32'], allow: ['10.0.0.0/8'] },
+      message: 'addressPolicy: give "unsafeAllow" or its deprecated alias "allow", not both',
+    },
+    { name: 'both names, empty', options: { unsafeAllow: [], allow: [] }, message: 'addressPolicy: give "unsafeAllow" or its deprecated alias "allow", not both' },
+    { name: 'unsafeAllow a string', options: { unsafeAllow: '127.0.0.1/32' }, message: 'addressPolicy.unsafeAllow must be an array of CIDR strings, such as ["127.0.0.1/32"], not a string' },
+    { name: 'allow a string', options: { allow: '127.0.0.1/32' }, message: 'addressPolicy.allow must be an array of CIDR strings, such as ["127.0.0.1/32"], not a string' },
+    { name: 'unsafeAllow null', options: { unsafeAllow: null }, message: 'addressPolicy.unsafeAllow must be an array of CIDR strings, such as ["127.0.0.1/32"], not null' },
+    { name: 'allow entry a number', options: { allow: ['127.0.0.1/32', 127] }, message: 'addressPolicy.allow[1] must be a CIDR string, such as "127.0.0.1/32", not a number' },
+    { name: 'options an array', options: ['127.0.0.1/32'], message: 'addressPolicy must be an object, not an array' },
+    { name: 'allowed (a typo)', options: { allowed: ['127.0.0.1/32'] }, message: 'unknown option "addressPolicy.allowed"; did you mean "addressPolicy.unsafeAllow"?' },
+    { name: 'unsafeAllowAddresses', options: { unsafeAllowAddresses: [] }, message: 'unknown option "addressPolicy.unsafeAllowAddresses"; the options are addressPolicy.unsafeAllow' },
+    { name: 'bad CIDR under unsafeAllow', options: { unsafeAllow: ['nope'] }, message: 'addressPolicy.unsafeAllow: "nope" is not a CIDR; write it as "127.0.0.1/32" or "fd00::/8"' },
+  ]
+  test.each(BAD_OPTIONS)('$name is a TypeError', ({ options, message }) => {
+    expect(() => createAddressPolicy(options as never)).toThrow(new TypeError(message))
+    expect(() => createAddressPolicy(options as never)).toThrow(TypeError)
   })
 })

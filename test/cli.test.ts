@@ -46,7 +46,7 @@ describe('usage', () => {
     [['explain', 'https://a.test/', '--rules', '/nonexistent/rules.json'], 'cannot read rules file'],
     [['explain', 'https://a.test/', '--allow', 'http://[bad'], '--allow http://[bad: not a host or URL'],
     [['explain', 'https://a.test/', '--allow', 'bad host!'], 'rules[0]'],
-    [['explain', 'https://a.test/', '--allow-address', 'nonsense'], 'addressPolicy.allow: "nonsense" is not a CIDR'],
+    [['explain', 'https://a.test/', '--allow-address', 'nonsense'], 'addressPolicy.unsafeAllow: "nonsense" is not a CIDR'],
   ])('%j is a usage error with exit code 2', async (args, message) => {
     const { code, stderr } = await cli(...args)
     expect(code).toBe(2)

@@ -1,5 +1,6 @@
-// Decides whether a classified address may be dialled: global unicast, or inside a host-allowed CIDR.
+// Decides whether a classified address may be dialled: global unicast, or inside a host-exempted CIDR (`unsafeAllow`).
 import ipaddr from 'ipaddr.js'
+import { describeValue, optionProblem, type OptionCheck } from '../options.js'
 import { parseAddress, type ClassifiedAddress } from './classify.js'
 
 export interface AddressPolicyOptions {
@@ -8,7 +9,26 @@ export interface AddressPolicyOptions {
    * such as `["127.0.0.1/32"]`. Empty by default. An exemption never opens an IPv4 address that
    * an exempted IPv6 prefix wraps: the embedded address must pass on its own.
    */
+  unsafeAllow?: readonly string[]
+  /** @deprecated The old name of `unsafeAllow`, with the same meaning; give one of the two. */
   allow?: readonly string[]
+}
+
+const cidrList: OptionCheck = (value, path) => {
+  if (!Array.isArray(value)) return `${path} must be an array of CIDR strings, such as ["127.0.0.1/32"], not ${describeValue(value)}`
+  const i = value.findIndex((entry) => typeof entry !== 'string')
+  return i < 0 ? undefined : `${path}[${i}] must be a CIDR string, such as "127.0.0.1/32", not ${describeValue(value[i])}`
+}
+
+/** The first problem with address policy options (unknown keys, shapes, both names given), or undefined. */
+export function addressPolicyProblem(options: unknown, path = 'addressPolicy'): string | undefined {
+  const problem = optionProblem(options, { unsafeAllow: cidrList, allow: cidrList }, `${path}.`, { allow: 'unsafeAllow' })
+  if (problem !== undefined) return problem
+  const given = options as AddressPolicyOptions | undefined
+  if (given?.unsafeAllow !== undefined && given.allow !== undefined) {
+    return `${path}: give "unsafeAllow" or its deprecated alias "allow", not both`
+  }
+  return undefined
 }
 
 export interface AddressPolicy {
@@ -20,7 +40,7 @@ type Range = [ipaddr.IPv4 | ipaddr.IPv6, number]
 
 // The address part goes through the same strict parser as the addresses it is matched against,
 // so an entry such as `::127.0.0.1/128` means the address it spells (ipaddr.js reads it as mapped).
-function parseAllowEntry(entry: string): Range {
+function parseAllowEntry(entry: string, name: string): Range {
   const slash = entry.indexOf('/')
   const address = parseAddress(slash < 0 ? entry : entry.slice(0, slash))
   const max = address?.kind() === 'ipv4' ? 32 : 128
@@ -28,7 +48,7 @@ function parseAllowEntry(entry: string): Range {
   const bits = /^(0|[1-9]\d{0,2})$/.test(prefix) ? Number(prefix) : NaN
   if (!address || !(bits <= max)) {
     throw new TypeError(
-      `addressPolicy.allow: "${entry}" is not a CIDR; write it as "127.0.0.1/32" or "fd00::/8"`,
+      `${name}: "${entry}" is not a CIDR; write it as "127.0.0.1/32" or "fd00::/8"`,
     )
   }
   return [address, bits]
@@ -42,8 +62,12 @@ function inRanges(ranges: readonly Range[], address: ipaddr.IPv4 | ipaddr.IPv6):
   return ranges.some(([range, bits]) => range.kind() === address.kind() && address.match(range, bits))
 }
 
+/** Throws a TypeError naming the option the host used (`addressPolicy.unsafeAllow` or `.allow`) when one is wrong. */
 export function createAddressPolicy(options: AddressPolicyOptions = {}): AddressPolicy {
-  const allowed = (options.allow ?? []).map(parseAllowEntry)
+  const problem = addressPolicyProblem(options)
+  if (problem !== undefined) throw new TypeError(problem)
+  const name = options.allow !== undefined ? 'addressPolicy.allow' : 'addressPolicy.unsafeAllow'
+  const allowed = (options.unsafeAllow ?? options.allow ?? []).map((entry) => parseAllowEntry(entry, name))
   return {
     isAllowed(address) {
       if (inRanges(UNCHECKABLE_EMBEDDINGS, address.parsed)) return false

@@ -9,6 +9,7 @@ import { CapsuleHttp } from './capsule-http.js'
 import { createInlineEngine } from './inline-engine.js'
 import { manifestFor, type Manifest } from './manifest.js'
 import { ModuleCache, readWasm, type ModuleLease, type WasmSource } from './modules.js'
+import { checkLoadOptions, checkRuntimeOptions } from './options.js'
 import { createWorkerEngine } from './worker-engine.js'
 
 export type Isolation = 'worker' | 'inline'
@@ -95,11 +96,8 @@ function capsuleLimits(runtime: RuntimeLimits, requested: Partial<RuntimeLimits>
 let capsuleCounter = 0
 
 export function createRuntime(options: RuntimeOptions): Runtime {
-  if (!options?.fetch || typeof options.fetch.request !== 'function') {
-    throw new TypeError('createRuntime: "fetch" must be a safe fetch from createSafeFetch(...)')
-  }
+  checkRuntimeOptions(options)
   const isolation = options.isolation ?? 'worker'
-  if (isolation !== 'worker' && isolation !== 'inline') throw new TypeError(`isolation must be "worker" or "inline", not ${JSON.stringify(isolation)}`)
   const parsed = RuntimeLimitsSchema.safeParse({ ...DEFAULT_RUNTIME_LIMITS, ...options.limits })
   if (!parsed.success) throw new TypeError(`invalid runtime limits: ${oneLine(parsed.error)}`)
   const limits = parsed.data
@@ -121,16 +119,10 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   async function loadCapsule(load: LoadOptions): Promise<Capsule> {
     if (closed) throw new CapsuleError('unloaded', 'the runtime is closed')
+    checkLoadOptions(load)
     const { manifest, wasm } = await manifestFor(load.manifest, load.wasm)
     if (wasm === undefined) throw new CapsuleError('load_failed', 'give the module as "wasm", or a manifest that names it')
     const id = load.id ?? `${manifest?.name ?? 'capsule'}-${++capsuleCounter}`
-    if (typeof id !== 'string' || id === '') throw new CapsuleError('load_failed', 'id must be a non-empty string')
-    if (load.isolation !== undefined && load.isolation !== 'worker' && load.isolation !== 'inline') {
-      throw new CapsuleError('load_failed', `isolation must be "worker" or "inline", not ${JSON.stringify(load.isolation)}`)
-    }
-    if (load.config !== undefined && (typeof load.config !== 'object' || Object.values(load.config).some((v) => typeof v !== 'string'))) {
-      throw new CapsuleError('load_failed', 'config must be an object of string values, such as { "region": "eu" }')
-    }
     if (reserved.has(id)) throw new CapsuleError('load_failed', `a capsule with id "${id}" is already loaded; unload it or pick another id`)
     reserved.add(id)
     let claimed = false
