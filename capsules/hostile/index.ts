@@ -1,7 +1,7 @@
 // hostile: a capsule that misuses Extism's kernel functions the way an attacker would, for the
 // runtime's resource-safety tests. Every export takes "<n>:<text>" (a count and a text) as input.
 
-import { config_get, error_set, log_error, log_info, output_set, var_set } from "@extism/as-pdk/lib/env";
+import { config_get, error_set, http_request, log_error, log_info, output_set, var_set } from "@extism/as-pdk/lib/env";
 import { mem_to_block } from "../sdk/env";
 import { input, outputString } from "../sdk";
 
@@ -72,5 +72,14 @@ export function var_flood(): i32 {
 export function long_key(): i32 {
   const value = config_get(repeated(count(), args()[1]));
   outputString(value == 0 ? "absent" : "present");
+  return 0;
+}
+
+/**
+ * Calls Extism's own http_request with a request block of <n> bytes of <text>. capsule-host does
+ * not serve Extism's HTTP yet: the answer is offset 0. Output: that offset.
+ */
+export function extism_http(): i32 {
+  outputString(http_request(repeated(count(), args()[1]), 0).toString());
   return 0;
 }

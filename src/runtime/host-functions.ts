@@ -2,6 +2,7 @@
 import type { CallContext } from '@extism/extism'
 import { hostFailureMessage, type WireError } from '../errors.js'
 import type { ReadResult } from './capsule-http.js'
+import { makeBlock, type KernelBudget } from './kernel-guards.js'
 
 export const HOST_NAMESPACE = 'extism:host/user'
 
@@ -33,8 +34,8 @@ export interface HostIo<Mode extends 'sync' | 'async'> {
   streamClose(handle: Uint8Array | string): MaybePromise<void, Mode>
   /** Throws when the call must stop (time limit passed, capsule unloaded); checked before and after each wait. */
   checkpoint(): void
-  /** Throws KernelMemoryExceeded when `bytes` more of Extism kernel memory would pass the capsule's limit. */
-  reserve(bytes: number): void
+  /** What the capsule's Extism blocks may take. */
+  readonly budget: KernelBudget
 }
 
 /** The capsule's exported linear memory, set once the instance exists. */
@@ -66,8 +67,8 @@ function blockBytes(context: CallContext, offset: bigint): Uint8Array {
  * own their whole buffer: Extism adopts a buffer it is given whole, and must never adopt linear memory.
  */
 function store(io: HostIo<'sync' | 'async'>, context: CallContext, bytes: Uint8Array): bigint {
-  io.reserve(bytes.byteLength)
-  return context.store(bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice())
+  const owned = bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice()
+  return makeBlock(io.budget, context, bytes.byteLength, () => context.store(owned))
 }
 
 function unwrap(result: ReadResult): Uint8Array {

@@ -4,7 +4,8 @@ import { CapsuleError } from '../errors.js'
 import type { CapsuleEngine } from './capsule.js'
 import type { CapsuleHttp } from './capsule-http.js'
 import { asyncHostFunctions, HOST_NAMESPACE, HostFailure, type MemoryRef } from './host-functions.js'
-import { kernelFunctions, KernelMemoryExceeded, type CapsuleLog } from './kernel-guards.js'
+import { CallBlockLedger, kernelFunctions, kernelHttpFunctions, type CapsuleLog } from './kernel-guards.js'
+import { KERNEL_HTTP_NAMESPACE } from './module-bounds.js'
 import type { CompiledCapsule } from './modules.js'
 import { extismOptions, failureOf, outputBytes } from './plugin-options.js'
 
@@ -33,10 +34,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
   const ref: MemoryRef = { memory: undefined }
   const log: CapsuleLog = { lastError: undefined, rawError: undefined }
   let expired = false
-  // On the host's thread there is no separate heap to measure: only single blocks are bounded.
-  const reserve = (bytes: number) => {
-    if (bytes > options.memoryBytes) throw new KernelMemoryExceeded(`a block of ${bytes} bytes is over the limit of ${options.memoryBytes}`)
-  }
+  const ledger = new CallBlockLedger(options.memoryBytes)
   const io = {
     request: (input: Uint8Array) => http.request(input),
     streamStart: (input: Uint8Array) => http.streamStart(input),
@@ -45,9 +43,13 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
     checkpoint: () => {
       if (expired) throw new HostFailure({ code: 'cancelled', message: 'the capsule was stopped' })
     },
-    reserve,
+    budget: ledger,
   }
-  const functions = { [HOST_NAMESPACE]: asyncHostFunctions(io, ref), 'extism:host/env': kernelFunctions(reserve, log, options.config) }
+  const functions = {
+    [HOST_NAMESPACE]: asyncHostFunctions(io, ref),
+    'extism:host/env': kernelFunctions(ledger, log, options.config),
+    [KERNEL_HTTP_NAMESPACE]: kernelHttpFunctions(log),
+  }
   let plugin: Plugin
   try {
     plugin = await createPlugin(
@@ -71,6 +73,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
       let timer: NodeJS.Timeout | undefined
       log.lastError = undefined
       log.rawError = undefined
+      ledger.reset()
       // The timer can only fire while the capsule is suspended in a host call: nothing interrupts
       // Wasm that spins on the host's thread. That is why inline mode is for trusted capsules.
       const stopped = new Promise<never>((_, reject) => {
@@ -82,7 +85,8 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
         }, timeoutMs)
       })
       try {
-        return outputBytes(await Promise.race([plugin.call(name, input), stopped]), name, options.maxOutputBytes)
+        // A copy: Extism adopts a whole buffer as the input block, which the capsule can write into.
+        return outputBytes(await Promise.race([plugin.call(name, input.slice()), stopped]), name, options.maxOutputBytes)
       } catch (error) {
         if (error instanceof CapsuleError) throw error
         throw failureOf(error, name, instance.exports, options.memoryBytes, log)

@@ -19,7 +19,57 @@ export class KernelMemoryExceeded extends Error {
   override name = 'KernelMemoryExceeded'
 }
 
-type Reserve = (bytes: number) => void
+/** What a capsule's Extism blocks may take; every block capsule-host makes goes through `makeBlock`. */
+export interface KernelBudget {
+  /** Throws KernelMemoryExceeded when `bytes` more of Extism blocks would pass the capsule's limit. */
+  admit(context: CallContext, bytes: number): void
+  /** Notes a block just made. */
+  made(addr: bigint, bytes: number): void
+}
+
+/** Makes a block of `bytes` bytes with `make`, within the budget. */
+export function makeBlock(budget: KernelBudget, context: CallContext, bytes: number, make: () => bigint): bigint {
+  budget.admit(context, bytes)
+  const addr = make()
+  budget.made(addr, bytes)
+  return addr
+}
+
+/**
+ * The budget on the host's thread (inline isolation), where there is no separate heap to measure:
+ * the blocks of the call in flight, at most `limitBytes` in all. Freed blocks are found (Extism
+ * reports their length as 0) only when the count reaches the limit, so the common path costs nothing.
+ */
+export class CallBlockLedger implements KernelBudget {
+  readonly #blocks = new Map<bigint, number>()
+  #counted = 0
+  constructor(readonly limitBytes: number) {}
+
+  /** Extism frees every block when a call starts. */
+  reset(): void {
+    this.#blocks.clear()
+    this.#counted = 0
+  }
+
+  admit(context: CallContext, bytes: number): void {
+    if (this.#counted + bytes <= this.limitBytes) return
+    for (const [addr, size] of this.#blocks) {
+      if (size > 0 && context.length(addr) === 0n) {
+        this.#blocks.delete(addr)
+        this.#counted -= size
+      }
+    }
+    if (this.#counted + bytes > this.limitBytes) {
+      throw new KernelMemoryExceeded(`${bytes} more bytes of Extism blocks would bring the call to ${this.#counted + bytes} bytes; the limit is ${this.limitBytes}`)
+    }
+  }
+
+  made(addr: bigint, bytes: number): void {
+    this.#blocks.set(addr, bytes)
+    this.#counted += bytes
+  }
+}
+
 type Kernel = { free(addr: bigint): void }
 
 const kernels = new WeakMap<object, Kernel | null>()
@@ -57,7 +107,10 @@ function remember(log: CapsuleLog, bytes: Uint8Array): void {
   log.rawError = bytes.slice(0, MAX_RAW_TEXT_BYTES)
 }
 
-/** A capsule's Extism vars: bounded by MAX_VAR_BYTES for keys and values together. */
+/** What one var costs the host beyond its key and value (the map entry, the key string), counted against MAX_VAR_BYTES. */
+const VAR_ENTRY_BYTES = 64
+
+/** A capsule's Extism vars: bounded by MAX_VAR_BYTES for keys, values and entries together. */
 class Vars {
   readonly #values = new Map<string, Uint8Array>()
   #bytes = 0
@@ -68,7 +121,8 @@ class Vars {
 
   set(key: string, value: Uint8Array | undefined): void {
     const old = this.#values.get(key)
-    const size = this.#bytes - (old ? key.length + old.byteLength : 0) + (value ? key.length + value.byteLength : 0)
+    const cost = (bytes: Uint8Array) => Buffer.byteLength(key) + bytes.byteLength + VAR_ENTRY_BYTES
+    const size = this.#bytes - (old ? cost(old) : 0) + (value ? cost(value) : 0)
     if (size > MAX_VAR_BYTES) throw new KernelMemoryExceeded(`vars would hold ${size} bytes; the limit is ${MAX_VAR_BYTES}`)
     if (value) this.#values.set(key, value)
     else this.#values.delete(key)
@@ -77,28 +131,41 @@ class Vars {
 }
 
 /**
+ * Extism's own HTTP imports, which the module rewrite moves to KERNEL_HTTP_NAMESPACE so the SDK's
+ * HTTP client never serves them: not served yet, they answer as Extism does without HTTP (status
+ * 0, no body, no headers) and say so in the capsule's log.
+ */
+export function kernelHttpFunctions(log: CapsuleLog) {
+  const refuse = (what: string) => () => {
+    log.lastError = `${what} (Extism's own HTTP) is not served; use the capsule-host functions of extism:host/user`
+  }
+  return {
+    http_request: (_context: CallContext, _request: bigint, _body: bigint) => (refuse('http_request')(), 0n),
+    http_status_code: () => (refuse('http_status_code')(), 0),
+    http_headers: () => (refuse('http_headers')(), 0n),
+  }
+}
+
+/**
  * Replaces the kernel's alloc, error and log functions, config_get and the vars. Extism's own
  * decode a whole block into a string: a capsule could make a worker build one larger than its
  * heap, which V8 answers by aborting the whole process. These read a bounded prefix only.
  */
-export function kernelFunctions(reserve: Reserve, log: CapsuleLog, config: Readonly<Record<string, string>>) {
+export function kernelFunctions(budget: KernelBudget, log: CapsuleLog, config: Readonly<Record<string, string>>) {
   const vars = new Vars()
   const consume = (context: CallContext, addr: bigint) => kernelOf(context)?.free(addr)
   const store = (context: CallContext, bytes: Uint8Array | string) => {
     const copy = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes.slice()
-    reserve(copy.byteLength)
-    return context.store(copy)
+    return makeBlock(budget, context, copy.byteLength, () => context.store(copy))
   }
   return {
-    alloc: (context: CallContext, size: bigint) => {
-      reserve(Number(size))
-      return context.alloc(size)
-    },
+    alloc: (context: CallContext, size: bigint) => makeBlock(budget, context, Number(size), () => context.alloc(size)),
     error_set: (context: CallContext, addr: bigint) => {
       const bytes = blockOf(context, addr)
       if (!bytes) throw new Error('cannot assign error to this block')
       remember(log, bytes)
-      context.setError(log.lastError ?? '')
+      // Extism cannot store an empty error; the call still fails, and says the capsule gave no text.
+      context.setError(log.lastError || '(the capsule set an empty error)')
     },
     log_error: (context: CallContext, addr: bigint) => {
       const bytes = blockOf(context, addr)

@@ -208,12 +208,33 @@ function checkTables({ bounds, tables }: Tally): void {
   }
 }
 
-function readImports(content: Uint8Array, tally: Tally): void {
+/**
+ * The Extism kernel's own HTTP imports, moved to a namespace of capsule-host's. Where JSPI exists
+ * the Extism SDK swaps in its own HTTP client for `extism:host/env` `http_request`, which decodes
+ * and parses a whole capsule block before refusing; under this namespace only capsule-host serves them.
+ */
+export const KERNEL_HTTP_NAMESPACE = 'capsule-host:extism-http'
+const KERNEL_HTTP = new Set(['http_request', 'http_status_code', 'http_headers'])
+const EXTISM_KERNEL_NAME = new TextEncoder().encode('extism:host/env')
+const KERNEL_HTTP_NAME = new TextEncoder().encode(KERNEL_HTTP_NAMESPACE)
+const decoder = new TextDecoder()
+const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i])
+
+/** Counts imported tables, globals and tags; returns the section with Extism's HTTP imports moved, if any. */
+function readImports(content: Uint8Array, tally: Tally): Uint8Array | undefined {
   const r = new Reader(content)
+  const out: number[] = []
+  let from = 0
   for (let count = r.u32(); count > 0; count--) {
-    r.name()
-    r.name()
+    const moduleStart = r.at
+    const module = r.name()
+    const moduleEnd = r.at
+    const name = r.name()
     const kind = r.byte()
+    if (kind === 0x00 && sameBytes(module, EXTISM_KERNEL_NAME) && KERNEL_HTTP.has(decoder.decode(name))) {
+      out.push(...content.subarray(from, moduleStart), ...writeU32(KERNEL_HTTP_NAME.length), ...KERNEL_HTTP_NAME)
+      from = moduleEnd
+    }
     if (kind === 0x00) r.u32() // function: type index
     else if (kind === 0x01) {
       const { limits } = readTableType(r, tally.tables.length)
@@ -230,6 +251,7 @@ function readImports(content: Uint8Array, tally: Tally): void {
     } else throw new ModuleBoundError(`unknown import kind ${kind}`)
   }
   checkTables(tally)
+  return from === 0 ? undefined : Uint8Array.from([...out, ...content.subarray(from)])
 }
 
 /** Refuses garbage-collected types: only function types (0x60) may be declared. */
@@ -430,7 +452,7 @@ function boundSection({ id, content }: Section, tally: Tally): Uint8Array | unde
     case SECTION.type:
       return void checkTypes(content)
     case SECTION.import:
-      return void readImports(content, tally)
+      return readImports(content, tally)
     case SECTION.table:
       return boundTables(content, tally)
     case SECTION.memory:

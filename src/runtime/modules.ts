@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { CapsuleError } from '../errors.js'
 import { HOST_FUNCTION_NAMES, HOST_NAMESPACE } from './host-functions.js'
-import { boundModule, ModuleBoundError, moduleBounds } from './module-bounds.js'
+import { boundModule, KERNEL_HTTP_NAMESPACE, ModuleBoundError, moduleBounds } from './module-bounds.js'
 
 /** Where a capsule's code comes from: a file path, a `file:`/`http:`/`https:` URL, or the module bytes. */
 export type WasmSource = string | URL | Uint8Array | ArrayBuffer
@@ -63,7 +63,7 @@ export async function readWasm(source: WasmSource): Promise<Uint8Array> {
 function checkImports(module: WebAssembly.Module): void {
   for (const { module: namespace, name, kind } of WebAssembly.Module.imports(module)) {
     const what = `"${namespace}" "${name}"`
-    if (namespace !== HOST_NAMESPACE && namespace !== EXTISM_KERNEL) {
+    if (namespace !== HOST_NAMESPACE && namespace !== EXTISM_KERNEL && namespace !== KERNEL_HTTP_NAMESPACE) {
       throw new CapsuleError('load_failed', `the capsule imports ${what}, which capsule-host does not provide (WASI and other host modules are not available)`)
     }
     if (kind !== 'function') {

@@ -40,7 +40,8 @@ export function extismOptions(
     allowedHosts: [],
     fetch: refusingFetch,
     logLevel: 'error',
-    // Caps Extism's kernel memory (its blocks); linear memory is capped in the module itself.
+    // Extism's own cap on its blocks; it counts a block only after allocating it, so capsule-host
+    // admits every block first (kernel-guards.ts). Linear memory is capped in the module itself.
     memory: { maxPages: Math.max(1, Math.floor(memoryBytes / WASM_PAGE)), maxVarBytes: MAX_VAR_BYTES },
   }
 }

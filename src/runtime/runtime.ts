@@ -164,18 +164,21 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       }
       const capsule = new Capsule(id, engine, compiled.exports, own.callTimeoutMs, async () => {
         http.closeAll()
-        await fetch.releaseCapsule(id)
-        lease?.release()
-        capsules.delete(id)
-        reserved.delete(id)
+        try {
+          await fetch.releaseCapsule(id)
+        } finally {
+          lease?.release()
+          capsules.delete(id)
+          reserved.delete(id)
+        }
       })
       capsules.set(id, capsule)
       return capsule
     } catch (error) {
       reserved.delete(id)
       // Release only what this load claimed: the id may belong to a capsule of another runtime.
-      if (claimed) await fetch.releaseCapsule(id)
       lease?.release()
+      if (claimed) await fetch.releaseCapsule(id)
       throw error
     }
   }

@@ -5,7 +5,8 @@ import { CapsuleError, isCapsuleHostError, type WireError } from '../errors.js'
 import { CheckedRequest } from '../wire/parse.js'
 import { ChannelClient } from './channel.js'
 import { HOST_NAMESPACE, syncHostFunctions, type HostIo, type MemoryRef } from './host-functions.js'
-import { kernelFunctions, KernelMemoryExceeded, type CapsuleLog } from './kernel-guards.js'
+import { kernelFunctions, kernelHttpFunctions, KernelMemoryExceeded, type CapsuleLog, type KernelBudget } from './kernel-guards.js'
+import { KERNEL_HTTP_NAMESPACE } from './module-bounds.js'
 import { extismOptions, failureOf, outputBytes } from './plugin-options.js'
 import {
   decodeReadResult,
@@ -51,11 +52,14 @@ function send(op: typeof OP.request | typeof OP.streamStart, input: Uint8Array):
  */
 const EXTERNAL_LIMIT = 2 * data.memoryBytes + 32 * 1024 * 1024
 
-const reserve = (bytes: number) => {
-  const external = getHeapStatistics().external_memory
-  if (external + bytes > EXTERNAL_LIMIT) {
-    throw new KernelMemoryExceeded(`${bytes} more bytes would bring the capsule to ${external + bytes} bytes outside its heap; the limit is ${EXTERNAL_LIMIT}`)
-  }
+const budget: KernelBudget = {
+  admit: (_context, bytes) => {
+    const external = getHeapStatistics().external_memory
+    if (external + bytes > EXTERNAL_LIMIT) {
+      throw new KernelMemoryExceeded(`${bytes} more bytes would bring the capsule to ${external + bytes} bytes outside its heap; the limit is ${EXTERNAL_LIMIT}`)
+    }
+  },
+  made: () => undefined,
 }
 
 const io: HostIo<'sync'> = {
@@ -69,9 +73,13 @@ const io: HostIo<'sync'> = {
     if (bytesOf(handle).byteLength <= MAX_HANDLE_BYTES) channel.call(OP.streamClose, bytesOf(handle))
   },
   checkpoint: () => undefined,
-  reserve,
+  budget,
 }
-const functions = { [HOST_NAMESPACE]: syncHostFunctions(io, ref), 'extism:host/env': kernelFunctions(reserve, log, data.config) }
+const functions = {
+  [HOST_NAMESPACE]: syncHostFunctions(io, ref),
+  'extism:host/env': kernelFunctions(budget, log, data.config),
+  [KERNEL_HTTP_NAMESPACE]: kernelHttpFunctions(log),
+}
 
 // Extism loads node:wasi, whose ExperimentalWarning means nothing here (WASI is never enabled).
 process.removeAllListeners('warning')

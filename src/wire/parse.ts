@@ -2,7 +2,7 @@
 import { z } from 'zod'
 import { CapsuleHostError } from '../errors.js'
 import { safeText } from '../safe-text.js'
-import { HttpRequestSchema, type HttpRequest } from './schemas.js'
+import { HttpRequestSchema, REQUEST_BOUNDS, type HttpRequest } from './schemas.js'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 const encoder = new TextEncoder()
@@ -74,6 +74,9 @@ export class CheckedRequest {
     const form = bodyBase64 !== undefined ? BODY_BASE64 : body !== undefined ? BODY_TEXT : BODY_NONE
     const bytes = bodyBase64 !== undefined ? Buffer.from(bodyBase64, 'base64') : body !== undefined ? encoder.encode(body) : undefined
     const headBytes = encoder.encode(JSON.stringify(head))
+    if (headBytes.byteLength > REQUEST_BOUNDS.headBytes) {
+      throw invalid(`the request's URL, headers and options take ${headBytes.byteLength} bytes; the limit is ${REQUEST_BOUNDS.headBytes}`)
+    }
     const frame = new Uint8Array(FRAME_HEADER + headBytes.byteLength + (bytes?.byteLength ?? 0))
     frame[0] = form
     new DataView(frame.buffer).setUint32(1, headBytes.byteLength, true)

@@ -6,6 +6,22 @@ import { TimerMs } from '../timers.js'
 /** RFC 9110 §5.6.2 token: the characters a method or header name may use. */
 export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
+/** Bounds on what one request may carry, so the host's work per request stays small and fixed. */
+export const REQUEST_BOUNDS = Object.freeze({
+  /** Header entries (object keys or array pairs). */
+  headers: 256,
+  /** Characters of header names and values together (servers take 8 to 32 KiB of headers in all). */
+  headerChars: 32 * 1024,
+  /** Characters of the URL (Node's own server takes 16 KiB for the request line and headers together). */
+  urlChars: 16 * 1024,
+  /** Characters of the method. */
+  methodChars: 32,
+  /** Characters of `options.integrity`. */
+  integrityChars: 1024,
+  /** Bytes of a checked request's head (everything but the body) as the worker sends it to the host. */
+  headBytes: 256 * 1024,
+})
+
 /** A capsule's time option must fit a Node timer; more is refused (a smaller one only tightens). */
 const TimeoutMs = TimerMs
 
@@ -17,18 +33,9 @@ export const RequestOptionsSchema = z.strictObject({
   redirect: z.enum(['manual', 'follow', 'error']).optional(),
   maxRedirects: z.int().nonnegative().optional(),
   maxResponseBytes: z.int().nonnegative().optional(),
-  integrity: z.string().min(1).optional(),
+  integrity: z.string().min(1).max(REQUEST_BOUNDS.integrityChars, `at most ${REQUEST_BOUNDS.integrityChars} characters`).optional(),
 })
 
-/** Bounds on what one request may carry, so the host's work per request stays small and fixed. */
-export const REQUEST_BOUNDS = Object.freeze({
-  /** Header entries (object keys or array pairs). */
-  headers: 256,
-  /** Characters of header names and values together. */
-  headerChars: 64 * 1024,
-  /** Characters of the URL. */
-  urlChars: 64 * 1024,
-})
 
 const headerEntries = (h: Record<string, string> | Array<[string, string]>) => (Array.isArray(h) ? h : Object.entries(h))
 const headerChars = (h: Record<string, string> | Array<[string, string]>) => headerEntries(h).reduce((n, [k, v]) => n + k.length + v.length, 0)
@@ -46,6 +53,7 @@ export const HttpRequestSchema = z
     url: z.string().min(1).max(REQUEST_BOUNDS.urlChars, `at most ${REQUEST_BOUNDS.urlChars} characters`),
     method: z
       .string()
+      .max(REQUEST_BOUNDS.methodChars, `at most ${REQUEST_BOUNDS.methodChars} characters`)
       .regex(TOKEN, 'must be an HTTP method token such as GET or POST')
       .transform((m) => m.toUpperCase())
       .optional(),
