@@ -32,8 +32,8 @@ const WARMUP = 200 // well-behaved requests before the first run, alone
 const SETTLE = 2 // unmeasured requests at the start of each scenario, once its load is running
 const HOSTILE = 3
 /** Requests per flood call: a call lasts well under a second, so stopping a flood is quick. */
-const FLOOD_PER_CALL = { deep: 4, headers: 4, keys: 4, valid: 200 }
-const KINDS = /** @type {const} */ (['deep', 'headers', 'keys', 'valid'])
+const FLOOD_PER_CALL = { deep: 4, headers: 4, keys: 4, method: 4, integrity: 4, valid: 200 }
+const KINDS = /** @type {const} */ (['deep', 'headers', 'keys', 'method', 'integrity', 'valid'])
 const SPIN_CALL_MS = 200 // the length of one spin_count call, calibrated at the start
 const LOAD_CALLS_MAX = 10_000 // calls per hostile loop and scenario, whatever happens
 const START_TIMEOUT_MS = 30_000 // a load that has not shown itself running by then fails the bench

@@ -83,7 +83,7 @@ function startFlood(kind: string) {
   }
 }
 
-test.each(['deep', 'headers', 'keys'])(
+test.each(['deep', 'headers', 'keys', 'method', 'integrity'])(
   'while a capsule floods %s requests, another capsule makes 20 requests, each succeeds within 2 s',
   async (kind) => {
     const started = nextFlooderEvent()

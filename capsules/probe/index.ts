@@ -244,7 +244,8 @@ function padded(n: i32, width: i32): string {
 /**
  * One request of a flood, built once per call. `deep`: `headers` nests arrays to fill the
  * request (about 520k levels); `headers`: about 61k `["x-000000","v"]` pairs; `keys`: about
- * 61k unknown keys `"k000000":"vvvv"`; `valid`: `{"url":...}`. Null for an unknown kind.
+ * 61k unknown keys `"k000000":"vvvv"`; `method`: a method of about 1 MiB; `integrity`: about
+ * 116k `sha256-A` entries in `options.integrity`; `valid`: `{"url":...}`. Null for an unknown kind.
  */
 function floodRequest(kind: string, url: string): Uint8Array | null {
   const limit = FLOOD_MAX_BYTES - FLOOD_SLACK;
@@ -264,6 +265,16 @@ function floodRequest(kind: string, url: string): Uint8Array | null {
   } else if (kind == "keys") {
     const entry = ',"k000000":"vvvv"'.length;
     for (let i = 0; w.out.length + entry + 1 <= limit; i++) w.key("k" + padded(i, 6)).string("vvvv");
+  } else if (kind == "method") {
+    const n = limit - w.out.length - '"method":"",'.length - 1;
+    const method = new Uint8Array(n);
+    memory.fill(method.dataStart, 0x4d, <usize>n); // M
+    w.key("method").string(String.UTF8.decode(method.buffer));
+  } else if (kind == "integrity") {
+    w.key("options").beginObject().key("integrity");
+    const unit = "sha256-A ";
+    const n = (limit - w.out.length - 5) / unit.length;
+    w.string(unit.repeat(n)).endObject();
   } else if (kind != "valid") {
     return null;
   }
@@ -272,7 +283,7 @@ function floodRequest(kind: string, url: string): Uint8Array | null {
 }
 
 /**
- * Input: {"kind":"deep"|"headers"|"keys"|"valid","count":N,"url":"..."}. Sends N requests of
+ * Input: {"kind":"deep"|"headers"|"keys"|"method"|"integrity"|"valid","count":N,"url":"..."}. Sends N requests of
  * that kind through http_request, one after another, as fast as the host answers, and frees
  * every reply unread (only its first bytes are looked at, to count errors).
  * Output: {"kind","bytes","sent","errors","firstError"} (bytes: one request's size;
@@ -283,11 +294,11 @@ export function flood(): i32 {
   if (doc === null) return fail("flood input is not JSON: " + jsonError());
   const count = doc.get("count");
   if (count === null || !count.isNumber || !count.isInteger || count.integer < 0) {
-    return fail('flood input must be {"kind":"deep"|"headers"|"keys"|"valid","count":N,"url":"..."}');
+    return fail('flood input must be {"kind":"deep"|"headers"|"keys"|"method"|"integrity"|"valid","count":N,"url":"..."}');
   }
   const kind = doc.getString("kind");
   const req = floodRequest(kind, doc.getString("url"));
-  if (req === null) return fail('flood kind must be "deep", "headers", "keys" or "valid", not ' + jsonString(kind));
+  if (req === null) return fail('flood kind must be "deep", "headers", "keys", "method", "integrity" or "valid", not ' + jsonString(kind));
   const head = new Uint8Array(ERROR_REPLY.length);
   let errors: i64 = 0;
   let firstError: string | null = null;
