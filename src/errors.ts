@@ -86,6 +86,14 @@ export class CapsuleHostError extends Error {
   }
 }
 
+/** What a capsule is told about a bug on the host side (ours, a gate's, a middleware's): no detail. */
+export const INTERNAL_WIRE_ERROR: Readonly<WireError> = Object.freeze({ code: 'network', message: 'internal error while handling the request' })
+
+/** The wire form of an error: a CapsuleHostError's own, anything else the internal error. */
+export function wireErrorOf(error: unknown): WireError {
+  return isCapsuleHostError(error) ? error.toWire() : { ...INTERNAL_WIRE_ERROR }
+}
+
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value)
 }

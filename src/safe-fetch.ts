@@ -1,5 +1,5 @@
 // createSafeFetch: assembles validation, gates, the safe resolver and the pinned terminal into one API.
-import { CapsuleHostError, isCapsuleHostError, type ErrorCode, type TimeoutPhase, type WireError } from './errors.js'
+import { CapsuleHostError, isCapsuleHostError, wireErrorOf, type ErrorCode, type TimeoutPhase, type WireError } from './errors.js'
 import { decideHop, isGateRefusal, type Admission } from './fetch/admit.js'
 import { exchange, hostBudget } from './fetch/exchange.js'
 import { cancelledBy } from './fetch/host-deadline.js'
@@ -173,10 +173,9 @@ async function whileWaiting<T>(work: Promise<T>, signal: AbortSignal, deadline: 
   }
 }
 
+/** The reply for a failure; a bug of ours, not the capsule's, is said without detail. */
 function errorReply(error: unknown): ErrorReply {
-  if (isCapsuleHostError(error)) return { error: error.toWire() }
-  // A bug of ours, not the capsule's: say so without detail.
-  return { error: { code: 'network', message: 'internal error while handling the request' } }
+  return { error: wireErrorOf(error) }
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })

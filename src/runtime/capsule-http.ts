@@ -1,5 +1,5 @@
 // One capsule's HTTP host service: the four host functions on bytes, and its bounded stream table.
-import { CapsuleHostError, isCapsuleHostError, type WireError } from '../errors.js'
+import { CapsuleHostError, wireErrorOf, type WireError } from '../errors.js'
 import type { SafeFetch, StreamedResponse } from '../safe-fetch.js'
 import type { CheckedRequest } from '../wire/parse.js'
 
@@ -21,12 +21,6 @@ export type ReadResult = { ok: true; bytes: Uint8Array } | { ok: false; error: W
 
 function json(value: unknown): Uint8Array {
   return encoder.encode(JSON.stringify(value))
-}
-
-function wireError(error: unknown): WireError {
-  return isCapsuleHostError(error)
-    ? error.toWire()
-    : { code: 'network', message: 'internal error while handling the request' }
 }
 
 export interface CapsuleHttpOptions {
@@ -65,7 +59,7 @@ export class CapsuleHttp {
     try {
       return json(await this.#options.fetch.request(input, this.#context()))
     } catch (error) {
-      return json({ error: wireError(error) })
+      return json({ error: wireErrorOf(error) })
     }
   }
 
@@ -82,7 +76,7 @@ export class CapsuleHttp {
     try {
       reply = await this.#options.fetch.stream(input, this.#context())
     } catch (error) {
-      reply = { error: wireError(error) }
+      reply = { error: wireErrorOf(error) }
     }
     if ('error' in reply) {
       this.#slots--
@@ -129,7 +123,7 @@ export class CapsuleHttp {
       return { ok: true, bytes: (await stream.response.read(capacity)) ?? new Uint8Array(0) }
     } catch (error) {
       if (key !== undefined) this.streamClose(key)
-      return { ok: false, error: wireError(error) }
+      return { ok: false, error: wireErrorOf(error) }
     }
   }
 

@@ -136,13 +136,13 @@ class Vars {
  * 0, no body, no headers) and say so in the capsule's log.
  */
 export function kernelHttpFunctions(log: CapsuleLog) {
-  const refuse = (what: string) => () => {
+  const refuse = (what: string) => {
     log.lastError = `${what} (Extism's own HTTP) is not served; use the capsule-host functions of extism:host/user`
   }
   return {
-    http_request: (_context: CallContext, _request: bigint, _body: bigint) => (refuse('http_request')(), 0n),
-    http_status_code: () => (refuse('http_status_code')(), 0),
-    http_headers: () => (refuse('http_headers')(), 0n),
+    http_request: (_context: CallContext, _request: bigint, _body: bigint) => (refuse('http_request'), 0n),
+    http_status_code: () => (refuse('http_status_code'), 0),
+    http_headers: () => (refuse('http_headers'), 0n),
   }
 }
 

@@ -3,7 +3,7 @@ import type { ExtismPluginOptions } from '@extism/extism'
 import { CapsuleError } from '../errors.js'
 import { safeText } from '../safe-text.js'
 import { HostFailure } from './host-functions.js'
-import { KernelMemoryExceeded, MAX_VAR_BYTES, type CapsuleLog } from './kernel-guards.js'
+import { KernelMemoryExceeded, type CapsuleLog } from './kernel-guards.js'
 import { moduleBounds, tableAtBound } from './module-bounds.js'
 
 const WASM_PAGE = 64 * 1024
@@ -42,7 +42,7 @@ export function extismOptions(
     logLevel: 'error',
     // Extism's own cap on its blocks; it counts a block only after allocating it, so capsule-host
     // admits every block first (kernel-guards.ts). Linear memory is capped in the module itself.
-    memory: { maxPages: Math.max(1, Math.floor(memoryBytes / WASM_PAGE)), maxVarBytes: MAX_VAR_BYTES },
+    memory: { maxPages: Math.max(1, Math.floor(memoryBytes / WASM_PAGE)) },
   }
 }
 

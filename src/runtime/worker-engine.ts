@@ -1,6 +1,6 @@
 // Runs a capsule in its own worker thread and serves its host calls on the main thread.
 import { Worker } from 'node:worker_threads'
-import { CapsuleError } from '../errors.js'
+import { CapsuleError, INTERNAL_WIRE_ERROR } from '../errors.js'
 import type { CapsuleEngine } from './capsule.js'
 import type { CapsuleHttp } from './capsule-http.js'
 import { createChannelBuffer, serveChannel, type ChannelReply } from './channel.js'
@@ -36,7 +36,6 @@ export interface WorkerEngineOptions {
 
 const EMPTY = new Uint8Array(0)
 
-const INTERNAL_ERROR = { code: 'network', message: 'internal error while handling the request' } as const
 
 /** Serves one host call; a failure of ours still answers, so the worker never waits forever. */
 async function serveHostCall(http: CapsuleHttp, op: number, payload: Uint8Array): Promise<ChannelReply> {
@@ -44,8 +43,8 @@ async function serveHostCall(http: CapsuleHttp, op: number, payload: Uint8Array)
     return await hostCall(http, op, payload)
   } catch {
     return op === OP.streamRead
-      ? encodeReadResult({ ok: false, error: INTERNAL_ERROR })
-      : { status: 0, bytes: new TextEncoder().encode(JSON.stringify({ error: INTERNAL_ERROR })) }
+      ? encodeReadResult({ ok: false, error: { ...INTERNAL_WIRE_ERROR } })
+      : { status: 0, bytes: new TextEncoder().encode(JSON.stringify({ error: INTERNAL_WIRE_ERROR })) }
   }
 }
 

@@ -1,7 +1,7 @@
 // The entry of a capsule's worker thread: an Extism plugin whose host functions block on the channel.
 import { getHeapStatistics } from 'node:v8'
 import { parentPort, workerData } from 'node:worker_threads'
-import { CapsuleError, isCapsuleHostError, type WireError } from '../errors.js'
+import { CapsuleError, wireErrorOf } from '../errors.js'
 import { CheckedRequest } from '../wire/parse.js'
 import { ChannelClient } from './channel.js'
 import { HOST_NAMESPACE, syncHostFunctions, type HostIo, type MemoryRef } from './host-functions.js'
@@ -28,7 +28,6 @@ const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMes
 const bytesOf = (handle: Uint8Array | string) => (typeof handle === 'string' ? new TextEncoder().encode(handle) : handle)
 
 const encoder = new TextEncoder()
-const INTERNAL: WireError = { code: 'network', message: 'internal error while handling the request' }
 
 /**
  * Parses and validates a request here, where the capsule's own time is spent: the main thread
@@ -39,7 +38,7 @@ function send(op: typeof OP.request | typeof OP.streamStart, input: Uint8Array):
   try {
     checked = CheckedRequest.check(input, data.maxRequestBytes)
   } catch (error) {
-    const refusal: RefusalNotice = { kind: op === OP.request ? 'request' : 'stream', error: isCapsuleHostError(error) ? error.toWire() : INTERNAL }
+    const refusal: RefusalNotice = { kind: op === OP.request ? 'request' : 'stream', error: wireErrorOf(error) }
     channel.call(OP.refused, encoder.encode(JSON.stringify(refusal)))
     return encoder.encode(JSON.stringify({ error: refusal.error }))
   }
