@@ -295,6 +295,23 @@ const accepted: Accepted[] = [
   plain('dots after the ; are parameters', 'http://h/a;../x', '/a;../x'),
   plain('encoded dot inside a longer part before ;', 'http://h/%2ea;/x', '/%2ea;/x'),
   plain('dot-segment with ; in the query is not checked', 'http://h/p?u=/..;/admin', '/p?u=/..;/admin'),
+  plain('dots inside a longer name before ;', 'http://h/files/x..y;v=1', '/files/x..y;v=1'),
+  plain('dots inside a longer name before %3b', 'http://h/files/x..y%3bv=1', '/files/x..y%3bv=1'),
+  plain('encoded ; on an ordinary segment', 'http://h/a%3bb/c', '/a%3bb/c'),
+  plain('encoded ; in upper case on an ordinary segment', 'http://h/a%3Bb', '/a%3Bb'),
+  plain('two dots then a letter before %3b is not a dot-segment', 'http://h/..a%3b/x', '/..a%3b/x'),
+  plain('three dots before %3B is not a dot-segment', 'http://h/...%3B/x', '/...%3B/x'),
+  plain('empty part before %3b', 'http://h/%3b/x', '/%3b/x'),
+  plain('dots after an encoded ; are parameters', 'http://h/a%3b../x', '/a%3b../x'),
+  plain('dot-segment with %3b in the query is not checked', 'http://h/p?u=/..%3b/admin', '/p?u=/..%3b/admin'),
+  // Node 20.20's URL (ada 2.9.2, ada-url/ada#935) leaves these unresolved; normaliseUrl resolves them
+  plain('.. after a segment that starts with a dot', 'http://h/public/.well-known/../../admin', '/admin'),
+  plain('.. after a dot-file segment, one level', 'http://h/a/.x/../b', '/a/b'),
+  plain('. after a segment that starts with a dot', 'http://h/a/.x/./b', '/a/.x/b'),
+  plain('trailing .. after a dot-file segment', 'http://h/a/.x/..', '/a/'),
+  plain('trailing . after a dot-file segment', 'http://h/a/.x/.', '/a/.x/'),
+  plain('.. after a dot-file segment cannot climb above the root', 'http://h/.x/../../../b', '/b'),
+  plain('a dot-file segment alone is kept', 'http://h/.well-known/acme', '/.well-known/acme'),
 
   // query and fragment
   plain('fragment dropped', 'http://h/a#frag', '/a'),
@@ -309,7 +326,7 @@ const accepted: Accepted[] = [
 ]
 
 /** The exact refusal of a dot-segment with path parameters (`..;`, `.%2e;x=1`). */
-const PARAMETERS = 'a dot-segment with path parameters (such as "..;" or ".;x=1") in the path is not allowed: servers that strip parameters resolve it as a dot-segment'
+const PARAMETERS = 'a dot-segment with path parameters (such as "..;", "..%3B" or ".;x=1") in the path is not allowed: servers that strip parameters resolve it as a dot-segment'
 
 const refused: Refused[] = [
   // schemes and shape
@@ -363,6 +380,30 @@ const refused: Refused[] = [
   { name: '..; before the query', url: 'http://h/public/..;?x=1', why: PARAMETERS },
   { name: '..;; two semicolons', url: 'http://h/public/..;;/admin', why: PARAMETERS },
   { name: '..; as the first segment', url: 'http://h/..;/admin', why: PARAMETERS },
+  { name: '.; then .. (here /public/admin, to Tomcat /admin)', url: 'http://h/public/.;/../admin', why: PARAMETERS },
+  // the ; percent-encoded: a proxy or framework that decodes before stripping parameters reads ..;
+  { name: '..%3b', url: 'http://h/public/..%3b/admin', why: PARAMETERS },
+  { name: '..%3B in upper case', url: 'http://h/public/..%3B/admin', why: PARAMETERS },
+  { name: '..%3b with parameters', url: 'http://h/public/..%3bjsessionid=1/admin', why: PARAMETERS },
+  { name: '..%3B with parameters', url: 'http://h/public/..%3Bjsessionid=1/admin', why: PARAMETERS },
+  { name: '.%2e%3b', url: 'http://h/public/.%2e%3b/admin', why: PARAMETERS },
+  { name: '.%2E%3b', url: 'http://h/public/.%2E%3b/admin', why: PARAMETERS },
+  { name: '%2e.%3b', url: 'http://h/public/%2e.%3b/admin', why: PARAMETERS },
+  { name: '%2e%2e%3B', url: 'http://h/public/%2e%2e%3B/admin', why: PARAMETERS },
+  { name: '%2E%2E%3B with parameters', url: 'http://h/public/%2E%2E%3Bjsessionid=1/admin', why: PARAMETERS },
+  { name: '..%3b as the last segment', url: 'http://h/public/..%3b', why: PARAMETERS },
+  { name: '..%3B with parameters as the last segment', url: 'http://h/public/..%3Bjsessionid=1', why: PARAMETERS },
+  { name: '%2e%2e%3B/ before a trailing slash', url: 'http://h/public/%2e%2e%3B/', why: PARAMETERS },
+  { name: '..%3b before the query', url: 'http://h/public/..%3b?x=1', why: PARAMETERS },
+  { name: '..%3b as the first segment', url: 'http://h/..%3b/admin', why: PARAMETERS },
+  { name: '..%3b then a literal ;', url: 'http://h/public/..%3b;x/admin', why: PARAMETERS },
+  { name: '..; then an encoded ;', url: 'http://h/public/..;%3bx/admin', why: PARAMETERS },
+  // single dot with an encoded ;
+  { name: '.%3b', url: 'http://h/public/.%3b/admin', why: PARAMETERS },
+  { name: '.%3B with parameters', url: 'http://h/a/.%3Bx=1/b', why: PARAMETERS },
+  { name: '%2e%3b', url: 'http://h/a/%2e%3b/b', why: PARAMETERS },
+  { name: '.%3b then ..', url: 'http://h/public/.%3b/../admin', why: PARAMETERS },
+  { name: '.%3b as the last segment', url: 'http://h/public/.%3b', why: PARAMETERS },
   { name: 'double-encoded letter', url: 'http://h/%2541', why: 'double percent-encoding' },
   { name: 'double-encoded slash', url: 'http://h/a%252fb', why: 'double percent-encoding' },
   { name: 'encoded NUL', url: 'http://h/a%00b', why: 'encoded NUL' },
@@ -576,6 +617,9 @@ const refusedLocations: Refused[] = [
   { name: '..; in an absolute-path location', url: '/public/..;/admin', why: PARAMETERS },
   { name: '%2e%2e; in a relative location', url: '%2e%2e;x/admin', why: PARAMETERS },
   { name: '.; in an absolute location', url: 'https://api.test/a/.;/b', why: PARAMETERS },
+  { name: '..%3b in an absolute-path location', url: '/public/..%3b/admin', why: PARAMETERS },
+  { name: '%2e%2e%3B in a relative location', url: '%2e%2e%3Bjsessionid=1/admin', why: PARAMETERS },
+  { name: '.%3b in an absolute location', url: 'https://api.test/a/.%3b/b', why: PARAMETERS },
   { name: 'ftp location', url: 'ftp://other.test/f', why: 'scheme "ftp:" is not allowed' },
   { name: 'javascript location', url: 'javascript:alert(1)', why: 'scheme "javascript:" is not allowed' },
   { name: 'userinfo in a network-path location', url: '//user@other.test/', why: 'credentials' },
@@ -636,6 +680,10 @@ const rawAllowed: RawRow[] = [
   { name: 'parameters on an ordinary segment', reference: '/a;b/c' },
   { name: 'three dots then ;', reference: '/...;/c' },
   { name: '..; in the query only', reference: '/p?next=/..;/admin' },
+  { name: 'encoded ; on an ordinary segment', reference: '/a%3Bb/c' },
+  { name: 'dots inside a longer name before ;', reference: '/files/x..y;v=1' },
+  { name: 'two dots then a letter before %3b', reference: '/..a%3b' },
+  { name: '..%3b in the query only', reference: '/p?next=/..%3b/admin' },
   { name: 'empty reference', reference: '' },
 ]
 
@@ -644,6 +692,9 @@ const rawRefused: Array<RawRow & { why: string }> = [
   { name: 'half-encoded dot segment', reference: '.%2E', why: 'encoded dot-segment' },
   { name: 'dot-segment with parameters', reference: '..;x=1/admin', why: PARAMETERS },
   { name: 'encoded dot-segment with parameters, mixed case', reference: '/%2E%2e;/admin', why: PARAMETERS },
+  { name: 'dot-segment with an encoded ;', reference: '..%3b/admin', why: PARAMETERS },
+  { name: 'encoded dot-segment with an encoded ; and parameters', reference: '/.%2E%3bjsessionid=1', why: PARAMETERS },
+  { name: 'single dot with an encoded ;', reference: './.%3B', why: PARAMETERS },
   { name: 'encoded slash', reference: 'a%2Fb', why: 'encoded slash' },
   { name: 'encoded backslash', reference: '/a%5cb', why: 'encoded backslash' },
   { name: 'double encoding', reference: '/%2541', why: 'double percent-encoding' },

@@ -36,11 +36,17 @@ const RAW_PATH_REFUSALS: ReadonlyArray<readonly [RegExp, string]> = [
 // A dot-segment, literal or encoded. Tomcat, Jetty and Spring strip path parameters (from the
 // first `;` of a segment) before resolving dot-segments, so `..;x=1` is `..` to them, while the
 // WHATWG parser and our route matcher see a plain segment: `/public/..;/admin` would match
-// `/public/**` and reach `/admin`. Only segments whose part before the first `;` is a
-// dot-segment are refused; `/a;b`, `/..a;`, `/...;` and `/;` are ordinary segments.
-// (A whole segment that is an encoded dot-segment is refused on its own: the parser resolves
-// `%2e%2e` as `..`, but an upstream may not.)
+// `/public/**` and reach `/admin`. `.;x` is refused too: to those servers it is `.`, which takes
+// no level, while we count it as a segment that a later `..` removes, so `/public/.;/../admin`
+// is `/public/admin` here and `/admin` there. The `;` may also be encoded (`..%3B`): a proxy or
+// framework that decodes before it strips parameters reads `..;` again. Only segments whose part
+// before the first `;` or `%3B` is a dot-segment are refused; `/a;b`, `/..a;`, `/...;`, `/;` and
+// `/a%3Bb` are ordinary segments. (A whole segment that is an encoded dot-segment is refused on
+// its own: the parser resolves `%2e%2e` as `..`, but an upstream may not.)
 const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i
+
+/** Where a segment's path parameters start: its first `;`, literal or encoded. */
+const PARAMETER_START = /;|%3b/i
 
 function refuse(reason: string): never {
   throw new CapsuleHostError('invalid_request', `invalid url: ${reason}`)
@@ -75,9 +81,9 @@ export function checkRawReference(reference: string): void {
     if (segment.includes('%') && DOT_SEGMENT.test(segment)) {
       refuse('an encoded dot-segment (%2E) in the path is not allowed')
     }
-    const semicolon = segment.indexOf(';')
-    if (semicolon !== -1 && DOT_SEGMENT.test(segment.slice(0, semicolon))) {
-      refuse('a dot-segment with path parameters (such as "..;" or ".;x=1") in the path is not allowed: servers that strip parameters resolve it as a dot-segment')
+    const parameters = segment.search(PARAMETER_START)
+    if (parameters !== -1 && DOT_SEGMENT.test(segment.slice(0, parameters))) {
+      refuse('a dot-segment with path parameters (such as "..;", "..%3B" or ".;x=1") in the path is not allowed: servers that strip parameters resolve it as a dot-segment')
     }
   }
 }
@@ -110,7 +116,7 @@ export function normaliseUrl(raw: string): NormalisedUrl {
   const protocol = url.protocol as 'http:' | 'https:'
   const port = url.port === '' ? DEFAULT_PORTS[protocol] : Number(url.port)
   const host = url.port === '' ? hostname : `${hostname}:${url.port}`
-  const path = url.pathname + url.search
+  const path = resolveDotSegments(url.pathname) + url.search
   const origin = `${protocol}//${host}`
   return {
     href: origin + path,
@@ -122,6 +128,30 @@ export function normaliseUrl(raw: string): NormalisedUrl {
     origin,
     ipLiteral: ipLiteralOf(hostname),
   }
+}
+
+/**
+ * Removes the `.` and `..` segments the parser left in a pathname. The WHATWG parser resolves
+ * them all, but an ada without the fix for ada-url/ada#935 (2.9.2, in Node 20.20.2) skips a path
+ * in which a segment starts with a dot: `/public/.well-known/../../admin` came back as written, matched
+ * `/public/**`, and reached `/admin` upstream. Same rules as the parser: a `..` never climbs above
+ * the root, and a trailing `.` or `..` leaves a trailing slash. Encoded dot-segments never get
+ * here (refused by `checkRawReference`).
+ */
+function resolveDotSegments(pathname: string): string {
+  const segments = pathname.slice(1).split('/')
+  if (!segments.some((segment) => segment === '.' || segment === '..')) return pathname
+  const resolved: string[] = []
+  segments.forEach((segment, i) => {
+    const last = i === segments.length - 1
+    if (segment === '..') resolved.pop()
+    if (segment === '.' || segment === '..') {
+      if (last) resolved.push('')
+      return
+    }
+    resolved.push(segment)
+  })
+  return `/${resolved.join('/')}`
 }
 
 /** After WHATWG parsing every IPv4 spelling is a dotted quad and every IPv6 literal is bracketed. */
