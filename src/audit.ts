@@ -1,30 +1,51 @@
 // The audit log: one structured event per request or stream, to listeners, async iterators and JSON lines.
 import type { ErrorCode, TimeoutPhase } from './errors.js'
+import type { Decider, DenyReason } from './gate/types.js'
 
-/** One request's outcome. Never contains a query string, a header or a body. */
+/** One request's outcome. Never contains a query string, a header value, a body or a secret. */
 export interface AuditEvent {
   capsuleId: string
   /** Unique within this safe fetch: `<capsuleId>#<n>`. */
   requestId: string
   kind: 'request' | 'stream'
   method: string | undefined
-  /** Origin and path, with any query string replaced by `?…`. Undefined when the URL was invalid. */
+  /**
+   * The capsule's own URL (never one middleware set): origin and path, with any query string
+   * replaced by `?…`. Undefined when the URL was invalid.
+   */
   url: string | undefined
   /**
-   * False when validation, a gate, the address policy or the stream table refused the request
-   * (a gate or the policy that did not answer in time refused it too).
+   * True when every admission the request met allowed it: the gates (manifest, rules or policy,
+   * host gates) and the address policy, on every hop. False when validation, the stream table, a
+   * gate, the address policy or middleware refused it. A request that failed after it was
+   * allowed (a timeout, a reset, a middleware bug) is `allowed: true` with a `code`.
    */
   allowed: boolean
-  /** The rule, route, policy, gate or check that decided. */
-  decidedBy: string | undefined
-  /** Why a request was refused or failed (host-side: may name the private address a name resolved to). */
-  reason?: string
+  /**
+   * Who decided: a stage (`validation`, `stream-table`, `manifest`, `rules`, `policy`, `gates`,
+   * `default`, `address-policy`, `resolver`, `request-options`, `middleware`), `rule:<id>` or
+   * `gate:<name>`. Set on every event; a failure after an allow keeps the decider that allowed.
+   */
+  decidedBy: Decider
+  /** The route pattern of the rule that allowed, when the rule has routes. */
+  route?: string
+  /** For refusals: a stable phrase from DENY_REASONS (docs/rules.md). */
+  reason?: DenyReason
+  /**
+   * Host-side detail: what was refused and why (the path, the method, a resolved private
+   * address), or what failed (a TLS cause, a socket error). Secrets are redacted from it.
+   */
+  detail?: string
   /** The class of the address dialled, or of the blocked address that refused the request. */
   addressClass?: string
   status?: number
   code?: ErrorCode
   /** For `timeout`: which wait ran out (`host`: a gate, the policy or middleware did not answer in time). */
   phase?: TimeoutPhase
+  /** For `internal` errors: what was thrown on the host side (a middleware's or gate's bug, or ours), secrets redacted. */
+  error?: { name: string; message: string; stack?: string }
+  /** Secret occurrences replaced by `[redacted]` in what the capsule received. */
+  redactions: number
   /** Body bytes received (for a stream, counted to its end) and sent. */
   bytesIn: number
   bytesOut: number
@@ -46,6 +67,9 @@ const ITERATOR_BUFFER = 10_000
 export class AuditLog {
   readonly #listeners = new Set<AuditListener>()
   readonly #sinks: AuditSink[]
+  /** Wakes every async iterator when the log closes. */
+  readonly #closers = new Set<() => void>()
+  #closed = false
 
   constructor(sinks: AuditSink[] = []) {
     this.#sinks = sinks
@@ -79,7 +103,21 @@ export class AuditLog {
     }
   }
 
-  /** The events from now on, until the loop breaks. A slow reader keeps the newest 10,000. */
+  /** True once the runtime or safe fetch that owns the log has closed. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Ends every async iterator once it has yielded what was recorded before (the owner calls this on close). */
+  close(): void {
+    this.#closed = true
+    for (const wake of this.#closers) wake()
+  }
+
+  /**
+   * The events from now on, until the loop breaks or the log closes (the loop then ends after
+   * the events recorded before the close). A slow reader keeps the newest 10,000.
+   */
   async *[Symbol.asyncIterator](): AsyncGenerator<AuditEvent> {
     const queue: AuditEvent[] = []
     let wake: (() => void) | undefined
@@ -88,13 +126,17 @@ export class AuditLog {
       if (queue.length > ITERATOR_BUFFER) queue.shift()
       wake?.()
     })
+    const closer = () => wake?.()
+    this.#closers.add(closer)
     try {
       for (;;) {
         while (queue.length > 0) yield queue.shift()!
+        if (this.#closed) return
         await new Promise<void>((resolve) => (wake = resolve))
         wake = undefined
       }
     } finally {
+      this.#closers.delete(closer)
       stop()
     }
   }

@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   'integrity_mismatch',
   'network',
   'cancelled',
+  /** A bug on the host side (capsule-host's, a gate's, a middleware's): the capsule is told nothing more. */
+  'internal',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]
@@ -45,10 +47,10 @@ export interface CapsuleHostErrorOptions {
   phase?: TimeoutPhase
   /** The rule, gate or check that refused the request (host-side only; never sent to a capsule). */
   decidedBy?: string
-  /** Why, for the audit log: never the URL's query, may name resolved addresses (host-side only). */
-  reason?: string
   /** The class of the address that decided (the blocked one), for the audit log. */
   addressClass?: string
+  /** Host-side detail for the audit log (a TLS cause, a socket error); never sent to a capsule. */
+  detail?: string
 }
 
 /**
@@ -60,8 +62,8 @@ export class CapsuleHostError extends Error {
   readonly code: ErrorCode
   readonly phase: TimeoutPhase | undefined
   readonly decidedBy: string | undefined
-  readonly reason: string | undefined
   readonly addressClass: string | undefined
+  readonly detail: string | undefined
 
   constructor(code: ErrorCode, message: string, options: CapsuleHostErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -69,8 +71,8 @@ export class CapsuleHostError extends Error {
     this.code = code
     this.phase = options.phase
     this.decidedBy = options.decidedBy
-    this.reason = options.reason
     this.addressClass = options.addressClass
+    this.detail = options.detail
   }
 
   /** The `{ code, message }` object a capsule receives. */
@@ -87,7 +89,7 @@ export class CapsuleHostError extends Error {
 }
 
 /** What a capsule is told about a bug on the host side (ours, a gate's, a middleware's): no detail. */
-export const INTERNAL_WIRE_ERROR: Readonly<WireError> = Object.freeze({ code: 'network', message: 'internal error while handling the request' })
+export const INTERNAL_WIRE_ERROR: Readonly<WireError> = Object.freeze({ code: 'internal', message: 'internal error while handling the request' })
 
 /** The wire form of an error: a CapsuleHostError's own, anything else the internal error. */
 export function wireErrorOf(error: unknown): WireError {

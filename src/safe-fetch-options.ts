@@ -42,6 +42,7 @@ const SAFE_FETCH_OPTIONS: Readonly<Record<keyof SafeFetchOptions, OptionCheck>> 
   limits: is.object,
   maxRedirects: wholeNumber,
   onRequest: is.function,
+  onError: is.function,
   auditStream: sink,
   middleware: is.thrownBy(middlewareList),
 }

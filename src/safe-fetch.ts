@@ -1,28 +1,31 @@
-// createSafeFetch: assembles validation, gates, the safe resolver and the pinned terminal into one API.
-import { CapsuleHostError, isCapsuleHostError, wireErrorOf, type ErrorCode, type TimeoutPhase, type WireError } from './errors.js'
-import { decideHop, isGateRefusal, type Admission } from './fetch/admit.js'
+// createSafeFetch: a thin facade over the four parts of the request path (guard, transport, pipeline, session).
+import { AuditLog, type AuditEvent, type AuditListener, type AuditSink } from './audit.js'
+import { CapsuleHostError, type ErrorCode, type TimeoutPhase, type WireError } from './errors.js'
+import { admit, type Admission } from './fetch/admit.js'
 import { exchange, hostBudget } from './fetch/exchange.js'
 import { cancelledBy } from './fetch/host-deadline.js'
 import { prepareRequest, type Mode, type PreparedRequest } from './fetch/prepare.js'
+import { bufferedReply, scrubbedWireError, streamedAnswer } from './fetch/reply.js'
+import { RequestSecrets } from './fetch/secrets.js'
+import { CapsuleSession } from './fetch/session.js'
+import { RequestTrace, type ErrorHook } from './fetch/trace.js'
+import { compileCapabilities } from './gate/capabilities.js'
 import type { Policy } from './gate/decide.js'
 import { compileRules, type Rule } from './gate/rules.js'
-import { compileCapabilities, type Capabilities } from './gate/capabilities.js'
-import type { SecurityGate } from './gate/types.js'
+import type { Decider, DenyReason, SecurityGate } from './gate/types.js'
 import { resolveLimits, type Limits } from './limits.js'
-import { createAddressPolicy, type AddressPolicyOptions } from './net/address-policy.js'
-import { checkSafeFetchOptions } from './safe-fetch-options.js'
-import { CapsuleClients } from './net/capsule-clients.js'
-import { readAll } from './net/dispatch-hop.js'
-import type { AddressClass } from './net/address-table.js'
-import { checkIntegrity } from './net/integrity.js'
-import { headerObject, type HeaderList } from './net/headers.js'
-import { describeAddresses, systemResolver, type Resolver } from './net/resolve.js'
-import { parseRequest } from './wire/parse.js'
-import { redactedUrl } from './url/normalise.js'
-import { AuditLog, type AuditEvent, type AuditListener, type AuditSink } from './audit.js'
 import { middlewareList } from './middleware/compose.js'
 import type { MiddlewareOption } from './middleware/types.js'
+import { createAddressPolicy, type AddressPolicyOptions } from './net/address-policy.js'
+import type { AddressClass } from './net/address-table.js'
+import type { BodyReader } from './net/dispatch-hop.js'
+import { headerObject, type HeaderList } from './net/headers.js'
+import { systemResolver, type Resolver } from './net/resolve.js'
+import { checkSafeFetchOptions } from './safe-fetch-options.js'
+import { redactedUrl } from './url/normalise.js'
+import { parseRequest } from './wire/parse.js'
 import type { BufferedResponse } from './wire/schemas.js'
+import { rootCertificates } from 'node:tls'
 
 /** createSafeFetch's options. An unknown name or a wrong shape is a TypeError at creation, with a suggestion. */
 export interface SafeFetchOptions {
@@ -42,6 +45,11 @@ export interface SafeFetchOptions {
   maxRedirects?: number
   /** Called once per request or stream (at its end), allowed or refused. Same as `audit.on('request', ...)`. */
   onRequest?: AuditListener
+  /**
+   * Called with what was thrown when a request fails with `internal` (a bug in a middleware, a
+   * gate or capsule-host), and the request's event. The capsule is told nothing more than `internal`.
+   */
+  onError?: ErrorHook
   /** Also write every audit event as one JSON line to this stream (for example process.stderr). */
   auditStream?: AuditSink
   /** Global middleware (one or a list), run before origin and route middleware on every hop. */
@@ -50,21 +58,6 @@ export interface SafeFetchOptions {
 
 /** One request's outcome (the audit event). */
 export type RequestEvent = AuditEvent
-
-const REFUSALS: ReadonlySet<ErrorCode> = new Set(['invalid_request', 'denied', 'blocked_address', 'redirect_denied', 'stream_limit'])
-
-/** What one request learned on its way, for its audit event. */
-interface Trace {
-  requestId: string
-  method?: string
-  url?: string
-  decidedBy?: string
-  redirects?: number
-  addressClass?: string
-  bytesOut?: number
-  bytesIn?: number
-}
-
 
 export interface RequestContext {
   capsuleId: string
@@ -75,6 +68,8 @@ export type ErrorReply = { error: WireError }
 
 /** An open streamed response. `read()` returns the next chunk, or `null` at the end. */
 export interface StreamedResponse {
+  /** The stream's handle in its capsule's stream table (what `http_stream_read` names). */
+  readonly handle: string
   readonly status: number
   readonly headers: Record<string, string>
   readonly rawHeaders: HeaderList
@@ -84,7 +79,7 @@ export interface StreamedResponse {
    * Throws a CapsuleHostError (timeout, too_large, network, cancelled) when the body fails.
    */
   read(maxBytes?: number): Promise<Uint8Array | null>
-  /** Stops the body and releases the socket; idempotent. */
+  /** Stops the body, releases the socket and frees the stream's slot; idempotent. */
   close(): void
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array>
 }
@@ -94,52 +89,61 @@ export interface Explanation {
   code?: ErrorCode
   /** For `timeout`: `host` when a gate or the policy did not answer within `limits.hostTimeoutMs`. */
   phase?: TimeoutPhase
-  reason?: string
-  /** The rule, policy or gate that decided: `rules[0] api.example.com`, `policy`, `gate:name`, ... */
-  decidedBy?: string
+  /** Who decided, as in the audit log: a stage, `rule:<id>` or `gate:<name>`. */
+  decidedBy: Decider
+  /** The route pattern of the rule that allowed, when the rule has routes. */
+  route?: string
+  /** For refusals: the stable phrase (DENY_REASONS). */
+  reason?: DenyReason
+  /** What was refused or failed, host-side. */
+  detail?: string
   addresses?: Array<{ address: string; class: AddressClass; embedded?: Array<{ address: string; class: AddressClass; form: string }> }>
+}
+
+/** One capsule's side of the safe fetch: what a runtime uses for a loaded capsule. */
+export interface SafeFetchSession {
+  readonly capsuleId: string
+  /** The capsule's limits: the host's, lowered by its manifest. */
+  readonly limits: Readonly<Limits>
+  /** Streams open or starting (at most `limits.maxOpenStreams`). */
+  readonly openStreams: number
+  request(request: unknown, signal?: AbortSignal): Promise<BufferedResponse | ErrorReply>
+  /** Opens a stream in the capsule's stream table; `stream_limit` when every slot is taken. */
+  stream(request: unknown, signal?: AbortSignal): Promise<StreamedResponse | ErrorReply>
+  /** The open stream with this handle, if any. */
+  openStream(handle: string): StreamedResponse | undefined
+  /** Records a request the capsule's worker refused in validation (it never reached the safe fetch). */
+  recordInvalid(kind: AuditEvent['kind'], error: WireError): void
+  /** Aborts everything the capsule has in flight, records its open streams as cancelled, closes its connections. */
+  release(): Promise<void>
 }
 
 export interface SafeFetch {
   /** The host limits in force (defaults merged with the options). */
   readonly limits: Readonly<Limits>
-  /** One event per request or stream: `audit.on('request', fn)`, or `for await (const e of audit)`. */
+  /** One event per request or stream: `audit.on('request', fn)`, or `for await (const e of audit)` (ends at close()). */
   readonly audit: AuditLog
   /**
-   * Records a request refused before it reached the safe fetch: by the runtime's stream table, or
-   * by validation in the capsule's worker (`input` is then undefined). `kind` defaults to `stream`.
-   */
-  recordRefusal(
-    input: unknown,
-    context: RequestContext,
-    refusal: { code: ErrorCode; reason: string; decidedBy: string; kind?: AuditEvent['kind'] },
-  ): void
-  /**
    * Sends a request and buffers the response. Never throws for anything a capsule can cause. The
-   * request may be JSON bytes or text, a value, or (from a capsule's worker) a `CheckedRequest`,
-   * whose `parse(maxBytes)` gives the validated request; a wrapper of a safe fetch sees all three.
+   * request may be JSON bytes or text, a value, or (from a capsule's worker) a `CheckedRequest`.
    */
   request(request: unknown, context: RequestContext): Promise<BufferedResponse | ErrorReply>
-  /** Sends a request and returns the head with a chunk reader, or the error. */
+  /** Sends a request and returns the head with a chunk reader, or the error. Counts against `limits.maxOpenStreams`. */
   stream(request: unknown, context: RequestContext): Promise<StreamedResponse | ErrorReply>
-  /** The decision for a request, with its addresses, without opening any connection. */
+  /** The admission of a request, with its addresses, without opening any connection: the same step `request()` runs. */
   explain(request: unknown, context: RequestContext): Promise<Explanation>
   /**
-   * Claims a capsule id for one loaded capsule until `releaseCapsule` (a runtime does this at
-   * load; two runtimes sharing this safe fetch can never share an id). With a restriction, from
+   * Claims a capsule id for one loaded capsule until its session is released (a runtime does this
+   * at load; two runtimes sharing this safe fetch can never share an id). With a restriction, from
    * the capsule's manifest, it reaches only the hosts or origins in `http` (still subject to the
    * rules), under `limits` that can only be lower than the host's. Throws a TypeError for an id
    * already claimed or a bad entry.
    */
-  registerCapsule(capsuleId: string, restriction?: { http: readonly string[]; limits?: Partial<Limits> }): void
-  /** Aborts everything a capsule has in flight, closes its connections and forgets its restriction. */
+  registerCapsule(capsuleId: string, restriction?: { http: readonly string[]; limits?: Partial<Limits> }): SafeFetchSession
+  /** Releases a capsule's session (the same as its `release()`). */
   releaseCapsule(capsuleId: string): Promise<void>
-  /** Releases every capsule. */
+  /** Releases every session and ends the audit log's iterators. */
   close(): Promise<void>
-}
-
-function throwIfCancelled(signal: AbortSignal): void {
-  if (signal.aborted) throw cancelledBy(signal)
 }
 
 /**
@@ -173,271 +177,282 @@ async function whileWaiting<T>(work: Promise<T>, signal: AbortSignal, deadline: 
   }
 }
 
-/** The reply for a failure; a bug of ours, not the capsule's, is said without detail. */
-function errorReply(error: unknown): ErrorReply {
-  return { error: wireErrorOf(error) }
+/** The limits a manifest asked for, each never above the host's. */
+function loweredLimits(limits: Readonly<Limits>, asked: Partial<Limits> | undefined): Readonly<Limits> {
+  const lowered: Partial<Limits> = {}
+  for (const [key, value] of Object.entries(asked ?? {}) as Array<[keyof Limits, number]>) {
+    if (!(key in limits)) throw new TypeError(`limits.${key} is not a limit; the limits are ${Object.keys(limits).join(', ')}`)
+    lowered[key] = Math.min(value, limits[key])
+  }
+  return resolveLimits({ ...limits, ...lowered })
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+/** The state of one safe fetch that its request functions share. */
+interface SafeFetchState {
+  readonly limits: Readonly<Limits>
+  readonly maxRedirects: number
+  readonly admission: Admission
+  readonly audit: AuditLog
+  readonly onError: ErrorHook | undefined
+  readonly sessions: Map<string, CapsuleSession<StreamedResponse>>
+  readonly ca: ReadonlyArray<string | Buffer> | undefined
+  requests: number
+}
 
-function encodeBody(body: Uint8Array, as: 'text' | 'base64'): string {
-  if (as === 'base64') return Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64')
+/** One request in flight: its session, signal, trace and secrets. */
+interface InFlight {
+  readonly session: CapsuleSession<StreamedResponse>
+  readonly signal: AbortSignal
+  readonly trace: RequestTrace
+  readonly secrets: RequestSecrets
+}
+
+function startRequest(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, kind: AuditEvent['kind'], signal?: AbortSignal): InFlight {
+  const trace = new RequestTrace(session.capsuleId, `${session.capsuleId}#${++state.requests}`, kind)
+  // One signal for the caller's abort and the capsule's release.
+  const combined = signal ? AbortSignal.any([signal, session.signal]) : session.signal
+  return { session, signal: combined, trace, secrets: new RequestSecrets() }
+}
+
+/** Validates the request; a refusal is recorded here, where it is decided. */
+function prepare(state: SafeFetchState, input: unknown, mode: Mode, flight: InFlight): PreparedRequest {
+  const own = flight.session.limits
+  let prepared: PreparedRequest
   try {
-    return utf8.decode(body)
-  } catch {
-    throw new CapsuleHostError('invalid_request', 'the response body is not valid UTF-8; ask for responseBody: "base64"')
+    prepared = prepareRequest(parseRequest(input, own.maxRequestBytes), own, state.maxRedirects, mode)
+  } catch (error) {
+    flight.trace.refusedBy('validation', 'invalid request', (error as Error).message)
+    throw error
   }
+  flight.trace.prepared(prepared.method, redactedUrl(prepared.url), prepared.body?.byteLength ?? 0)
+  return prepared
 }
 
-export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
-  checkSafeFetchOptions(options)
-  const limits = resolveLimits(options.limits)
-  const maxRedirects = options.maxRedirects ?? 0
-  /** What capsules with a manifest declared, and the limits they asked for (never above the host's). */
-  const restrictions = new Map<string, { capabilities: Capabilities; limits: Readonly<Limits> }>()
-  /** Capsule ids claimed by loaded capsules. */
-  const registered = new Set<string>()
-  /** Each capsule's streams not yet ended, so releasing it records their events. */
-  const openStreams = new Map<string, Set<() => void>>()
-  const admission: Admission = {
-    keeper: { rules: compileRules(options.rules), policy: options.policy, gates: [...(options.gates ?? [])] },
-    resolver: options.resolver ?? systemResolver,
-    addressPolicy: createAddressPolicy(options.addressPolicy),
-    middleware: middlewareList(options.middleware, 'middleware'),
-    capabilitiesOf: (capsuleId) => restrictions.get(capsuleId)?.capabilities,
-  }
-  const clients = new CapsuleClients({
-    ca: options.tls?.ca,
-    connectTimeoutMs: limits.connectTimeoutMs,
-    maxConcurrentRequests: (capsuleId) => (restrictions.get(capsuleId)?.limits ?? limits).maxConcurrentRequests,
+function finish(state: SafeFetchState, flight: InFlight, outcome: { status?: number; bytesIn: number }): void {
+  state.audit.record(flight.trace.finish(outcome, flight.secrets, state.onError))
+}
+
+function failed(state: SafeFetchState, flight: InFlight, error: unknown, bytesIn = 0): ErrorReply {
+  flight.trace.failed(error)
+  finish(state, flight, { bytesIn })
+  return { error: scrubbedWireError(error, flight.secrets) }
+}
+
+function exchangeOf(state: SafeFetchState, prepared: PreparedRequest, flight: InFlight, deadline: number) {
+  return exchange({
+    prepared,
+    capsuleId: flight.session.capsuleId,
+    dispatcher: flight.session.agent,
+    admission: state.admission,
+    signal: flight.signal,
+    deadline,
+    trace: flight.trace,
+    secrets: flight.secrets,
   })
+}
 
-  /** Records the events of a capsule's streams that never ended, as cancelled. */
-  const finishStreamsOf = (capsuleId: string) => {
-    for (const finish of openStreams.get(capsuleId) ?? []) finish()
-    openStreams.delete(capsuleId)
-  }
-
-  const audit = new AuditLog(options.auditStream ? [options.auditStream] : [])
-  if (options.onRequest) audit.on('request', options.onRequest)
-  let requests = 0
-  const newTrace = (capsuleId: string): Trace => ({ requestId: `${capsuleId}#${++requests}` })
-
-  const prepare = (input: unknown, mode: Mode, capsuleId: string, trace: Trace = newTrace(capsuleId)): PreparedRequest => {
-    const own = restrictions.get(capsuleId)?.limits ?? limits
-    const prepared = prepareRequest(parseRequest(input, own.maxRequestBytes), own, maxRedirects, mode)
-    trace.method = prepared.method
-    trace.url = redactedUrl(prepared.url)
-    trace.bytesOut = prepared.body?.byteLength ?? 0
-    return prepared
-  }
-
-  /** Records one outcome in the audit log. */
-  function report(kind: AuditEvent['kind'], context: RequestContext, trace: Trace, started: number, outcome: { status: number; bytesIn: number } | { error: unknown; bytesIn?: number }) {
-    const error = 'error' in outcome ? outcome.error : undefined
-    const wire = error === undefined ? undefined : errorReply(error).error
-    const own = isCapsuleHostError(error) ? error : undefined
-    const addressClass = own?.addressClass ?? trace.addressClass
-    audit.record({
-      capsuleId: context.capsuleId,
-      requestId: trace.requestId,
-      kind,
-      method: trace.method,
-      url: trace.url,
-      allowed: wire === undefined || !(REFUSALS.has(wire.code) || isGateRefusal(error)),
-      decidedBy: own?.decidedBy ?? (own?.code === 'invalid_request' ? 'validation' : trace.decidedBy),
-      ...(wire ? { code: wire.code, reason: own?.reason ?? wire.message } : { status: (outcome as { status: number }).status }),
-      ...(wire?.phase ? { phase: wire.phase } : {}),
-      ...(addressClass ? { addressClass } : {}),
-      bytesIn: outcome.bytesIn ?? 0,
-      bytesOut: trace.bytesOut ?? 0,
-      redirects: trace.redirects ?? 0,
-      durationMs: Math.round(performance.now() - started),
-    })
-  }
-
-  /** The capsule's client, and one signal for the caller's abort and the capsule's release. */
-  function clientFor(context: RequestContext) {
-    const client = clients.for(context.capsuleId)
-    const signal = context.signal ? AbortSignal.any([context.signal, client.released]) : client.released
-    return { client, signal }
-  }
-
-  async function buffered(prepared: PreparedRequest, context: RequestContext, trace: Trace): Promise<BufferedResponse> {
-    const started = performance.now()
-    const { client, signal } = clientFor(context)
+async function bufferedRequest(state: SafeFetchState, input: unknown, flight: InFlight): Promise<BufferedResponse | ErrorReply> {
+  const started = performance.now()
+  try {
+    const prepared = prepare(state, input, 'buffered', flight)
     // The total time limit starts now, so time spent waiting for a concurrency slot counts.
     const deadline = started + prepared.limits.totalTimeoutMs
-    const { head, json, finalUrl, redirects, decidedBy, addressClass } = await whileWaiting(
-      client.limit(() => {
-        throwIfCancelled(signal)
-        return exchange(prepared, context.capsuleId, client.agent, admission, signal, deadline)
+    const { session, signal } = flight
+    const result = await whileWaiting(
+      session.limit(() => {
+        if (signal.aborted) throw cancelledBy(signal)
+        return exchangeOf(state, prepared, flight, deadline).then((done) =>
+          bufferedReply(done, prepared, flight.secrets, () => Math.round(performance.now() - started)),
+        )
       }),
       signal,
       deadline,
       prepared.limits.totalTimeoutMs,
     )
-    const body = await readAll(head.body)
-    Object.assign(trace, { decidedBy, redirects, addressClass, bytesIn: body.byteLength })
-    if (prepared.integrity && !json) checkIntegrity(body, prepared.integrity)
-    return {
-      status: head.status,
-      headers: headerObject(head.rawHeaders),
-      rawHeaders: head.rawHeaders,
-      ...(json ? { body: json.value, bodyEncoding: 'json' as const } : { body: encodeBody(body, prepared.responseBody), bodyEncoding: prepared.responseBody }),
-      meta: { finalUrl: finalUrl.href, redirects, elapsedMs: Math.round(performance.now() - started) },
+    finish(state, flight, { status: result.reply.status, bytesIn: result.bytesIn })
+    return result.reply
+  } catch (error) {
+    return failed(state, flight, error)
+  }
+}
+
+/** The capsule-facing stream over a settled answer; its event is recorded once, at its end. */
+function openedStream(state: SafeFetchState, flight: InFlight, handle: string, head: { status: number; rawHeaders: HeaderList; body: BodyReader }, finalUrl: string): StreamedResponse {
+  const { session } = flight
+  let ended = false
+  const end = (error?: unknown) => {
+    if (ended) return
+    ended = true
+    session.freeStream(handle)
+    if (error === undefined) finish(state, flight, { status: head.status, bytesIn: head.body.bytesRead })
+    else failed(state, flight, error, head.body.bytesRead)
+  }
+  const read = async (maxBytes?: number) => {
+    try {
+      const chunk = await head.body.read(maxBytes)
+      if (chunk === null) end()
+      return chunk
+    } catch (error) {
+      end(error)
+      throw error
     }
   }
+  const close = () => {
+    head.body.cancel()
+    end()
+  }
+  const response: StreamedResponse = {
+    handle,
+    status: head.status,
+    headers: headerObject(head.rawHeaders),
+    rawHeaders: head.rawHeaders,
+    finalUrl,
+    read,
+    close,
+    async *[Symbol.asyncIterator]() {
+      try {
+        for (let chunk = await read(); chunk !== null; chunk = await read()) yield chunk
+      } finally {
+        close()
+      }
+    },
+  }
+  session.attachStream(handle, { response, cancel: () => { head.body.cancel(); end(new CapsuleHostError('cancelled', 'the capsule was released')) } })
+  return response
+}
 
+async function streamRequest(state: SafeFetchState, input: unknown, flight: InFlight): Promise<StreamedResponse | ErrorReply> {
+  let handle: string | undefined
+  try {
+    const prepared = prepare(state, input, 'stream', flight)
+    handle = flight.session.reserveStream()
+    if (handle === undefined) {
+      const message = `this capsule already has ${flight.session.limits.maxOpenStreams} open streams; close one first`
+      flight.trace.refusedBy('stream-table', 'too many open streams', message)
+      throw new CapsuleHostError('stream_limit', message)
+    }
+    const result = await exchangeOf(state, prepared, flight, performance.now() + prepared.limits.totalTimeoutMs)
+    const head = { status: result.answer.status, ...streamedAnswer(result.answer, flight.secrets) }
+    if (flight.signal.aborted) {
+      head.body.cancel()
+      throw cancelledBy(flight.signal)
+    }
+    return openedStream(state, flight, handle, head, flight.secrets.scrubText(result.finalUrl.href))
+  } catch (error) {
+    if (handle !== undefined) flight.session.freeStream(handle)
+    return failed(state, flight, error)
+  }
+}
+
+async function explainRequest(state: SafeFetchState, input: unknown, context: RequestContext): Promise<Explanation> {
+  const session = sessionOf(state, context.capsuleId)
+  const flight = { session, signal: session.signal, trace: new RequestTrace(context.capsuleId, 'explain', 'request'), secrets: new RequestSecrets() }
+  let prepared: PreparedRequest
+  try {
+    prepared = prepare(state, input, 'buffered', flight)
+  } catch (error) {
+    const { code, message } = scrubbedWireError(error, flight.secrets)
+    return { allowed: false, code, decidedBy: 'validation', reason: 'invalid request', detail: message }
+  }
+  const { url, method, limits } = prepared
+  const budget = hostBudget(limits, performance.now() + limits.totalTimeoutMs)
+  const hop = { capsuleId: context.capsuleId, hop: 0, signal: context.signal, resolveTimeoutMs: limits.connectTimeoutMs, ...budget }
+  const outcome = await admit({ url, method, shown: url }, state.admission, hop)
+  const addresses = outcome.addresses?.map((a) => ({
+    address: a.address,
+    class: a.class,
+    ...(a.embedded.length > 0 ? { embedded: a.embedded.map((e) => ({ ...e })) } : {}),
+  }))
+  const { decision, error } = outcome
+  const decided = decision ? { decidedBy: decision.decidedBy, ...(decision.allowed ? (decision.route ? { route: decision.route } : {}) : { reason: decision.reason, detail: decision.detail }) } : { decidedBy: 'resolver' as const }
+  if (!error) return { allowed: true, ...decided, ...(addresses ? { addresses } : {}) }
+  const { code, phase, message } = error.toWire()
+  return { allowed: false, code, ...(phase ? { phase } : {}), ...decided, detail: error.detail ?? (decided as { detail?: string }).detail ?? message, ...(addresses ? { addresses } : {}) }
+}
+
+/** The capsule's session; one made on first use for a caller that never registered the id. */
+function sessionOf(state: SafeFetchState, capsuleId: string): CapsuleSession<StreamedResponse> {
+  let session = state.sessions.get(capsuleId)
+  if (!session || session.signal.aborted) {
+    session = new CapsuleSession({ capsuleId, limits: state.limits, capabilities: undefined, ca: state.ca, registered: false })
+    state.sessions.set(capsuleId, session)
+  }
+  return session
+}
+
+function releaseSession(state: SafeFetchState, session: CapsuleSession<StreamedResponse>): Promise<void> {
+  if (state.sessions.get(session.capsuleId) === session) state.sessions.delete(session.capsuleId)
+  return session.release()
+}
+
+function sessionApi(state: SafeFetchState, session: CapsuleSession<StreamedResponse>): SafeFetchSession {
   return {
-    async request(input, context) {
-      const started = performance.now()
-      const trace = newTrace(context.capsuleId)
-      try {
-        const reply = await buffered(prepare(input, 'buffered', context.capsuleId, trace), context, trace)
-        report('request', context, trace, started, { status: reply.status, bytesIn: trace.bytesIn ?? 0 })
-        return reply
-      } catch (error) {
-        report('request', context, trace, started, { error })
-        return errorReply(error)
-      }
+    capsuleId: session.capsuleId,
+    limits: session.limits,
+    get openStreams() {
+      return session.openStreams
     },
-
-    async stream(input, context) {
-      const started = performance.now()
-      const trace = newTrace(context.capsuleId)
-      try {
-        const prepared = prepare(input, 'stream', context.capsuleId, trace)
-        const { client, signal } = clientFor(context)
-        const deadline = performance.now() + prepared.limits.totalTimeoutMs
-        const { head, finalUrl, redirects, decidedBy, addressClass } = await exchange(prepared, context.capsuleId, client.agent, admission, signal, deadline)
-        Object.assign(trace, { decidedBy, redirects, addressClass })
-        const { body } = head
-        // A stream's event is recorded once, at its end: read to the end, failed, or closed early.
-        let reported = false
-        const finish = (outcome: { error: unknown } | undefined) => {
-          if (reported) return
-          reported = true
-          open.delete(onRelease)
-          report('stream', context, trace, started, outcome ? { ...outcome, bytesIn: body.bytesRead } : { status: head.status, bytesIn: body.bytesRead })
-        }
-        const onRelease = () => finish({ error: new CapsuleHostError('cancelled', 'the capsule was released') })
-        const open = openStreams.get(context.capsuleId) ?? new Set<() => void>()
-        openStreams.set(context.capsuleId, open)
-        open.add(onRelease)
-        const read = async (maxBytes?: number) => {
-          try {
-            const chunk = await body.read(maxBytes)
-            if (chunk === null) finish(undefined)
-            return chunk
-          } catch (error) {
-            finish({ error })
-            throw error
-          }
-        }
-        const close = () => {
-          body.cancel()
-          finish(undefined)
-        }
-        return {
-          status: head.status,
-          headers: headerObject(head.rawHeaders),
-          rawHeaders: head.rawHeaders,
-          finalUrl: finalUrl.href,
-          read,
-          close,
-          async *[Symbol.asyncIterator]() {
-            try {
-              for (let chunk = await read(); chunk !== null; chunk = await read()) yield chunk
-            } finally {
-              close()
-            }
-          },
-        }
-      } catch (error) {
-        report('stream', context, trace, started, { error })
-        return errorReply(error)
-      }
+    request: (input, signal) => bufferedRequest(state, input, startRequest(state, session, 'request', signal)),
+    stream: (input, signal) => streamRequest(state, input, startRequest(state, session, 'stream', signal)),
+    openStream: (handle) => session.stream(handle),
+    recordInvalid(kind, error) {
+      const flight = startRequest(state, session, kind)
+      flight.trace.refusedBy('validation', 'invalid request', error.message)
+      failed(state, flight, CapsuleHostError.fromWire(error))
     },
+    release: () => releaseSession(state, session),
+  }
+}
 
-    async explain(input, context) {
-      let prepared: PreparedRequest
-      try {
-        prepared = prepare(input, 'buffered', context.capsuleId)
-      } catch (error) {
-        const { code, message } = errorReply(error).error
-        return { allowed: false, code, reason: message, decidedBy: 'validation' }
-      }
-      const { url, method, limits: effective } = prepared
-      const budget = hostBudget(effective, performance.now() + effective.totalTimeoutMs)
-      const hopContext = { capsuleId: context.capsuleId, hop: 0, signal: context.signal, resolveTimeoutMs: effective.connectTimeoutMs, ...budget }
-      const { decision, resolution } = decideHop(url, method, admission, hopContext)
-      try {
-        const verdict = await decision
-        if (!verdict.allowed) {
-          const refused = verdict.code === 'timeout' ? { code: 'timeout' as const, phase: 'host' as const } : { code: 'denied' as const }
-          return { allowed: false, ...refused, reason: verdict.reason, decidedBy: verdict.decidedBy }
-        }
-        const addresses = await resolution.addresses()
-        const shown = addresses.map((a) => ({
-          address: a.address,
-          class: a.class,
-          ...(a.embedded.length > 0 ? { embedded: a.embedded.map((e) => ({ ...e })) } : {}),
-        }))
-        const blocked = addresses.filter((a) => !admission.addressPolicy.isAllowed(a))
-        if (blocked.length > 0) {
-          return {
-            allowed: false,
-            code: 'blocked_address',
-            reason: `${url.hostname} resolves to blocked addresses: ${describeAddresses(blocked)}`,
-            decidedBy: 'address-policy',
-            addresses: shown,
-          }
-        }
-        return { allowed: true, decidedBy: verdict.decidedBy, addresses: shown }
-      } catch (error) {
-        const { code, message, phase } = errorReply(error).error
-        const decidedBy = (isCapsuleHostError(error) && error.decidedBy) || (code === 'blocked_address' ? 'address-policy' : 'resolver')
-        return { allowed: false, code, ...(phase ? { phase } : {}), reason: message, decidedBy }
-      }
+function registerSession(state: SafeFetchState, capsuleId: string, restriction?: { http: readonly string[]; limits?: Partial<Limits> }) {
+  const existing = state.sessions.get(capsuleId)
+  if (existing?.registered && !existing.signal.aborted) throw new TypeError(`capsule id "${capsuleId}" is already in use on this safe fetch`)
+  const capabilities = restriction ? compileCapabilities(restriction.http) : undefined
+  const limits = restriction ? loweredLimits(state.limits, restriction.limits) : state.limits
+  // An ad hoc session of the same id (requests made before the capsule was loaded) ends here.
+  if (existing) void existing.release()
+  const session = new CapsuleSession<StreamedResponse>({ capsuleId, limits, capabilities, ca: state.ca, registered: true })
+  state.sessions.set(capsuleId, session)
+  return sessionApi(state, session)
+}
+
+export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
+  checkSafeFetchOptions(options)
+  const limits = resolveLimits(options.limits)
+  const extraCa = options.tls?.ca === undefined ? [] : Array.isArray(options.tls.ca) ? options.tls.ca : [options.tls.ca]
+  const sessions = new Map<string, CapsuleSession<StreamedResponse>>()
+  const audit = new AuditLog(options.auditStream ? [options.auditStream] : [])
+  if (options.onRequest) audit.on('request', options.onRequest)
+  const state: SafeFetchState = {
+    limits,
+    maxRedirects: options.maxRedirects ?? 0,
+    admission: {
+      keeper: { rules: compileRules(options.rules), policy: options.policy, gates: [...(options.gates ?? [])] },
+      resolver: options.resolver ?? systemResolver,
+      addressPolicy: createAddressPolicy(options.addressPolicy),
+      middleware: middlewareList(options.middleware, 'middleware'),
+      capabilitiesOf: (capsuleId) => sessions.get(capsuleId)?.capabilities,
     },
-
+    audit,
+    onError: options.onError,
+    sessions,
+    ca: extraCa.length === 0 ? undefined : [...rootCertificates, ...(extraCa as Array<string | Buffer>)],
+    requests: 0,
+  }
+  return {
     limits,
     audit,
-    recordRefusal(input, context, refusal) {
-      const trace = newTrace(context.capsuleId)
-      const kind = refusal.kind ?? 'stream'
-      try {
-        if (input !== undefined) prepare(input, kind === 'request' ? 'buffered' : 'stream', context.capsuleId, trace)
-      } catch {
-        // The request was not valid either; the refusal stands on its own.
-      }
-      report(kind, context, trace, performance.now(), {
-        error: new CapsuleHostError(refusal.code, refusal.reason, { decidedBy: refusal.decidedBy, reason: refusal.reason }),
-      })
+    request: (input, context) => bufferedRequest(state, input, startRequest(state, sessionOf(state, context.capsuleId), 'request', context.signal)),
+    stream: (input, context) => streamRequest(state, input, startRequest(state, sessionOf(state, context.capsuleId), 'stream', context.signal)),
+    explain: (input, context) => explainRequest(state, input, context),
+    registerCapsule: (capsuleId, restriction) => registerSession(state, capsuleId, restriction),
+    releaseCapsule: async (capsuleId) => {
+      const session = sessions.get(capsuleId)
+      if (session) await releaseSession(state, session)
     },
-    registerCapsule(capsuleId, restriction) {
-      if (registered.has(capsuleId)) throw new TypeError(`capsule id "${capsuleId}" is already in use on this safe fetch`)
-      if (restriction) {
-        const capabilities = compileCapabilities(restriction.http)
-        const lowered: Partial<Limits> = {}
-        for (const [key, value] of Object.entries(restriction.limits ?? {}) as Array<[keyof Limits, number]>) {
-          if (!(key in limits)) throw new TypeError(`limits.${key} is not a limit; the limits are ${Object.keys(limits).join(', ')}`)
-          lowered[key] = Math.min(value, limits[key])
-        }
-        restrictions.set(capsuleId, { capabilities, limits: resolveLimits({ ...limits, ...lowered }) })
-      }
-      registered.add(capsuleId)
-    },
-    releaseCapsule: (capsuleId) => {
-      registered.delete(capsuleId)
-      restrictions.delete(capsuleId)
-      finishStreamsOf(capsuleId)
-      return clients.release(capsuleId)
-    },
-    close: () => {
-      for (const capsuleId of [...openStreams.keys()]) finishStreamsOf(capsuleId)
-      return clients.releaseAll()
+    close: async () => {
+      await Promise.all([...sessions.values()].map((session) => releaseSession(state, session)))
+      audit.close()
     },
   }
 }

@@ -1,7 +1,7 @@
-// Admits one hop: gates on the name, then one resolution checked against the address policy.
-import { CapsuleHostError } from '../errors.js'
+// Admits one hop: gates on the name, then one resolution checked against the address policy; explain() is this step alone.
+import { CapsuleHostError, isCapsuleHostError } from '../errors.js'
 import { decide, type Gatekeeper } from '../gate/decide.js'
-import type { Decision, GateRequest } from '../gate/types.js'
+import type { Decision, GateRequest, Refused } from '../gate/types.js'
 import type { AddressPolicy } from '../net/address-policy.js'
 import type { ClassifiedAddress } from '../net/classify.js'
 import { checkAddresses, resolveAddresses, type CheckedAddresses, type Resolver } from '../net/resolve.js'
@@ -28,23 +28,52 @@ export interface HopContext extends HostBudget {
   readonly resolveTimeoutMs: number
 }
 
-/** Errors that stand for a refusal by the gates (the audit records them as not allowed). */
-const gateRefusals = new WeakSet<object>()
-
-/** True when the gates refused: a denial, or a gate or the policy that did not answer in time. */
-export function isGateRefusal(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && gateRefusals.has(error)
+/** What one hop asks for: the URL judged and sent, and the capsule's own view of it for messages. */
+export interface HopTarget {
+  readonly url: NormalisedUrl
+  readonly method: string
+  /** The URL as the capsule knows it: its own, or a redirect resolved from its own. Messages name this one. */
+  readonly shown: NormalisedUrl
 }
 
-function refusal(verdict: Extract<Decision, { allowed: false }>, method: string, url: NormalisedUrl): CapsuleHostError {
-  const { decidedBy, reason } = verdict
-  const error =
-    verdict.code === 'timeout'
-      ? new CapsuleHostError('timeout', reason, { phase: 'host', decidedBy, reason })
-      : // Messages never repeat the query string: a URL middleware set may carry a secret in it.
-        new CapsuleHostError('denied', `${method} ${redactedUrl(url)} is not allowed: ${reason}`, { decidedBy, reason })
-  gateRefusals.add(error)
-  return error
+/**
+ * A hop's admission: the decision (undefined when it could not be reached: a `resolve()` a gate or
+ * the policy called failed), the addresses when resolved, the pinned address when admitted, and
+ * otherwise the error the request fails with.
+ */
+export interface AdmitOutcome {
+  readonly decision: Decision | undefined
+  readonly addresses?: readonly ClassifiedAddress[]
+  readonly pinned?: ClassifiedAddress
+  readonly error?: CapsuleHostError
+}
+
+/** The capsule's message for a refusal: its own URL, and the detail only when the URL is its own. */
+function refusalMessage(target: HopTarget, reason: string, detail: string, hop: number): string {
+  const what = target.url.href === target.shown.href ? detail : `the URL set by host middleware was refused (${reason})`
+  const message = `${target.method} ${redactedUrl(target.shown)} is not allowed: ${what}`
+  return hop === 0 ? message : `redirect hop ${hop} is refused: ${message}`
+}
+
+function refusalError(verdict: Refused, target: HopTarget, hop: number): CapsuleHostError {
+  const { decidedBy, detail } = verdict
+  if (verdict.code === 'timeout') return new CapsuleHostError('timeout', detail, { phase: 'host', decidedBy, detail })
+  return new CapsuleHostError(hop === 0 ? 'denied' : 'redirect_denied', refusalMessage(target, verdict.reason, detail, hop), { decidedBy, detail })
+}
+
+/** The address policy's refusal as a decision; the capsule's message hides a host middleware set. */
+function blockedOutcome(error: CapsuleHostError, target: HopTarget, addresses?: readonly ClassifiedAddress[]): AdmitOutcome {
+  const detail = error.detail ?? error.message
+  const decision: Refused = { allowed: false, decidedBy: 'address-policy', reason: 'blocked address', detail }
+  const shown =
+    target.url.href === target.shown.href
+      ? error
+      : new CapsuleHostError('blocked_address', `the URL set by host middleware for ${redactedUrl(target.shown)} resolves to a blocked address`, {
+          cause: error,
+          detail,
+          ...(error.addressClass ? { addressClass: error.addressClass } : {}),
+        })
+  return { decision, ...(addresses ? { addresses } : {}), error: shown }
 }
 
 /**
@@ -84,27 +113,39 @@ export function gateRequest(url: NormalisedUrl, method: string, context: HopCont
   }
 }
 
-/** The gates' decision for a hop, without resolving unless a gate asked to. */
-export function decideHop(url: NormalisedUrl, method: string, admission: Admission, context: HopContext) {
-  const resolution = new HopResolution(url, admission, context)
-  const decision: Promise<Decision> = decide(
+/** The gates' decision; a `resolve()` a gate or the policy called can make it throw (blocked, dns_failed). */
+function decideHop(target: HopTarget, admission: Admission, context: HopContext, resolution: HopResolution): Promise<Decision> {
+  return decide(
     admission.keeper,
-    gateRequest(url, method, context, resolution),
+    gateRequest(target.url, target.method, context, resolution),
     admission.capabilitiesOf(context.capsuleId),
     (step, work) => withinHostTime(context, step, work),
   )
-  return { decision, resolution }
 }
 
-/** Decides a hop and, when it is allowed, returns its checked addresses; otherwise throws `denied` (or `timeout`). */
-export async function admitHop(
-  url: NormalisedUrl,
-  method: string,
-  admission: Admission,
-  context: HopContext,
-): Promise<{ decision: Extract<Decision, { allowed: true }>; checked: CheckedAddresses }> {
-  const { decision, resolution } = decideHop(url, method, admission, context)
-  const verdict = await decision
-  if (!verdict.allowed) throw refusal(verdict, method, url)
-  return { decision: verdict, checked: await resolution.checked() }
+/**
+ * Admits one hop: the gates' decision, then one resolution checked against the address policy.
+ * Never throws: `explain()` shows the outcome, the pipeline records it and fails with its error.
+ */
+export async function admit(target: HopTarget, admission: Admission, context: HopContext): Promise<AdmitOutcome> {
+  const resolution = new HopResolution(target.url, admission, context)
+  let decision: Decision
+  try {
+    decision = await decideHop(target, admission, context, resolution)
+  } catch (error) {
+    const own = isCapsuleHostError(error) ? error : new CapsuleHostError('internal', 'internal error while deciding', { cause: error })
+    return own.code === 'blocked_address' ? blockedOutcome(own, target) : { decision: undefined, error: own }
+  }
+  if (!decision.allowed) return { decision, error: refusalError(decision, target, context.hop) }
+  let addresses: ClassifiedAddress[]
+  try {
+    addresses = await resolution.addresses()
+  } catch (error) {
+    return { decision, error: isCapsuleHostError(error) ? error : new CapsuleHostError('internal', 'internal error while resolving', { cause: error }) }
+  }
+  try {
+    return { decision, addresses, pinned: checkAddresses(target.url, addresses, admission.addressPolicy).pinned }
+  } catch (error) {
+    return blockedOutcome(error as CapsuleHostError, target, addresses)
+  }
 }

@@ -1,139 +1,152 @@
 // Runs a prepared request hop by hop: admit, dispatch pinned, and follow redirects only when asked.
 import type { Dispatcher } from 'undici'
 import { CapsuleHostError } from '../errors.js'
-import { dispatchHop, type ResponseHead } from '../net/dispatch-hop.js'
+import type { Answer } from '../middleware/results.js'
+import { dispatchHop, type HopLimits } from '../net/dispatch-hop.js'
 import { REDIRECT_STATUSES, redirectedRequest, type RedirectedRequest } from '../net/redirects.js'
 import { redactedUrl, resolveLocation, type NormalisedUrl } from '../url/normalise.js'
-import { admitHop, type Admission } from './admit.js'
+import { admit, type Admission, type AdmitOutcome, type HopContext, type HopTarget } from './admit.js'
 import { runMiddlewareHop, type HopOutcome } from './middleware-hop.js'
 import type { PreparedRequest } from './prepare.js'
+import type { RequestSecrets } from './secrets.js'
+import type { RequestTrace } from './trace.js'
+import type { ClassifiedAddress } from '../net/classify.js'
+import type { Allowed } from '../gate/types.js'
+
+/** One request on its way: what it runs on, and where its facts and secrets go. */
+export interface Exchange {
+  readonly prepared: PreparedRequest
+  readonly capsuleId: string
+  readonly dispatcher: Dispatcher
+  readonly admission: Admission
+  readonly signal: AbortSignal | undefined
+  /** The request's total deadline (performance.now() time). */
+  readonly deadline: number
+  readonly trace: RequestTrace
+  readonly secrets: RequestSecrets
+}
 
 export interface ExchangeResult {
-  readonly head: ResponseHead
-  /** Set when middleware answered with a value: `bodyEncoding: "json"`. */
-  readonly json?: { readonly value: unknown }
+  readonly answer: Answer
+  /** The capsule's view of the last hop's URL (never one middleware set). */
   readonly finalUrl: NormalisedUrl
   readonly redirects: number
-  /** The rule, policy or gate that allowed the last hop. */
-  readonly decidedBy: string
-  /** The class of the address the last hop dialled. */
-  readonly addressClass: string
 }
 
-function locationOf(head: ResponseHead): string | undefined {
-  return REDIRECT_STATUSES.has(head.status) ? head.rawHeaders.find(([name]) => name === 'location')?.[1] : undefined
+function locationOf(answer: Answer): string | undefined {
+  return answer.upstream && REDIRECT_STATUSES.has(answer.status) ? answer.rawHeaders.find(([name]) => name === 'location')?.[1] : undefined
 }
 
-function nextUrl(location: string, from: NormalisedUrl, hop: number): NormalisedUrl {
+function nextUrl(location: string, from: NormalisedUrl, hop: number, trace: RequestTrace): NormalisedUrl {
   try {
     return resolveLocation(location, from)
   } catch (error) {
-    throw new CapsuleHostError('redirect_denied', `redirect hop ${hop} is refused: ${(error as Error).message}`, {
-      cause: error,
-      decidedBy: 'validation',
-      reason: `redirect hop ${hop}: ${(error as Error).message}`,
-    })
+    const message = `redirect hop ${hop} is refused: ${(error as Error).message}`
+    trace.refusedBy('validation', 'invalid redirect', message)
+    throw new CapsuleHostError('redirect_denied', message, { cause: error, decidedBy: 'validation' })
   }
 }
 
-/** Admits a redirect hop; a gate's refusal becomes `redirect_denied`, address errors keep their code. */
-async function admitRedirect(url: NormalisedUrl, method: string, admission: Admission, context: Parameters<typeof admitHop>[3]) {
-  try {
-    return await admitHop(url, method, admission, context)
-  } catch (error) {
-    if (error instanceof CapsuleHostError && error.code === 'denied') {
-      throw new CapsuleHostError('redirect_denied', `redirect hop ${context.hop} is refused: ${error.message}`, {
-        cause: error,
-        ...(error.decidedBy ? { decidedBy: error.decidedBy } : {}),
-        reason: `redirect hop ${context.hop}: ${error.reason ?? error.message}`,
-      })
-    }
-    throw error
-  }
+/** Writes an admission's decision on the trace, where it was decided. A rewrite's allow is not the request's. */
+function recordAdmission(trace: RequestTrace, outcome: AdmitOutcome, hop: number, rewrite: boolean): void {
+  const { decision } = outcome
+  if (decision === undefined) trace.unresolved(outcome.error?.detail ?? outcome.error?.message ?? 'the name could not be resolved')
+  else if (!decision.allowed) trace.refusedBy(decision.decidedBy, decision.reason, decision.detail)
+  else if (!rewrite) trace.allowedBy(decision, hop)
+}
+
+/** Admits a hop and returns the address to dial; records the decision and throws a refusal. */
+async function admitted(exchange: Exchange, target: HopTarget, context: HopContext, rewrite: boolean): Promise<{ decision: Allowed; pinned: ClassifiedAddress }> {
+  const outcome = await admit(target, exchange.admission, context)
+  recordAdmission(exchange.trace, outcome, context.hop, rewrite)
+  if (outcome.error || !outcome.decision?.allowed || !outcome.pinned) throw outcome.error ?? new Error('admission gave neither an address nor an error')
+  exchange.trace.dialled(outcome.pinned.class)
+  return { decision: outcome.decision, pinned: outcome.pinned }
 }
 
 /** Each host step's budget on a hop: `hostTimeoutMs`, never past the request's deadline. */
 export function hostBudget(limits: PreparedRequest['limits'], deadline: number) {
   return { hostTimeoutMs: limits.hostTimeoutMs, deadline, totalTimeoutMs: limits.totalTimeoutMs }
 }
+/** Runs one hop: straight to the transport, or through the middleware chain around it. */
+async function runHop(exchange: Exchange, target: HopTarget, request: RedirectedRequest, context: HopContext): Promise<HopOutcome> {
+  const { prepared, admission, dispatcher, signal, deadline } = exchange
+  const { limits } = prepared
+  // One connect budget per hop: resolution, TCP and TLS together.
+  const hopLimits: HopLimits = { ...limits, connectDeadline: performance.now() + limits.connectTimeoutMs, deadline }
+  const { decision, pinned } = await admitted(exchange, target, context, false)
+  const chain = [...admission.middleware, ...(decision.middleware ?? [])]
+  const { url } = target
+  if (chain.length === 0) {
+    const head = await dispatchHop(dispatcher, { url, address: pinned, ...request }, hopLimits, signal)
+    return { answer: { status: head.status, rawHeaders: head.rawHeaders, body: { stream: head.body }, upstream: true }, sentUrl: url }
+  }
+  return runMiddlewareHop({
+    chain,
+    kind: prepared.mode === 'buffered' ? 'request' : 'stream',
+    capsuleId: exchange.capsuleId,
+    hop: context.hop,
+    raw: prepared.raw,
+    decision,
+    url,
+    method: request.method,
+    headers: request.headers,
+    body: request.body,
+    address: pinned,
+    budget: context,
+    secrets: exchange.secrets,
+    trace: exchange.trace,
+    admit: async (rewritten) => (await admitted(exchange, { url: rewritten, method: request.method, shown: target.shown }, context, true)).pinned,
+    dispatch: (to, address, method, headers, body) =>
+      dispatchHop(dispatcher, { url: to, address, method, headers, body }, { ...hopLimits, connectDeadline: performance.now() + limits.connectTimeoutMs }, signal),
+  })
+}
+
+/** The next hop's URL, as sent and as the capsule knows it (a relative Location resolves against each). */
+function redirectTarget(exchange: Exchange, location: string, sentUrl: NormalisedUrl, shown: NormalisedUrl, hop: number) {
+  const url = nextUrl(location, sentUrl, hop, exchange.trace)
+  let next = url
+  if (sentUrl.href !== shown.href) {
+    try {
+      next = resolveLocation(location, shown)
+    } catch {
+      next = shown
+    }
+  }
+  return { url, shown: next }
+}
 
 /**
- * Sends `prepared` and returns the final response head with its unread body. Every hop passes
- * the gates, one resolution and the address check again, and is pinned to its own address.
+ * Sends the request and returns the final answer with its unread body. Every hop passes the
+ * gates, one resolution and the address check again, and is pinned to its own address.
  */
-export async function exchange(
-  prepared: PreparedRequest,
-  capsuleId: string,
-  dispatcher: Dispatcher,
-  admission: Admission,
-  signal: AbortSignal | undefined,
-  deadline: number,
-): Promise<ExchangeResult> {
+export async function exchange(exchange: Exchange): Promise<ExchangeResult> {
+  const { prepared, trace } = exchange
   const { limits } = prepared
   const seen = new Set<string>()
-  let url = prepared.url
+  let target: HopTarget = { url: prepared.url, method: prepared.method, shown: prepared.url }
   let request: RedirectedRequest = prepared
   for (let hop = 0; ; hop++) {
-    // One connect budget per hop: resolution, TCP and TLS together.
-    const connectDeadline = performance.now() + limits.connectTimeoutMs
-    const context = { capsuleId, hop, signal, resolveTimeoutMs: limits.connectTimeoutMs, ...hostBudget(limits, deadline) }
-    const { checked, decision } =
-      hop === 0 ? await admitHop(url, request.method, admission, context) : await admitRedirect(url, request.method, admission, context)
-    seen.add(`${request.method} ${url.href}`)
-    const hopLimits = { ...limits, connectDeadline, deadline }
-    const chain = [...admission.middleware, ...(decision.middleware ?? [])]
-    const current = request
-    const outcome: HopOutcome =
-      chain.length === 0
-        ? {
-            head: await dispatchHop(dispatcher, { url, address: checked.pinned, ...current }, hopLimits, signal),
-            upstream: true,
-            sentUrl: url,
-          }
-        : await runMiddlewareHop({
-            chain,
-            mode: prepared.mode,
-            capsuleId,
-            hop,
-            raw: prepared.raw,
-            decision,
-            url,
-            method: current.method,
-            headers: current.headers,
-            body: current.body,
-            address: checked.pinned,
-            limits: hopLimits,
-            budget: context,
-            admit: async (rewritten) => (await admitHop(rewritten, current.method, admission, context)).checked.pinned,
-            dispatch: (target, address, method, headers, body) =>
-              dispatchHop(dispatcher, { url: target, address, method, headers, body }, { ...hopLimits, connectDeadline: performance.now() + limits.connectTimeoutMs }, signal),
-          })
-    const { head } = outcome
-    const location = outcome.upstream ? locationOf(head) : undefined
-    if (location === undefined || prepared.redirect === 'manual') {
-      return {
-        head,
-        ...(outcome.json ? { json: outcome.json } : {}),
-        finalUrl: url,
-        redirects: hop,
-        decidedBy: decision.decidedBy,
-        addressClass: checked.pinned.class,
-      }
-    }
-    head.body.cancel()
+    const context: HopContext = { capsuleId: exchange.capsuleId, hop, signal: exchange.signal, resolveTimeoutMs: limits.connectTimeoutMs, ...hostBudget(limits, exchange.deadline) }
+    const { answer, sentUrl } = await runHop(exchange, target, request, context)
+    seen.add(`${request.method} ${target.url.href}`)
+    trace.followed(hop)
+    const location = locationOf(answer)
+    if (location === undefined || prepared.redirect === 'manual') return { answer, finalUrl: target.shown, redirects: hop }
+    if ('stream' in answer.body) answer.body.stream.cancel()
     if (prepared.redirect === 'error') {
-      throw new CapsuleHostError('redirect_denied', `the response is a ${head.status} redirect and options.redirect is "error"`, {
-        decidedBy: 'request options',
-      })
+      const message = `the response is a ${answer.status} redirect and options.redirect is "error"`
+      trace.refusedBy('request-options', 'redirects refused by the request', message)
+      throw new CapsuleHostError('redirect_denied', message, { decidedBy: 'request-options' })
     }
     if (hop >= limits.maxRedirects) {
       throw new CapsuleHostError('too_many_redirects', `more than ${limits.maxRedirects} redirects (the limit for this request)`)
     }
-    const next = nextUrl(location, outcome.sentUrl, hop + 1)
-    request = redirectedRequest(head.status, url, next, request)
-    if (seen.has(`${request.method} ${next.href}`)) {
-      throw new CapsuleHostError('too_many_redirects', `redirect loop: ${redactedUrl(next)} was already visited`, { reason: 'redirect loop' })
+    const next = redirectTarget(exchange, location, sentUrl, target.shown, hop + 1)
+    request = redirectedRequest(answer.status, target.url, next.url, request)
+    if (seen.has(`${request.method} ${next.url.href}`)) {
+      throw new CapsuleHostError('too_many_redirects', `redirect loop: ${redactedUrl(next.shown)} was already visited`, { detail: 'redirect loop' })
     }
-    url = next
+    target = { url: next.url, method: request.method, shown: next.shown }
   }
 }

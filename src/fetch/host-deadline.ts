@@ -24,7 +24,7 @@ function hostTimeout(step: string, budget: HostBudget, byTotal: boolean): Capsul
   const message = byTotal
     ? `the host's ${step} did not answer before the request's ${budget.totalTimeoutMs} ms time limit ran out`
     : `the host's ${step} did not answer within ${budget.hostTimeoutMs} ms`
-  return new CapsuleHostError('timeout', message, { phase: 'host', decidedBy: step, reason: message })
+  return new CapsuleHostError('timeout', message, { phase: 'host', decidedBy: step, detail: message })
 }
 
 /** True for the error a host step's clock gives when it runs out. */

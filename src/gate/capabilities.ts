@@ -1,6 +1,6 @@
 // A capsule manifest's declared HTTP capabilities as a gate: a capsule reaches only what it declared.
 import { compileHostPattern, type HostPattern } from './host-pattern.js'
-import type { GateRequest, GateVerdict } from './types.js'
+import type { GateRequest } from './types.js'
 
 interface Capability {
   readonly source: string
@@ -25,7 +25,8 @@ function compileCapability(entry: string): Capability {
 export interface Capabilities {
   /** The declared entries, as written. */
   readonly declared: readonly string[]
-  check(request: Pick<GateRequest, 'host' | 'scheme' | 'port'>): GateVerdict
+  /** Undefined when declared; otherwise the detail of why not. */
+  undeclared(request: Pick<GateRequest, 'host' | 'scheme' | 'port'>): string | undefined
 }
 
 /**
@@ -43,13 +44,11 @@ export function compileCapabilities(entries: readonly string[]): Capabilities {
   })
   return {
     declared: [...entries],
-    check(request) {
+    undeclared(request) {
       const allowed = compiled.some(
         (c) => c.host.matches(request.host) && (c.scheme === undefined || (c.scheme === request.scheme && c.port === request.port)),
       )
-      return allowed
-        ? { allow: true }
-        : { allow: false, reason: `the capsule's manifest does not declare ${request.scheme}://${request.host}:${request.port}` }
+      return allowed ? undefined : `the capsule's manifest does not declare ${request.scheme}://${request.host}:${request.port}`
     },
   }
 }

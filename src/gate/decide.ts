@@ -1,9 +1,10 @@
 // Runs the gates in order (rules or policy, then host gates) and returns one decision; fails closed.
 import { isCapsuleHostError } from '../errors.js'
+import { safeText } from '../safe-text.js'
 import { isHostTimeout } from '../fetch/host-deadline.js'
 import { matchRequest, type CompiledRule } from './rules.js'
 import type { Capabilities } from './capabilities.js'
-import type { Decision, GateRequest, SecurityGate } from './types.js'
+import type { Decider, Decision, GateRequest, SecurityGate } from './types.js'
 
 /** What the policy callback sees: the request's name-level facts and a lazy, checked `resolve()`. */
 export interface PolicyRequest {
@@ -30,15 +31,20 @@ export type HostCall = <T>(step: string, work: () => T | PromiseLike<T>) => Prom
 const untimed: HostCall = async (_step, work) => work()
 
 /** A step that ran out of time is a refusal by that step, as data. */
-function timedOut(decidedBy: string, error: unknown): Decision | undefined {
+function timedOut(decidedBy: Decider, error: unknown): Decision | undefined {
   if (!isHostTimeout(error)) return undefined
-  return { allowed: false, decidedBy, reason: error.message, code: 'timeout' }
+  return { allowed: false, decidedBy, reason: 'a host step did not answer in time', detail: error.message, code: 'timeout' }
 }
 
 export interface Gatekeeper {
   readonly rules: readonly CompiledRule[]
   readonly policy: Policy | undefined
   readonly gates: readonly SecurityGate[]
+}
+
+/** A short host-side description of what a host callback threw. */
+function describeThrown(error: unknown): string {
+  return safeText(error instanceof Error ? `${error.name}: ${error.message}` : String(error), 512)
 }
 
 /** A check that threw: errors raised by `resolve()` keep their code; anything else denies. */
@@ -53,14 +59,14 @@ async function accessDecision(keeper: Gatekeeper, request: GateRequest, within: 
     const middleware = [...match.rule.middleware, ...(match.route?.middleware ?? [])]
     return {
       allowed: true,
-      decidedBy: match.route ? `${match.rule.label} ${match.route.path}` : match.rule.label,
+      decidedBy: match.rule.decider,
       ...(middleware.length > 0 ? { middleware } : {}),
-      ...(match.route ? { params: match.params } : {}),
+      ...(match.route ? { route: match.route.path, params: match.params } : {}),
     }
   }
   // An origin rule that matched decides alone: its routes refused the path, so the policy is not asked.
-  if (match.rule) return { allowed: false, decidedBy: match.rule.label, reason: match.reason }
-  if (!keeper.policy) return { allowed: false, decidedBy: 'rules', reason: match.reason }
+  if (match.rule) return { allowed: false, decidedBy: match.rule.decider, reason: match.reason, detail: match.detail }
+  if (!keeper.policy) return { allowed: false, decidedBy: 'rules', reason: match.reason, detail: match.detail }
   let verdict: unknown
   try {
     const { capsuleId, host, method, url, port, scheme, path, resolve } = request
@@ -70,25 +76,25 @@ async function accessDecision(keeper: Gatekeeper, request: GateRequest, within: 
     const late = timedOut('policy', error)
     if (late) return late
     rethrowIfCoded(error)
-    return { allowed: false, decidedBy: 'policy', reason: 'the policy failed' }
+    return { allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: `the policy threw: ${describeThrown(error)}` }
   }
   return verdict === true
     ? { allowed: true, decidedBy: 'policy' }
-    : { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' }
+    : { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' }
 }
 
 async function gateDecision(gate: SecurityGate, request: GateRequest, within: HostCall): Promise<Decision> {
-  const decidedBy = `gate:${gate.name}`
+  const decidedBy: Decider = `gate:${gate.name}`
   try {
     const verdict = await within(decidedBy, () => gate.check(request))
     if (verdict?.allow === true) return { allowed: true, decidedBy }
-    const reason = typeof verdict?.reason === 'string' && verdict.reason !== '' ? verdict.reason : 'refused'
-    return { allowed: false, decidedBy, reason }
+    const detail = typeof verdict?.reason === 'string' && verdict.reason !== '' ? verdict.reason : 'refused'
+    return { allowed: false, decidedBy, reason: 'refused by a gate', detail }
   } catch (error) {
     const late = timedOut(decidedBy, error)
     if (late) return late
     rethrowIfCoded(error)
-    return { allowed: false, decidedBy, reason: `gate ${gate.name} failed` }
+    return { allowed: false, decidedBy, reason: 'a gate failed', detail: `gate ${gate.name} threw: ${describeThrown(error)}` }
   }
 }
 
@@ -106,12 +112,12 @@ export async function decide(
 ): Promise<Decision> {
   // The capsule's manifest narrows what the host allows and never widens it. It is checked first,
   // on the name alone, so a policy that resolves never looks up a name the capsule did not declare.
-  const declared = capabilities?.check(request)
-  if (declared && !declared.allow) return { allowed: false, decidedBy: 'manifest', reason: declared.reason }
+  const undeclared = capabilities?.undeclared(request)
+  if (undeclared) return { allowed: false, decidedBy: 'manifest', reason: 'not declared in the manifest', detail: undeclared }
   const access = await accessDecision(keeper, request, within)
   if (access && !access.allowed) return access
   if (!access && keeper.gates.length === 0) {
-    return { allowed: false, decidedBy: 'default', reason: 'no rule, policy or gate is configured, so nothing is allowed' }
+    return { allowed: false, decidedBy: 'default', reason: 'nothing is configured', detail: 'no rule, policy or gate is configured, so nothing is allowed' }
   }
   for (const gate of keeper.gates) {
     const verdict = await gateDecision(gate, request, within)

@@ -31,23 +31,78 @@ export interface SecurityGate {
   check(request: GateRequest): GateVerdict | Promise<GateVerdict>
 }
 
+/**
+ * Who decides a request, as the audit log and `explain()` name it: one of these stages, or
+ * `rule:<id>` for an origin rule and `gate:<name>` for a host gate. The list is closed and documented
+ * (docs/rules.md); a failure after an allow keeps the stage that allowed.
+ */
+export const DECIDING_STAGES = [
+  'validation',
+  'stream-table',
+  'manifest',
+  'rules',
+  'policy',
+  'gates',
+  'default',
+  'address-policy',
+  'resolver',
+  'request-options',
+  'middleware',
+] as const
+export type DecidingStage = (typeof DECIDING_STAGES)[number]
+/** A stage, a rule (`rule:<id>`) or a gate (`gate:<name>`). */
+export type Decider = DecidingStage | `rule:${string}` | `gate:${string}`
+
+/**
+ * Why a request was refused: stable phrases, like Smokescreen's, so a host can count and alert on
+ * them. What the request was (its path, its method, the address) is in the event's `detail`.
+ */
+export const DENY_REASONS = [
+  'invalid request',
+  'too many open streams',
+  'not declared in the manifest',
+  'no rule matches the host',
+  'scheme not allowed',
+  'port not allowed',
+  'no route matches the path',
+  'method not allowed on the route',
+  'refused by the policy',
+  'the policy failed',
+  'refused by a gate',
+  'a gate failed',
+  'a host step did not answer in time',
+  'nothing is configured',
+  'blocked address',
+  'redirects refused by the request',
+  'invalid redirect',
+  'refused by middleware',
+] as const
+export type DenyReason = (typeof DENY_REASONS)[number]
+
+/** An allow, credited to the rule (and route), the policy or the gates. */
+export interface Allowed {
+  readonly allowed: true
+  readonly decidedBy: Decider
+  /** The matched route's pattern. */
+  readonly route?: string
+  /** The matched rule's and route's middleware, in that order (none when the policy or gates allowed). */
+  readonly middleware?: readonly Middleware[]
+  /** The matched route's parameters. */
+  readonly params?: Readonly<Record<string, string>>
+}
+
+/** A refusal: who, the stable reason, and the detail (which may name the request's host, path or method). */
+export interface Refused {
+  readonly allowed: false
+  readonly decidedBy: Decider
+  readonly reason: DenyReason
+  readonly detail: string
+  /**
+   * Absent: a refusal (`denied`). `timeout`: the deciding step (a gate or the policy) did not
+   * answer within its host deadline; the request fails with `timeout`, phase `host`.
+   */
+  readonly code?: 'timeout'
+}
+
 /** What the gates decided, and which one decided it. */
-export type Decision =
-  | {
-      readonly allowed: true
-      readonly decidedBy: string
-      /** The matched rule's and route's middleware, in that order (none when the policy or gates allowed). */
-      readonly middleware?: readonly Middleware[]
-      /** The matched route's parameters. */
-      readonly params?: Readonly<Record<string, string>>
-    }
-  | {
-      readonly allowed: false
-      readonly decidedBy: string
-      readonly reason: string
-      /**
-       * Absent: a refusal (`denied`). `timeout`: the deciding step (a gate or the policy) did not
-       * answer within its host deadline; the request fails with `timeout`, phase `host`.
-       */
-      readonly code?: 'timeout'
-    }
+export type Decision = Allowed | Refused

@@ -1,9 +1,13 @@
 // The middleware contract: what a middleware sees of the request, what next() returns, what it may answer.
 import type { HttpRequest } from '../wire/schemas.js'
+import type { RespondInit, SyntheticResponse } from './respond.js'
 
 /** The request as middleware sees and changes it. Header names are lower-case. */
 export interface MiddlewareRequest {
   readonly capsuleId: string
+  /** `request` for `http_request` (a buffered body), `stream` for `http_stream_start` (a streamed one). */
+  readonly kind: 'request' | 'stream'
+
   /** 0 for the capsule's request, 1.. for each redirect hop followed. */
   readonly hop: number
   /** The capsule's request as it sent it (validated), frozen. */
@@ -17,7 +21,11 @@ export interface MiddlewareRequest {
   setUrl(url: string): void
   /** Mutable; set a header with `header()` or by assignment. Repeated headers are joined with ", ". */
   readonly headers: Record<string, string>
-  /** Sets (or, with undefined, removes) a header. Host-only headers (host, connection, ...) are refused. */
+  /**
+   * Sets (or, with undefined, removes) a header. Host-only headers (host, connection, ...) are
+   * refused. A value set for authorization, proxy-authorization or cookie is a secret of the
+   * request: it never reaches the capsule (see `secret()` for any other value).
+   */
   header(name: string, value: string | undefined): void
   readonly body: Uint8Array | undefined
   setBody(body: string | Uint8Array | undefined): void
@@ -28,8 +36,12 @@ export interface MiddlewareResponse {
   readonly status: number
   readonly headers: Readonly<Record<string, string>>
   readonly rawHeaders: ReadonlyArray<readonly [string, string]>
-  /** The body bytes (buffered requests). For a stream the body is not buffered: reading it throws. */
-  readonly body: Uint8Array
+  /**
+   * The body bytes when `ctx.req.kind` is `request`. For a stream the body is not buffered: `body`
+   * is undefined and `text()`/`json()` throw (the request then fails with `internal`, and the host
+   * sees why); a middleware on a streamed route reads the status and headers only.
+   */
+  readonly body: Uint8Array | undefined
   text(): string
   json(): unknown
   /** The time from the start of the middleware chain to the response head, in ms. */
@@ -42,12 +54,29 @@ export interface MiddlewareContext {
 
 export type Next = () => Promise<MiddlewareResponse>
 
+/** A JSON value a middleware may return after `next()`: the JSON body of that response. */
+export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue }
+
 /**
- * `(ctx, next) => result`. Return the response `next()` gave, a `respond(...)` (no network call
- * when `next` is never called), `undefined` after calling `next()` (the upstream response
- * unchanged), or any other value, which becomes the JSON body of the upstream response.
+ * What a middleware may return:
+ * - before `next()`: `respond(...)`, `json(...)` or a plain `{ status, headers?, body? }` (a
+ *   synthetic response; no network call);
+ * - after `next()`: its response, a copy with fields replaced (`{ ...res, body: data }`), a
+ *   `{ status, headers?, body? }`, `undefined` (the response unchanged), or any other JSON value,
+ *   which becomes the JSON body of that response.
+ * In every synthetic or rewritten response a `body` string is text, bytes are bytes, and any other
+ * value is JSON (`bodyEncoding: "json"` to the capsule).
  */
-export type Middleware = (ctx: MiddlewareContext, next: Next) => unknown
+export type MiddlewareResult =
+  | MiddlewareResponse
+  | (Partial<Omit<MiddlewareResponse, 'body'>> & { readonly body?: unknown })
+  | SyntheticResponse
+  | RespondInit
+  | JsonValue
+  | undefined
+
+/** `(ctx, next) => result`: see MiddlewareResult for what it may return. */
+export type Middleware = (ctx: MiddlewareContext, next: Next) => MiddlewareResult | Promise<MiddlewareResult>
 
 /** One middleware or a list, at each level (global, origin rule, route). */
 export type MiddlewareOption = Middleware | readonly Middleware[]

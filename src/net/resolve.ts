@@ -31,7 +31,7 @@ export function describeAddresses(addresses: readonly ClassifiedAddress[]): stri
 
 function blocked(url: NormalisedUrl, addresses: readonly ClassifiedAddress[], refused: readonly ClassifiedAddress[]): CapsuleHostError {
   const detail = describeAddresses(refused)
-  const audit = { decidedBy: 'address-policy', reason: `${url.hostname} resolves to blocked addresses: ${detail}`, addressClass: refused[0]!.class }
+  const audit = { decidedBy: 'address-policy', detail: `${url.hostname} resolves to blocked addresses: ${detail}`, addressClass: refused[0]!.class }
   return url.ipLiteral === undefined
     ? new CapsuleHostError('blocked_address', `${url.hostname} resolves to an address that is not allowed`, {
         cause: new Error(`answer: ${describeAddresses(addresses)}`),

@@ -2,8 +2,8 @@
 import { z } from 'zod'
 import { CapsuleError } from '../errors.js'
 import { TimerMs } from '../timers.js'
-import type { AuditLog } from '../audit.js'
-import type { SafeFetch } from '../safe-fetch.js'
+import { AuditLog } from '../audit.js'
+import type { SafeFetch, SafeFetchSession } from '../safe-fetch.js'
 import { Capsule, type CapsuleEngine } from './capsule.js'
 import { CapsuleHttp } from './capsule-http.js'
 import { createInlineEngine } from './inline-engine.js'
@@ -78,7 +78,10 @@ export interface Runtime {
   readonly compilations: number
   /** How many compiled modules the cache holds now: those in use plus at most `moduleCacheSize` others. */
   readonly cachedModules: number
-  /** One event per request any capsule makes, allowed or refused (the safe fetch's audit log). */
+  /**
+   * One event per request a capsule of this runtime makes, allowed or refused (from the safe
+   * fetch's audit log). Its async iterators end when the runtime closes.
+   */
   readonly audit: AuditLog
   /** Unloads every capsule and releases every connection. */
   close(): Promise<void>
@@ -106,6 +109,11 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   const capsules = new Map<string, Capsule>()
   const reserved = new Set<string>()
   let closed = false
+  // This runtime's view of the safe fetch's log: its own capsules' events, ended by close().
+  const audit = new AuditLog()
+  const stopAudit = fetch.audit.on('request', (event) => {
+    if (reserved.has(event.capsuleId)) audit.record(event)
+  })
 
   /** Loads in progress, so close() can wait for them to see that the runtime closed. */
   const loading = new Set<Promise<Capsule>>()
@@ -137,22 +145,22 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       })
       lease = await cache.acquire(await readWasm(wasm as WasmSource), own.memoryBytes)
       const { compiled } = lease
-      const { callTimeoutMs: _c, memoryBytes: _m, maxOpenStreams: _s, maxOutputBytes: _o, ...fetchLimits } = asked
+      const { callTimeoutMs: _c, memoryBytes: _m, maxOutputBytes: _o, ...fetchLimits } = asked
+      let session: SafeFetchSession
       try {
-        fetch.registerCapsule(id, manifest ? { http: manifest.capabilities?.http ?? [], limits: fetchLimits } : undefined)
+        session = fetch.registerCapsule(id, manifest ? { http: manifest.capabilities?.http ?? [], limits: fetchLimits } : undefined)
         claimed = true
       } catch (cause) {
         throw new CapsuleError('load_failed', `${manifest ? 'invalid manifest or id: ' : ''}${(cause as Error).message}`, { cause })
       }
-      const maxOpenStreams = Math.min(fetch.limits.maxOpenStreams, asked.maxOpenStreams ?? Number.POSITIVE_INFINITY)
-      const http = new CapsuleHttp({ fetch, capsuleId: id, maxOpenStreams })
+      const http = new CapsuleHttp(session)
       const engineOptions = {
         compiled,
         http,
         config: { ...load.config },
         memoryBytes: own.memoryBytes,
         maxOutputBytes: own.maxOutputBytes,
-        maxRequestBytes: Math.min(fetch.limits.maxRequestBytes, asked.maxRequestBytes ?? Number.POSITIVE_INFINITY),
+        maxRequestBytes: session.limits.maxRequestBytes,
         loadTimeoutMs: own.callTimeoutMs,
       }
       const mode = load.isolation ?? isolation
@@ -165,7 +173,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       const capsule = new Capsule(id, engine, compiled.exports, own.callTimeoutMs, async () => {
         http.closeAll()
         try {
-          await fetch.releaseCapsule(id)
+          await session.release()
         } finally {
           lease?.release()
           capsules.delete(id)
@@ -192,11 +200,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     get cachedModules() {
       return cache.size
     },
-    audit: fetch.audit,
+    audit,
     async close() {
       closed = true
       await Promise.all([...capsules.values()].map((capsule) => capsule.unload()))
       await Promise.allSettled(loading)
+      stopAudit()
+      audit.close()
     },
   }
 }

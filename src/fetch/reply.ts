@@ -1,0 +1,99 @@
+// Builds what the capsule receives from a settled answer: bodies encoded as asked, scrubbed of the request's secrets.
+import { CapsuleHostError, wireErrorOf, type WireError } from '../errors.js'
+import type { BodyContent } from '../middleware/respond.js'
+import type { Answer } from '../middleware/results.js'
+import { readAll, type BodyReader } from '../net/dispatch-hop.js'
+import { headerObject, type HeaderList } from '../net/headers.js'
+import { checkIntegrity } from '../net/integrity.js'
+import type { BufferedResponse } from '../wire/schemas.js'
+import type { ExchangeResult } from './exchange.js'
+import type { PreparedRequest } from './prepare.js'
+import type { RequestSecrets } from './secrets.js'
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+function encodeBody(body: Uint8Array, as: 'text' | 'base64'): string {
+  if (as === 'base64') return Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64')
+  try {
+    return utf8.decode(body)
+  } catch {
+    throw new CapsuleHostError('invalid_request', 'the response body is not valid UTF-8; ask for responseBody: "base64"', {
+      detail: 'the response body is not valid UTF-8 and the capsule asked for text',
+    })
+  }
+}
+
+/** Reads bytes already in memory as a body: one piece (split at `maxBytes`), then the end. */
+export function memoryReader(bytes: Uint8Array): BodyReader {
+  let rest: Uint8Array | undefined = bytes.byteLength > 0 ? bytes : undefined
+  return {
+    get bytesRead() {
+      return bytes.byteLength - (rest?.byteLength ?? 0)
+    },
+    async read(maxBytes = Number.POSITIVE_INFINITY) {
+      if (!rest) return null
+      const piece = rest.subarray(0, Math.min(rest.byteLength, maxBytes))
+      rest = piece.byteLength < rest.byteLength ? rest.subarray(piece.byteLength) : undefined
+      return piece
+    },
+    cancel() {
+      rest = undefined
+    },
+  }
+}
+
+/** Response headers with secrets replaced (the list itself when there is no secret). */
+function scrubbedHeaders(rawHeaders: HeaderList, secrets: RequestSecrets): HeaderList {
+  return secrets.size === 0 ? rawHeaders : secrets.scrubHeaders(rawHeaders)
+}
+
+/** The headers with content-length set to `length`, or dropped when it is undefined. */
+function withLength(rawHeaders: HeaderList, length: number | undefined): HeaderList {
+  const list = rawHeaders.filter(([name]) => name !== 'content-length')
+  return length === undefined ? list : [...list, ['content-length', String(length)]]
+}
+
+/** The buffered reply, and the body bytes it stands for (for the audit log). */
+export async function bufferedReply(
+  result: ExchangeResult,
+  prepared: PreparedRequest,
+  secrets: RequestSecrets,
+  elapsedMs: () => number,
+): Promise<{ reply: BufferedResponse; bytesIn: number }> {
+  const { answer } = result
+  const content: BodyContent = 'content' in answer.body ? answer.body.content : { kind: 'bytes', bytes: await readAll(answer.body.stream) }
+  if (prepared.integrity && content.kind !== 'json') checkIntegrity(content.bytes, prepared.integrity)
+  const meta = { finalUrl: secrets.scrubText(result.finalUrl.href), redirects: result.redirects, elapsedMs: elapsedMs() }
+  if (content.kind === 'json') {
+    const rawHeaders = scrubbedHeaders(answer.rawHeaders, secrets)
+    const reply = { status: answer.status, headers: headerObject(rawHeaders), rawHeaders, body: secrets.scrubValue(content.value), bodyEncoding: 'json' as const, meta }
+    return { reply, bytesIn: content.bytes.byteLength }
+  }
+  const bytes = secrets.scrubBytes(content.bytes)
+  // A replacement changes the body's length; the header then says the new one.
+  const scrubbed = scrubbedHeaders(answer.rawHeaders, secrets)
+  const rawHeaders = bytes === content.bytes ? scrubbed : withLength(scrubbed, bytes.byteLength)
+  const reply = {
+    status: answer.status,
+    headers: headerObject(rawHeaders),
+    rawHeaders,
+    body: encodeBody(bytes, prepared.responseBody),
+    bodyEncoding: prepared.responseBody,
+    meta,
+  }
+  return { reply, bytesIn: content.bytes.byteLength }
+}
+
+/** A stream's head and reader as the capsule gets them: scrubbed as the bytes pass. */
+export function streamedAnswer(answer: Answer, secrets: RequestSecrets): { rawHeaders: HeaderList; body: BodyReader } {
+  const reader = 'stream' in answer.body ? answer.body.stream : memoryReader(answer.body.content.bytes)
+  if (secrets.size === 0) return { rawHeaders: answer.rawHeaders, body: reader }
+  // Replacements may change the length, and the head goes before the body is seen: no content-length.
+  return { rawHeaders: withLength(scrubbedHeaders(answer.rawHeaders, secrets), undefined), body: secrets.scrubReader(reader) }
+}
+
+/** The wire error a capsule gets: its message scrubbed of the request's secrets. */
+export function scrubbedWireError(error: unknown, secrets: RequestSecrets): WireError {
+  const wire = wireErrorOf(error)
+  return secrets.size === 0 ? wire : { ...wire, message: secrets.scrubText(wire.message) }
+}

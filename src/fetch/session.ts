@@ -1,0 +1,102 @@
+// One capsule's session in the safe fetch: its limits, capabilities, connections, concurrency, abort and streams.
+import pLimit, { type LimitFunction } from 'p-limit'
+import { Agent } from 'undici'
+import { CapsuleHostError } from '../errors.js'
+import type { Capabilities } from '../gate/capabilities.js'
+import type { Limits } from '../limits.js'
+
+/** An open stream as the session keeps it: how to end it when the capsule is released. */
+export interface SessionStream<T> {
+  readonly response: T
+  /** Ends the stream as cancelled (records its event) and releases its socket. */
+  cancel(): void
+}
+
+export interface SessionOptions {
+  readonly capsuleId: string
+  readonly limits: Readonly<Limits>
+  /** What the capsule's manifest declared; undefined: no manifest, the host's rules alone. */
+  readonly capabilities: Capabilities | undefined
+  /** Node's bundled roots plus the host's extra CAs, or undefined for Node's defaults. */
+  readonly ca: ReadonlyArray<string | Buffer> | undefined
+  /** True for a session made by `registerCapsule` (a runtime's capsule), false for an ad hoc caller's. */
+  readonly registered: boolean
+}
+
+/**
+ * Everything that belongs to one capsule: its undici Agent (no connection is shared between
+ * capsules), its concurrency limiter, the signal every request of it listens to, and the stream
+ * table with `limits.maxOpenStreams` slots. Releasing the session releases all of it.
+ */
+export class CapsuleSession<T = unknown> {
+  readonly capsuleId: string
+  readonly limits: Readonly<Limits>
+  readonly capabilities: Capabilities | undefined
+  readonly registered: boolean
+  readonly agent: Agent
+  /** Bounds the capsule's buffered requests in flight; cleared (rejecting the queue) on release. */
+  readonly limit: LimitFunction
+  readonly #released = new AbortController()
+  readonly #streams = new Map<string, SessionStream<T> | undefined>()
+  #nextHandle = 1
+
+  constructor(options: SessionOptions) {
+    this.capsuleId = options.capsuleId
+    this.limits = options.limits
+    this.capabilities = options.capabilities
+    this.registered = options.registered
+    this.agent = new Agent({
+      // Our own timers run every phase; this is the backstop for a connect attempt we gave up on.
+      connect: { timeout: options.limits.connectTimeoutMs, ...(options.ca ? { ca: [...options.ca] } : {}) },
+      allowH2: false,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    })
+    this.limit = pLimit({ concurrency: options.limits.maxConcurrentRequests, rejectOnClear: true })
+  }
+
+  /** Aborted when the session is released: every request of the capsule listens to it. */
+  get signal(): AbortSignal {
+    return this.#released.signal
+  }
+
+  /** Streams open or starting: each holds one of `limits.maxOpenStreams` slots until it is freed. */
+  get openStreams(): number {
+    return this.#streams.size
+  }
+
+  /** Takes a stream slot and names it with a handle never used before; undefined when every slot is taken. */
+  reserveStream(): string | undefined {
+    if (this.#streams.size >= this.limits.maxOpenStreams || this.signal.aborted) return undefined
+    const handle = String(this.#nextHandle++)
+    this.#streams.set(handle, undefined)
+    return handle
+  }
+
+  /** The reserved slot now holds an open stream. */
+  attachStream(handle: string, stream: SessionStream<T>): void {
+    if (this.#streams.has(handle)) this.#streams.set(handle, stream)
+  }
+
+  /** The open stream of a handle, if it is open. */
+  stream(handle: string): T | undefined {
+    return this.#streams.get(handle)?.response
+  }
+
+  /** Frees a slot (the stream closed, failed or never started); idempotent. */
+  freeStream(handle: string): void {
+    this.#streams.delete(handle)
+  }
+
+  /** Aborts everything the capsule has in flight, cancels its streams and closes its sockets. */
+  async release(): Promise<void> {
+    if (this.signal.aborted) return
+    const cancelled = new CapsuleHostError('cancelled', 'the capsule was released')
+    this.#released.abort(cancelled)
+    const streams = [...this.#streams.values()]
+    this.#streams.clear()
+    for (const stream of streams) stream?.cancel()
+    this.limit.clearQueue()
+    await this.agent.destroy(cancelled)
+  }
+}

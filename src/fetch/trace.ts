@@ -1,0 +1,117 @@
+// One request's trace: each fact is written by the step that decides it, and the trace is the audit event.
+import type { AuditEvent } from '../audit.js'
+import { isCapsuleHostError, wireErrorOf } from '../errors.js'
+import type { Allowed, Decider, DenyReason } from '../gate/types.js'
+import { safeText } from '../safe-text.js'
+import type { RequestSecrets } from './secrets.js'
+
+/** Called with what a host-side bug threw (a middleware's, a gate's, ours): the host's own hook. */
+export type ErrorHook = (error: unknown, event: AuditEvent) => void
+
+/** The most characters of a host-side error's message and stack kept on an event. */
+const MAX_ERROR_CHARS = 8192
+
+export class RequestTrace {
+  readonly #started = performance.now()
+  readonly #event: AuditEvent
+  /** What was thrown, for an `internal` failure: handed to the host's onError hook with the event. */
+  #thrown: unknown
+
+  constructor(capsuleId: string, requestId: string, kind: AuditEvent['kind']) {
+    this.#event = {
+      capsuleId,
+      requestId,
+      kind,
+      method: undefined,
+      url: undefined,
+      // Nothing has allowed it yet: until admission says otherwise, validation is what stands.
+      allowed: false,
+      decidedBy: 'validation',
+      redactions: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      redirects: 0,
+      durationMs: 0,
+    }
+  }
+
+  get allowed(): boolean {
+    return this.#event.allowed
+  }
+
+  /** Validation passed: what the capsule asked for (its own URL, query hidden). */
+  prepared(method: string, url: string, bytesOut: number): void {
+    Object.assign(this.#event, { method, url, bytesOut })
+  }
+
+  /** An admission allowed a hop: the first allow names the decider, a later one (a redirect) keeps it. */
+  allowedBy(decision: Allowed, hop: number): void {
+    if (hop > 0) return
+    this.#event.allowed = true
+    this.#event.decidedBy = decision.decidedBy
+    if (decision.route) this.#event.route = decision.route
+  }
+
+  /** A stage refused the request (at any hop, after an allow included). */
+  refusedBy(decidedBy: Decider, reason: DenyReason, detail: string): void {
+    Object.assign(this.#event, { allowed: false, decidedBy, reason, detail })
+    delete this.#event.route
+  }
+
+  /** A gate's or the policy's `resolve()` failed, so no decision was reached. */
+  unresolved(detail: string): void {
+    Object.assign(this.#event, { allowed: false, decidedBy: 'resolver', detail })
+  }
+
+  dialled(addressClass: string): void {
+    this.#event.addressClass = addressClass
+  }
+
+  followed(redirects: number): void {
+    this.#event.redirects = redirects
+  }
+
+  /** The request failed: its code and phase, and the host-side detail. A host bug also keeps what was thrown. */
+  failed(error: unknown): void {
+    const wire = wireErrorOf(error)
+    this.#event.code = wire.code
+    if (wire.phase) this.#event.phase = wire.phase
+    const own = isCapsuleHostError(error) ? error : undefined
+    if (own?.addressClass) this.#event.addressClass = own.addressClass
+    this.#event.detail ??= own?.detail ?? (wire.code === 'internal' ? undefined : wire.message)
+    if (wire.code === 'internal') {
+      const thrown = own?.cause ?? error
+      this.#thrown = thrown
+      const { name, message, stack } = thrown instanceof Error ? thrown : { name: typeof thrown, message: String(thrown), stack: undefined }
+      this.#event.error = { name, message: safeText(message, MAX_ERROR_CHARS), ...(stack ? { stack: safeText(stack, MAX_ERROR_CHARS) } : {}) }
+    }
+  }
+
+  /** The final event, with every text field scrubbed of the request's secrets. */
+  finish(outcome: { status?: number; bytesIn: number }, secrets: RequestSecrets | undefined, onError?: ErrorHook): AuditEvent {
+    const event = this.#event
+    if (outcome.status !== undefined && event.code === undefined) event.status = outcome.status
+    event.bytesIn = outcome.bytesIn
+    event.durationMs = Math.round(performance.now() - this.#started)
+    // Counted before the event itself is scrubbed: only what the capsule received counts.
+    event.redactions = secrets?.replacements ?? 0
+    if (secrets && secrets.size > 0) {
+      if (event.detail) event.detail = secrets.scrubText(event.detail)
+      if (event.error) {
+        event.error = {
+          name: event.error.name,
+          message: secrets.scrubText(event.error.message),
+          ...(event.error.stack ? { stack: secrets.scrubText(event.error.stack) } : {}),
+        }
+      }
+    }
+    if (this.#thrown !== undefined && onError) {
+      try {
+        onError(this.#thrown, event)
+      } catch {
+        // The host's hook must never change what the capsule gets.
+      }
+    }
+    return event
+  }
+}
