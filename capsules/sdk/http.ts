@@ -18,17 +18,39 @@ import { stringToBlock, takeBlock, toBlock } from "./memory";
 /** Size of the buffer a Stream reads into, unless stream() is given another. */
 export const DEFAULT_STREAM_BUFFER: i32 = 256 * 1024;
 
-/** Code of the error the SDK reports when a host reply cannot be understood. */
+/** Code of the error the SDK reports when a host reply cannot be understood (not a host code). */
 export const INVALID_REPLY = "invalid_reply";
+
+/**
+ * Every code the host may send in `{"error":{"code":...}}`: capsule-host's ERROR_CODES, in its
+ * order (docs/errors.md). `internal` is a bug on the host side; its message tells nothing more.
+ * test/sdk-error-codes.test.ts keeps this list equal to the host's.
+ */
+export const HOST_ERROR_CODES: StaticArray<string> = [
+  "invalid_request",
+  "denied",
+  "blocked_address",
+  "dns_failed",
+  "connect_failed",
+  "tls_failed",
+  "timeout",
+  "too_large",
+  "stream_limit",
+  "redirect_denied",
+  "too_many_redirects",
+  "integrity_mismatch",
+  "network",
+  "cancelled",
+  "internal",
+];
 
 export class Header {
   constructor(public name: string, public value: string) {}
 }
 
 /**
- * A failed request. `code` is one of the host's codes (invalid_request, denied, blocked_address,
- * dns_failed, connect_failed, tls_failed, timeout, too_large, stream_limit, redirect_denied,
- * too_many_redirects, integrity_mismatch, network, cancelled) or the SDK's own `invalid_reply`.
+ * A failed request. `code` is one of the host's codes (HOST_ERROR_CODES) or the SDK's own
+ * `invalid_reply` (INVALID_REPLY).
  * `phase` is set for timeouts (connect, first_byte, idle, total, or host: a gate, the policy or
  * middleware on the host did not answer within its deadline).
  */

@@ -1,6 +1,6 @@
 // The wire protocol between capsule and host as zod schemas: the single source of its types.
 import { z } from 'zod'
-import { ERROR_CODES, TIMEOUT_PHASES } from '../errors.js'
+import { ERROR_CODES, TIMEOUT_PHASES, type WireError } from '../errors.js'
 import { TimerMs } from '../timers.js'
 
 /** RFC 9110 §5.6.2 token: the characters a method or header name may use. */
@@ -36,12 +36,14 @@ export const RequestOptionsSchema = z.strictObject({
   integrity: z.string().min(1).max(REQUEST_BOUNDS.integrityChars, `at most ${REQUEST_BOUNDS.integrityChars} characters`).optional(),
 })
 
+/** Headers as a capsule may write them: an object, or `[name, value]` pairs (repeats kept, in order). */
+const HeaderFormsSchema = z.union([z.record(z.string(), z.string()), z.array(z.tuple([z.string(), z.string()]))])
+type HeaderForms = z.infer<typeof HeaderFormsSchema>
 
-const headerEntries = (h: Record<string, string> | Array<[string, string]>) => (Array.isArray(h) ? h : Object.entries(h))
-const headerChars = (h: Record<string, string> | Array<[string, string]>) => headerEntries(h).reduce((n, [k, v]) => n + k.length + v.length, 0)
+const headerEntries = (h: HeaderForms) => (Array.isArray(h) ? h : Object.entries(h))
+const headerChars = (h: HeaderForms) => headerEntries(h).reduce((n, [k, v]) => n + k.length + v.length, 0)
 
-export const HeadersSchema = z
-  .union([z.record(z.string(), z.string()), z.array(z.tuple([z.string(), z.string()]))])
+export const HeadersSchema = HeaderFormsSchema
   .refine((h) => headerEntries(h).length <= REQUEST_BOUNDS.headers, `at most ${REQUEST_BOUNDS.headers} headers`)
   .refine(
     (h) => headerChars(h) <= REQUEST_BOUNDS.headerChars,
@@ -72,8 +74,10 @@ export type HttpRequest = z.infer<typeof HttpRequestSchema>
 /** The request as a capsule writes it (before defaults and upper-casing). */
 export type HttpRequestInput = z.input<typeof HttpRequestSchema>
 
-const ResponseHeadersSchema = z.record(z.string(), z.string())
-const RawHeadersSchema = z.array(z.tuple([z.string(), z.string()]))
+/** One entry per lower-case name, repeated values joined with `", "`. */
+export const ResponseHeadersSchema = z.record(z.string(), z.string())
+/** Every header as received, in order, as `[name, value]` pairs. */
+export const RawHeadersSchema = z.array(z.tuple([z.string(), z.string()]))
 
 export const BufferedResponseSchema = z.strictObject({
   status: z.int(),
@@ -95,14 +99,26 @@ export const StreamStartSchema = z.strictObject({
   rawHeaders: RawHeadersSchema,
 })
 
+export const ErrorCodeSchema = z.enum(ERROR_CODES)
+export const TimeoutPhaseSchema = z.enum(TIMEOUT_PHASES)
+
+/** The error object of a reply; `phase` is present on `timeout` errors only. */
+export const WireErrorSchema = z.strictObject({
+  code: ErrorCodeSchema,
+  message: z.string(),
+  phase: TimeoutPhaseSchema.optional(),
+})
+
 export const ErrorReplySchema = z.strictObject({
-  error: z.strictObject({
-    code: z.enum(ERROR_CODES),
-    message: z.string(),
-    phase: z.enum(TIMEOUT_PHASES).optional(),
-  }),
+  error: WireErrorSchema,
 })
 
 export type BufferedResponse = z.infer<typeof BufferedResponseSchema>
 export type StreamStart = z.infer<typeof StreamStartSchema>
+
+// `WireError` is declared by hand in errors.ts (which this module imports, so it cannot import the
+// schema back). This check keeps the two the same type: change one and the typecheck fails here.
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false
+type Holds<T extends true> = T
+export type WireErrorMatchesSchema = Holds<Same<z.infer<typeof WireErrorSchema>, WireError>>
 
