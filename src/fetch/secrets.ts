@@ -1,0 +1,432 @@
+// Secrets of one request: collects the values middleware injected and replaces every occurrence in what the capsule receives with a fixed marker.
+import { AsyncLocalStorage } from 'node:async_hooks'
+import type { BodyReader } from '../net/transport/types.js'
+
+/**
+ * The fixed marker that stands in for each occurrence of a secret. It is the same for every
+ * secret and every length, so the capsule learns neither which secret matched nor how long it was.
+ */
+export const REDACTED = '[redacted]'
+
+const REDACTED_BYTES = Buffer.from(REDACTED, 'utf8')
+
+/** Credential parts (a Bearer token, a cookie's value) shorter than this are not secrets on their own. */
+export const MIN_PART_LENGTH = 8
+
+/**
+ * At most this many comparisons decide how much of a chunk's tail a streamed scan holds back;
+ * past it the scan holds back more than it has to (never less), so no tail costs more than this.
+ */
+const HOLD_CHECKS = 256
+
+/** `next` entries: not looked up yet, and no occurrence left. */
+const UNKNOWN = -2
+const NONE = -1
+
+/** Patterns of one representation (strings or bytes), shortest first, compiled for the scan. */
+interface Table<P extends string | Buffer> {
+  readonly patterns: readonly P[]
+  readonly lengths: readonly number[]
+  /** For pattern i, a shorter pattern it contains and where: no occurrence of that one, none of i. */
+  readonly inside: ReadonlyArray<{ readonly of: number; readonly at: number } | undefined>
+  readonly maxLength: number
+  /** Byte patterns: 1 for each byte a pattern starts with. */
+  readonly firstBytes: Uint8Array
+}
+
+/** Where the matches are: start and end pairs in order, and how far the scan decided (the rest is held back). */
+interface Matches {
+  readonly spans: number[]
+  readonly cut: number
+}
+
+/** Sorts, finds containment and records first bytes, once per change of the pattern set. */
+function compile<P extends string | Buffer>(set: Iterable<P>): Table<P> {
+  const patterns = [...set].sort((a, b) => a.length - b.length)
+  const inside = patterns.map((pattern, i) => {
+    for (let j = i - 1; j >= 0; j--) {
+      // String and Buffer indexOf both take a needle of their own kind.
+      const at = (pattern as string).indexOf(patterns[j] as string)
+      if (at >= 0) return { of: j, at }
+    }
+    return undefined
+  })
+  const firstBytes = new Uint8Array(256)
+  for (const p of patterns) if (typeof p !== 'string') firstBytes[p[0]!] = 1
+  const lengths = patterns.map((p) => p.length)
+  return { patterns, lengths, inside, maxLength: lengths[lengths.length - 1] ?? 0, firstBytes }
+}
+
+/**
+ * The pattern whose next occurrence at or after `pos` starts first (the longest on ties), or -1.
+ * `next` caches each pattern's next occurrence in this haystack; `pos` never decreases.
+ */
+function nextMatch(table: Table<string | Buffer>, next: number[], pos: number, find: (i: number, from: number) => number): number {
+  let best = -1
+  let bestAt = Number.POSITIVE_INFINITY
+  for (let i = 0; i < next.length; i++) {
+    let at = next[i]!
+    if (at !== NONE && at < pos) {
+      const inside = table.inside[i]
+      if (inside === undefined) {
+        at = find(i, pos)
+      } else {
+        // Every occurrence of i holds one of `inside.of` (looked up first: it is shorter), `at` bytes in.
+        const other = next[inside.of]!
+        at = other === NONE ? NONE : find(i, Math.max(pos, other - inside.at))
+      }
+      next[i] = at
+    }
+    // Ascending lengths: a later pattern starting at the same place is the longer one.
+    if (at !== NONE && at <= bestAt) {
+      best = i
+      bestAt = at
+    }
+  }
+  return best
+}
+
+/**
+ * The non-overlapping matches, earliest first, whose start is before the hold; `holdFrom(pos)` is
+ * the first position at or after `pos` where a match may still be incomplete (the length when none).
+ */
+function matchesIn(table: Table<string | Buffer>, find: (i: number, from: number) => number, holdFrom: (pos: number) => number): Matches {
+  const next = new Array<number>(table.lengths.length).fill(UNKNOWN)
+  const spans: number[] = []
+  let pos = 0
+  let hold = holdFrom(0)
+  for (;;) {
+    const i = nextMatch(table, next, pos, find)
+    if (i < 0 || next[i]! >= hold) break
+    spans.push(next[i]!, (pos = next[i]! + table.lengths[i]!))
+    if (pos > hold) hold = holdFrom(pos)
+  }
+  return { spans, cut: Math.max(pos, hold) }
+}
+
+/**
+ * The first position at or after `from` whose tail of `data` is a proper prefix of a pattern (a
+ * match the next chunk may complete), or the length when none is. Only the last (longest - 1)
+ * bytes can be one; after `HOLD_CHECKS` comparisons it stops where it is (holding back more).
+ */
+function heldFrom(table: Table<Buffer>, data: Buffer, from: number): number {
+  const end = data.length
+  let checks = HOLD_CHECKS
+  for (let t = Math.max(from, end - table.maxLength + 1); t < end; t++) {
+    if (table.firstBytes[data[t]!] === 0) continue
+    const tail = end - t
+    for (const p of table.patterns) {
+      if (p.length > tail && p.compare(data, t, end, 0, tail) === 0) return t
+      if (--checks === 0) return t
+    }
+  }
+  return end
+}
+
+/** `text` with each span replaced by the marker. */
+function replacedText(text: string, spans: readonly number[]): string {
+  let out = ''
+  let pos = 0
+  for (let k = 0; k < spans.length; k += 2) {
+    out += text.slice(pos, spans[k]) + REDACTED
+    pos = spans[k + 1]!
+  }
+  return out + text.slice(pos)
+}
+
+/** `data[0, cut)` with each span replaced by the marker; a view (no copy) when there is no span. */
+function replacedBytes(data: Buffer, spans: readonly number[], cut: number): Buffer {
+  if (spans.length === 0) return cut === data.length ? data : data.subarray(0, cut)
+  const parts: Buffer[] = []
+  let pos = 0
+  for (let k = 0; k < spans.length; k += 2) {
+    parts.push(data.subarray(pos, spans[k]), REDACTED_BYTES)
+    pos = spans[k + 1]!
+  }
+  parts.push(data.subarray(pos, cut))
+  return Buffer.concat(parts)
+}
+
+const asBuffer = (bytes: Uint8Array): Buffer =>
+  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+/** A non-ASCII character as a JSON `\u` escape (Python's and PHP's default). */
+const jsonUnicodeEscape = (c: string): string => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')
+
+/**
+ * The spellings of `value` an echo may carry: as is, JSON-escaped as JavaScript writes it, as
+ * Python writes it (`\u00e4`) and as PHP writes it (`\u00e4` and `\/`), and percent-encoded.
+ */
+function textForms(value: string): Set<string> {
+  const json = JSON.stringify(value).slice(1, -1)
+  const ascii = json.replace(/[\u0080-\uffff]/g, jsonUnicodeEscape)
+  const forms = new Set([value, json, ascii, ascii.replaceAll('/', '\\/')])
+  try {
+    forms.add(encodeURIComponent(value))
+  } catch {
+    // A lone surrogate has no percent-encoding; its other forms still stand.
+  }
+  return forms
+}
+
+/** HTTP sends a header value's characters up to U+00FF as single bytes: that form too, when it differs from UTF-8. */
+function latin1Form(value: string): Buffer | undefined {
+  return /[\u0080-\u00ff]/.test(value) && !/[^\u0000-\u00ff]/.test(value) ? Buffer.from(value, 'latin1') : undefined
+}
+
+/** `<scheme> <credential>` (RFC 9110 §11.4): the credential, or undefined for a value without a scheme. */
+function credentialOf(value: string): string | undefined {
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]+(\S[\s\S]*)$/.exec(value.trim())?.[1]?.trim()
+}
+
+/** Each cookie's value in a `cookie` header (RFC 6265 §5.4), and its unquoted form when quoted. */
+function cookieValues(value: string): string[] {
+  const values: string[] = []
+  for (const pair of value.split(';')) {
+    const eq = pair.indexOf('=')
+    const cookie = pair.slice(eq + 1).trim()
+    values.push(cookie)
+    if (cookie.length >= 2 && cookie.startsWith('"') && cookie.endsWith('"')) values.push(cookie.slice(1, -1))
+  }
+  return values
+}
+
+/** The secrets of one request (all its hops) and the count of replacements made. */
+export class RequestSecrets {
+  readonly #text = new Set<string>()
+  /** Byte patterns by their latin1 spelling (one character a byte), so equal bytes are one entry. */
+  readonly #bytes = new Map<string, Buffer>()
+  #textTable: Table<string> | undefined
+  #bytesTable: Table<Buffer> | undefined
+  #replacements = 0
+
+  /**
+   * Adds a value (and its JSON-escaped and percent-encoded forms when they differ). Empty values
+   * are ignored. Also added: the JSON forms Python and PHP write (`\u` escapes, `\/`), and for a
+   * value of characters up to U+00FF with one above U+007F, its latin1 bytes (how HTTP sends it).
+   */
+  add(value: string): void {
+    if (typeof value !== 'string') throw new TypeError(`a secret is a string, not ${typeof value}`)
+    if (value === '') return
+    for (const form of textForms(value)) {
+      this.#text.add(form)
+      this.#addBytes(Buffer.from(form, 'utf8'))
+    }
+    const latin1 = latin1Form(value)
+    if (latin1 !== undefined) this.#addBytes(latin1)
+    this.#textTable = undefined
+  }
+
+  /**
+   * For a header a middleware set: `authorization`/`proxy-authorization`: the whole value and, for
+   * `Bearer`, `Basic`, `token` (and other `<scheme> <credential>` forms), the credential alone;
+   * `cookie`: the whole value and each cookie's value; other names: nothing (returns false).
+   * Credential parts shorter than 8 characters (code points) are not added alone (the whole value
+   * always is, and so is its trimmed form). Returns true when the header counts as a secret.
+   */
+  addInjectedHeader(name: string, value: string): boolean {
+    const header = name.toLowerCase()
+    let parts: string[]
+    if (header === 'authorization' || header === 'proxy-authorization') {
+      const credential = credentialOf(value)
+      parts = credential === undefined ? [] : [credential]
+    } else if (header === 'cookie') {
+      parts = cookieValues(value)
+    } else {
+      return false
+    }
+    this.add(value)
+    this.add(value.trim())
+    for (const part of parts) if ([...part].length >= MIN_PART_LENGTH) this.add(part)
+    return true
+  }
+
+  /** Distinct byte patterns (each value's forms after deduplication). */
+  get size(): number {
+    return this.#bytes.size
+  }
+
+  /** Total replacements made by every scrub* call so far. */
+  get replacements(): number {
+    return this.#replacements
+  }
+
+  /** `text` with every occurrence of a secret replaced by the marker; the same string when nothing matched. */
+  scrubText(text: string): string {
+    if (this.size === 0) return text
+    const table = (this.#textTable ??= compile(this.#text))
+    const { spans } = matchesIn(table, (i, from) => text.indexOf(table.patterns[i]!, from), () => text.length)
+    if (spans.length === 0) return text
+    this.#replacements += spans.length / 2
+    return replacedText(text, spans)
+  }
+
+  /** The same for bytes (matched byte for byte); returns the same object when nothing matched. */
+  scrubBytes(bytes: Uint8Array): Uint8Array {
+    if (this.size === 0) return bytes
+    const data = asBuffer(bytes)
+    const { spans } = this.#matches(data, true)
+    if (spans.length === 0) return bytes
+    this.#replacements += spans.length / 2
+    return replacedBytes(data, spans, data.length)
+  }
+
+  /** A JSON value: strings and object keys scrubbed, structure kept; the same object when nothing matched. */
+  scrubValue(value: unknown): unknown {
+    if (this.size === 0) return value
+    if (typeof value === 'string') return this.scrubText(value)
+    if (typeof value !== 'object' || value === null) return value
+    if (Array.isArray(value)) {
+      let copy: unknown[] | undefined
+      value.forEach((item: unknown, i) => {
+        const scrubbed = this.scrubValue(item)
+        if (scrubbed !== item) (copy ??= [...value])[i] = scrubbed
+      })
+      return copy ?? value
+    }
+    let changed = false
+    const entries = Object.entries(value).map(([key, item]) => {
+      const entry = [this.scrubText(key), this.scrubValue(item)] as const
+      changed ||= entry[0] !== key || entry[1] !== item
+      return entry
+    })
+    // fromEntries defines own properties, so a `__proto__` key stays a key.
+    return changed ? Object.fromEntries(entries) : value
+  }
+
+  /** Names and values; the same list when nothing matched (treat it as read-only then). */
+  scrubHeaders(list: ReadonlyArray<readonly [string, string]>): Array<[string, string]> {
+    let copy: Array<[string, string]> | undefined
+    if (this.size > 0) {
+      list.forEach(([name, value], i) => {
+        const entry: [string, string] = [this.scrubText(name), this.scrubText(value)]
+        if (entry[0] !== name || entry[1] !== value) (copy ??= list.map(([n, v]) => [n, v]))[i] = entry
+      })
+    }
+    return copy ?? (list as Array<[string, string]>)
+  }
+
+  /**
+   * Wraps a body reader so every byte it yields is scrubbed, also when a secret is split across
+   * chunks. With no secrets it returns `reader` itself, so wrap it after every hop's middleware
+   * ran; a secret added while the body streams applies to the bytes not yet handed out.
+   */
+  scrubReader(reader: BodyReader): BodyReader {
+    if (this.size === 0) return reader
+    return new ScrubbedReader(reader, (data, final) => {
+      const matches = this.#matches(data, final)
+      this.#replacements += matches.spans.length / 2
+      return matches
+    })
+  }
+
+  #matches(data: Buffer, final: boolean): Matches {
+    const table = (this.#bytesTable ??= compile(this.#bytes.values()))
+    const find = (i: number, from: number) => data.indexOf(table.patterns[i]!, from)
+    return matchesIn(table, find, final ? () => data.length : (pos) => heldFrom(table, data, pos))
+  }
+
+  #addBytes(bytes: Buffer): void {
+    const key = bytes.toString('latin1')
+    if (this.#bytes.has(key)) return
+    this.#bytes.set(key, bytes)
+    this.#bytesTable = undefined
+  }
+}
+
+/**
+ * A body reader that scrubs what it passes on. It holds back a tail that may be the start of a
+ * secret (at most the longest pattern - 1 bytes) until the next chunk or the end decides it, and
+ * queues what is ready, so `read(maxBytes)` can hand out exactly that many bytes.
+ */
+class ScrubbedReader implements BodyReader {
+  readonly #inner: BodyReader
+  /** Finds the matches in received bytes that are decided (all of them when `final`), counting them. */
+  readonly #scrub: (data: Buffer, final: boolean) => Matches
+  /** Scrubbed bytes ready to hand out, each piece non-empty. */
+  readonly #ready: Buffer[] = []
+  /** Received bytes not decided yet (a copy, so the inner reader may reuse its buffers). */
+  #held: Buffer = Buffer.alloc(0)
+  #ended = false
+
+  constructor(inner: BodyReader, scrub: (data: Buffer, final: boolean) => Matches) {
+    this.#inner = inner
+    this.#scrub = scrub
+  }
+
+  get bytesRead(): number {
+    return this.#inner.bytesRead
+  }
+
+  cancel(): void {
+    this.#inner.cancel()
+  }
+
+  async read(maxBytes = Number.POSITIVE_INFINITY): Promise<Uint8Array | null> {
+    if (!(maxBytes >= 1)) throw new RangeError(`maxBytes must be at least 1, not ${maxBytes}`)
+    while (this.#ready.length === 0) {
+      if (this.#ended) return null
+      const chunk = await this.#inner.read(maxBytes)
+      if (chunk === null) {
+        this.#ended = true
+        this.#scan(this.#held, true)
+      } else {
+        const held = this.#held
+        this.#scan(held.length === 0 ? asBuffer(chunk) : Buffer.concat([held, chunk]), false)
+      }
+    }
+    return this.#take(maxBytes)
+  }
+
+  /** Scrubs `data`, queues the decided part and keeps the rest back. */
+  #scan(data: Buffer, final: boolean): void {
+    const { spans, cut } = this.#scrub(data, final)
+    const decided = replacedBytes(data, spans, cut)
+    if (decided.length > 0) this.#ready.push(decided)
+    this.#held = cut === data.length ? Buffer.alloc(0) : Buffer.from(data.subarray(cut))
+  }
+
+  /** One ready piece; with a finite `maxBytes`, all ready bytes up to it in one piece. */
+  #take(maxBytes: number): Buffer {
+    const ready = this.#ready
+    const first = ready[0]!
+    if (first.length >= maxBytes) {
+      if (first.length > maxBytes) ready[0] = first.subarray(maxBytes)
+      else ready.shift()
+      return first.subarray(0, maxBytes)
+    }
+    if (!Number.isFinite(maxBytes)) return ready.shift()!
+    const parts: Buffer[] = []
+    let size = 0
+    while (ready.length > 0 && size + ready[0]!.length <= maxBytes) {
+      size += ready[0]!.length
+      parts.push(ready.shift()!)
+    }
+    if (ready.length > 0 && size < maxBytes) {
+      parts.push(ready[0]!.subarray(0, maxBytes - size))
+      ready[0] = ready[0]!.subarray(maxBytes - size)
+      size = maxBytes
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size)
+  }
+}
+
+const scope = new AsyncLocalStorage<RequestSecrets>()
+
+/**
+ * Marks `value` as a secret of the hop whose middleware is running, and returns it unchanged (a
+ * string). Outside a middleware (no scope) it throws a TypeError saying so.
+ */
+export function secret(value: string): string {
+  const secrets = scope.getStore()
+  if (secrets === undefined) {
+    throw new TypeError('secret() was called outside a middleware: it marks a value as a secret of the request whose middleware is running')
+  }
+  secrets.add(value)
+  return value
+}
+
+/** Runs `fn` with `secrets` as the scope that `secret()` adds to (AsyncLocalStorage, so it follows awaits). */
+export function withSecrets<T>(secrets: RequestSecrets, fn: () => T): T {
+  return scope.run(secrets, fn)
+}
