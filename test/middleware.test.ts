@@ -182,16 +182,18 @@ describe('the chain', () => {
     ['an invalid respond() status', () => respond({ status: 42 })],
   ])('a middleware bug (%s) is an internal error for the capsule, with no detail', async (_name, middleware) => {
     const { fetch } = fetchWith({ middleware, rules: { host: 'api.test', httpsOnly: false, port: server.port } })
-    expect(errorOf(await fetch.request({ url: `${base}/bug` }, ctx()))).toEqual({ code: 'network', message: 'internal error in host middleware' })
+    expect(errorOf(await fetch.request({ url: `${base}/bug` }, ctx()))).toEqual({ code: 'internal', message: 'internal error in host middleware' })
   })
 
-  test('a plain { status } object without next() is a synthetic response; after next() it is a JSON body', async () => {
+  test('a plain { status } object is a response before and after next(); an object with other keys after next() is a JSON body', async () => {
     const before = server.requests.length
     const synthetic = fetchWith({ middleware: () => ({ status: 204 }), rules: { host: 'api.test', httpsOnly: false, port: server.port } })
     expect(ok(await synthetic.fetch.request({ url: `${base}/s` }, ctx())).status).toBe(204)
     expect(server.requests.length).toBe(before)
-    const value = fetchWith({ middleware: async (_c, next) => (await next(), { status: 204 }), rules: { host: 'api.test', httpsOnly: false, port: server.port } })
-    expect(ok(await value.fetch.request({ url: `${base}/s` }, ctx()))).toMatchObject({ status: 200, bodyEncoding: 'json', body: { status: 204 } })
+    const after = fetchWith({ middleware: async (_c, next) => (await next(), { status: 204 }), rules: { host: 'api.test', httpsOnly: false, port: server.port } })
+    expect(ok(await after.fetch.request({ url: `${base}/s` }, ctx()))).toMatchObject({ status: 204, bodyEncoding: 'text', body: '' })
+    const value = fetchWith({ middleware: async (_c, next) => (await next(), { status: 204, note: 1 }), rules: { host: 'api.test', httpsOnly: false, port: server.port } })
+    expect(ok(await value.fetch.request({ url: `${base}/s` }, ctx()))).toMatchObject({ status: 200, bodyEncoding: 'json', body: { status: 204, note: 1 } })
   })
 
   test('a middleware may refuse with its own code', async () => {
@@ -252,7 +254,7 @@ describe('streams and redirects', () => {
     for await (const chunk of stream) chunks.push(chunk)
     expect(Buffer.concat(chunks).toString()).toBe('made up')
     const reading = fetchWith({ middleware: async (_c, next) => (await next()).text(), rules: { host: 'api.test', httpsOnly: false, port: server.port } })
-    expect(errorOf(await reading.fetch.stream({ url: `${base}/s` }, ctx()))).toEqual({ code: 'network', message: 'internal error in host middleware' })
+    expect(errorOf(await reading.fetch.stream({ url: `${base}/s` }, ctx()))).toEqual({ code: 'internal', message: 'internal error in host middleware' })
   })
 
   test('a followed cross-origin redirect gets the new origin middleware, never the first origin credentials', async () => {
@@ -321,8 +323,9 @@ describe('review regressions', () => {
       rules: { host: 'api.test', httpsOnly: false, port: server.port },
     })
     await refusing.fetch.request({ url: `${base}/q` }, ctx())
-    expect(refusing.events).toEqual([expect.objectContaining({ allowed: false, decidedBy: 'middleware', reason: 'quota exceeded' })])
+    expect(refusing.events).toEqual([expect.objectContaining({ allowed: false, decidedBy: 'middleware', reason: 'refused by middleware', detail: 'quota exceeded' })])
     const weird = fetchWith({ middleware: async (_c, next) => (await next(), () => 1), rules: { host: 'api.test', httpsOnly: false, port: server.port } })
-    expect(errorOf(await weird.fetch.request({ url: `${base}/w` }, ctx()))).toEqual({ code: 'network', message: 'internal error in host middleware' })
+    expect(errorOf(await weird.fetch.request({ url: `${base}/w` }, ctx()))).toEqual({ code: 'internal', message: 'internal error in host middleware' })
+    expect(weird.events).toEqual([expect.objectContaining({ allowed: true, decidedBy: 'rule:api.test', code: 'internal', error: expect.objectContaining({ name: 'TypeError' }) })])
   })
 })
