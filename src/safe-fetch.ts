@@ -228,13 +228,13 @@ function prepare(state: SafeFetchState, input: unknown, mode: Mode, flight: InFl
   return prepared
 }
 
-function finish(state: SafeFetchState, flight: InFlight, outcome: { status?: number; bytesIn: number }): void {
-  state.audit.record(flight.trace.finish(outcome, flight.secrets, state.onError))
+function finish(state: SafeFetchState, flight: InFlight, status?: number): void {
+  state.audit.record(flight.trace.finish(status, flight.secrets, state.onError))
 }
 
-function failed(state: SafeFetchState, flight: InFlight, error: unknown, bytesIn = 0): ErrorReply {
+function failed(state: SafeFetchState, flight: InFlight, error: unknown): ErrorReply {
   flight.trace.failed(error)
-  finish(state, flight, { bytesIn })
+  finish(state, flight)
   return { error: scrubbedWireError(error, flight.secrets) }
 }
 
@@ -258,19 +258,19 @@ async function bufferedRequest(state: SafeFetchState, input: unknown, flight: In
     // The total time limit starts now, so time spent waiting for a concurrency slot counts.
     const deadline = started + prepared.limits.totalTimeoutMs
     const { session, signal } = flight
-    const result = await whileWaiting(
+    const reply = await whileWaiting(
       session.limit(() => {
         if (signal.aborted) throw cancelledBy(signal)
         return exchangeOf(state, prepared, flight, deadline).then((done) =>
-          bufferedReply(done, prepared, flight.secrets, () => Math.round(performance.now() - started)),
+          bufferedReply(done, prepared, flight.secrets, flight.trace, () => Math.round(performance.now() - started)),
         )
       }),
       signal,
       deadline,
       prepared.limits.totalTimeoutMs,
     )
-    finish(state, flight, { status: result.reply.status, bytesIn: result.bytesIn })
-    return result.reply
+    finish(state, flight, reply.status)
+    return reply
   } catch (error) {
     return failed(state, flight, error)
   }
@@ -284,8 +284,9 @@ function openedStream(state: SafeFetchState, flight: InFlight, handle: string, h
     if (ended) return
     ended = true
     session.freeStream(handle)
-    if (error === undefined) finish(state, flight, { status: head.status, bytesIn: head.body.bytesRead })
-    else failed(state, flight, error, head.body.bytesRead)
+    flight.trace.received(head.body.bytesRead)
+    if (error === undefined) finish(state, flight, head.status)
+    else failed(state, flight, error)
   }
   const read = async (maxBytes?: number) => {
     try {
@@ -344,30 +345,29 @@ async function streamRequest(state: SafeFetchState, input: unknown, flight: InFl
   }
 }
 
+/** explain(): validation and admission, recorded on a trace exactly as request() records them, without the send. */
 async function explainRequest(state: SafeFetchState, input: unknown, context: RequestContext): Promise<Explanation> {
   const session = sessionOf(state, context.capsuleId)
   const flight = { session, signal: session.signal, trace: new RequestTrace(context.capsuleId, 'explain', 'request'), secrets: new RequestSecrets() }
-  let prepared: PreparedRequest
+  let addresses: Explanation['addresses']
   try {
-    prepared = prepare(state, input, 'buffered', flight)
+    const { url, method, limits } = prepare(state, input, 'buffered', flight)
+    const budget = hostBudget(limits, performance.now() + limits.totalTimeoutMs)
+    const hop = { capsuleId: context.capsuleId, hop: 0, signal: context.signal, resolveTimeoutMs: limits.connectTimeoutMs, ...budget }
+    const outcome = await admit({ url, method, shown: url }, state.admission, hop)
+    flight.trace.admission(outcome, 0, false)
+    addresses = outcome.addresses?.map((a) => ({
+      address: a.address,
+      class: a.class,
+      ...(a.embedded.length > 0 ? { embedded: a.embedded.map((e) => ({ ...e })) } : {}),
+    }))
+    if (outcome.error) throw outcome.error
   } catch (error) {
-    const { code, message } = scrubbedWireError(error, flight.secrets)
-    return { allowed: false, code, decidedBy: 'validation', reason: 'invalid request', detail: message }
+    flight.trace.failed(error)
   }
-  const { url, method, limits } = prepared
-  const budget = hostBudget(limits, performance.now() + limits.totalTimeoutMs)
-  const hop = { capsuleId: context.capsuleId, hop: 0, signal: context.signal, resolveTimeoutMs: limits.connectTimeoutMs, ...budget }
-  const outcome = await admit({ url, method, shown: url }, state.admission, hop)
-  const addresses = outcome.addresses?.map((a) => ({
-    address: a.address,
-    class: a.class,
-    ...(a.embedded.length > 0 ? { embedded: a.embedded.map((e) => ({ ...e })) } : {}),
-  }))
-  const { decision, error } = outcome
-  const decided = decision ? { decidedBy: decision.decidedBy, ...(decision.allowed ? (decision.route ? { route: decision.route } : {}) : { reason: decision.reason, detail: decision.detail }) } : { decidedBy: 'resolver' as const }
-  if (!error) return { allowed: true, ...decided, ...(addresses ? { addresses } : {}) }
-  const { code, phase, message } = error.toWire()
-  return { allowed: false, code, ...(phase ? { phase } : {}), ...decided, detail: error.detail ?? (decided as { detail?: string }).detail ?? message, ...(addresses ? { addresses } : {}) }
+  const event = flight.trace.finish(undefined, undefined)
+  const { allowed, decidedBy, route, reason, detail, code, phase } = event
+  return { allowed, decidedBy, ...(route ? { route } : {}), ...(reason ? { reason } : {}), ...(detail ? { detail } : {}), ...(code ? { code } : {}), ...(phase ? { phase } : {}), ...(addresses ? { addresses } : {}) }
 }
 
 /** The capsule's session; one made on first use for a caller that never registered the id. */

@@ -5,7 +5,7 @@ import type { Answer } from '../middleware/results.js'
 import { dispatchHop, type HopLimits } from '../net/dispatch-hop.js'
 import { REDIRECT_STATUSES, redirectedRequest, type RedirectedRequest } from '../net/redirects.js'
 import { redactedUrl, resolveLocation, type NormalisedUrl } from '../url/normalise.js'
-import { admit, type Admission, type AdmitOutcome, type HopContext, type HopTarget } from './admit.js'
+import { admit, type Admission, type HopContext, type HopTarget } from './admit.js'
 import { runMiddlewareHop, type HopOutcome } from './middleware-hop.js'
 import type { PreparedRequest } from './prepare.js'
 import type { RequestSecrets } from './secrets.js'
@@ -47,18 +47,10 @@ function nextUrl(location: string, from: NormalisedUrl, hop: number, trace: Requ
   }
 }
 
-/** Writes an admission's decision on the trace, where it was decided. A rewrite's allow is not the request's. */
-function recordAdmission(trace: RequestTrace, outcome: AdmitOutcome, hop: number, rewrite: boolean): void {
-  const { decision } = outcome
-  if (decision === undefined) trace.unresolved(outcome.error?.detail ?? outcome.error?.message ?? 'the name could not be resolved')
-  else if (!decision.allowed) trace.refusedBy(decision.decidedBy, decision.reason, decision.detail)
-  else if (!rewrite) trace.allowedBy(decision, hop)
-}
-
 /** Admits a hop and returns the address to dial; records the decision and throws a refusal. */
 async function admitted(exchange: Exchange, target: HopTarget, context: HopContext, rewrite: boolean): Promise<{ decision: Allowed; pinned: ClassifiedAddress }> {
   const outcome = await admit(target, exchange.admission, context)
-  recordAdmission(exchange.trace, outcome, context.hop, rewrite)
+  exchange.trace.admission(outcome, context.hop, rewrite)
   if (outcome.error || !outcome.decision?.allowed || !outcome.pinned) throw outcome.error ?? new Error('admission gave neither an address nor an error')
   exchange.trace.dialled(outcome.pinned.class)
   return { decision: outcome.decision, pinned: outcome.pinned }

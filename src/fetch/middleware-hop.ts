@@ -2,7 +2,7 @@
 import { CapsuleHostError, isCapsuleHostError } from '../errors.js'
 import type { Allowed } from '../gate/types.js'
 import { runChain } from '../middleware/compose.js'
-import { answerOf, chainResponse, settle, type Answer, type ChainResponse } from '../middleware/results.js'
+import { answerOf, chainResponse, settle, type Answer, type AnswerBody, type ChainResponse } from '../middleware/results.js'
 import type { Middleware, MiddlewareRequest } from '../middleware/types.js'
 import { readAll, type ResponseHead } from '../net/dispatch-hop.js'
 import { checkRequestHeaders, CREDENTIAL_HEADERS, headerObject, type HeaderList } from '../net/headers.js'
@@ -128,7 +128,11 @@ export async function runMiddlewareHop(hop: MiddlewareHop): Promise<HopOutcome> 
       throw new Error('the middleware chain answered before this response arrived')
     }
     upstream = head
-    const body = hop.kind === 'request' ? { content: { kind: 'bytes' as const, bytes: await readAll(head.body) } } : { stream: head.body }
+    let body: AnswerBody = { stream: head.body }
+    if (hop.kind === 'request') {
+      body = { content: { kind: 'bytes', bytes: await readAll(head.body) } }
+      hop.trace.received(head.body.bytesRead)
+    }
     return chainResponse({ status: head.status, rawHeaders: head.rawHeaders, body, upstream: true }, performance.now() - started)
   }
   const terminal = async (): Promise<ChainResponse> => {

@@ -9,6 +9,7 @@ import type { BufferedResponse } from '../wire/schemas.js'
 import type { ExchangeResult } from './exchange.js'
 import type { PreparedRequest } from './prepare.js'
 import type { RequestSecrets } from './secrets.js'
+import type { RequestTrace } from './trace.js'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -58,22 +59,27 @@ export async function bufferedReply(
   result: ExchangeResult,
   prepared: PreparedRequest,
   secrets: RequestSecrets,
+  trace: RequestTrace,
   elapsedMs: () => number,
-): Promise<{ reply: BufferedResponse; bytesIn: number }> {
+): Promise<BufferedResponse> {
   const { answer } = result
-  const content: BodyContent = 'content' in answer.body ? answer.body.content : { kind: 'bytes', bytes: await readAll(answer.body.stream) }
+  let content: BodyContent
+  if ('content' in answer.body) content = answer.body.content
+  else {
+    content = { kind: 'bytes', bytes: await readAll(answer.body.stream) }
+    trace.received(content.bytes.byteLength)
+  }
   if (prepared.integrity && content.kind !== 'json') checkIntegrity(content.bytes, prepared.integrity)
   const meta = { finalUrl: secrets.scrubText(result.finalUrl.href), redirects: result.redirects, elapsedMs: elapsedMs() }
   if (content.kind === 'json') {
     const rawHeaders = scrubbedHeaders(answer.rawHeaders, secrets)
-    const reply = { status: answer.status, headers: headerObject(rawHeaders), rawHeaders, body: secrets.scrubValue(content.value), bodyEncoding: 'json' as const, meta }
-    return { reply, bytesIn: content.bytes.byteLength }
+    return { status: answer.status, headers: headerObject(rawHeaders), rawHeaders, body: secrets.scrubValue(content.value), bodyEncoding: 'json', meta }
   }
   const bytes = secrets.scrubBytes(content.bytes)
   // A replacement changes the body's length; the header then says the new one.
   const scrubbed = scrubbedHeaders(answer.rawHeaders, secrets)
   const rawHeaders = bytes === content.bytes ? scrubbed : withLength(scrubbed, bytes.byteLength)
-  const reply = {
+  return {
     status: answer.status,
     headers: headerObject(rawHeaders),
     rawHeaders,
@@ -81,7 +87,6 @@ export async function bufferedReply(
     bodyEncoding: prepared.responseBody,
     meta,
   }
-  return { reply, bytesIn: content.bytes.byteLength }
 }
 
 /** A stream's head and reader as the capsule gets them: scrubbed as the bytes pass. */

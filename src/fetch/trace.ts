@@ -3,6 +3,7 @@ import type { AuditEvent } from '../audit.js'
 import { isCapsuleHostError, wireErrorOf } from '../errors.js'
 import type { Allowed, Decider, DenyReason } from '../gate/types.js'
 import { safeText } from '../safe-text.js'
+import type { AdmitOutcome } from './admit.js'
 import type { RequestSecrets } from './secrets.js'
 
 /** Called with what a host-side bug threw (a middleware's, a gate's, ours): the host's own hook. */
@@ -58,13 +59,23 @@ export class RequestTrace {
     delete this.#event.route
   }
 
-  /** A gate's or the policy's `resolve()` failed, so no decision was reached. */
-  unresolved(detail: string): void {
-    Object.assign(this.#event, { allowed: false, decidedBy: 'resolver', detail })
+  /** Writes an admission's decision, where it was decided. A middleware rewrite's allow is not the request's. */
+  admission(outcome: AdmitOutcome, hop: number, rewrite: boolean): void {
+    const { decision } = outcome
+    if (decision === undefined) {
+      // A gate's or the policy's `resolve()` failed, so no decision was reached.
+      Object.assign(this.#event, { allowed: false, decidedBy: 'resolver' })
+    } else if (!decision.allowed) this.refusedBy(decision.decidedBy, decision.reason, decision.detail)
+    else if (!rewrite) this.allowedBy(decision, hop)
   }
 
   dialled(addressClass: string): void {
     this.#event.addressClass = addressClass
+  }
+
+  /** Body bytes received so far (a buffered body once read, a stream's as it ends). */
+  received(bytes: number): void {
+    this.#event.bytesIn = bytes
   }
 
   followed(redirects: number): void {
@@ -88,10 +99,9 @@ export class RequestTrace {
   }
 
   /** The final event, with every text field scrubbed of the request's secrets. */
-  finish(outcome: { status?: number; bytesIn: number }, secrets: RequestSecrets | undefined, onError?: ErrorHook): AuditEvent {
+  finish(status: number | undefined, secrets: RequestSecrets | undefined, onError?: ErrorHook): AuditEvent {
     const event = this.#event
-    if (outcome.status !== undefined && event.code === undefined) event.status = outcome.status
-    event.bytesIn = outcome.bytesIn
+    if (status !== undefined && event.code === undefined) event.status = status
     event.durationMs = Math.round(performance.now() - this.#started)
     // Counted before the event itself is scrubbed: only what the capsule received counts.
     event.redactions = secrets?.replacements ?? 0
