@@ -97,74 +97,95 @@ function middlewareRequest(hop: MiddlewareHop, state: { url: NormalisedUrl; body
   }
 }
 
+/** One hop's chain in progress: what the terminal will send, and what it has sent. */
+interface HopRun {
+  readonly hop: MiddlewareHop
+  readonly started: number
+  /** The capsule's own headers (values middleware sets differently are secrets). */
+  readonly own: Readonly<Record<string, string>>
+  readonly request: { url: NormalisedUrl; body: Uint8Array | undefined; headers: Record<string, string> }
+  /** Errors that came out of `next()` (the request's own), passed through as they are. */
+  readonly fromNext: WeakSet<object>
+  /** Runs while middleware code runs: stopped while the request is inside `next()`. */
+  readonly clock: HostClock
+  upstream: ResponseHead | undefined
+  sentUrl: NormalisedUrl
+  /** Set once the chain has answered: a late `next()` must not send, and a late response is dropped. */
+  settled: boolean
+}
+
+/** The innermost `next()`: judges a rewritten URL again, checks the headers, sends, and reads a buffered body. */
+async function send(run: HopRun): Promise<ChainResponse> {
+  const { hop, request } = run
+  if (run.settled) throw new Error('next() called after the middleware chain had answered')
+  collectInjected(request.headers, run.own, hop.secrets)
+  // A URL middleware changed is judged again, as if the capsule had asked for it.
+  const address = request.url.href === hop.url.href ? hop.address : await hop.admit(request.url)
+  let list: HeaderList
+  try {
+    list = checkRequestHeaders(Object.entries(request.headers))
+  } catch (cause) {
+    throw new CapsuleHostError('internal', 'internal error in host middleware', { cause, detail: `host middleware set a bad header: ${(cause as Error).message}` })
+  }
+  run.sentUrl = request.url
+  const head = await hop.dispatch(request.url, address, hop.method, list, request.body)
+  if (run.settled) {
+    head.body.cancel()
+    throw new Error('the middleware chain answered before this response arrived')
+  }
+  run.upstream = head
+  let body: AnswerBody = { stream: head.body }
+  if (hop.kind === 'request') {
+    body = { content: { kind: 'bytes', bytes: await readAll(head.body) } }
+    hop.trace.received(head.body.bytesRead)
+  }
+  return chainResponse({ status: head.status, rawHeaders: head.rawHeaders, body, upstream: true }, performance.now() - run.started)
+}
+
+/** `send` with the host clock paused, its errors marked as the request's own. */
+async function terminal(run: HopRun): Promise<ChainResponse> {
+  run.clock.pause()
+  try {
+    return await send(run)
+  } catch (error) {
+    if (typeof error === 'object' && error !== null) run.fromNext.add(error)
+    throw error
+  } finally {
+    run.clock.resume()
+  }
+}
+
 /** Runs the chain for one hop and returns the answer it settled on. */
 export async function runMiddlewareHop(hop: MiddlewareHop): Promise<HopOutcome> {
-  const started = performance.now()
-  const own = headerObject(hop.headers)
-  const state = { url: hop.url, body: hop.body, headers: headerObject(hop.headers) }
-  let upstream: ResponseHead | undefined
-  let sentUrl = hop.url
-  /** Set once the chain has answered: a late `next()` must not send, and a late response is dropped. */
-  let settled = false
-  const fromNext = new WeakSet<object>()
-  /** Runs while middleware code runs: stopped while the request is inside `next()`. */
-  const clock = new HostClock(hop.budget, 'middleware')
-
-  const send = async (): Promise<ChainResponse> => {
-    if (settled) throw new Error('next() called after the middleware chain had answered')
-    collectInjected(state.headers, own, hop.secrets)
-    // A URL middleware changed is judged again, as if the capsule had asked for it.
-    const address = state.url.href === hop.url.href ? hop.address : await hop.admit(state.url)
-    let list: HeaderList
-    try {
-      list = checkRequestHeaders(Object.entries(state.headers))
-    } catch (cause) {
-      throw new CapsuleHostError('internal', 'internal error in host middleware', { cause, detail: `host middleware set a bad header: ${(cause as Error).message}` })
-    }
-    sentUrl = state.url
-    const head = await hop.dispatch(state.url, address, hop.method, list, state.body)
-    if (settled) {
-      head.body.cancel()
-      throw new Error('the middleware chain answered before this response arrived')
-    }
-    upstream = head
-    let body: AnswerBody = { stream: head.body }
-    if (hop.kind === 'request') {
-      body = { content: { kind: 'bytes', bytes: await readAll(head.body) } }
-      hop.trace.received(head.body.bytesRead)
-    }
-    return chainResponse({ status: head.status, rawHeaders: head.rawHeaders, body, upstream: true }, performance.now() - started)
+  const run: HopRun = {
+    hop,
+    started: performance.now(),
+    own: headerObject(hop.headers),
+    request: { url: hop.url, body: hop.body, headers: headerObject(hop.headers) },
+    fromNext: new WeakSet<object>(),
+    clock: new HostClock(hop.budget, 'middleware'),
+    upstream: undefined,
+    sentUrl: hop.url,
+    settled: false,
   }
-  const terminal = async (): Promise<ChainResponse> => {
-    clock.pause()
-    try {
-      return await send()
-    } catch (error) {
-      if (typeof error === 'object' && error !== null) fromNext.add(error)
-      throw error
-    } finally {
-      clock.resume()
-    }
-  }
-
   let final: ChainResponse
   try {
-    const req = middlewareRequest(hop, state)
-    const chain = withSecrets(hop.secrets, () =>
-      runChain(hop.chain, { req }, terminal, (result, inner) => settle(result, inner as ChainResponse | undefined, performance.now() - started)),
-    )
+    const req = middlewareRequest(hop, run.request)
+    const settleOne = (result: unknown, inner: unknown) => settle(result, inner as ChainResponse | undefined, performance.now() - run.started)
+    const chain = withSecrets(hop.secrets, () => runChain(hop.chain, { req }, () => terminal(run), settleOne))
     // A chain that does not answer in time is given up; its late next() or answer is dropped.
-    final = (await Promise.race([chain, clock.expired])) as ChainResponse
-    collectInjected(state.headers, own, hop.secrets)
+    final = (await Promise.race([chain, run.clock.expired])) as ChainResponse
+    collectInjected(run.request.headers, run.own, hop.secrets)
   } catch (error) {
-    upstream?.body.cancel()
-    throw middlewareFailure(error, fromNext, hop.trace)
+    run.upstream?.body.cancel()
+    throw middlewareFailure(error, run.fromNext, hop.trace)
   } finally {
-    settled = true
-    clock.stop()
+    run.settled = true
+    run.clock.stop()
   }
   const answer = answerOf(final)
   // An upstream stream the answer does not carry on is stopped now.
+  const { upstream } = run
   if (upstream && !('stream' in answer.body && answer.body.stream === upstream.body)) upstream.body.cancel()
-  return { answer, sentUrl }
+  return { answer, sentUrl: run.sentUrl }
 }
