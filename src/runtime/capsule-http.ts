@@ -21,12 +21,11 @@ function json(value: unknown): Uint8Array {
 
 /**
  * Serves the host functions for one capsule on its session: the session's stream table holds the
- * handles (never reused, at most `limits.maxOpenStreams`); `closeAll()` aborts everything the
- * capsule has in flight.
+ * handles (never reused, at most `limits.maxOpenStreams`); `closeAll()` releases the session, which
+ * aborts everything the capsule has in flight.
  */
 export class CapsuleHttp {
   readonly #session: SafeFetchSession
-  readonly #abort = new AbortController()
 
   constructor(session: SafeFetchSession) {
     this.#session = session
@@ -39,7 +38,7 @@ export class CapsuleHttp {
   /** `http_request`: request JSON bytes in, reply JSON bytes out. Never throws. */
   async request(input: RequestInput): Promise<Uint8Array> {
     try {
-      return json(await this.#session.request(input, this.#abort.signal))
+      return json(await this.#session.request(input))
     } catch (error) {
       return json({ error: wireErrorOf(error) })
     }
@@ -49,7 +48,7 @@ export class CapsuleHttp {
   async streamStart(input: RequestInput): Promise<Uint8Array> {
     let reply: Awaited<ReturnType<SafeFetchSession['stream']>>
     try {
-      reply = await this.#session.stream(input, this.#abort.signal)
+      reply = await this.#session.stream(input)
     } catch (error) {
       reply = { error: wireErrorOf(error) }
     }
@@ -100,8 +99,8 @@ export class CapsuleHttp {
     }
   }
 
-  /** Aborts every request and stream in flight (the session's release records and frees them). */
+  /** Aborts every request and stream in flight, recording them as cancelled (the capsule was stopped). */
   closeAll(): void {
-    this.#abort.abort()
+    void this.#session.release()
   }
 }
