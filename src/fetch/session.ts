@@ -39,6 +39,7 @@ export class CapsuleSession<T = unknown> {
   readonly #released = new AbortController()
   readonly #streams = new Map<string, SessionStream<T> | undefined>()
   #nextHandle = 1
+  #releasing: Promise<void> | undefined
 
   constructor(options: SessionOptions) {
     this.capsuleId = options.capsuleId
@@ -88,9 +89,13 @@ export class CapsuleSession<T = unknown> {
     this.#streams.delete(handle)
   }
 
-  /** Aborts everything the capsule has in flight, cancels its streams and closes its sockets. */
-  async release(): Promise<void> {
-    if (this.signal.aborted) return
+  /** Aborts everything the capsule has in flight, cancels its streams and closes its sockets; once. */
+  release(): Promise<void> {
+    this.#releasing ??= this.#release()
+    return this.#releasing
+  }
+
+  async #release(): Promise<void> {
     const cancelled = new CapsuleHostError('cancelled', 'the capsule was released')
     this.#released.abort(cancelled)
     const streams = [...this.#streams.values()]
