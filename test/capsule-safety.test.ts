@@ -240,7 +240,7 @@ describeIsolations('isolation %s', (isolation) => {
       if (typeof message === 'string') expect(error?.message).toBe(message)
       else expect(error?.message).toMatch(message)
       expect(error!.message.length).toBeLessThan(1100)
-      expect(events.slice(before)).toEqual([expect.objectContaining({ kind: 'request', allowed: false, code: 'invalid_request', decidedBy: 'validation', reason: error!.message })])
+      expect(events.slice(before)).toEqual([expect.objectContaining({ kind: 'request', allowed: false, code: 'invalid_request', decidedBy: 'validation', reason: 'invalid request', detail: error!.message })])
     })
 
     test('a URL of 16,384 characters and 32 Ki characters of headers are accepted', async () => {
@@ -258,9 +258,11 @@ describeIsolations('isolation %s', (isolation) => {
 
     test('an invalid stream start is a refused stream event', async () => {
       const before = events.length
-      const out = (await checker.call('stream', '{"url":1}')).json<{ error: { code: string } }>()
+      const out = (await checker.call('stream', '{"url":1}')).json<{ error: { code: string; message: string } }>()
       expect(out.error.code).toBe('invalid_request')
-      expect(events.slice(before)).toEqual([expect.objectContaining({ kind: 'stream', code: 'invalid_request', decidedBy: 'validation' })])
+      expect(events.slice(before)).toEqual([
+        expect.objectContaining({ kind: 'stream', allowed: false, code: 'invalid_request', decidedBy: 'validation', reason: 'invalid request', detail: out.error.message }),
+      ])
     })
 
     test.each([

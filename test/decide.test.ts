@@ -55,35 +55,35 @@ function gate(name: string, check: (request: GateRequest) => unknown): SecurityG
 
 const allowGate = (name: string) => gate(name, () => ({ allow: true }))
 const denyGate = (name: string, reason: string) => gate(name, () => ({ allow: false, reason }))
-const DEFAULT_DENY: Decision = { allowed: false, decidedBy: 'default', reason: 'no rule, policy or gate is configured, so nothing is allowed' }
+const DEFAULT_DENY: Decision = { allowed: false, decidedBy: 'default', reason: 'nothing is configured', detail: 'no rule, policy or gate is configured, so nothing is allowed' }
 
 describe('decide: rules and policy', () => {
   test.each([
     { name: 'nothing configured: denied by default', config: {}, request: {}, decision: DEFAULT_DENY },
     { name: 'empty rules array and nothing else: denied by default', config: { rules: [] }, request: {}, decision: DEFAULT_DENY },
-    { name: 'rules only: matching rule allows, credited to its label', config: { rules: [{ host: 'api.example.com' }] }, request: {}, decision: { allowed: true, decidedBy: 'rules[0] api.example.com' } },
-    { name: 'rules only: second rule credited', config: { rules: [{ host: 'a.example.org' }, { host: '*.example.com' }] }, request: {}, decision: { allowed: true, decidedBy: 'rules[1] *.example.com' } },
-    { name: 'rules only: unknown host denied by rules', config: { rules: [{ host: 'a.example.org' }] }, request: {}, decision: { allowed: false, decidedBy: 'rules', reason: 'no rule allows host api.example.com' } },
-    { name: 'rules only: http refused by the https-only default', config: { rules: [{ host: 'api.example.com' }] }, request: { scheme: 'http' as const }, decision: { allowed: false, decidedBy: 'rules', reason: 'rules[0] api.example.com allows api.example.com over https only' } },
-    { name: 'rules only: wrong port', config: { rules: [{ host: 'api.example.com' }] }, request: { port: 8443 }, decision: { allowed: false, decidedBy: 'rules', reason: 'rules[0] api.example.com allows api.example.com on port 443, not 8443' } },
+    { name: 'rules only: matching rule allows, credited to its id', config: { rules: [{ host: 'api.example.com' }] }, request: {}, decision: { allowed: true, decidedBy: 'rule:api.example.com' } },
+    { name: 'rules only: second rule credited', config: { rules: [{ host: 'a.example.org' }, { host: '*.example.com' }] }, request: {}, decision: { allowed: true, decidedBy: 'rule:*.example.com' } },
+    { name: 'rules only: unknown host denied by rules', config: { rules: [{ host: 'a.example.org' }] }, request: {}, decision: { allowed: false, decidedBy: 'rules', reason: 'no rule matches the host', detail: 'no rule allows host api.example.com' } },
+    { name: 'rules only: http refused by the https-only default', config: { rules: [{ host: 'api.example.com' }] }, request: { scheme: 'http' as const }, decision: { allowed: false, decidedBy: 'rules', reason: 'scheme not allowed', detail: 'rule api.example.com allows api.example.com over https only' } },
+    { name: 'rules only: wrong port', config: { rules: [{ host: 'api.example.com' }] }, request: { port: 8443 }, decision: { allowed: false, decidedBy: 'rules', reason: 'port not allowed', detail: 'rule api.example.com allows api.example.com on port 443, not 8443' } },
     { name: 'policy only: true allows', config: { policy: policyReturning(true) }, request: {}, decision: { allowed: true, decidedBy: 'policy' } },
-    { name: 'policy only: false denies', config: { policy: policyReturning(false) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' } },
+    { name: 'policy only: false denies', config: { policy: policyReturning(false) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
     { name: 'policy only: Promise<true> allows', config: { policy: policyReturning(Promise.resolve(true)) }, request: {}, decision: { allowed: true, decidedBy: 'policy' } },
-    { name: 'policy only: Promise<false> denies', config: { policy: policyReturning(Promise.resolve(false)) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' } },
-    { name: 'policy only: 1 is not true (denied)', config: { policy: policyReturning(1) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' } },
-    { name: "policy only: 'yes' is not true (denied)", config: { policy: policyReturning('yes') }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' } },
-    { name: "policy only: 'true' string is not true (denied)", config: { policy: policyReturning('true') }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' } },
-    { name: 'policy only: an object is not true (denied)', config: { policy: policyReturning({ allow: true }) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' } },
-    { name: 'policy only: Promise<1> is not true (denied)', config: { policy: policyReturning(Promise.resolve(1)) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' } },
-    { name: 'policy only: undefined denies', config: { policy: policyReturning(undefined) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' } },
-    { name: 'policy only: null denies', config: { policy: policyReturning(null) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' } },
-    { name: 'policy only: the reason never repeats the URL (it may carry a query)', config: { policy: policyReturning(false) }, request: { method: 'DELETE', scheme: 'http' as const, port: 8080, path: '/x?token=1' }, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' } },
-    { name: 'policy throws: denied by the policy', config: { policy: (() => { throw new Error('bug in policy') }) as Policy }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy failed' } },
-    { name: 'policy rejects: denied by the policy', config: { policy: (async () => { throw new Error('bug in policy') }) as Policy }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy failed' } },
-    { name: 'policy throws a non-Error: denied', config: { policy: (() => { throw 'nope' }) as Policy }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy failed' } },
-    { name: 'rules + policy: rule match wins without the policy', config: { rules: [{ host: 'api.example.com' }], policy: policyReturning(false) }, request: {}, decision: { allowed: true, decidedBy: 'rules[0] api.example.com' } },
+    { name: 'policy only: Promise<false> denies', config: { policy: policyReturning(Promise.resolve(false)) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
+    { name: 'policy only: 1 is not true (denied)', config: { policy: policyReturning(1) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
+    { name: "policy only: 'yes' is not true (denied)", config: { policy: policyReturning('yes') }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
+    { name: "policy only: 'true' string is not true (denied)", config: { policy: policyReturning('true') }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
+    { name: 'policy only: an object is not true (denied)', config: { policy: policyReturning({ allow: true }) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
+    { name: 'policy only: Promise<1> is not true (denied)', config: { policy: policyReturning(Promise.resolve(1)) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
+    { name: 'policy only: undefined denies', config: { policy: policyReturning(undefined) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
+    { name: 'policy only: null denies', config: { policy: policyReturning(null) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
+    { name: 'policy only: the reason never repeats the URL (it may carry a query)', config: { policy: policyReturning(false) }, request: { method: 'DELETE', scheme: 'http' as const, port: 8080, path: '/x?token=1' }, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
+    { name: 'policy throws: denied by the policy', config: { policy: (() => { throw new Error('bug in policy') }) as Policy }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: 'the policy threw: Error: bug in policy' } },
+    { name: 'policy rejects: denied by the policy', config: { policy: (async () => { throw new Error('bug in policy') }) as Policy }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: 'the policy threw: Error: bug in policy' } },
+    { name: 'policy throws a non-Error: denied', config: { policy: (() => { throw 'nope' }) as Policy }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: 'the policy threw: nope' } },
+    { name: 'rules + policy: rule match wins without the policy', config: { rules: [{ host: 'api.example.com' }], policy: policyReturning(false) }, request: {}, decision: { allowed: true, decidedBy: 'rule:api.example.com' } },
     { name: 'rules + policy: no rule for the host, policy allows', config: { rules: [{ host: 'a.example.org' }], policy: policyReturning(true) }, request: {}, decision: { allowed: true, decidedBy: 'policy' } },
-    { name: 'rules + policy: no rule for the host, policy denies', config: { rules: [{ host: 'a.example.org' }], policy: policyReturning(false) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' } },
+    { name: 'rules + policy: no rule for the host, policy denies', config: { rules: [{ host: 'a.example.org' }], policy: policyReturning(false) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
     { name: 'rules + policy: host rule but other port is no origin match, policy decides', config: { rules: [{ host: 'api.example.com' }], policy: policyReturning(true) }, request: { port: 8443 }, decision: { allowed: true, decidedBy: 'policy' } },
   ] satisfies { name: string; config: { rules?: unknown; policy?: Policy }; request: RequestParts; decision: Decision }[])(
     '$name',
@@ -141,7 +141,7 @@ describe('decide: the policy resolves lazily', () => {
     {
       name: 'policy that wants another address: resolved once, denied',
       policy: (async (r: PolicyRequest) => (await r.resolve()).includes('198.51.100.7')) as Policy,
-      decision: { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' },
+      decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' },
       resolveCalls: 1,
     },
     {
@@ -169,13 +169,13 @@ describe('decide: the policy resolves lazily', () => {
   test('a plain Error from resolve() is a policy failure: denied, not rethrown', async () => {
     const req = gateRequest({ resolve: async () => Promise.reject(new Error('resolver exploded')) })
     const policy: Policy = async (r) => (await r.resolve()).length > 0
-    expect(await decide(keeper({ policy }), req)).toEqual({ allowed: false, decidedBy: 'policy', reason: 'the policy failed' })
+    expect(await decide(keeper({ policy }), req)).toEqual({ allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: 'the policy threw: Error: resolver exploded' })
   })
 
   test('a policy that catches the resolve() error and returns false denies', async () => {
     const req = gateRequest({ resolve: async () => Promise.reject(new CapsuleHostError('blocked_address', 'blocked')) })
     const policy: Policy = async (r) => r.resolve().then(() => true, () => false)
-    expect(await decide(keeper({ policy }), req)).toEqual({ allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' })
+    expect(await decide(keeper({ policy }), req)).toEqual({ allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' })
   })
 })
 
@@ -184,23 +184,23 @@ describe('decide: user gates', () => {
     { name: 'gates only, all allow: allowed by the gates', gates: () => [allowGate('a'), allowGate('b')], decision: { allowed: true, decidedBy: 'gates' } },
     { name: 'gates only, one gate allows', gates: () => [allowGate('only')], decision: { allowed: true, decidedBy: 'gates' } },
     { name: 'gates only, async gates allow', gates: () => [gate('slow', async () => ({ allow: true })), gate('slower', () => new Promise((r) => setTimeout(() => r({ allow: true }), 5)))], decision: { allowed: true, decidedBy: 'gates' } },
-    { name: 'first deny wins', gates: () => [allowGate('a'), denyGate('b', 'b says no'), denyGate('c', 'c says no')], decision: { allowed: false, decidedBy: 'gate:b', reason: 'b says no' } },
-    { name: 'deny in the first gate', gates: () => [denyGate('first', 'not today'), allowGate('second')], decision: { allowed: false, decidedBy: 'gate:first', reason: 'not today' } },
-    { name: 'deny in the last gate', gates: () => [allowGate('a'), allowGate('b'), denyGate('last', 'last word')], decision: { allowed: false, decidedBy: 'gate:last', reason: 'last word' } },
-    { name: 'async deny keeps its reason', gates: () => [gate('async-deny', async () => ({ allow: false, reason: 'quota spent' }))], decision: { allowed: false, decidedBy: 'gate:async-deny', reason: 'quota spent' } },
-    { name: 'a gate that throws denies', gates: () => [gate('boom', () => { throw new Error('bug') })], decision: { allowed: false, decidedBy: 'gate:boom', reason: 'gate boom failed' } },
-    { name: 'a gate that rejects denies', gates: () => [gate('async-boom', async () => { throw new Error('bug') })], decision: { allowed: false, decidedBy: 'gate:async-boom', reason: 'gate async-boom failed' } },
-    { name: 'a gate without a check function denies', gates: () => [{ name: 'hollow' } as unknown as SecurityGate], decision: { allowed: false, decidedBy: 'gate:hollow', reason: 'gate hollow failed' } },
-    { name: 'undefined verdict denies', gates: () => [gate('silent', () => undefined)], decision: { allowed: false, decidedBy: 'gate:silent', reason: 'refused' } },
-    { name: 'null verdict denies', gates: () => [gate('null', () => null)], decision: { allowed: false, decidedBy: 'gate:null', reason: 'refused' } },
-    { name: 'bare true verdict denies', gates: () => [gate('bool', () => true)], decision: { allowed: false, decidedBy: 'gate:bool', reason: 'refused' } },
-    { name: "allow: 'true' (string) denies", gates: () => [gate('str', () => ({ allow: 'true' }))], decision: { allowed: false, decidedBy: 'gate:str', reason: 'refused' } },
-    { name: 'allow: 1 denies', gates: () => [gate('one', () => ({ allow: 1 }))], decision: { allowed: false, decidedBy: 'gate:one', reason: 'refused' } },
-    { name: 'async undefined verdict denies', gates: () => [gate('async-silent', async () => undefined)], decision: { allowed: false, decidedBy: 'gate:async-silent', reason: 'refused' } },
-    { name: 'deny without a reason gets "refused"', gates: () => [gate('terse', () => ({ allow: false }))], decision: { allowed: false, decidedBy: 'gate:terse', reason: 'refused' } },
-    { name: 'deny with an empty reason gets "refused"', gates: () => [gate('empty', () => ({ allow: false, reason: '' }))], decision: { allowed: false, decidedBy: 'gate:empty', reason: 'refused' } },
-    { name: 'deny with a non-string reason gets "refused"', gates: () => [gate('num', () => ({ allow: false, reason: 42 }))], decision: { allowed: false, decidedBy: 'gate:num', reason: 'refused' } },
-    { name: 'garbage verdict after an allow denies', gates: () => [allowGate('fine'), gate('garbage', () => 'allow')], decision: { allowed: false, decidedBy: 'gate:garbage', reason: 'refused' } },
+    { name: 'first deny wins', gates: () => [allowGate('a'), denyGate('b', 'b says no'), denyGate('c', 'c says no')], decision: { allowed: false, decidedBy: 'gate:b', reason: 'refused by a gate', detail: 'b says no' } },
+    { name: 'deny in the first gate', gates: () => [denyGate('first', 'not today'), allowGate('second')], decision: { allowed: false, decidedBy: 'gate:first', reason: 'refused by a gate', detail: 'not today' } },
+    { name: 'deny in the last gate', gates: () => [allowGate('a'), allowGate('b'), denyGate('last', 'last word')], decision: { allowed: false, decidedBy: 'gate:last', reason: 'refused by a gate', detail: 'last word' } },
+    { name: 'async deny keeps its reason', gates: () => [gate('async-deny', async () => ({ allow: false, reason: 'quota spent' }))], decision: { allowed: false, decidedBy: 'gate:async-deny', reason: 'refused by a gate', detail: 'quota spent' } },
+    { name: 'a gate that throws denies', gates: () => [gate('boom', () => { throw new Error('bug') })], decision: { allowed: false, decidedBy: 'gate:boom', reason: 'a gate failed', detail: 'gate boom threw: Error: bug' } },
+    { name: 'a gate that rejects denies', gates: () => [gate('async-boom', async () => { throw new Error('bug') })], decision: { allowed: false, decidedBy: 'gate:async-boom', reason: 'a gate failed', detail: 'gate async-boom threw: Error: bug' } },
+    { name: 'a gate without a check function denies', gates: () => [{ name: 'hollow' } as unknown as SecurityGate], decision: { allowed: false, decidedBy: 'gate:hollow', reason: 'a gate failed', detail: 'gate hollow threw: TypeError: gate.check is not a function' } },
+    { name: 'undefined verdict denies', gates: () => [gate('silent', () => undefined)], decision: { allowed: false, decidedBy: 'gate:silent', reason: 'refused by a gate', detail: 'refused' } },
+    { name: 'null verdict denies', gates: () => [gate('null', () => null)], decision: { allowed: false, decidedBy: 'gate:null', reason: 'refused by a gate', detail: 'refused' } },
+    { name: 'bare true verdict denies', gates: () => [gate('bool', () => true)], decision: { allowed: false, decidedBy: 'gate:bool', reason: 'refused by a gate', detail: 'refused' } },
+    { name: "allow: 'true' (string) denies", gates: () => [gate('str', () => ({ allow: 'true' }))], decision: { allowed: false, decidedBy: 'gate:str', reason: 'refused by a gate', detail: 'refused' } },
+    { name: 'allow: 1 denies', gates: () => [gate('one', () => ({ allow: 1 }))], decision: { allowed: false, decidedBy: 'gate:one', reason: 'refused by a gate', detail: 'refused' } },
+    { name: 'async undefined verdict denies', gates: () => [gate('async-silent', async () => undefined)], decision: { allowed: false, decidedBy: 'gate:async-silent', reason: 'refused by a gate', detail: 'refused' } },
+    { name: 'deny without a reason gets "refused"', gates: () => [gate('terse', () => ({ allow: false }))], decision: { allowed: false, decidedBy: 'gate:terse', reason: 'refused by a gate', detail: 'refused' } },
+    { name: 'deny with an empty reason gets "refused"', gates: () => [gate('empty', () => ({ allow: false, reason: '' }))], decision: { allowed: false, decidedBy: 'gate:empty', reason: 'refused by a gate', detail: 'refused' } },
+    { name: 'deny with a non-string reason gets "refused"', gates: () => [gate('num', () => ({ allow: false, reason: 42 }))], decision: { allowed: false, decidedBy: 'gate:num', reason: 'refused by a gate', detail: 'refused' } },
+    { name: 'garbage verdict after an allow denies', gates: () => [allowGate('fine'), gate('garbage', () => 'allow')], decision: { allowed: false, decidedBy: 'gate:garbage', reason: 'refused by a gate', detail: 'refused' } },
   ] satisfies { name: string; gates: () => SecurityGate[]; decision: Decision }[])('$name', async ({ gates, decision }) => {
     const req = gateRequest()
     expect(await decide(keeper({ gates: gates() }), req)).toEqual(decision)
@@ -242,9 +242,9 @@ describe('decide: a gate or the policy that does not answer in time', () => {
   const within: HostCall = (step, work) => withinHostTime(budget, step, work)
 
   test.each<[string, Parameters<typeof keeper>[0], Decision]>([
-    ['a hanging gate', { gates: [allowGate('first'), gate('stuck', hang)] }, { allowed: false, decidedBy: 'gate:stuck', reason: "the host's gate:stuck did not answer within 20 ms", code: 'timeout' }],
-    ['a hanging policy', { policy: hang as Policy }, { allowed: false, decidedBy: 'policy', reason: "the host's policy did not answer within 20 ms", code: 'timeout' }],
-    ['a policy that resolves, then hangs', { policy: (async (r: PolicyRequest) => (await r.resolve()) && hang()) as Policy }, { allowed: false, decidedBy: 'policy', reason: "the host's policy did not answer within 20 ms", code: 'timeout' }],
+    ['a hanging gate', { gates: [allowGate('first'), gate('stuck', hang)] }, { allowed: false, decidedBy: 'gate:stuck', reason: 'a host step did not answer in time', detail: "the host's gate:stuck did not answer within 20 ms", code: 'timeout' }],
+    ['a hanging policy', { policy: hang as Policy }, { allowed: false, decidedBy: 'policy', reason: 'a host step did not answer in time', detail: "the host's policy did not answer within 20 ms", code: 'timeout' }],
+    ['a policy that resolves, then hangs', { policy: (async (r: PolicyRequest) => (await r.resolve()) && hang()) as Policy }, { allowed: false, decidedBy: 'policy', reason: 'a host step did not answer in time', detail: "the host's policy did not answer within 20 ms", code: 'timeout' }],
     ['answers in time', { policy: async () => true, gates: [allowGate('quick')] }, { allowed: true, decidedBy: 'policy' }],
   ])('%s', async (_name, config, decision) => {
     expect(await decide(keeper(config), gateRequest(), undefined, within)).toEqual(decision)
@@ -259,14 +259,14 @@ describe('decide: a gate or the policy that does not answer in time', () => {
 
 describe('decide: rules, policy and gates together', () => {
   test.each([
-    { name: 'rule allows, gates allow: credited to the rule', config: () => ({ rules: [{ host: 'api.example.com' }], gates: [allowGate('a')] }), decision: { allowed: true, decidedBy: 'rules[0] api.example.com' }, gateCalls: 1 },
-    { name: 'rule allows, a gate denies: the gate decides', config: () => ({ rules: [{ host: 'api.example.com' }], gates: [allowGate('a'), denyGate('audit', 'capsule over budget')] }), decision: { allowed: false, decidedBy: 'gate:audit', reason: 'capsule over budget' }, gateCalls: 1 },
-    { name: 'no rule matches: denied by rules, gates not asked', config: () => ({ rules: [{ host: 'a.example.org' }], gates: [allowGate('a')] }), decision: { allowed: false, decidedBy: 'rules', reason: 'no rule allows host api.example.com' }, gateCalls: 0 },
+    { name: 'rule allows, gates allow: credited to the rule', config: () => ({ rules: [{ host: 'api.example.com' }], gates: [allowGate('a')] }), decision: { allowed: true, decidedBy: 'rule:api.example.com' }, gateCalls: 1 },
+    { name: 'rule allows, a gate denies: the gate decides', config: () => ({ rules: [{ host: 'api.example.com' }], gates: [allowGate('a'), denyGate('audit', 'capsule over budget')] }), decision: { allowed: false, decidedBy: 'gate:audit', reason: 'refused by a gate', detail: 'capsule over budget' }, gateCalls: 1 },
+    { name: 'no rule matches: denied by rules, gates not asked', config: () => ({ rules: [{ host: 'a.example.org' }], gates: [allowGate('a')] }), decision: { allowed: false, decidedBy: 'rules', reason: 'no rule matches the host', detail: 'no rule allows host api.example.com' }, gateCalls: 0 },
     { name: 'policy allows, gates allow: credited to the policy', config: () => ({ policy: policyReturning(true), gates: [allowGate('a')] }), decision: { allowed: true, decidedBy: 'policy' }, gateCalls: 1 },
-    { name: 'policy allows, a gate denies: the gate decides', config: () => ({ policy: policyReturning(true), gates: [denyGate('a', 'no')] }), decision: { allowed: false, decidedBy: 'gate:a', reason: 'no' }, gateCalls: 1 },
-    { name: 'policy denies: gates not asked', config: () => ({ policy: policyReturning(false), gates: [allowGate('a')] }), decision: { allowed: false, decidedBy: 'policy', reason: 'the policy refused the request' }, gateCalls: 0 },
+    { name: 'policy allows, a gate denies: the gate decides', config: () => ({ policy: policyReturning(true), gates: [denyGate('a', 'no')] }), decision: { allowed: false, decidedBy: 'gate:a', reason: 'refused by a gate', detail: 'no' }, gateCalls: 1 },
+    { name: 'policy denies: gates not asked', config: () => ({ policy: policyReturning(false), gates: [allowGate('a')] }), decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' }, gateCalls: 0 },
     { name: 'empty rules + gates: gates decide alone', config: () => ({ rules: [], gates: [allowGate('a')] }), decision: { allowed: true, decidedBy: 'gates' }, gateCalls: 1 },
-    { name: 'rule + policy + gate all allow: credited to the rule', config: () => ({ rules: [{ host: '*.example.com' }], policy: policyReturning(false), gates: [allowGate('a')] }), decision: { allowed: true, decidedBy: 'rules[0] *.example.com' }, gateCalls: 1 },
+    { name: 'rule + policy + gate all allow: credited to the rule', config: () => ({ rules: [{ host: '*.example.com' }], policy: policyReturning(false), gates: [allowGate('a')] }), decision: { allowed: true, decidedBy: 'rule:*.example.com' }, gateCalls: 1 },
   ] satisfies { name: string; config: () => { rules?: unknown; policy?: Policy; gates: (SecurityGate & { check: ReturnType<typeof vi.fn> })[] }; decision: Decision; gateCalls: number }[])(
     '$name',
     async ({ config, decision, gateCalls }) => {
@@ -322,12 +322,12 @@ export function runGateConformance(name: string, makeGate: () => SecurityGate): 
       expect([again, fresh]).toEqual([first, first])
     })
 
-    test('decide() credits its denials to gate:<name> with the gate reason', async () => {
+    test('decide() credits its denials to gate:<name> with the gate reason as the detail', async () => {
       const g = makeGate()
       for (const { parts } of CONFORMANCE_REQUESTS) {
         const verdict = await g.check(gateRequest(parts))
         const decision = await decide(keeper({ gates: [g] }), gateRequest(parts))
-        expect(decision).toEqual(verdict.allow ? { allowed: true, decidedBy: 'gates' } : { allowed: false, decidedBy: `gate:${g.name}`, reason: verdict.reason })
+        expect(decision).toEqual(verdict.allow ? { allowed: true, decidedBy: 'gates' } : { allowed: false, decidedBy: `gate:${g.name}`, reason: 'refused by a gate', detail: verdict.reason })
       }
     })
   })
@@ -372,7 +372,7 @@ const rulesGate = (): SecurityGate => {
     name: 'rules',
     check: async (r): Promise<GateVerdict> => {
       const d = await decide(rules, r)
-      return d.allowed ? { allow: true } : { allow: false, reason: d.reason }
+      return d.allowed ? { allow: true } : { allow: false, reason: d.detail }
     },
   }
 }

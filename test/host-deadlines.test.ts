@@ -1,7 +1,7 @@
 // Host deadlines: a gate, the policy or middleware that never answers gives timeout (phase host), frees what it held, and leaves the capsule usable.
 import type { IncomingMessage } from 'node:http'
 import { afterAll, describe, expect, test, vi } from 'vitest'
-import { createRuntime, type AuditEvent, type Middleware, type Runtime, type SafeFetch, type SafeFetchOptions } from '../src/index.js'
+import { createRuntime, type AuditEvent, type Middleware, type MiddlewareResponse, type Runtime, type SafeFetch, type SafeFetchOptions } from '../src/index.js'
 import { withinHostTime, HostClock, type HostBudget } from '../src/fetch/host-deadline.js'
 import { capsulePath, describeIsolations } from './helpers/capsules.js'
 import { closeAllFetches, ctx, errorOf, ok, testFetch } from './helpers/fetch.js'
@@ -35,25 +35,36 @@ async function upstream(): Promise<TestServer> {
   return server
 }
 
-type Step = { name: string; decidedBy: string; gating: boolean; options: (port: number) => SafeFetchOptions }
+/**
+ * `hostStep` is what the timeout message names; `decidedBy` is the event's decider: the gate or the
+ * policy that did not answer refuses (gating), while middleware runs after the rule allowed, so its
+ * timeout is a failure after an allow, credited to the rule. `allowedBy` decides a request that passes.
+ */
+type Step = { name: string; hostStep: string; decidedBy: string; allowedBy: string; gating: boolean; options: (port: number) => SafeFetchOptions }
 const rule = (port: number, middleware?: Middleware) => ({ host: 'api.test', httpsOnly: false, port, ...(middleware ? { middleware } : {}) })
 
 const STEPS: Step[] = [
   {
     name: 'a hanging gate',
+    hostStep: 'gate:audit',
     decidedBy: 'gate:audit',
+    allowedBy: 'rule:api.test',
     gating: true,
     options: (port) => ({ rules: rule(port), gates: [{ name: 'audit', check: (r) => (hangs(r.path) ? hang() : { allow: true }) }] }),
   },
   {
     name: 'a hanging policy',
+    hostStep: 'policy',
     decidedBy: 'policy',
+    allowedBy: 'policy',
     gating: true,
     options: () => ({ policy: (r) => (hangs(r.path) ? hang() : r.host === 'api.test') }),
   },
   {
     name: 'a policy that resolve()s, then hangs',
+    hostStep: 'policy',
     decidedBy: 'policy',
+    allowedBy: 'policy',
     gating: true,
     options: () => ({
       policy: async (r) => {
@@ -64,13 +75,17 @@ const STEPS: Step[] = [
   },
   {
     name: 'middleware hanging before next()',
-    decidedBy: 'middleware',
+    hostStep: 'middleware',
+    decidedBy: 'rule:api.test',
+    allowedBy: 'rule:api.test',
     gating: false,
     options: (port) => ({ rules: rule(port, (c, next) => (hangs(pathOf(c.req.url)) ? hang() : next())) }),
   },
   {
     name: 'middleware hanging after next() returned',
-    decidedBy: 'middleware',
+    hostStep: 'middleware',
+    decidedBy: 'rule:api.test',
+    allowedBy: 'rule:api.test',
     gating: false,
     options: (port) => ({
       rules: rule(port, async (c, next) => {
@@ -93,14 +108,25 @@ async function setup(step: Step, limits: SafeFetchOptions['limits'] = {}) {
 const message = (decidedBy: string) => `the host's ${decidedBy} did not answer within ${HOST_MS} ms`
 
 describe.each(STEPS)('$name', (step) => {
-  const expected = { code: 'timeout', phase: 'host', message: message(step.decidedBy) }
-  const audited = { code: 'timeout', phase: 'host', decidedBy: step.decidedBy, allowed: !step.gating, reason: message(step.decidedBy) }
+  const expected = { code: 'timeout', phase: 'host', message: message(step.hostStep) }
+  const audited = {
+    code: 'timeout',
+    phase: 'host',
+    decidedBy: step.decidedBy,
+    allowed: !step.gating,
+    ...(step.gating ? { reason: 'a host step did not answer in time' } : {}),
+    detail: message(step.hostStep),
+  }
+  const noReason = (events: AuditEvent[]) => {
+    if (!step.gating) for (const event of events) expect(event).not.toHaveProperty('reason')
+  }
 
   test('request: timeout, phase host; the audit event says so; the next request works', async () => {
     const { fetch, events, base } = await setup(step)
     const before = server.requests.length
     expect(errorOf(await fetch.request({ url: `${base}/hang` }, ctx('req')))).toEqual(expected)
     expect(events).toEqual([expect.objectContaining({ kind: 'request', ...audited })])
+    noReason(events)
     // Only middleware that hangs after next() let the request reach the upstream.
     expect(server.requests.length - before).toBe(step.name.includes('after') ? 1 : 0)
     expect(ok(await fetch.request({ url: `${base}/fine` }, ctx('req'))).body).toBe('ok')
@@ -111,6 +137,7 @@ describe.each(STEPS)('$name', (step) => {
     const count = closed.length
     expect(errorOf(await fetch.stream({ url: `${base}/hang/drip` }, ctx('str')))).toEqual(expected)
     expect(events).toEqual([expect.objectContaining({ kind: 'stream', ...audited })])
+    noReason(events)
     // After next() returned, the upstream body was open: giving up cancelled it.
     if (closed.length > count) await closed[count]
     expect(closed.length - count).toBe(step.name.includes('after') ? 1 : 0)
@@ -123,12 +150,20 @@ describe.each(STEPS)('$name', (step) => {
   test('explain: the same timeout as data (middleware is not run by explain)', async () => {
     const { fetch, base } = await setup(step)
     const explained = await fetch.explain({ url: `${base}/hang` }, ctx('exp'))
+    const addresses = [{ address: '127.0.0.1', class: 'loopback' }]
     if (step.gating) {
-      expect(explained).toEqual({ allowed: false, code: 'timeout', phase: 'host', reason: message(step.decidedBy), decidedBy: step.decidedBy })
+      expect(explained).toEqual({
+        allowed: false,
+        code: 'timeout',
+        phase: 'host',
+        decidedBy: step.decidedBy,
+        reason: 'a host step did not answer in time',
+        detail: message(step.hostStep),
+      })
     } else {
-      expect(explained).toMatchObject({ allowed: true })
+      expect(explained).toEqual({ allowed: true, decidedBy: step.allowedBy, addresses })
     }
-    expect(await fetch.explain({ url: `${base}/fine` }, ctx('exp'))).toMatchObject({ allowed: true })
+    expect(await fetch.explain({ url: `${base}/fine` }, ctx('exp'))).toEqual({ allowed: true, decidedBy: step.allowedBy, addresses })
   })
 
   test('maxConcurrentRequests 2: three hung requests do not wedge the capsule', async () => {
@@ -179,7 +214,8 @@ describe('the deadline and what happens after it', () => {
     const middleware: Middleware = async (_c, next) => {
       await released
       lateNext = next().catch((error: unknown) => error)
-      return lateNext
+      // What it settles to no longer matters: the chain has answered (timeout) by then.
+      return lateNext as Promise<MiddlewareResponse>
     }
     const fetch = testFetch({ rules: rule(port, middleware), limits: { hostTimeoutMs: HOST_MS } })
     const before = server.requests.length

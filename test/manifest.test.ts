@@ -80,8 +80,9 @@ describe('capabilities (table)', () => {
     ['origin with port', ['http://api.test:8080'], { host: 'api.test', scheme: 'http', port: 8080 }, true],
     ['origin with wildcard', ['https://*.example.com'], { host: 'cdn.example.com', scheme: 'https', port: 443 }, true],
     ['nothing declared', [], { host: 'api.test', scheme: 'https', port: 443 }, false],
-  ])('%s', (_name, entries, request, allowed) => {
-    expect(compileCapabilities(entries).check(request).allow).toBe(allowed)
+  ])('%s', (_name, entries, request, declared) => {
+    const detail = `the capsule's manifest does not declare ${request.scheme}://${request.host}:${request.port}`
+    expect(compileCapabilities(entries).undeclared(request)).toBe(declared ? undefined : detail)
   })
 
   test.each([['*'], ['a.*.com'], ['https://api.test/path'], ['ftp://api.test'], ['http://api.test:0'], ['API.test'], ['']])('%j is refused', (entry) => {
@@ -96,14 +97,20 @@ describe('the manifest is a gate', () => {
     expect(capsule.id).toMatch(/^probe-\d+$/)
     expect((await get(capsule, `http://api.test:${server.port}/`)).status).toBe(200)
     expect((await get(capsule, `http://other.test:${server.port}/`)).error.code).toBe('denied')
-    expect(events.at(-1)).toMatchObject({ allowed: false, decidedBy: 'manifest', code: 'denied' })
+    expect(events.at(-1)).toMatchObject({
+      allowed: false,
+      decidedBy: 'manifest',
+      reason: 'not declared in the manifest',
+      detail: `the capsule's manifest does not declare http://other.test:${server.port}`,
+      code: 'denied',
+    })
   })
 
   test('host rules narrower than the manifest still decide: declared but not allowed is denied by the rules', async () => {
     const { runtime, events } = setup({ rules: { host: 'api.test', httpsOnly: false, port: server.port } })
     const capsule = await runtime.load({ wasm: capsulePath('probe'), manifest: { ...MANIFEST, capabilities: { http: ['*.test', 'api.test'] } } })
     expect((await get(capsule, `http://other.test:${server.port}/`)).error.code).toBe('denied')
-    expect(events.at(-1)).toMatchObject({ decidedBy: 'rules' })
+    expect(events.at(-1)).toMatchObject({ allowed: false, decidedBy: 'rules', reason: 'no rule matches the host', detail: 'no rule allows host other.test', code: 'denied' })
     expect((await get(capsule, `http://api.test:${server.port}/`)).status).toBe(200)
   })
 

@@ -17,7 +17,7 @@ function safeFetch(options?: unknown): SafeFetch {
   return fetch
 }
 
-const SAFE_FETCH_NAMES = 'rules, policy, gates, resolver, addressPolicy, tls, limits, maxRedirects, onRequest, auditStream, middleware'
+const SAFE_FETCH_NAMES = 'rules, policy, gates, resolver, addressPolicy, tls, limits, maxRedirects, onRequest, onError, auditStream, middleware'
 const noop = () => undefined
 
 const UNKNOWN_SAFE_FETCH: ReadonlyArray<{ name: string; options: object; message: string }> = [
@@ -25,6 +25,7 @@ const UNKNOWN_SAFE_FETCH: ReadonlyArray<{ name: string; options: object; message
   { name: 'gate for gates', options: { gate: [] }, message: 'createSafeFetch: unknown option "gate"; did you mean "gates"?' },
   { name: 'middlewares', options: { middlewares: [] }, message: 'createSafeFetch: unknown option "middlewares"; did you mean "middleware"?' },
   { name: 'case: onrequest', options: { onrequest: noop }, message: 'createSafeFetch: unknown option "onrequest"; did you mean "onRequest"?' },
+  { name: 'case: onerror', options: { onerror: noop }, message: 'createSafeFetch: unknown option "onerror"; did you mean "onError"?' },
   { name: 'case: auditstream', options: { auditstream: process.stderr }, message: 'createSafeFetch: unknown option "auditstream"; did you mean "auditStream"?' },
   { name: 'resolve for resolver', options: { resolve: noop }, message: 'createSafeFetch: unknown option "resolve"; did you mean "resolver"?' },
   { name: 'limit for limits', options: { limit: {} }, message: 'createSafeFetch: unknown option "limit"; did you mean "limits"?' },
@@ -61,6 +62,7 @@ const BAD_SAFE_FETCH: ReadonlyArray<{ name: string; options: unknown; message: s
   { name: 'policy a string', options: { policy: 'yes' }, message: 'createSafeFetch: policy must be a function, not a string' },
   { name: 'resolver an array', options: { resolver: ['127.0.0.1'] }, message: 'createSafeFetch: resolver must be a function, not an array' },
   { name: 'onRequest an object', options: { onRequest: {} }, message: 'createSafeFetch: onRequest must be a function, not an object' },
+  { name: 'onError a string', options: { onError: 'log' }, message: 'createSafeFetch: onError must be a function, not a string' },
   {
     name: 'gates an object',
     options: { gates: {} },
@@ -131,6 +133,7 @@ describe('createSafeFetch', () => {
       limits: { timeoutMs: 5_000 },
       maxRedirects: 2,
       onRequest: noop,
+      onError: noop,
       auditStream: { write: () => true },
       middleware: [async (_ctx, next) => next()],
     } satisfies Required<SafeFetchOptions>)

@@ -155,15 +155,19 @@ describe('methods and first-match order', () => {
     expect(match('api.test', 'GET', '/items/1?expand=true')).toMatchObject({ allowed: true, params: { id: '1' } })
   })
 
-  test.each<[string, string, string, string]>([
-    ['a method no route allows on a matched path', 'PATCH', '/items/1', 'rules[0] api.test allows GET, PUT, DELETE, POST on /items/1, not PATCH'],
-    ['no route matches', 'GET', '/nothing', 'no route of rules[0] api.test matches /nothing'],
-  ])('refusal reason: %s', (_name, method, path, reason) => {
-    expect(match('api.test', method, path)).toMatchObject({ allowed: false, reason })
+  test.each<[string, string, string, string, string]>([
+    ['a method no route allows on a matched path', 'PATCH', '/items/1', 'method not allowed on the route', 'rule api.test allows GET, PUT, DELETE, POST on /items/1, not PATCH'],
+    ['no route matches', 'GET', '/nothing', 'no route matches the path', 'no route of rule api.test matches /nothing'],
+  ])('refusal reason: %s', (_name, method, path, reason, detail) => {
+    const result = match('api.test', method, path)
+    expect(result).toMatchObject({ allowed: false, reason, detail })
+    expect(result.rule?.decider).toBe('rule:api.test')
   })
 
   test('routes: [] denies every path of that origin', () => {
-    expect(match('closed.test', 'GET', '/anything')).toMatchObject({ allowed: false, reason: 'rules[1] closed.test has no routes, so every path is denied' })
+    const result = match('closed.test', 'GET', '/anything')
+    expect(result).toMatchObject({ allowed: false, reason: 'no route matches the path', detail: 'rule closed.test has no routes, so every path is denied' })
+    expect(result.rule?.decider).toBe('rule:closed.test')
   })
 })
 
@@ -177,12 +181,23 @@ describe('through the safe fetch', () => {
     const base = `http://api.test:${server.port}`
     expect(ok(await fetch.request({ url: `${base}/v1/users?x=1` }, ctx())).body).toBe('/v1/users?x=1')
     const refused = await fetch.request({ url: `${base}/v2/users` }, ctx())
-    expect(errorOf(refused)).toMatchObject({ code: 'denied', message: expect.stringContaining('no route of rules[0] api.test matches /v2/users') })
+    expect(errorOf(refused)).toMatchObject({ code: 'denied', message: `GET ${base}/v2/users is not allowed: no route of rule api.test matches /v2/users` })
     expect(errorOf(await fetch.request({ url: `${base}/v1/users`, method: 'POST' }, ctx()))?.code).toBe('denied')
     expect(server.requests.map((r) => r.url)).toEqual(['/v1/users?x=1'])
     expect(resolver.asked).toEqual(['api.test'])
     expect(policyAsked).toBe(0)
-    expect(await fetch.explain({ url: `${base}/v1/users` }, ctx())).toMatchObject({ allowed: true, decidedBy: 'rules[0] api.test /v1/:thing' })
-    expect(await fetch.explain({ url: `${base}/v2` }, ctx())).toMatchObject({ allowed: false, decidedBy: 'rules[0] api.test' })
+    expect(await fetch.explain({ url: `${base}/v1/users` }, ctx())).toEqual({
+      allowed: true,
+      decidedBy: 'rule:api.test',
+      route: '/v1/:thing',
+      addresses: [{ address: '127.0.0.1', class: 'loopback' }],
+    })
+    expect(await fetch.explain({ url: `${base}/v2` }, ctx())).toEqual({
+      allowed: false,
+      code: 'denied',
+      decidedBy: 'rule:api.test',
+      reason: 'no route matches the path',
+      detail: 'no route of rule api.test matches /v2',
+    })
   })
 })

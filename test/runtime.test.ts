@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { CapsuleError, createRuntime, hasJspi, type Capsule, type Runtime, type SafeFetchOptions } from '../src/index.js'
+import { CapsuleError, createRuntime, hasJspi, type Capsule, type Runtime, type SafeFetch, type SafeFetchOptions, type SafeFetchSession } from '../src/index.js'
 import { capsulePath, fnv1a32, fnv1a32Update, describeIsolations, type Isolation } from './helpers/capsules.js'
 import { closeAllFetches, tableResolver, testFetch } from './helpers/fetch.js'
 import { closeAllServers, readBody, startServer, type TestServer } from './helpers/servers.js'
@@ -391,11 +391,21 @@ describeIsolations('isolation %s', (isolation) => {
 
     test('a safe fetch that throws still answers the capsule (internal error, never a hang)', async () => {
       const broken = testFetch(fetchOptions())
-      const local = createRuntime({ fetch: { ...broken, request: () => Promise.reject(new Error('host bug')) }, isolation })
+      // The runtime sends a capsule's requests through its session: that session's request() throws.
+      let sessions = 0
+      const registerCapsule: SafeFetch['registerCapsule'] = (id, restriction) => {
+        sessions++
+        const session = broken.registerCapsule(id, restriction)
+        return Object.assign(Object.create(session) as SafeFetchSession, { request: () => Promise.reject(new Error('host bug')) })
+      }
+      const local = createRuntime({ fetch: { ...broken, registerCapsule }, isolation })
       runtimes.push(local)
       const capsule = await local.load({ wasm: capsulePath('probe'), limits: { callTimeoutMs: 5000 } })
       const reply = (await capsule.call('request', JSON.stringify({ url: `${base()}/json` }))).json<any>()
-      expect(reply.error).toEqual({ code: 'network', message: 'internal error while handling the request' })
+      expect(sessions).toBe(1)
+      expect(reply.error).toEqual({ code: 'internal', message: 'internal error while handling the request' })
+      // The capsule is still usable after the host bug.
+      expect((await capsule.call('echo', 'still here')).text()).toBe('still here')
     })
 
     test('malformed input to http_stream_start is answered with invalid_request too', async () => {

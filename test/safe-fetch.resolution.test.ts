@@ -29,14 +29,20 @@ test('a host no rule allows is never passed to the resolver', async () => {
   expect(errorOf(reply)?.code).toBe('denied')
   expect(resolver.asked).toEqual([])
   const explained = await fetch.explain({ url: url('secret.internal') }, ctx())
-  expect(explained).toMatchObject({ allowed: false, code: 'denied', decidedBy: 'rules' })
+  expect(explained).toEqual({ allowed: false, code: 'denied', decidedBy: 'rules', reason: 'no rule matches the host', detail: 'no rule allows host secret.internal' })
   expect(resolver.asked).toEqual([])
 })
 
 test('with nothing configured every request is denied, and nothing is resolved', async () => {
   const resolver = tableResolver({ 'api.test': ['127.0.0.1'] })
   const fetch = testFetch({ resolver })
-  expect(await fetch.explain({ url: url() }, ctx())).toMatchObject({ allowed: false, code: 'denied', decidedBy: 'default' })
+  expect(await fetch.explain({ url: url() }, ctx())).toEqual({
+    allowed: false,
+    code: 'denied',
+    decidedBy: 'default',
+    reason: 'nothing is configured',
+    detail: 'no rule, policy or gate is configured, so nothing is allowed',
+  })
   expect(errorOf(await fetch.request({ url: url() }, ctx()))?.code).toBe('denied')
   expect(resolver.asked).toEqual([])
 })
@@ -133,6 +139,18 @@ describe('answers', () => {
     expect(errorOf(await fetch.request({ url: url() }, ctx()))?.code).toBe('dns_failed')
   })
 
+  test.each<[string, Parameters<typeof tableResolver>[0], string]>([
+    ['a name that does not resolve', {}, 'api.test could not be resolved'],
+    ['an empty answer', { 'api.test': [] }, 'api.test did not resolve to any address'],
+  ])("%s in the policy's resolve(): no decision, decided by the resolver, in explain and in the event", async (_name, table, detail) => {
+    const events: import('../src/index.js').RequestEvent[] = []
+    const fetch = testFetch({ resolver: tableResolver(table), policy: async ({ resolve }) => (await resolve()).length > 0, onRequest: (e) => events.push(e) })
+    expect(await fetch.explain({ url: url() }, ctx())).toEqual({ allowed: false, code: 'dns_failed', decidedBy: 'resolver', detail })
+    expect(errorOf(await fetch.request({ url: url() }, ctx()))).toEqual({ code: 'dns_failed', message: detail })
+    expect(events).toEqual([expect.objectContaining({ allowed: false, decidedBy: 'resolver', code: 'dns_failed', detail })])
+    expect(events[0]).not.toHaveProperty('reason')
+  })
+
   test('a resolver that never answers is timeout/connect', async () => {
     const fetch = testFetch({
       rules: { host: 'api.test', httpsOnly: false, port: server.port },
@@ -150,7 +168,7 @@ describe('explain', () => {
     const { fetch } = withResolver({ 'api.test': ['127.0.0.1'] })
     expect(await fetch.explain({ url: url() }, ctx())).toEqual({
       allowed: true,
-      decidedBy: `rules[0] api.test`,
+      decidedBy: 'rule:api.test',
       addresses: [{ address: '127.0.0.1', class: 'loopback' }],
     })
     expect(server.connections).toBe(before)
@@ -169,8 +187,9 @@ describe('explain', () => {
     expect(await fetch.explain({ url: spelling }, ctx())).toEqual({
       allowed: false,
       code: 'blocked_address',
-      reason: expect.stringContaining('link-local'),
       decidedBy: 'address-policy',
+      reason: 'blocked address',
+      detail: '169.254.169.254 resolves to blocked addresses: 169.254.169.254 (link-local)',
       addresses: [{ address: '169.254.169.254', class: 'link-local' }],
     })
   })
@@ -178,24 +197,35 @@ describe('explain', () => {
   test('an IPv4-mapped IPv6 literal shows the embedded address', async () => {
     const { fetch } = withResolver({}, { rules: { host: '[::ffff:a9fe:a9fe]', httpsOnly: false } })
     const explained = await fetch.explain({ url: 'http://[::ffff:169.254.169.254]/' }, ctx())
-    expect(explained).toMatchObject({
+    expect(explained).toEqual({
       allowed: false,
       code: 'blocked_address',
+      decidedBy: 'address-policy',
+      reason: 'blocked address',
+      detail: '[::ffff:a9fe:a9fe] resolves to blocked addresses: ::ffff:a9fe:a9fe (ipv4-mapped; embeds ipv4-mapped 169.254.169.254 (link-local))',
       addresses: [{ address: '::ffff:a9fe:a9fe', class: 'ipv4-mapped', embedded: [{ address: '169.254.169.254', class: 'link-local', form: 'ipv4-mapped' }] }],
     })
   })
 
   test('an invalid request is explained as validation', async () => {
     const { fetch } = withResolver({})
-    expect(await fetch.explain({ url: 'ftp://x/' }, ctx())).toMatchObject({ allowed: false, code: 'invalid_request', decidedBy: 'validation' })
+    expect(await fetch.explain({ url: 'ftp://x/' }, ctx())).toEqual({
+      allowed: false,
+      code: 'invalid_request',
+      decidedBy: 'validation',
+      reason: 'invalid request',
+      detail: 'invalid url: scheme "ftp:" is not allowed; use http: or https:',
+    })
   })
 
   test('a name that resolves to a private address', async () => {
     const { fetch } = withResolver({ 'api.test': ['10.0.0.5'] })
-    expect(await fetch.explain({ url: url() }, ctx())).toMatchObject({
+    expect(await fetch.explain({ url: url() }, ctx())).toEqual({
       allowed: false,
       code: 'blocked_address',
       decidedBy: 'address-policy',
+      reason: 'blocked address',
+      detail: 'api.test resolves to blocked addresses: 10.0.0.5 (private)',
       addresses: [{ address: '10.0.0.5', class: 'private' }],
     })
   })
@@ -226,7 +256,13 @@ describe('policy and gates', () => {
     expect(ok(await fetch.request({ url: url() }, ctx())).status).toBe(200)
     const reply = await fetch.request({ url: url(), method: 'DELETE' }, ctx())
     expect(errorOf(reply)).toMatchObject({ code: 'denied', message: expect.stringContaining('deletes are off') })
-    expect(await fetch.explain({ url: url(), method: 'DELETE' }, ctx())).toMatchObject({ decidedBy: 'gate:no-delete', reason: 'deletes are off' })
+    expect(await fetch.explain({ url: url(), method: 'DELETE' }, ctx())).toEqual({
+      allowed: false,
+      code: 'denied',
+      decidedBy: 'gate:no-delete',
+      reason: 'refused by a gate',
+      detail: 'deletes are off',
+    })
   })
 
   test('a gate sees the capsule id, the normalised URL and the hop', async () => {
@@ -265,10 +301,10 @@ describe('onRequest events', () => {
     const stream = await fetch.stream({ url: url('api.test', '/s') }, ctx('c2'))
     if (!('error' in stream)) stream.close()
     expect(events).toEqual([
-      expect.objectContaining({ capsuleId: 'c1', kind: 'request', method: 'GET', url: `http://api.test:${server.port}/a?…`, allowed: true, decidedBy: 'rules[0] api.test', status: 200, redirects: 0 }),
-      expect.objectContaining({ capsuleId: 'c1', kind: 'request', url: `http://other.test:${server.port}/b`, allowed: false, decidedBy: 'rules', code: 'denied' }),
-      expect.objectContaining({ capsuleId: 'c1', kind: 'request', method: undefined, url: undefined, allowed: false, decidedBy: 'validation', code: 'invalid_request' }),
-      expect.objectContaining({ capsuleId: 'c2', kind: 'stream', allowed: true, status: 200 }),
+      expect.objectContaining({ capsuleId: 'c1', kind: 'request', method: 'GET', url: `http://api.test:${server.port}/a?…`, allowed: true, decidedBy: 'rule:api.test', status: 200, redirects: 0, redactions: 0 }),
+      expect.objectContaining({ capsuleId: 'c1', kind: 'request', url: `http://other.test:${server.port}/b`, allowed: false, decidedBy: 'rules', code: 'denied', reason: 'no rule matches the host', detail: 'no rule allows host other.test' }),
+      expect.objectContaining({ capsuleId: 'c1', kind: 'request', method: undefined, url: undefined, allowed: false, decidedBy: 'validation', code: 'invalid_request', reason: 'invalid request' }),
+      expect.objectContaining({ capsuleId: 'c2', kind: 'stream', allowed: true, decidedBy: 'rule:api.test', status: 200 }),
     ])
     expect(JSON.stringify(events)).not.toContain('secret')
     expect(events.every((e) => typeof e.durationMs === 'number')).toBe(true)
