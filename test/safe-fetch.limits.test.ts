@@ -289,3 +289,28 @@ test.each([['HEAD', 200]])('%s answered %i with a large content-length is not to
   expect(reply.status).toBe(status)
   expect(reply.body).toBe('')
 })
+
+test('the stream table is the session\'s: maxOpenStreams enforced by stream() itself, handles never reused, a closed stream frees its slot', async () => {
+  const { fetch, server, url } = await serve((_req, res) => void res.writeHead(200).write('x'), { limits: { maxOpenStreams: 2 } })
+  const session = fetch.registerCapsule('streamer')
+  const first = await session.stream({ url: `${url}/1` })
+  const second = await session.stream({ url: `${url}/2` })
+  if ('error' in first || 'error' in second) throw new Error('start failed')
+  expect([first.handle, second.handle]).toEqual(['1', '2'])
+  expect(session.openStreams).toBe(2)
+  expect(session.openStream('1')).toBe(first)
+  const before = server.requests.length
+  expect(await session.stream({ url: `${url}/3` })).toEqual({ error: { code: 'stream_limit', message: 'this capsule already has 2 open streams; close one first' } })
+  // Refused before any network I/O.
+  expect(server.requests.length).toBe(before)
+  first.close()
+  expect(session.openStreams).toBe(1)
+  expect(session.openStream('1')).toBeUndefined()
+  const third = await session.stream({ url: `${url}/4` })
+  if ('error' in third) throw new Error('start failed')
+  expect(third.handle).toBe('3')
+  third.close()
+  second.close()
+  expect(session.openStreams).toBe(0)
+  await session.release()
+})
