@@ -183,7 +183,8 @@ async function run(args: string[]): Promise<number> {
     onRequest: (e) => {
       if (values.verbose) return
       // A refusal's reason may quote what the capsule sent (an unknown key, a header name): escaped.
-      const outcome = e.code ? `${e.code}: ${safeText(e.reason ?? '')}` : `${e.status}`
+      const why = [e.reason, e.detail].filter((part) => part !== undefined).join(': ')
+      const outcome = e.code ? `${e.code}: ${safeText(why)}` : `${e.status}`
       process.stderr.write(`${e.allowed ? 'allowed' : 'refused'} ${e.method ?? '-'} ${e.url ?? '-'} -> ${outcome} (${e.decidedBy ?? 'no decision'}, ${e.durationMs} ms)\n`)
     },
   })
@@ -220,6 +221,7 @@ async function explain(args: string[]): Promise<number> {
     `${decision.allowed ? 'allowed' : 'refused'}${decision.code ? ` (${decision.code})` : ''}: ${(values.method ?? 'GET').toUpperCase()} ${url}`,
     `decided by: ${decision.decidedBy ?? '-'}`,
     ...(decision.reason ? [`reason: ${decision.reason}`] : []),
+    ...(decision.detail ? [`detail: ${safeText(decision.detail)}`] : []),
     ...(decision.addresses ?? []).map(
       (a) => `address: ${a.address} (${a.class})${a.embedded ? `, embeds ${a.embedded.map((e) => `${e.address} (${e.class})`).join(', ')}` : ''}`,
     ),

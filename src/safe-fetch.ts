@@ -215,16 +215,15 @@ function startRequest(state: SafeFetchState, session: CapsuleSession<StreamedRes
 }
 
 /** Validates the request; a refusal is recorded here, where it is decided. */
-function prepare(state: SafeFetchState, input: unknown, mode: Mode, flight: InFlight): PreparedRequest {
-  const own = flight.session.limits
+function prepare(state: SafeFetchState, input: unknown, mode: Mode, limits: Readonly<Limits>, trace: RequestTrace): PreparedRequest {
   let prepared: PreparedRequest
   try {
-    prepared = prepareRequest(parseRequest(input, own.maxRequestBytes), own, state.maxRedirects, mode)
+    prepared = prepareRequest(parseRequest(input, limits.maxRequestBytes), limits, state.maxRedirects, mode)
   } catch (error) {
-    flight.trace.refusedBy('validation', 'invalid request', (error as Error).message)
+    trace.refusedBy('validation', 'invalid request', (error as Error).message)
     throw error
   }
-  flight.trace.prepared(prepared.method, redactedUrl(prepared.url), prepared.body?.byteLength ?? 0)
+  trace.prepared(prepared.method, redactedUrl(prepared.url), prepared.body?.byteLength ?? 0)
   return prepared
 }
 
@@ -233,9 +232,11 @@ function finish(state: SafeFetchState, flight: InFlight, status?: number): void 
 }
 
 function failed(state: SafeFetchState, flight: InFlight, error: unknown): ErrorReply {
+  // Scrubbed first, so the event counts the replacements in the capsule's message too.
+  const wire = scrubbedWireError(error, flight.secrets)
   flight.trace.failed(error)
   finish(state, flight)
-  return { error: scrubbedWireError(error, flight.secrets) }
+  return { error: wire }
 }
 
 function exchangeOf(state: SafeFetchState, prepared: PreparedRequest, flight: InFlight, deadline: number) {
@@ -254,7 +255,7 @@ function exchangeOf(state: SafeFetchState, prepared: PreparedRequest, flight: In
 async function bufferedRequest(state: SafeFetchState, input: unknown, flight: InFlight): Promise<BufferedResponse | ErrorReply> {
   const started = performance.now()
   try {
-    const prepared = prepare(state, input, 'buffered', flight)
+    const prepared = prepare(state, input, 'buffered', flight.session.limits, flight.trace)
     // The total time limit starts now, so time spent waiting for a concurrency slot counts.
     const deadline = started + prepared.limits.totalTimeoutMs
     const { session, signal } = flight
@@ -279,14 +280,15 @@ async function bufferedRequest(state: SafeFetchState, input: unknown, flight: In
 /** The capsule-facing stream over a settled answer; its event is recorded once, at its end. */
 function openedStream(state: SafeFetchState, flight: InFlight, handle: string, head: { status: number; rawHeaders: HeaderList; body: BodyReader }, finalUrl: string): StreamedResponse {
   const { session } = flight
-  let ended = false
-  const end = (error?: unknown) => {
-    if (ended) return
-    ended = true
+  let ended: ErrorReply | undefined | false = false
+  /** Records the stream's event once; a failure's wire error is scrubbed like any other. */
+  const end = (error?: unknown): ErrorReply | undefined => {
+    if (ended !== false) return ended
     session.freeStream(handle)
     flight.trace.received(head.body.bytesRead)
     if (error === undefined) finish(state, flight, head.status)
-    else failed(state, flight, error)
+    ended = error === undefined ? undefined : failed(state, flight, error)
+    return ended
   }
   const read = async (maxBytes?: number) => {
     try {
@@ -294,8 +296,8 @@ function openedStream(state: SafeFetchState, flight: InFlight, handle: string, h
       if (chunk === null) end()
       return chunk
     } catch (error) {
-      end(error)
-      throw error
+      const reply = end(error)
+      throw reply ? CapsuleHostError.fromWire(reply.error) : error
     }
   }
   const close = () => {
@@ -325,7 +327,7 @@ function openedStream(state: SafeFetchState, flight: InFlight, handle: string, h
 async function streamRequest(state: SafeFetchState, input: unknown, flight: InFlight): Promise<StreamedResponse | ErrorReply> {
   let handle: string | undefined
   try {
-    const prepared = prepare(state, input, 'stream', flight)
+    const prepared = prepare(state, input, 'stream', flight.session.limits, flight.trace)
     handle = flight.session.reserveStream()
     if (handle === undefined) {
       const message = `this capsule already has ${flight.session.limits.maxOpenStreams} open streams; close one first`
@@ -347,15 +349,16 @@ async function streamRequest(state: SafeFetchState, input: unknown, flight: InFl
 
 /** explain(): validation and admission, recorded on a trace exactly as request() records them, without the send. */
 async function explainRequest(state: SafeFetchState, input: unknown, context: RequestContext): Promise<Explanation> {
-  const session = sessionOf(state, context.capsuleId)
-  const flight = { session, signal: session.signal, trace: new RequestTrace(context.capsuleId, 'explain', 'request'), secrets: new RequestSecrets() }
+  // No session is made for an id that has none: explain() opens nothing.
+  const own = state.sessions.get(context.capsuleId)?.limits ?? state.limits
+  const trace = new RequestTrace(context.capsuleId, 'explain', 'request')
   let addresses: Explanation['addresses']
   try {
-    const { url, method, limits } = prepare(state, input, 'buffered', flight)
+    const { url, method, limits } = prepare(state, input, 'buffered', own, trace)
     const budget = hostBudget(limits, performance.now() + limits.totalTimeoutMs)
     const hop = { capsuleId: context.capsuleId, hop: 0, signal: context.signal, resolveTimeoutMs: limits.connectTimeoutMs, ...budget }
     const outcome = await admit({ url, method, shown: url }, state.admission, hop)
-    flight.trace.admission(outcome, 0, false)
+    trace.admission(outcome, 0, false)
     addresses = outcome.addresses?.map((a) => ({
       address: a.address,
       class: a.class,
@@ -363,9 +366,9 @@ async function explainRequest(state: SafeFetchState, input: unknown, context: Re
     }))
     if (outcome.error) throw outcome.error
   } catch (error) {
-    flight.trace.failed(error)
+    trace.failed(error)
   }
-  const event = flight.trace.finish(undefined, undefined)
+  const event = trace.finish(undefined, undefined)
   const { allowed, decidedBy, route, reason, detail, code, phase } = event
   return { allowed, decidedBy, ...(route ? { route } : {}), ...(reason ? { reason } : {}), ...(detail ? { detail } : {}), ...(code ? { code } : {}), ...(phase ? { phase } : {}), ...(addresses ? { addresses } : {}) }
 }
@@ -385,6 +388,16 @@ function releaseSession(state: SafeFetchState, session: CapsuleSession<StreamedR
   return session.release()
 }
 
+/** A buffered request on a session, counted in flight until its event is recorded. */
+function requestOn(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, input: unknown, signal?: AbortSignal) {
+  return session.track(bufferedRequest(state, input, startRequest(state, session, 'request', signal)))
+}
+
+/** A stream start on a session, counted in flight until it has its head or its event. */
+function streamOn(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, input: unknown, signal?: AbortSignal) {
+  return session.track(streamRequest(state, input, startRequest(state, session, 'stream', signal)))
+}
+
 function sessionApi(state: SafeFetchState, session: CapsuleSession<StreamedResponse>): SafeFetchSession {
   return {
     capsuleId: session.capsuleId,
@@ -392,8 +405,8 @@ function sessionApi(state: SafeFetchState, session: CapsuleSession<StreamedRespo
     get openStreams() {
       return session.openStreams
     },
-    request: (input, signal) => bufferedRequest(state, input, startRequest(state, session, 'request', signal)),
-    stream: (input, signal) => streamRequest(state, input, startRequest(state, session, 'stream', signal)),
+    request: (input, signal) => requestOn(state, session, input, signal),
+    stream: (input, signal) => streamOn(state, session, input, signal),
     openStream: (handle) => session.stream(handle),
     recordInvalid(kind, error) {
       const flight = startRequest(state, session, kind)
@@ -442,8 +455,8 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   return {
     limits,
     audit,
-    request: (input, context) => bufferedRequest(state, input, startRequest(state, sessionOf(state, context.capsuleId), 'request', context.signal)),
-    stream: (input, context) => streamRequest(state, input, startRequest(state, sessionOf(state, context.capsuleId), 'stream', context.signal)),
+    request: (input, context) => requestOn(state, sessionOf(state, context.capsuleId), input, context.signal),
+    stream: (input, context) => streamOn(state, sessionOf(state, context.capsuleId), input, context.signal),
     explain: (input, context) => explainRequest(state, input, context),
     registerCapsule: (capsuleId, restriction) => registerSession(state, capsuleId, restriction),
     releaseCapsule: async (capsuleId) => {

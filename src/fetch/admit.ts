@@ -1,6 +1,6 @@
 // Admits one hop: gates on the name, then one resolution checked against the address policy; explain() is this step alone.
 import { CapsuleHostError, isCapsuleHostError } from '../errors.js'
-import { decide, type Gatekeeper } from '../gate/decide.js'
+import { decide, RESOLUTION_ERRORS, type Gatekeeper } from '../gate/decide.js'
 import type { Decision, GateRequest, Refused } from '../gate/types.js'
 import type { AddressPolicy } from '../net/address-policy.js'
 import type { ClassifiedAddress } from '../net/classify.js'
@@ -50,7 +50,9 @@ export interface AdmitOutcome {
 
 /** The capsule's message for a refusal: its own URL, and the detail only when the URL is its own. */
 function refusalMessage(target: HopTarget, reason: string, detail: string, hop: number): string {
-  const what = target.url.href === target.shown.href ? detail : `the URL set by host middleware was refused (${reason})`
+  // A host callback's failure is its author's to read (in the audit log and onError), never the capsule's.
+  const own = target.url.href === target.shown.href && reason !== 'a gate failed' && reason !== 'the policy failed'
+  const what = own ? detail : target.url.href === target.shown.href ? reason : `the URL set by host middleware was refused (${reason})`
   const message = `${target.method} ${redactedUrl(target.shown)} is not allowed: ${what}`
   return hop === 0 ? message : `redirect hop ${hop} is refused: ${message}`
 }
@@ -61,19 +63,28 @@ function refusalError(verdict: Refused, target: HopTarget, hop: number): Capsule
   return new CapsuleHostError(hop === 0 ? 'denied' : 'redirect_denied', refusalMessage(target, verdict.reason, detail, hop), { decidedBy, detail })
 }
 
-/** The address policy's refusal as a decision; the capsule's message hides a host middleware set. */
+const SHOWN_FAILURES: Partial<Record<string, string>> = {
+  blocked_address: 'resolves to a blocked address',
+  dns_failed: 'could not be resolved',
+  timeout: 'could not be resolved in time',
+}
+
+/** A resolution error as the capsule sees it: for a URL host middleware set, named by the capsule's own URL. */
+function shownError(error: CapsuleHostError, target: HopTarget): CapsuleHostError {
+  const what = SHOWN_FAILURES[error.code]
+  if (target.url.href === target.shown.href || what === undefined) return error
+  return new CapsuleHostError(error.code, `the URL set by host middleware for ${redactedUrl(target.shown)} ${what}`, {
+    cause: error,
+    detail: error.detail ?? error.message,
+    ...(error.phase ? { phase: error.phase } : {}),
+    ...(error.addressClass ? { addressClass: error.addressClass } : {}),
+  })
+}
+
+/** The address policy's refusal as a decision. */
 function blockedOutcome(error: CapsuleHostError, target: HopTarget, addresses?: readonly ClassifiedAddress[]): AdmitOutcome {
-  const detail = error.detail ?? error.message
-  const decision: Refused = { allowed: false, decidedBy: 'address-policy', reason: 'blocked address', detail }
-  const shown =
-    target.url.href === target.shown.href
-      ? error
-      : new CapsuleHostError('blocked_address', `the URL set by host middleware for ${redactedUrl(target.shown)} resolves to a blocked address`, {
-          cause: error,
-          detail,
-          ...(error.addressClass ? { addressClass: error.addressClass } : {}),
-        })
-  return { decision, ...(addresses ? { addresses } : {}), error: shown }
+  const decision: Refused = { allowed: false, decidedBy: 'address-policy', reason: 'blocked address', detail: error.detail ?? error.message }
+  return { decision, ...(addresses ? { addresses } : {}), error: shownError(error, target) }
 }
 
 /**
@@ -109,7 +120,14 @@ export function gateRequest(url: NormalisedUrl, method: string, context: HopCont
     path: url.path,
     method,
     hop: context.hop,
-    resolve: async () => (await resolution.checked()).addresses.map((a) => a.address),
+    resolve: async () => {
+      try {
+        return (await resolution.checked()).addresses.map((a) => a.address)
+      } catch (error) {
+        if (typeof error === 'object' && error !== null) RESOLUTION_ERRORS.add(error)
+        throw error
+      }
+    },
   }
 }
 
@@ -134,14 +152,14 @@ export async function admit(target: HopTarget, admission: Admission, context: Ho
     decision = await decideHop(target, admission, context, resolution)
   } catch (error) {
     const own = isCapsuleHostError(error) ? error : new CapsuleHostError('internal', 'internal error while deciding', { cause: error })
-    return own.code === 'blocked_address' ? blockedOutcome(own, target) : { decision: undefined, error: own }
+    return own.code === 'blocked_address' ? blockedOutcome(own, target) : { decision: undefined, error: shownError(own, target) }
   }
   if (!decision.allowed) return { decision, error: refusalError(decision, target, context.hop) }
   let addresses: ClassifiedAddress[]
   try {
     addresses = await resolution.addresses()
   } catch (error) {
-    return { decision, error: isCapsuleHostError(error) ? error : new CapsuleHostError('internal', 'internal error while resolving', { cause: error }) }
+    return { decision, error: isCapsuleHostError(error) ? shownError(error, target) : new CapsuleHostError('internal', 'internal error while resolving', { cause: error }) }
   }
   try {
     return { decision, addresses, pinned: checkAddresses(target.url, addresses, admission.addressPolicy).pinned }

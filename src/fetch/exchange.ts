@@ -70,7 +70,7 @@ async function runHop(exchange: Exchange, target: HopTarget, request: Redirected
   const chain = [...admission.middleware, ...(decision.middleware ?? [])]
   const { url } = target
   if (chain.length === 0) {
-    const head = await dispatchHop(dispatcher, { url, address: pinned, ...request }, hopLimits, signal)
+    const head = await dispatchHop(dispatcher, { url, shown: target.shown, address: pinned, ...request }, hopLimits, signal)
     return { answer: { status: head.status, rawHeaders: head.rawHeaders, body: { stream: head.body }, upstream: true }, sentUrl: url }
   }
   return runMiddlewareHop({
@@ -90,7 +90,7 @@ async function runHop(exchange: Exchange, target: HopTarget, request: Redirected
     trace: exchange.trace,
     admit: async (rewritten) => (await admitted(exchange, { url: rewritten, method: request.method, shown: target.shown }, context, true)).pinned,
     dispatch: (to, address, method, headers, body) =>
-      dispatchHop(dispatcher, { url: to, address, method, headers, body }, { ...hopLimits, connectDeadline: performance.now() + limits.connectTimeoutMs }, signal),
+      dispatchHop(dispatcher, { url: to, shown: target.shown, address, method, headers, body }, { ...hopLimits, connectDeadline: performance.now() + limits.connectTimeoutMs }, signal),
   })
 }
 

@@ -59,11 +59,14 @@ function middlewareFailure(error: unknown, fromNext: WeakSet<object>, trace: Req
   return new CapsuleHostError('internal', 'internal error in host middleware', { cause: error, detail })
 }
 
-/** Credential headers the middleware set to a value the capsule did not send are secrets of the request. */
+/**
+ * Credential headers the middleware set to a value the capsule did not send are secrets of the
+ * request, whatever the case of the name it used (`headers.Authorization = ...` is sent lower-cased).
+ */
 function collectInjected(headers: Readonly<Record<string, string>>, own: Readonly<Record<string, string>>, secrets: RequestSecrets): void {
-  for (const name of CREDENTIAL_HEADERS) {
-    const value = headers[name]
-    if (value !== undefined && value !== own[name]) secrets.addInjectedHeader(name, value)
+  for (const [name, value] of Object.entries(headers)) {
+    const key = name.toLowerCase()
+    if (CREDENTIAL_HEADERS.has(key) && typeof value === 'string' && value !== own[key]) secrets.addInjectedHeader(key, value)
   }
 }
 
@@ -178,6 +181,8 @@ export async function runMiddlewareHop(hop: MiddlewareHop): Promise<HopOutcome> 
     collectInjected(run.request.headers, run.own, hop.secrets)
   } catch (error) {
     run.upstream?.body.cancel()
+    // A middleware that set a credential and then failed: its error text may quote it.
+    collectInjected(run.request.headers, run.own, hop.secrets)
     throw middlewareFailure(error, run.fromNext, hop.trace)
   } finally {
     run.settled = true

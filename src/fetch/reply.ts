@@ -1,5 +1,6 @@
 // Builds what the capsule receives from a settled answer: bodies encoded as asked, scrubbed of the request's secrets.
 import { CapsuleHostError, wireErrorOf, type WireError } from '../errors.js'
+import { safeText } from '../safe-text.js'
 import type { BodyContent } from '../middleware/respond.js'
 import type { Answer } from '../middleware/results.js'
 import { readAll, type BodyReader } from '../net/dispatch-hop.js'
@@ -54,6 +55,20 @@ function withLength(rawHeaders: HeaderList, length: number | undefined): HeaderL
   return length === undefined ? list : [...list, ['content-length', String(length)]]
 }
 
+/**
+ * With a secret in force, a body the upstream compressed anyway (capsule-host asks for identity)
+ * cannot be checked for the secret, so it is not passed on.
+ */
+function checkScannable(rawHeaders: HeaderList, secrets: RequestSecrets): void {
+  if (secrets.size === 0) return
+  const encoding = rawHeaders.find(([name]) => name === 'content-encoding')?.[1].trim().toLowerCase()
+  if (encoding === undefined || encoding === '' || encoding === 'identity') return
+  const shown = safeText(encoding, 64)
+  throw new CapsuleHostError('network', `the upstream sent a body with content-encoding "${shown}" although identity was asked; with a secret in force it cannot be checked, so it is not passed on`, {
+    detail: `content-encoding "${shown}" with a secret in force`,
+  })
+}
+
 /** The buffered reply, and the body bytes it stands for (for the audit log). */
 export async function bufferedReply(
   result: ExchangeResult,
@@ -69,13 +84,15 @@ export async function bufferedReply(
     content = { kind: 'bytes', bytes: await readAll(answer.body.stream) }
     trace.received(content.bytes.byteLength)
   }
-  if (prepared.integrity && content.kind !== 'json') checkIntegrity(content.bytes, prepared.integrity)
+  if (content.kind !== 'json') checkScannable(answer.rawHeaders, secrets)
   const meta = { finalUrl: secrets.scrubText(result.finalUrl.href), redirects: result.redirects, elapsedMs: elapsedMs() }
   if (content.kind === 'json') {
     const rawHeaders = scrubbedHeaders(answer.rawHeaders, secrets)
     return { status: answer.status, headers: headerObject(rawHeaders), rawHeaders, body: secrets.scrubValue(content.value), bodyEncoding: 'json', meta }
   }
   const bytes = secrets.scrubBytes(content.bytes)
+  // Checked on what the capsule gets: a check of the unscrubbed bytes would let it confirm a guessed secret.
+  if (prepared.integrity) checkIntegrity(bytes, prepared.integrity)
   // A replacement changes the body's length; the header then says the new one.
   const scrubbed = scrubbedHeaders(answer.rawHeaders, secrets)
   const rawHeaders = bytes === content.bytes ? scrubbed : withLength(scrubbed, bytes.byteLength)
@@ -93,6 +110,12 @@ export async function bufferedReply(
 export function streamedAnswer(answer: Answer, secrets: RequestSecrets): { rawHeaders: HeaderList; body: BodyReader } {
   const reader = 'stream' in answer.body ? answer.body.stream : memoryReader(answer.body.content.bytes)
   if (secrets.size === 0) return { rawHeaders: answer.rawHeaders, body: reader }
+  try {
+    checkScannable(answer.rawHeaders, secrets)
+  } catch (error) {
+    reader.cancel()
+    throw error
+  }
   // Replacements may change the length, and the head goes before the body is seen: no content-length.
   return { rawHeaders: withLength(scrubbedHeaders(answer.rawHeaders, secrets), undefined), body: secrets.scrubReader(reader) }
 }

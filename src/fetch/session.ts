@@ -40,6 +40,8 @@ export class CapsuleSession<T = unknown> {
   readonly #streams = new Map<string, SessionStream<T> | undefined>()
   #nextHandle = 1
   #releasing: Promise<void> | undefined
+  /** Requests and stream starts in flight, so a release ends only once each has recorded its event. */
+  readonly #inFlight = new Set<Promise<unknown>>()
 
   constructor(options: SessionOptions) {
     this.capsuleId = options.capsuleId
@@ -59,6 +61,14 @@ export class CapsuleSession<T = unknown> {
   /** Aborted when the session is released: every request of the capsule listens to it. */
   get signal(): AbortSignal {
     return this.#released.signal
+  }
+
+  /** Runs `work` as one of the capsule's requests in flight (release waits for it to settle). */
+  track<R>(work: Promise<R>): Promise<R> {
+    this.#inFlight.add(work)
+    const forget = () => this.#inFlight.delete(work)
+    work.then(forget, forget)
+    return work
   }
 
   /** Streams open or starting: each holds one of `limits.maxOpenStreams` slots until it is freed. */
@@ -103,5 +113,7 @@ export class CapsuleSession<T = unknown> {
     for (const stream of streams) stream?.cancel()
     this.limit.clearQueue()
     await this.agent.destroy(cancelled)
+    // Every request aborted above records its event before the release is over.
+    await Promise.allSettled([...this.#inFlight])
   }
 }

@@ -42,7 +42,8 @@ export class RequestTrace {
 
   /** Validation passed: what the capsule asked for (its own URL, query hidden). */
   prepared(method: string, url: string, bytesOut: number): void {
-    Object.assign(this.#event, { method, url, bytesOut })
+    // Valid: until an admission decides, the request is pending (a cancel or timeout now ends it so).
+    Object.assign(this.#event, { method, url, bytesOut, decidedBy: 'pending' })
   }
 
   /** An admission allowed a hop: the first allow names the decider, a later one (a redirect) keeps it. */
@@ -65,8 +66,10 @@ export class RequestTrace {
     if (decision === undefined) {
       // A gate's or the policy's `resolve()` failed, so no decision was reached.
       Object.assign(this.#event, { allowed: false, decidedBy: 'resolver' })
-    } else if (!decision.allowed) this.refusedBy(decision.decidedBy, decision.reason, decision.detail)
-    else if (!rewrite) this.allowedBy(decision, hop)
+    } else if (!decision.allowed) {
+      this.refusedBy(decision.decidedBy, decision.reason, decision.detail)
+      if (decision.thrown !== undefined) this.#keepThrown(decision.thrown)
+    } else if (!rewrite) this.allowedBy(decision, hop)
   }
 
   dialled(addressClass: string): void {
@@ -90,17 +93,22 @@ export class RequestTrace {
     const own = isCapsuleHostError(error) ? error : undefined
     if (own?.addressClass) this.#event.addressClass = own.addressClass
     this.#event.detail ??= own?.detail ?? (wire.code === 'internal' ? undefined : wire.message)
-    if (wire.code === 'internal') {
-      const thrown = own?.cause ?? error
-      this.#thrown = thrown
-      const { name, message, stack } = thrown instanceof Error ? thrown : { name: typeof thrown, message: String(thrown), stack: undefined }
-      this.#event.error = { name, message: safeText(message, MAX_ERROR_CHARS), ...(stack ? { stack: safeText(stack, MAX_ERROR_CHARS) } : {}) }
-    }
+    if (wire.code === 'internal') this.#keepThrown(own?.cause ?? error)
   }
 
-  /** The final event, with every text field scrubbed of the request's secrets. */
-  finish(status: number | undefined, secrets: RequestSecrets | undefined, onError?: ErrorHook): AuditEvent {
-    const event = this.#event
+  /** What a host-side bug threw: on the event (name, message, stack) and for the host's onError hook. */
+  #keepThrown(thrown: unknown): void {
+    this.#thrown = thrown
+    const { name, message, stack } = thrown instanceof Error ? thrown : { name: typeof thrown, message: String(thrown), stack: undefined }
+    this.#event.error = { name, message: safeText(message, MAX_ERROR_CHARS), ...(stack ? { stack: safeText(stack, MAX_ERROR_CHARS) } : {}) }
+  }
+
+  /**
+   * The final event, with every text field scrubbed of the request's secrets: a frozen copy, so a
+   * step still running in the background (an admission the request stopped waiting for) cannot change it.
+   */
+  finish(status: number | undefined, secrets: RequestSecrets | undefined, onError?: ErrorHook): Readonly<AuditEvent> {
+    const event: AuditEvent = { ...this.#event }
     if (status !== undefined && event.code === undefined) event.status = status
     event.durationMs = Math.round(performance.now() - this.#started)
     // Counted before the event itself is scrubbed: only what the capsule received counts.
@@ -115,6 +123,7 @@ export class RequestTrace {
         }
       }
     }
+    Object.freeze(event)
     if (this.#thrown !== undefined && onError) {
       try {
         onError(this.#thrown, event)

@@ -47,9 +47,12 @@ function describeThrown(error: unknown): string {
   return safeText(error instanceof Error ? `${error.name}: ${error.message}` : String(error), 512)
 }
 
+/** Errors `GateRequest.resolve()` raised (blocked_address, dns_failed, ...), so a check that threw one passes it on. */
+export const RESOLUTION_ERRORS = new WeakSet<object>()
+
 /** A check that threw: errors raised by `resolve()` keep their code; anything else denies. */
-function rethrowIfCoded(error: unknown): void {
-  if (isCapsuleHostError(error)) throw error
+function rethrowIfResolution(error: unknown): void {
+  if (isCapsuleHostError(error) && RESOLUTION_ERRORS.has(error)) throw error
 }
 
 async function accessDecision(keeper: Gatekeeper, request: GateRequest, within: HostCall): Promise<Decision | undefined> {
@@ -75,8 +78,8 @@ async function accessDecision(keeper: Gatekeeper, request: GateRequest, within: 
   } catch (error) {
     const late = timedOut('policy', error)
     if (late) return late
-    rethrowIfCoded(error)
-    return { allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: `the policy threw: ${describeThrown(error)}` }
+    rethrowIfResolution(error)
+    return { allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: `the policy threw: ${describeThrown(error)}`, thrown: error }
   }
   return verdict === true
     ? { allowed: true, decidedBy: 'policy' }
@@ -93,8 +96,8 @@ async function gateDecision(gate: SecurityGate, request: GateRequest, within: Ho
   } catch (error) {
     const late = timedOut(decidedBy, error)
     if (late) return late
-    rethrowIfCoded(error)
-    return { allowed: false, decidedBy, reason: 'a gate failed', detail: `gate ${gate.name} threw: ${describeThrown(error)}` }
+    rethrowIfResolution(error)
+    return { allowed: false, decidedBy, reason: 'a gate failed', detail: `gate ${gate.name} threw: ${describeThrown(error)}`, thrown: error }
   }
 }
 

@@ -46,6 +46,7 @@ export const DECIDING_STAGES = [
   'default',
   'address-policy',
   'resolver',
+  'pending',
   'request-options',
   'middleware',
 ] as const
@@ -102,6 +103,8 @@ export interface Refused {
    * answer within its host deadline; the request fails with `timeout`, phase `host`.
    */
   readonly code?: 'timeout'
+  /** For `a gate failed` and `the policy failed`: what the host callback threw (the host's onError gets it). */
+  readonly thrown?: unknown
 }
 
 /** What the gates decided, and which one decided it. */

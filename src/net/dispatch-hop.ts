@@ -35,7 +35,7 @@ export function dispatchHop(
     try {
       dispatcher.dispatch(pinnedDispatchOptions(hop), handler)
     } catch (error) {
-      handler.fail(transportError(error, false, hop.url))
+      handler.fail(transportError(error, false, hop.shown ?? hop.url))
     }
   })
 }

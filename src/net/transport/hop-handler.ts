@@ -42,7 +42,7 @@ export class HopHandler implements Dispatcher.DispatchHandler {
     this.#hop = hop
     this.#limits = limits
     this.#sink = sink
-    this.timers = new PhaseTimers(hop.url, (error) => this.fail(error))
+    this.timers = new PhaseTimers(hop.shown ?? hop.url, (error) => this.fail(error))
     this.#body = new PullBodyReader({
       waiting: () => this.timers.start('idle', limits.idleTimeoutMs),
       delivered: () => this.timers.stopPhase(),
@@ -100,6 +100,6 @@ export class HopHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
-    this.fail(transportError(error, this.#connected, this.#hop.url))
+    this.fail(transportError(error, this.#connected, this.#hop.shown ?? this.#hop.url))
   }
 }

@@ -5,6 +5,8 @@ import type { HeaderList } from '../headers.js'
 
 export interface Hop {
   readonly url: NormalisedUrl
+  /** The URL the capsule's messages name: its own (`url` may be one host middleware set). Default: `url`. */
+  readonly shown?: NormalisedUrl
   /** The address that was checked; the connection goes there and nowhere else. */
   readonly address: ClassifiedAddress
   readonly method: string
