@@ -1,7 +1,7 @@
 // decide(): how rules, the policy callback and user gates combine into one fail-closed decision, plus a conformance suite for SecurityGate implementations.
 import { describe, expect, test, vi } from 'vitest'
 import { CapsuleHostError } from '../src/errors.js'
-import { decide, type Gatekeeper, type HostCall, type Policy, type PolicyRequest } from '../src/gate/decide.js'
+import { decide, RESOLUTION_ERRORS, type Gatekeeper, type HostCall, type Policy, type PolicyRequest } from '../src/gate/decide.js'
 import { withinHostTime } from '../src/fetch/host-deadline.js'
 import { compileRules, type Rule } from '../src/gate/rules.js'
 import type { Decision, GateRequest, GateVerdict, SecurityGate } from '../src/gate/types.js'
@@ -17,6 +17,13 @@ interface RequestParts {
   capsuleId?: string
   hop?: number
   resolve?: GateRequest['resolve']
+}
+
+/** An error as `GateRequest.resolve()` raises it (admit marks its own), so decide() passes it on. */
+function resolutionError(code: 'blocked_address' | 'dns_failed', message: string): CapsuleHostError {
+  const error = new CapsuleHostError(code, message)
+  RESOLUTION_ERRORS.add(error)
+  return error
 }
 
 /** A GateRequest built by hand; `resolve` is a spy that answers one documentation address unless replaced. */
@@ -78,9 +85,9 @@ describe('decide: rules and policy', () => {
     { name: 'policy only: undefined denies', config: { policy: policyReturning(undefined) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
     { name: 'policy only: null denies', config: { policy: policyReturning(null) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
     { name: 'policy only: the reason never repeats the URL (it may carry a query)', config: { policy: policyReturning(false) }, request: { method: 'DELETE', scheme: 'http' as const, port: 8080, path: '/x?token=1' }, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
-    { name: 'policy throws: denied by the policy', config: { policy: (() => { throw new Error('bug in policy') }) as Policy }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: 'the policy threw: Error: bug in policy' } },
-    { name: 'policy rejects: denied by the policy', config: { policy: (async () => { throw new Error('bug in policy') }) as Policy }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: 'the policy threw: Error: bug in policy' } },
-    { name: 'policy throws a non-Error: denied', config: { policy: (() => { throw 'nope' }) as Policy }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: 'the policy threw: nope' } },
+    { name: 'policy throws: denied by the policy', config: { policy: (() => { throw new Error('bug in policy') }) as Policy }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: 'the policy threw: Error: bug in policy', thrown: new Error('bug in policy') } },
+    { name: 'policy rejects: denied by the policy', config: { policy: (async () => { throw new Error('bug in policy') }) as Policy }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: 'the policy threw: Error: bug in policy', thrown: new Error('bug in policy') } },
+    { name: 'policy throws a non-Error: denied', config: { policy: (() => { throw 'nope' }) as Policy }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: 'the policy threw: nope', thrown: 'nope' } },
     { name: 'rules + policy: rule match wins without the policy', config: { rules: [{ host: 'api.example.com' }], policy: policyReturning(false) }, request: {}, decision: { allowed: true, decidedBy: 'rule:api.example.com' } },
     { name: 'rules + policy: no rule for the host, policy allows', config: { rules: [{ host: 'a.example.org' }], policy: policyReturning(true) }, request: {}, decision: { allowed: true, decidedBy: 'policy' } },
     { name: 'rules + policy: no rule for the host, policy denies', config: { rules: [{ host: 'a.example.org' }], policy: policyReturning(false) }, request: {}, decision: { allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' } },
@@ -157,8 +164,8 @@ describe('decide: the policy resolves lazily', () => {
   })
 
   test.each([
-    { name: 'blocked_address from resolve() rejects decide with that code', error: new CapsuleHostError('blocked_address', 'api.example.com resolves to a blocked address') },
-    { name: 'dns_failed from resolve() rejects decide with that code', error: new CapsuleHostError('dns_failed', 'api.example.com did not resolve') },
+    { name: 'blocked_address from resolve() rejects decide with that code', error: resolutionError('blocked_address', 'api.example.com resolves to a blocked address') },
+    { name: 'dns_failed from resolve() rejects decide with that code', error: resolutionError('dns_failed', 'api.example.com did not resolve') },
   ])('$name', async ({ error }) => {
     const req = gateRequest({ resolve: async () => Promise.reject(error) })
     const policy = vi.fn<Policy>(async (r) => (await r.resolve()).length > 0)
@@ -166,14 +173,28 @@ describe('decide: the policy resolves lazily', () => {
     expect(req.resolve).toHaveBeenCalledTimes(1)
   })
 
+  test('a coded error the policy made itself (not from resolve()) is a policy failure, not passed on', async () => {
+    const own = new CapsuleHostError('blocked_address', 'made up by the policy')
+    const policy: Policy = () => {
+      throw own
+    }
+    expect(await decide(keeper({ policy }), gateRequest())).toEqual({
+      allowed: false,
+      decidedBy: 'policy',
+      reason: 'the policy failed',
+      detail: 'the policy threw: CapsuleHostError: made up by the policy',
+      thrown: own,
+    })
+  })
+
   test('a plain Error from resolve() is a policy failure: denied, not rethrown', async () => {
     const req = gateRequest({ resolve: async () => Promise.reject(new Error('resolver exploded')) })
     const policy: Policy = async (r) => (await r.resolve()).length > 0
-    expect(await decide(keeper({ policy }), req)).toEqual({ allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: 'the policy threw: Error: resolver exploded' })
+    expect(await decide(keeper({ policy }), req)).toEqual({ allowed: false, decidedBy: 'policy', reason: 'the policy failed', detail: 'the policy threw: Error: resolver exploded', thrown: new Error('resolver exploded') })
   })
 
   test('a policy that catches the resolve() error and returns false denies', async () => {
-    const req = gateRequest({ resolve: async () => Promise.reject(new CapsuleHostError('blocked_address', 'blocked')) })
+    const req = gateRequest({ resolve: async () => Promise.reject(resolutionError('blocked_address', 'blocked')) })
     const policy: Policy = async (r) => r.resolve().then(() => true, () => false)
     expect(await decide(keeper({ policy }), req)).toEqual({ allowed: false, decidedBy: 'policy', reason: 'refused by the policy', detail: 'the policy refused the request' })
   })
@@ -188,9 +209,9 @@ describe('decide: user gates', () => {
     { name: 'deny in the first gate', gates: () => [denyGate('first', 'not today'), allowGate('second')], decision: { allowed: false, decidedBy: 'gate:first', reason: 'refused by a gate', detail: 'not today' } },
     { name: 'deny in the last gate', gates: () => [allowGate('a'), allowGate('b'), denyGate('last', 'last word')], decision: { allowed: false, decidedBy: 'gate:last', reason: 'refused by a gate', detail: 'last word' } },
     { name: 'async deny keeps its reason', gates: () => [gate('async-deny', async () => ({ allow: false, reason: 'quota spent' }))], decision: { allowed: false, decidedBy: 'gate:async-deny', reason: 'refused by a gate', detail: 'quota spent' } },
-    { name: 'a gate that throws denies', gates: () => [gate('boom', () => { throw new Error('bug') })], decision: { allowed: false, decidedBy: 'gate:boom', reason: 'a gate failed', detail: 'gate boom threw: Error: bug' } },
-    { name: 'a gate that rejects denies', gates: () => [gate('async-boom', async () => { throw new Error('bug') })], decision: { allowed: false, decidedBy: 'gate:async-boom', reason: 'a gate failed', detail: 'gate async-boom threw: Error: bug' } },
-    { name: 'a gate without a check function denies', gates: () => [{ name: 'hollow' } as unknown as SecurityGate], decision: { allowed: false, decidedBy: 'gate:hollow', reason: 'a gate failed', detail: 'gate hollow threw: TypeError: gate.check is not a function' } },
+    { name: 'a gate that throws denies', gates: () => [gate('boom', () => { throw new Error('bug') })], decision: { allowed: false, decidedBy: 'gate:boom', reason: 'a gate failed', detail: 'gate boom threw: Error: bug', thrown: new Error('bug') } },
+    { name: 'a gate that rejects denies', gates: () => [gate('async-boom', async () => { throw new Error('bug') })], decision: { allowed: false, decidedBy: 'gate:async-boom', reason: 'a gate failed', detail: 'gate async-boom threw: Error: bug', thrown: new Error('bug') } },
+    { name: 'a gate without a check function denies', gates: () => [{ name: 'hollow' } as unknown as SecurityGate], decision: { allowed: false, decidedBy: 'gate:hollow', reason: 'a gate failed', detail: 'gate hollow threw: TypeError: gate.check is not a function', thrown: new TypeError('gate.check is not a function') } },
     { name: 'undefined verdict denies', gates: () => [gate('silent', () => undefined)], decision: { allowed: false, decidedBy: 'gate:silent', reason: 'refused by a gate', detail: 'refused' } },
     { name: 'null verdict denies', gates: () => [gate('null', () => null)], decision: { allowed: false, decidedBy: 'gate:null', reason: 'refused by a gate', detail: 'refused' } },
     { name: 'bare true verdict denies', gates: () => [gate('bool', () => true)], decision: { allowed: false, decidedBy: 'gate:bool', reason: 'refused by a gate', detail: 'refused' } },
@@ -230,9 +251,23 @@ describe('decide: user gates', () => {
   })
 
   test('a coded error from resolve() inside a gate rejects decide with that code', async () => {
-    const req = gateRequest({ resolve: async () => Promise.reject(new CapsuleHostError('blocked_address', 'blocked')) })
+    const req = gateRequest({ resolve: async () => Promise.reject(resolutionError('blocked_address', 'blocked')) })
     const g = gate('addr', async (r) => ((await r.resolve()).length > 0 ? { allow: true } : { allow: false, reason: 'none' }))
     await expect(decide(keeper({ gates: [g] }), req)).rejects.toMatchObject({ code: 'blocked_address', message: 'blocked' })
+  })
+
+  test('a coded error a gate made itself (not from resolve()) is a gate failure, not passed on', async () => {
+    const own = new CapsuleHostError('dns_failed', 'made up by the gate')
+    const g = gate('liar', () => {
+      throw own
+    })
+    expect(await decide(keeper({ gates: [g] }), gateRequest())).toEqual({
+      allowed: false,
+      decidedBy: 'gate:liar',
+      reason: 'a gate failed',
+      detail: 'gate liar threw: CapsuleHostError: made up by the gate',
+      thrown: own,
+    })
   })
 })
 
