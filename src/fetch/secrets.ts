@@ -23,6 +23,9 @@ const HOLD_CHECKS = 256
 const UNKNOWN = -2
 const NONE = -1
 
+/** Which matches a scan decides: all (`final`), all but a tail the next chunk may complete, or those starting before a position. */
+type Hold = 'final' | 'tail' | number
+
 /** Patterns of one representation (strings or bytes), shortest first, compiled for the scan. */
 interface Table<P extends string | Buffer> {
   readonly patterns: readonly P[]
@@ -32,6 +35,47 @@ interface Table<P extends string | Buffer> {
   readonly maxLength: number
   /** Byte patterns: 1 for each byte a pattern starts with. */
   readonly firstBytes: Uint8Array
+  /** Byte patterns: where the anchor starts in pattern i, and the anchor (see `anchorOf`). */
+  readonly anchorAt: readonly number[]
+  readonly anchors: ReadonlyArray<Buffer | undefined>
+}
+
+/** How common a byte is in text bodies (JSON, HTML, prose): a rough rank, higher is more common. */
+function commonness(byte: number): number {
+  if (byte >= 0x61 && byte <= 0x7a) return 60 + 'zqxjkvbpygfwmucldrhsnioate'.indexOf(String.fromCharCode(byte)) // a-z, rarest first
+  if (byte >= 0x41 && byte <= 0x5a) return 20 + 'ZQXJKVBPYGFWMUCLDRHSNIOATE'.indexOf(String.fromCharCode(byte)) / 2 // A-Z, rarest first
+  if (byte >= 0x30 && byte <= 0x39) return 40
+  if (' "\',:{}[]\n<>/='.includes(String.fromCharCode(byte))) return 100
+  return byte >= 0x80 ? 5 : 50 // other ASCII punctuation (_ - . ;) is common in URLs, JSON and code
+}
+
+/** Bytes of an anchor: short enough for the memchr-driven search (no Boyer-Moore set-up per call). */
+const ANCHOR_BYTES = 6
+
+/**
+ * The anchor of a byte pattern: the part starting at its least common byte. Every occurrence of
+ * the pattern holds it, and searching for it skips with memchr past the common bytes of a body,
+ * which a search for the whole pattern from its first byte (often a common letter) cannot.
+ */
+function anchorOf(pattern: Buffer): { at: number; anchor: Buffer } {
+  let at = 0
+  for (let i = 1; i < pattern.length; i++) if (commonness(pattern[i]!) < commonness(pattern[at]!)) at = i
+  return { at, anchor: pattern.subarray(at, Math.min(pattern.length, at + ANCHOR_BYTES)) }
+}
+
+/** The first occurrence of pattern i at or after `from` in `data`, found through its anchor; -1 when none. */
+function anchoredIndexOf(table: Table<Buffer>, i: number, data: Buffer, from: number): number {
+  const pattern = table.patterns[i]!
+  const at = table.anchorAt[i]!
+  const anchor = table.anchors[i]!
+  for (let search = from + at; ; ) {
+    const hit = data.indexOf(anchor, search)
+    if (hit < 0) return NONE
+    const start = hit - at
+    if (start + pattern.length > data.length) return NONE
+    if (data.compare(pattern, 0, pattern.length, start, start + pattern.length) === 0) return start
+    search = hit + 1
+  }
 }
 
 /** Where the matches are: start and end pairs in order, and how far the scan decided (the rest is held back). */
@@ -54,7 +98,16 @@ function compile<P extends string | Buffer>(set: Iterable<P>): Table<P> {
   const firstBytes = new Uint8Array(256)
   for (const p of patterns) if (typeof p !== 'string') firstBytes[p[0]!] = 1
   const lengths = patterns.map((p) => p.length)
-  return { patterns, lengths, inside, maxLength: lengths[lengths.length - 1] ?? 0, firstBytes }
+  const anchored = patterns.map((p) => (typeof p === 'string' ? undefined : anchorOf(p)))
+  return {
+    patterns,
+    lengths,
+    inside,
+    maxLength: lengths[lengths.length - 1] ?? 0,
+    firstBytes,
+    anchorAt: anchored.map((a) => a?.at ?? 0),
+    anchors: anchored.map((a) => a?.anchor),
+  }
 }
 
 /**
@@ -104,6 +157,12 @@ function matchesIn(table: Table<string | Buffer>, find: (i: number, from: number
   return { spans, cut: Math.max(pos, hold) }
 }
 
+/** True when `data[from, end)` is the start of `pattern` (a short tail: a loop beats a call into C++). */
+function startsWithTail(pattern: Buffer, data: Buffer, from: number, end: number): boolean {
+  for (let k = from; k < end; k++) if (data[k] !== pattern[k - from]) return false
+  return true
+}
+
 /**
  * The first position at or after `from` whose tail of `data` is a proper prefix of a pattern (a
  * match the next chunk may complete), or the length when none is. Only the last (longest - 1)
@@ -116,7 +175,7 @@ function heldFrom(table: Table<Buffer>, data: Buffer, from: number): number {
     if (table.firstBytes[data[t]!] === 0) continue
     const tail = end - t
     for (const p of table.patterns) {
-      if (p.length > tail && p.compare(data, t, end, 0, tail) === 0) return t
+      if (p.length > tail && startsWithTail(p, data, t, end)) return t
       if (--checks === 0) return t
     }
   }
@@ -265,7 +324,7 @@ export class RequestSecrets {
   scrubBytes(bytes: Uint8Array): Uint8Array {
     if (this.size === 0) return bytes
     const data = asBuffer(bytes)
-    const { spans } = this.#matches(data, true)
+    const { spans } = this.#matches(data, 'final')
     if (spans.length === 0) return bytes
     this.#replacements += spans.length / 2
     return replacedBytes(data, spans, data.length)
@@ -313,17 +372,27 @@ export class RequestSecrets {
    */
   scrubReader(reader: BodyReader): BodyReader {
     if (this.size === 0) return reader
-    return new ScrubbedReader(reader, (data, final) => {
-      const matches = this.#matches(data, final)
+    return new ScrubbedReader(reader, this.#bytesTableNow().maxLength, (data, hold) => {
+      const matches = this.#matches(data, hold)
       this.#replacements += matches.spans.length / 2
       return matches
     })
   }
 
-  #matches(data: Buffer, final: boolean): Matches {
-    const table = (this.#bytesTable ??= compile(this.#bytes.values()))
-    const find = (i: number, from: number) => data.indexOf(table.patterns[i]!, from)
-    return matchesIn(table, find, final ? () => data.length : (pos) => heldFrom(table, data, pos))
+  #bytesTableNow(): Table<Buffer> {
+    return (this.#bytesTable ??= compile(this.#bytes.values()))
+  }
+
+  /**
+   * The matches in `data`: all of them (`final`), those that cannot be cut by the end (`tail`), or
+   * only those starting before a position (a held-back tail joined to the next chunk's head).
+   */
+  #matches(data: Buffer, hold: Hold): Matches {
+    const table = this.#bytesTableNow()
+    const find = (i: number, from: number) => anchoredIndexOf(table, i, data, from)
+    const holdFrom =
+      hold === 'final' ? () => data.length : hold === 'tail' ? (pos: number) => heldFrom(table, data, pos) : (pos: number) => Math.max(pos, hold)
+    return matchesIn(table, find, holdFrom)
   }
 
   #addBytes(bytes: Buffer): void {
@@ -341,16 +410,19 @@ export class RequestSecrets {
  */
 class ScrubbedReader implements BodyReader {
   readonly #inner: BodyReader
-  /** Finds the matches in received bytes that are decided (all of them when `final`), counting them. */
-  readonly #scrub: (data: Buffer, final: boolean) => Matches
+  /** Finds the matches in received bytes that are decided (see Hold), counting them. */
+  readonly #scrub: (data: Buffer, hold: Hold) => Matches
+  /** The longest pattern: a held tail is decided by this many bytes of the next chunk at most. */
+  readonly #longest: number
   /** Scrubbed bytes ready to hand out, each piece non-empty. */
   readonly #ready: Buffer[] = []
   /** Received bytes not decided yet (a copy, so the inner reader may reuse its buffers). */
   #held: Buffer = Buffer.alloc(0)
   #ended = false
 
-  constructor(inner: BodyReader, scrub: (data: Buffer, final: boolean) => Matches) {
+  constructor(inner: BodyReader, longest: number, scrub: (data: Buffer, hold: Hold) => Matches) {
     this.#inner = inner
+    this.#longest = longest
     this.#scrub = scrub
   }
 
@@ -369,21 +441,36 @@ class ScrubbedReader implements BodyReader {
       const chunk = await this.#inner.read(maxBytes)
       if (chunk === null) {
         this.#ended = true
-        this.#scan(this.#held, true)
-      } else {
-        const held = this.#held
-        this.#scan(held.length === 0 ? asBuffer(chunk) : Buffer.concat([held, chunk]), false)
-      }
+        this.#scan(this.#held, 'final')
+      } else if (this.#held.length === 0) this.#scan(asBuffer(chunk), 'tail')
+      else this.#scanAfterHeld(asBuffer(chunk))
     }
     return this.#take(maxBytes)
   }
 
   /** Scrubs `data`, queues the decided part and keeps the rest back. */
-  #scan(data: Buffer, final: boolean): void {
-    const { spans, cut } = this.#scrub(data, final)
+  #scan(data: Buffer, hold: 'final' | 'tail'): void {
+    const { spans, cut } = this.#scrub(data, hold)
     const decided = replacedBytes(data, spans, cut)
     if (decided.length > 0) this.#ready.push(decided)
     this.#held = cut === data.length ? Buffer.alloc(0) : Buffer.from(data.subarray(cut))
+  }
+
+  /**
+   * The held tail and the next chunk, without copying the chunk: the tail joined to the chunk's
+   * first (longest - 1) bytes decides every match that starts in the tail; the chunk's rest is
+   * then scanned in place from where those matches end.
+   */
+  #scanAfterHeld(chunk: Buffer): void {
+    const held = this.#held
+    const head = this.#longest - 1
+    if (chunk.length < head) return this.#scan(Buffer.concat([held, chunk]), 'tail')
+    const joined = Buffer.concat([held, chunk.subarray(0, head)])
+    const { spans, cut } = this.#scrub(joined, held.length)
+    const decided = replacedBytes(joined, spans, cut)
+    if (decided.length > 0) this.#ready.push(decided)
+    this.#held = Buffer.alloc(0)
+    this.#scan(chunk.subarray(cut - held.length), 'tail')
   }
 
   /** One ready piece; with a finite `maxBytes`, all ready bytes up to it in one piece. */
