@@ -141,11 +141,11 @@ describe('a result that cannot be a response is internal to the capsule and expl
   test.each<[string, Middleware, RegExp]>([
     ['a value without next()', () => ({ some: 'value' }), /returned a value without calling next\(\)/],
     ['nothing without next()', () => undefined, /returned nothing and never called next\(\)/],
-    ['a function after next()', async (_c, next) => (await next(), () => 1), /no JSON form/],
+    ['a function after next()', (async (_c: unknown, next: () => Promise<unknown>) => (await next(), () => 1)) as never, /no JSON form/],
     ['a BigInt body', () => respond({ status: 200, body: { n: 1n } }), /no JSON form/],
     ['a circular body', () => ({ status: 200, body: circular }), /no JSON form/],
     ['an invalid status in a copy', async (_c, next) => ({ ...(await next()), status: 42 }), /status must be a whole number from 100 to 599/],
-    ['a header that is not a string in a copy', async (_c, next) => ({ ...(await next()), headers: { 'x-n': 1 } }), /header "x-n" must be a string/],
+    ['a header that is not a string in a copy', (async (_c: unknown, next: () => Promise<object>) => ({ ...(await next()), headers: { 'x-n': 1 } })) as never, /header "x-n" must be a string/],
     ['reading a stream body', async (c, next) => (c.req.kind === 'stream' ? (await next()).text() : respond({ status: 500 })), /the body of a stream is not buffered/],
   ])('%s', async (_name, middleware, cause) => {
     const events: AuditEvent[] = []

@@ -324,7 +324,7 @@ describe('review regressions', () => {
     })
     await refusing.fetch.request({ url: `${base}/q` }, ctx())
     expect(refusing.events).toEqual([expect.objectContaining({ allowed: false, decidedBy: 'middleware', reason: 'refused by middleware', detail: 'quota exceeded' })])
-    const weird = fetchWith({ middleware: async (_c, next) => (await next(), () => 1), rules: { host: 'api.test', httpsOnly: false, port: server.port } })
+    const weird = fetchWith({ middleware: (async (_c: unknown, next: () => Promise<unknown>) => (await next(), () => 1)) as never, rules: { host: 'api.test', httpsOnly: false, port: server.port } })
     expect(errorOf(await weird.fetch.request({ url: `${base}/w` }, ctx()))).toEqual({ code: 'internal', message: 'internal error in host middleware' })
     expect(weird.events).toEqual([expect.objectContaining({ allowed: true, decidedBy: 'rule:api.test', code: 'internal', error: expect.objectContaining({ name: 'TypeError' }) })])
   })

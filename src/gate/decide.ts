@@ -50,9 +50,12 @@ function describeThrown(error: unknown): string {
 /** Errors `GateRequest.resolve()` raised (blocked_address, dns_failed, ...), so a check that threw one passes it on. */
 export const RESOLUTION_ERRORS = new WeakSet<object>()
 
-/** A check that threw: errors raised by `resolve()` keep their code; anything else denies. */
+/**
+ * A check that threw: errors raised by `resolve()` keep their code, and so does the cancellation
+ * of a step the request stopped waiting for (the capsule was released); anything else denies.
+ */
 function rethrowIfResolution(error: unknown): void {
-  if (isCapsuleHostError(error) && RESOLUTION_ERRORS.has(error)) throw error
+  if (isCapsuleHostError(error) && (RESOLUTION_ERRORS.has(error) || error.code === 'cancelled')) throw error
 }
 
 async function accessDecision(keeper: Gatekeeper, request: GateRequest, within: HostCall): Promise<Decision | undefined> {

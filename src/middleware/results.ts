@@ -2,7 +2,7 @@
 import { headerObject, type HeaderList } from '../net/headers.js'
 import type { BodyReader } from '../net/transport/types.js'
 import { bodyContent, checkedHead, jsonContent, SyntheticResponse, type BodyContent, type RespondInit } from './respond.js'
-import type { MiddlewareResponse } from './types.js'
+import type { JsonValue, MiddlewareResponse } from './types.js'
 
 /** A response's body: bytes in memory, or the upstream's unread stream. */
 export type AnswerBody = { readonly content: BodyContent } | { readonly stream: BodyReader }
@@ -43,7 +43,7 @@ export function chainResponse(answer: Answer, elapsedMs: number): ChainResponse 
     rawHeaders: Object.freeze(answer.rawHeaders.map(([n, v]) => Object.freeze([n, v] as const))),
     body,
     text: () => decoder.decode(bytes()),
-    json: () => (content?.kind === 'json' ? content.value : (JSON.parse(decoder.decode(bytes())) as unknown)),
+    json: () => (content?.kind === 'json' ? content.value : JSON.parse(decoder.decode(bytes()))) as JsonValue,
     elapsedMs,
     [ORIGIN]: { answer, get response() { return response } },
   }

@@ -43,7 +43,8 @@ export interface MiddlewareResponse {
    */
   readonly body: Uint8Array | undefined
   text(): string
-  json(): unknown
+  /** The body parsed as JSON (throws on a stream or on a body that is not JSON). */
+  json(): JsonValue
   /** The time from the start of the middleware chain to the response head, in ms. */
   readonly elapsedMs: number
 }
