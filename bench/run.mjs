@@ -77,43 +77,74 @@ function startServer() {
 }
 
 /**
- * The given safe fetch, except that `stream()` serves the `/big?bytes=N` body from memory, as fast
- * as it is asked for (up to the reader's capacity per read, within one BLOCK), with no socket and no
- * safe-fetch work. A capsule on it measures the capsule boundary alone. Everything else is the real
- * safe fetch, which the runtime still closes and releases as usual.
+ * The given safe fetch, except that each capsule's session serves the `/big?bytes=N` stream from
+ * memory, as fast as it is asked for (up to the reader's capacity per read, within one BLOCK),
+ * with no socket and no safe-fetch work. A capsule on it measures the capsule boundary alone.
+ * Everything else is the real session, which the runtime still releases as usual.
  * @param {import('../dist/index.js').SafeFetch} base
  * @returns {import('../dist/index.js').SafeFetch}
  */
 function memorySource(base) {
   const fetch = Object.create(base)
-  fetch.stream = async (/** @type {unknown} */ input) => {
-    // A worker capsule's request arrives checked (a CheckedRequest); an inline one as its bytes.
-    const request = input instanceof CheckedRequest ? input.parse(Number.POSITIVE_INFINITY) : JSON.parse(new TextDecoder().decode(/** @type {Uint8Array} */ (input)))
-    const url = new URL(request.url)
-    const total = Number(url.searchParams.get('bytes'))
-    let sent = 0
-    const read = async (maxBytes = BLOCK.length) => {
-      if (sent >= total) return null
-      const at = sent % BLOCK.length
-      const n = Math.min(maxBytes, BLOCK.length - at, total - sent)
-      sent += n
-      return BLOCK.subarray(at, at + n)
-    }
+  fetch.registerCapsule = (/** @type {string} */ id, /** @type {any} */ restriction) => {
+    const session = base.registerCapsule(id, restriction)
+    /** @type {Map<string, import('../dist/index.js').StreamedResponse>} */
+    const streams = new Map()
+    let nextHandle = 1
     return {
-      status: 200,
-      headers: { 'content-length': String(total) },
-      rawHeaders: [['content-length', String(total)]],
-      finalUrl: url.href,
-      read,
-      close() {
-        sent = total
+      capsuleId: session.capsuleId,
+      limits: session.limits,
+      get openStreams() {
+        return streams.size
       },
-      async *[Symbol.asyncIterator]() {
-        for (let chunk = await read(); chunk !== null; chunk = await read()) yield chunk
+      request: session.request,
+      recordInvalid: session.recordInvalid,
+      release: session.release,
+      openStream: (/** @type {string} */ handle) => streams.get(handle),
+      stream: async (/** @type {unknown} */ input) => {
+        const handle = String(nextHandle++)
+        const response = memoryStream(input, handle, () => streams.delete(handle))
+        streams.set(handle, response)
+        return response
       },
     }
   }
   return fetch
+}
+
+/**
+ * A streamed response of the `/big?bytes=N` body from memory.
+ * @param {unknown} input @param {string} handle @param {() => void} closed
+ * @returns {import('../dist/index.js').StreamedResponse}
+ */
+function memoryStream(input, handle, closed) {
+  // A worker capsule's request arrives checked (a CheckedRequest); an inline one as its bytes.
+  const request = input instanceof CheckedRequest ? input.parse(Number.POSITIVE_INFINITY) : JSON.parse(new TextDecoder().decode(/** @type {Uint8Array} */ (input)))
+  const url = new URL(request.url)
+  const total = Number(url.searchParams.get('bytes'))
+  let sent = 0
+  const read = async (maxBytes = BLOCK.length) => {
+    if (sent >= total) return null
+    const at = sent % BLOCK.length
+    const n = Math.min(maxBytes, BLOCK.length - at, total - sent)
+    sent += n
+    return BLOCK.subarray(at, at + n)
+  }
+  return {
+    handle,
+    status: 200,
+    headers: { 'content-length': String(total) },
+    rawHeaders: [['content-length', String(total)]],
+    finalUrl: url.href,
+    read,
+    close() {
+      sent = total
+      closed()
+    },
+    async *[Symbol.asyncIterator]() {
+      for (let chunk = await read(); chunk !== null; chunk = await read()) yield chunk
+    },
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
