@@ -14,7 +14,7 @@ const MAX_ERROR_CHARS = 8192
 
 export class RequestTrace {
   readonly #started = performance.now()
-  readonly #event: AuditEvent
+  #event: AuditEvent
   /** What was thrown, for an `internal` failure: handed to the host's onError hook with the event. */
   #thrown: unknown
 
@@ -104,11 +104,14 @@ export class RequestTrace {
   }
 
   /**
-   * The final event, with every text field scrubbed of the request's secrets: a frozen copy, so a
-   * step still running in the background (an admission the request stopped waiting for) cannot change it.
+   * The final event, with every text field scrubbed of the request's secrets. From now on the
+   * trace takes no more facts, so a step still running in the background (an admission the
+   * request stopped waiting for) cannot change the recorded event.
    */
   finish(status: number | undefined, secrets: RequestSecrets | undefined, onError?: ErrorHook): Readonly<AuditEvent> {
-    const event: AuditEvent = { ...this.#event }
+    const event = this.#event
+    // Later writes go to a scratch copy, never to the event handed out.
+    this.#event = { ...event }
     if (status !== undefined && event.code === undefined) event.status = status
     event.durationMs = Math.round(performance.now() - this.#started)
     // Counted before the event itself is scrubbed: only what the capsule received counts.
@@ -123,7 +126,6 @@ export class RequestTrace {
         }
       }
     }
-    Object.freeze(event)
     if (this.#thrown !== undefined && onError) {
       try {
         onError(this.#thrown, event)
