@@ -314,17 +314,29 @@ describe('scrubReader', () => {
   }
 
   const exact: Array<{ name: string; chunks: string[]; maxBytes: number | undefined; expected: string[] }> = [
-    { name: 'unlimited: one piece per decided chunk', chunks: ['12abcd', 'efgh34'], maxBytes: unlimited, expected: ['12', '[redacted]34'] },
-    { name: 'maxBytes 3 cuts the marker', chunks: ['12abcd', 'efgh34'], maxBytes: 3, expected: ['12', '[re', 'dac', 'ted', ']34'] },
-    { name: 'maxBytes 10: the marker whole', chunks: ['12abcd', 'efgh34'], maxBytes: 10, expected: ['12abcd'.slice(0, 2), '[redacted]', '34'] },
+    // The last (longest - 1) = 7 bytes are always held back until the next chunk or the end, whatever they are.
+    { name: 'unlimited: a match across chunks, then the held tail at the end', chunks: ['12abcd', 'efgh34'], maxBytes: unlimited, expected: ['12[redacted]', '34'] },
+    { name: 'maxBytes 3 cuts the marker', chunks: ['12abcd', 'efgh34'], maxBytes: 3, expected: ['12', '[re', 'dac', 'ted', ']', '34'] },
+    { name: 'maxBytes 10', chunks: ['12abcd', 'efgh34'], maxBytes: 10, expected: ['12[redacte', 'd]', '34'] },
     { name: 'maxBytes 1', chunks: ['xabcdefghy'], maxBytes: 1, expected: ['x', ...'[redacted]', 'y'] },
-    { name: 'a tail that cannot start the secret is not held back', chunks: ['hello', ' world'], maxBytes: unlimited, expected: ['hello', ' world'] },
+    { name: 'a tail that cannot start the secret is held back all the same', chunks: ['hello', ' world'], maxBytes: unlimited, expected: ['hell', 'o world'] },
     { name: 'an incomplete secret at the end is flushed as it is', chunks: ['xx', 'abcdefg'], maxBytes: unlimited, expected: ['xx', 'abcdefg'] },
-    { name: 'a false start is released when the next byte decides it', chunks: ['xxabc', 'dxfgh'], maxBytes: unlimited, expected: ['xx', 'abcdxfgh'] },
+    { name: 'a false start is held exactly as long as any other bytes', chunks: ['xxabc', 'dxfgh'], maxBytes: unlimited, expected: ['xxa', 'bcdxfgh'] },
   ]
   test.each(exact)('exact reads: $name', async ({ chunks, maxBytes, expected }) => {
     const secrets = secretsOf('abcdefgh')
     expect(await drain(secrets.scrubReader(new ChunkReader(chunks)), maxBytes)).toEqual(expected)
+  })
+
+  test('what a read returns never depends on whether the held tail starts a secret (no prefix oracle)', async () => {
+    const lengths = async (chunks: string[], maxBytes?: number) => (await drain(secretsOf('abcdefgh').scrubReader(new ChunkReader(chunks)), maxBytes)).map((c) => c.length)
+    for (const maxBytes of [undefined, 1, 3, 7, 64]) {
+      for (const prefix of ['a', 'ab', 'abc', 'abcdefg']) {
+        const other = 'q'.repeat(prefix.length)
+        expect(await lengths([`xxxxxxxxxx${prefix}`, 'zzzzzzzzzzzz'], maxBytes)).toEqual(await lengths([`xxxxxxxxxx${other}`, 'zzzzzzzzzzzz'], maxBytes))
+        expect(await lengths([`xx${prefix}`], maxBytes)).toEqual(await lengths([`xx${other}`], maxBytes))
+      }
+    }
   })
 
   test('holds back at most (longest pattern - 1) bytes', async () => {
@@ -373,7 +385,7 @@ describe('scrubReader', () => {
     const failure = new Error('upstream reset')
     const secrets = secretsOf('abcdefgh')
     const reader = secrets.scrubReader(new ChunkReader(['hello ', 'abcd'], failure))
-    expect(text((await reader.read())!)).toBe('hello ')
+    expect(text((await reader.read())!)).toBe('hel')
     await expect(reader.read()).rejects.toBe(failure)
     await expect(reader.read()).rejects.toBe(failure)
   })
@@ -435,5 +447,26 @@ describe('secret() and withSecrets()', () => {
 
   test('withSecrets returns what fn returns, synchronously', () => {
     expect(withSecrets(new RequestSecrets(), () => 7)).toBe(7)
+  })
+})
+
+describe('what a capsule can make the scan cost', () => {
+  test('a cookie middleware appends to: only the added cookie is a secret, not the capsule’s own', () => {
+    const own = Array.from({ length: 100 }, (_, i) => `c${i}=capsule-own-value-${i}`).join('; ')
+    const secrets = new RequestSecrets()
+    expect(secrets.addInjectedHeader('cookie', `${own}; session=host-session-token-1`, own)).toBe(true)
+    // The whole header (as written and trimmed, in its forms) and the one added value: no capsule value.
+    expect(secrets.scrubText('capsule-own-value-7 host-session-token-1')).toBe(`capsule-own-value-7 ${REDACTED}`)
+    expect(secrets.size).toBeLessThanOrEqual(4)
+  })
+
+  test('a body made of the anchor of a pattern is scrubbed exactly (the search falls back to the whole pattern)', () => {
+    const secrets = new RequestSecrets()
+    secrets.add('ZzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzZ')
+    // Every 6 bytes hold the pattern's anchor ("Zzzzzz") and none holds the pattern.
+    const body = Buffer.alloc(6 * 40_000, 'Zzzzzz')
+    expect(secrets.scrubBytes(body)).toBe(body)
+    const planted = Buffer.concat([body, bytes('ZzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzZ'), body])
+    expect(text(secrets.scrubBytes(planted))).toBe(`${'Zzzzzz'.repeat(40_000)}${REDACTED}${'Zzzzzz'.repeat(40_000)}`)
   })
 })

@@ -66,7 +66,7 @@ function middlewareFailure(error: unknown, fromNext: WeakSet<object>, trace: Req
 function collectInjected(headers: Readonly<Record<string, string>>, own: Readonly<Record<string, string>>, secrets: RequestSecrets): void {
   for (const [name, value] of Object.entries(headers)) {
     const key = name.toLowerCase()
-    if (CREDENTIAL_HEADERS.has(key) && typeof value === 'string' && value !== own[key]) secrets.addInjectedHeader(key, value)
+    if (CREDENTIAL_HEADERS.has(key) && typeof value === 'string' && value !== own[key]) secrets.addInjectedHeader(key, value, own[key])
   }
 }
 

@@ -61,8 +61,12 @@ function withLength(rawHeaders: HeaderList, length: number | undefined): HeaderL
  */
 function checkScannable(rawHeaders: HeaderList, secrets: RequestSecrets): void {
   if (secrets.size === 0) return
-  const encoding = rawHeaders.find(([name]) => name === 'content-encoding')?.[1].trim().toLowerCase()
-  if (encoding === undefined || encoding === '' || encoding === 'identity') return
+  // Every coding of every content-encoding, and every transfer coding but chunked (undici decodes only that one).
+  const codings = rawHeaders.flatMap(([name, value]) =>
+    name === 'content-encoding' || name === 'transfer-encoding' ? value.split(',').map((c) => c.trim().toLowerCase()) : [],
+  )
+  const encoding = codings.find((coding) => coding !== '' && coding !== 'identity' && coding !== 'chunked')
+  if (encoding === undefined) return
   const shown = safeText(encoding, 64)
   throw new CapsuleHostError('network', `the upstream sent a body with content-encoding "${shown}" although identity was asked; with a secret in force it cannot be checked, so it is not passed on`, {
     detail: `content-encoding "${shown}" with a secret in force`,

@@ -13,12 +13,6 @@ const REDACTED_BYTES = Buffer.from(REDACTED, 'utf8')
 /** Credential parts (a Bearer token, a cookie's value) shorter than this are not secrets on their own. */
 export const MIN_PART_LENGTH = 8
 
-/**
- * At most this many comparisons decide how much of a chunk's tail a streamed scan holds back;
- * past it the scan holds back more than it has to (never less), so no tail costs more than this.
- */
-const HOLD_CHECKS = 256
-
 /** `next` entries: not looked up yet, and no occurrence left. */
 const UNKNOWN = -2
 const NONE = -1
@@ -33,8 +27,6 @@ interface Table<P extends string | Buffer> {
   /** For pattern i, a shorter pattern it contains and where: no occurrence of that one, none of i. */
   readonly inside: ReadonlyArray<{ readonly of: number; readonly at: number } | undefined>
   readonly maxLength: number
-  /** Byte patterns: 1 for each byte a pattern starts with. */
-  readonly firstBytes: Uint8Array
   /** Byte patterns: where the anchor starts in pattern i, and the anchor (see `anchorOf`). */
   readonly anchorAt: readonly number[]
   readonly anchors: ReadonlyArray<Buffer | undefined>
@@ -48,6 +40,9 @@ function commonness(byte: number): number {
   if (' "\',:{}[]\n<>/='.includes(String.fromCharCode(byte))) return 100
   return byte >= 0x80 ? 5 : 50 // other ASCII punctuation (_ - . ;) is common in URLs, JSON and code
 }
+
+/** False anchor hits in one search before it falls back to the whole pattern. */
+const ANCHOR_MISSES = 8
 
 /** Bytes of an anchor: short enough for the memchr-driven search (no Boyer-Moore set-up per call). */
 const ANCHOR_BYTES = 6
@@ -68,7 +63,9 @@ function anchoredIndexOf(table: Table<Buffer>, i: number, data: Buffer, from: nu
   const pattern = table.patterns[i]!
   const at = table.anchorAt[i]!
   const anchor = table.anchors[i]!
-  for (let search = from + at; ; ) {
+  let search = from + at
+  // A body full of the anchor would cost a call per byte: after a few false hits the whole pattern is searched instead.
+  for (let misses = 0; misses < ANCHOR_MISSES; misses++) {
     const hit = data.indexOf(anchor, search)
     if (hit < 0) return NONE
     const start = hit - at
@@ -76,6 +73,7 @@ function anchoredIndexOf(table: Table<Buffer>, i: number, data: Buffer, from: nu
     if (data.compare(pattern, 0, pattern.length, start, start + pattern.length) === 0) return start
     search = hit + 1
   }
+  return data.indexOf(pattern, search - at)
 }
 
 /** Where the matches are: start and end pairs in order, and how far the scan decided (the rest is held back). */
@@ -95,8 +93,6 @@ function compile<P extends string | Buffer>(set: Iterable<P>): Table<P> {
     }
     return undefined
   })
-  const firstBytes = new Uint8Array(256)
-  for (const p of patterns) if (typeof p !== 'string') firstBytes[p[0]!] = 1
   const lengths = patterns.map((p) => p.length)
   const anchored = patterns.map((p) => (typeof p === 'string' ? undefined : anchorOf(p)))
   return {
@@ -104,7 +100,6 @@ function compile<P extends string | Buffer>(set: Iterable<P>): Table<P> {
     lengths,
     inside,
     maxLength: lengths[lengths.length - 1] ?? 0,
-    firstBytes,
     anchorAt: anchored.map((a) => a?.at ?? 0),
     anchors: anchored.map((a) => a?.anchor),
   }
@@ -155,31 +150,6 @@ function matchesIn(table: Table<string | Buffer>, find: (i: number, from: number
     if (pos > hold) hold = holdFrom(pos)
   }
   return { spans, cut: Math.max(pos, hold) }
-}
-
-/** True when `data[from, end)` is the start of `pattern` (a short tail: a loop beats a call into C++). */
-function startsWithTail(pattern: Buffer, data: Buffer, from: number, end: number): boolean {
-  for (let k = from; k < end; k++) if (data[k] !== pattern[k - from]) return false
-  return true
-}
-
-/**
- * The first position at or after `from` whose tail of `data` is a proper prefix of a pattern (a
- * match the next chunk may complete), or the length when none is. Only the last (longest - 1)
- * bytes can be one; after `HOLD_CHECKS` comparisons it stops where it is (holding back more).
- */
-function heldFrom(table: Table<Buffer>, data: Buffer, from: number): number {
-  const end = data.length
-  let checks = HOLD_CHECKS
-  for (let t = Math.max(from, end - table.maxLength + 1); t < end; t++) {
-    if (table.firstBytes[data[t]!] === 0) continue
-    const tail = end - t
-    for (const p of table.patterns) {
-      if (p.length > tail && startsWithTail(p, data, t, end)) return t
-      if (--checks === 0) return t
-    }
-  }
-  return end
 }
 
 /** `text` with each span replaced by the marker. */
@@ -283,14 +253,16 @@ export class RequestSecrets {
    * Credential parts shorter than 8 characters (code points) are not added alone (the whole value
    * always is, and so is its trimmed form). Returns true when the header counts as a secret.
    */
-  addInjectedHeader(name: string, value: string): boolean {
+  addInjectedHeader(name: string, value: string, own?: string): boolean {
     const header = name.toLowerCase()
     let parts: string[]
     if (header === 'authorization' || header === 'proxy-authorization') {
       const credential = credentialOf(value)
       parts = credential === undefined ? [] : [credential]
     } else if (header === 'cookie') {
-      parts = cookieValues(value)
+      // Only the cookies the middleware added: the capsule's own are no secret, and each would be a pattern.
+      const mine = new Set(own === undefined ? [] : cookieValues(own))
+      parts = cookieValues(value).filter((part) => !mine.has(part))
     } else {
       return false
     }
@@ -390,8 +362,11 @@ export class RequestSecrets {
   #matches(data: Buffer, hold: Hold): Matches {
     const table = this.#bytesTableNow()
     const find = (i: number, from: number) => anchoredIndexOf(table, i, data, from)
+    // The tail held back is always the last (longest - 1) bytes, whatever they hold: a hold that
+    // depended on the content would tell the capsule whether its echoed guess starts a secret.
+    const tail = Math.max(0, data.length - (table.maxLength - 1))
     const holdFrom =
-      hold === 'final' ? () => data.length : hold === 'tail' ? (pos: number) => heldFrom(table, data, pos) : (pos: number) => Math.max(pos, hold)
+      hold === 'final' ? () => data.length : hold === 'tail' ? (pos: number) => Math.max(pos, tail) : (pos: number) => Math.max(pos, hold)
     return matchesIn(table, find, holdFrom)
   }
 

@@ -117,7 +117,8 @@ function written(res: ServerResponse, chunk: Buffer): Promise<void> {
  * - `stream`: the echo, chunked, cut at offset `split` of every needle in `splitOn`; each chunk is
  *   written, flushed and awaited before the next (`x-chunk-ends` in the head says where they end);
  * - `gzip`: the echo gzip-encoded (content-encoding: gzip) whatever the request's accept-encoding,
- *   as httpbin's `/gzip` does.
+ *   as httpbin's `/gzip` does; `gzip-repeated`: after a first `content-encoding: identity`;
+ *   `gzip-transfer`: as `transfer-encoding: gzip, chunked`.
  * With `json=ascii`, JSON bodies escape non-ASCII characters (`\u00e4`). Every answer also
  * carries the echo headers (`x-echo-*`, a set-cookie per cookie).
  */
@@ -145,9 +146,12 @@ export async function startEchoServer(options: { splitOn?: readonly string[] } =
       res.writeHead(500, { 'content-type': 'text/html; charset=utf-8' })
       return void res.end(last.body)
     }
-    if (mode === 'gzip') {
+    if (mode === 'gzip' || mode === 'gzip-repeated' || mode === 'gzip-transfer') {
       last.body = json
-      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' })
+      // As httpbin /gzip; or hidden behind a first identity header; or as a transfer coding.
+      const codings: Array<[string, string]> =
+        mode === 'gzip' ? [['content-encoding', 'gzip']] : mode === 'gzip-repeated' ? [['content-encoding', 'identity'], ['content-encoding', 'gzip']] : [['transfer-encoding', 'gzip, chunked']]
+      res.writeHead(200, [['content-type', 'application/json'], ...codings].flat())
       return void res.end(gzipSync(json))
     }
     if (mode === 'stream') {
