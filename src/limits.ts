@@ -17,7 +17,7 @@ export interface Limits {
   maxOpenStreams: number
   /** Buffered requests in flight per capsule; more wait their turn. */
   maxConcurrentRequests: number
-  /** Resolving the name plus TCP and TLS setup. */
+  /** Resolving the name, and then TCP and TLS setup: each may take this long. */
   connectTimeoutMs: number
   /** From the request being written until the response head arrives. */
   firstByteTimeoutMs: number

@@ -197,6 +197,10 @@ interface SafeFetchState {
   readonly sessions: Map<string, CapsuleSession<StreamedResponse>>
   readonly ca: ReadonlyArray<string | Buffer> | undefined
   requests: number
+  /** Ad hoc session ids, oldest first. */
+  readonly adHoc: Set<string>
+  /** Ids of released registered sessions kept as tombstones, oldest first. */
+  readonly tombstones: Set<string>
 }
 
 /** One request in flight: its session, signal, trace and secrets. */
@@ -243,6 +247,7 @@ function exchangeOf(state: SafeFetchState, prepared: PreparedRequest, flight: In
   return exchange({
     prepared,
     capsuleId: flight.session.capsuleId,
+    capabilities: flight.session.capabilities,
     dispatcher: flight.session.agent,
     admission: state.admission,
     signal: flight.signal,
@@ -262,6 +267,8 @@ async function bufferedRequest(state: SafeFetchState, input: unknown, flight: In
     const reply = await whileWaiting(
       session.limit(() => {
         if (signal.aborted) throw cancelledBy(signal)
+        // The caller was told `timeout` already: work that got its slot too late never starts.
+        if (performance.now() >= deadline) throw new CapsuleHostError('timeout', `the request took longer than ${prepared.limits.totalTimeoutMs} ms`, { phase: 'total' })
         return exchangeOf(state, prepared, flight, deadline).then((done) =>
           bufferedReply(done, prepared, flight.secrets, flight.trace, () => Math.round(performance.now() - started)),
         )
@@ -328,6 +335,7 @@ async function streamRequest(state: SafeFetchState, input: unknown, flight: InFl
   let handle: string | undefined
   try {
     const prepared = prepare(state, input, 'stream', flight.session.limits, flight.trace)
+    if (flight.signal.aborted) throw cancelledBy(flight.signal)
     handle = flight.session.reserveStream()
     if (handle === undefined) {
       const message = `this capsule already has ${flight.session.limits.maxOpenStreams} open streams; close one first`
@@ -350,13 +358,14 @@ async function streamRequest(state: SafeFetchState, input: unknown, flight: InFl
 /** explain(): validation and admission, recorded on a trace exactly as request() records them, without the send. */
 async function explainRequest(state: SafeFetchState, input: unknown, context: RequestContext): Promise<Explanation> {
   // No session is made for an id that has none: explain() opens nothing.
-  const own = state.sessions.get(context.capsuleId)?.limits ?? state.limits
+  const session = state.sessions.get(context.capsuleId)
+  const own = session?.limits ?? state.limits
   const trace = new RequestTrace(context.capsuleId, 'explain', 'request')
   let addresses: Explanation['addresses']
   try {
     const { url, method, limits } = prepare(state, input, 'buffered', own, trace)
     const budget = hostBudget(limits, performance.now() + limits.totalTimeoutMs)
-    const hop = { capsuleId: context.capsuleId, hop: 0, signal: context.signal, resolveTimeoutMs: limits.connectTimeoutMs, ...budget }
+    const hop = { capsuleId: context.capsuleId, capabilities: session?.capabilities, hop: 0, signal: context.signal, resolveTimeoutMs: limits.connectTimeoutMs, ...budget }
     const outcome = await admit({ url, method, shown: url }, state.admission, hop)
     trace.admission(outcome, 0, false)
     addresses = outcome.addresses?.map((a) => ({
@@ -374,17 +383,47 @@ async function explainRequest(state: SafeFetchState, input: unknown, context: Re
 }
 
 /** The capsule's session; one made on first use for a caller that never registered the id. */
+/** Ad hoc sessions kept at most; past it, the least recently made idle ones are released. */
+const MAX_AD_HOC_SESSIONS = 256
+/** Released registered sessions kept as tombstones at most (oldest forgotten first). */
+const MAX_TOMBSTONES = 4096
+
+/**
+ * The capsule's session; one made on first use for a caller that never registered the id. A
+ * registered session stays after its release as a tombstone: requests under that id are then
+ * `cancelled`, never served without the capsule's manifest restriction.
+ */
 function sessionOf(state: SafeFetchState, capsuleId: string): CapsuleSession<StreamedResponse> {
-  let session = state.sessions.get(capsuleId)
-  if (!session || session.signal.aborted) {
-    session = new CapsuleSession({ capsuleId, limits: state.limits, capabilities: undefined, ca: state.ca, registered: false })
-    state.sessions.set(capsuleId, session)
+  const existing = state.sessions.get(capsuleId)
+  if (existing && (existing.registered || !existing.signal.aborted)) return existing
+  const session = new CapsuleSession<StreamedResponse>({ capsuleId, limits: state.limits, capabilities: undefined, ca: state.ca, registered: false })
+  state.sessions.set(capsuleId, session)
+  state.adHoc.delete(capsuleId)
+  state.adHoc.add(capsuleId)
+  for (const id of state.adHoc) {
+    if (state.adHoc.size <= MAX_AD_HOC_SESSIONS) break
+    const old = state.sessions.get(id)
+    if (old && !old.idle) continue
+    state.adHoc.delete(id)
+    if (old) void releaseSession(state, old)
   }
   return session
 }
 
 function releaseSession(state: SafeFetchState, session: CapsuleSession<StreamedResponse>): Promise<void> {
-  if (state.sessions.get(session.capsuleId) === session) state.sessions.delete(session.capsuleId)
+  const id = session.capsuleId
+  if (state.sessions.get(id) === session) {
+    if (!session.registered) state.sessions.delete(id)
+    else {
+      state.tombstones.delete(id)
+      state.tombstones.add(id)
+      for (const old of state.tombstones) {
+        if (state.tombstones.size <= MAX_TOMBSTONES) break
+        state.tombstones.delete(old)
+        if (state.sessions.get(old)?.signal.aborted) state.sessions.delete(old)
+      }
+    }
+  }
   return session.release()
 }
 
@@ -424,6 +463,8 @@ function registerSession(state: SafeFetchState, capsuleId: string, restriction?:
   const limits = restriction ? loweredLimits(state.limits, restriction.limits) : state.limits
   // An ad hoc session of the same id (requests made before the capsule was loaded) ends here.
   if (existing) void existing.release()
+  state.adHoc.delete(capsuleId)
+  state.tombstones.delete(capsuleId)
   const session = new CapsuleSession<StreamedResponse>({ capsuleId, limits, capabilities, ca: state.ca, registered: true })
   state.sessions.set(capsuleId, session)
   return sessionApi(state, session)
@@ -444,13 +485,14 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
       resolver: options.resolver ?? systemResolver,
       addressPolicy: createAddressPolicy(options.addressPolicy),
       middleware: middlewareList(options.middleware, 'middleware'),
-      capabilitiesOf: (capsuleId) => sessions.get(capsuleId)?.capabilities,
     },
     audit,
     onError: options.onError,
     sessions,
     ca: extraCa.length === 0 ? undefined : [...rootCertificates, ...(extraCa as Array<string | Buffer>)],
     requests: 0,
+    adHoc: new Set(),
+    tombstones: new Set(),
   }
   return {
     limits,

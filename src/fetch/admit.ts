@@ -16,13 +16,13 @@ export interface Admission {
   readonly addressPolicy: AddressPolicy
   /** Global middleware, run first on every hop. */
   readonly middleware: readonly Middleware[]
-  /** The capabilities a capsule's manifest declared, if it has one. */
-  capabilitiesOf(capsuleId: string): Capabilities | undefined
 }
 
 /** One hop's facts for admission; as a HostBudget it bounds each gate and the policy. */
 export interface HopContext extends HostBudget {
   readonly capsuleId: string
+  /** What the capsule's manifest declared (its session's), if it has one. */
+  readonly capabilities: Capabilities | undefined
   readonly hop: number
   /** Bounds name resolution. */
   readonly resolveTimeoutMs: number
@@ -136,7 +136,7 @@ function decideHop(target: HopTarget, admission: Admission, context: HopContext,
   return decide(
     admission.keeper,
     gateRequest(target.url, target.method, context, resolution),
-    admission.capabilitiesOf(context.capsuleId),
+    context.capabilities,
     (step, work) => withinHostTime(context, step, work),
   )
 }

@@ -12,11 +12,13 @@ import type { RequestSecrets } from './secrets.js'
 import type { RequestTrace } from './trace.js'
 import type { ClassifiedAddress } from '../net/classify.js'
 import type { Allowed } from '../gate/types.js'
+import type { Capabilities } from '../gate/capabilities.js'
 
 /** One request on its way: what it runs on, and where its facts and secrets go. */
 export interface Exchange {
   readonly prepared: PreparedRequest
   readonly capsuleId: string
+  readonly capabilities: Capabilities | undefined
   readonly dispatcher: Dispatcher
   readonly admission: Admission
   readonly signal: AbortSignal | undefined
@@ -64,9 +66,10 @@ export function hostBudget(limits: PreparedRequest['limits'], deadline: number) 
 async function runHop(exchange: Exchange, target: HopTarget, request: RedirectedRequest, context: HopContext): Promise<HopOutcome> {
   const { prepared, admission, dispatcher, signal, deadline } = exchange
   const { limits } = prepared
-  // One connect budget per hop: resolution, TCP and TLS together.
-  const hopLimits: HopLimits = { ...limits, connectDeadline: performance.now() + limits.connectTimeoutMs, deadline }
   const { decision, pinned } = await admitted(exchange, target, context, false)
+  // Resolution had its own connectTimeoutMs; TCP and TLS get theirs from the dispatch on, with or
+  // without middleware (a gate's or the policy's time never eats it).
+  const hopLimits: HopLimits = { ...limits, connectDeadline: performance.now() + limits.connectTimeoutMs, deadline }
   const chain = [...admission.middleware, ...(decision.middleware ?? [])]
   const { url } = target
   if (chain.length === 0) {
@@ -119,7 +122,7 @@ export async function exchange(exchange: Exchange): Promise<ExchangeResult> {
   let target: HopTarget = { url: prepared.url, method: prepared.method, shown: prepared.url }
   let request: RedirectedRequest = prepared
   for (let hop = 0; ; hop++) {
-    const context: HopContext = { capsuleId: exchange.capsuleId, hop, signal: exchange.signal, resolveTimeoutMs: limits.connectTimeoutMs, ...hostBudget(limits, exchange.deadline) }
+    const context: HopContext = { capsuleId: exchange.capsuleId, capabilities: exchange.capabilities, hop, signal: exchange.signal, resolveTimeoutMs: limits.connectTimeoutMs, ...hostBudget(limits, exchange.deadline) }
     const { answer, sentUrl } = await runHop(exchange, target, request, context)
     seen.add(`${request.method} ${target.url.href}`)
     trace.followed(hop)

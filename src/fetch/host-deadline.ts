@@ -12,6 +12,20 @@ export interface HostBudget {
   readonly signal: AbortSignal | undefined
 }
 
+/** Cancellations of a host step the request stopped waiting for (not errors a step threw itself). */
+const STEP_CANCELLATIONS = new WeakSet<object>()
+
+/** True for the error a host step's clock gives when the request is cancelled under it. */
+export function isStepCancellation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && STEP_CANCELLATIONS.has(error)
+}
+
+function stepCancelled(signal: AbortSignal): CapsuleHostError {
+  const error = cancelledBy(signal)
+  STEP_CANCELLATIONS.add(error)
+  return error
+}
+
 /** The error for a signal that aborted: its own CapsuleHostError reason, or `cancelled`. */
 export function cancelledBy(signal: AbortSignal): CapsuleHostError {
   return isCapsuleHostError(signal.reason)
@@ -47,7 +61,7 @@ export class HostClock {
   #timer: NodeJS.Timeout | undefined
   #stopped = false
   #fail: (error: CapsuleHostError) => void = () => undefined
-  readonly #onAbort = () => this.#end(cancelledBy(this.#budget.signal!))
+  readonly #onAbort = () => this.#end(stepCancelled(this.#budget.signal!))
 
   constructor(budget: HostBudget, step: string) {
     this.#budget = budget
@@ -57,7 +71,7 @@ export class HostClock {
     // Nobody may be racing it any more when it fires; that is not an unhandled rejection.
     this.expired.catch(() => undefined)
     if (budget.signal?.aborted) {
-      this.#end(cancelledBy(budget.signal))
+      this.#end(stepCancelled(budget.signal))
     } else {
       budget.signal?.addEventListener('abort', this.#onAbort, { once: true })
       this.resume()
@@ -97,7 +111,7 @@ export class HostClock {
  * or the clock's timeout; a late answer (or a late failure) of the callback is ignored.
  */
 export async function withinHostTime<T>(budget: HostBudget, step: string, work: () => T | PromiseLike<T>): Promise<T> {
-  if (budget.signal?.aborted) throw cancelledBy(budget.signal)
+  if (budget.signal?.aborted) throw stepCancelled(budget.signal)
   const clock = new HostClock(budget, step)
   try {
     return await Promise.race([new Promise<T>((resolve) => resolve(work())), clock.expired])

@@ -71,6 +71,11 @@ export class CapsuleSession<T = unknown> {
     return work
   }
 
+  /** Nothing in flight and no stream open: releasing it loses nothing but its idle connections. */
+  get idle(): boolean {
+    return this.#inFlight.size === 0 && this.#streams.size === 0
+  }
+
   /** Streams open or starting: each holds one of `limits.maxOpenStreams` slots until it is freed. */
   get openStreams(): number {
     return this.#streams.size
@@ -106,6 +111,8 @@ export class CapsuleSession<T = unknown> {
   }
 
   async #release(): Promise<void> {
+    // Nothing happens before `#releasing` is set: a listener that releases again gets the same promise.
+    await null
     const cancelled = new CapsuleHostError('cancelled', 'the capsule was released')
     this.#released.abort(cancelled)
     const streams = [...this.#streams.values()]

@@ -1,7 +1,7 @@
 // Runs the gates in order (rules or policy, then host gates) and returns one decision; fails closed.
 import { isCapsuleHostError } from '../errors.js'
 import { safeText } from '../safe-text.js'
-import { isHostTimeout } from '../fetch/host-deadline.js'
+import { isHostTimeout, isStepCancellation } from '../fetch/host-deadline.js'
 import { matchRequest, type CompiledRule } from './rules.js'
 import type { Capabilities } from './capabilities.js'
 import type { Decider, Decision, GateRequest, SecurityGate } from './types.js'
@@ -55,7 +55,7 @@ export const RESOLUTION_ERRORS = new WeakSet<object>()
  * of a step the request stopped waiting for (the capsule was released); anything else denies.
  */
 function rethrowIfResolution(error: unknown): void {
-  if (isCapsuleHostError(error) && (RESOLUTION_ERRORS.has(error) || error.code === 'cancelled')) throw error
+  if (isCapsuleHostError(error) && (RESOLUTION_ERRORS.has(error) || isStepCancellation(error))) throw error
 }
 
 async function accessDecision(keeper: Gatekeeper, request: GateRequest, within: HostCall): Promise<Decision | undefined> {

@@ -75,6 +75,8 @@ export class PullBodyReader implements BodyReader {
 
   read(maxBytes = Number.POSITIVE_INFINITY): Promise<Uint8Array | null> {
     if (this.#failure) return Promise.reject(this.#failure)
+    // One read at a time: a second would replace the first's waiter and leave it pending for ever.
+    if (this.#waiter) return Promise.reject(new TypeError('a read of this body is already pending; wait for it before reading again'))
     if (this.#queue.length > 0) {
       const taken = this.#take(maxBytes)
       if (this.#paused && this.#buffered < HIGH_WATER_BYTES) {
