@@ -297,7 +297,11 @@ function openedStream(state: SafeFetchState, flight: InFlight, handle: string, h
     ended = error === undefined ? undefined : failed(state, flight, error)
     return ended
   }
+  let reading = false
   const read = async (maxBytes?: number) => {
+    // A misuse of the host API, not a failure of the stream: it stays as it was.
+    if (reading) throw new TypeError('a read of this body is already pending; wait for it before reading again')
+    reading = true
     try {
       const chunk = await head.body.read(maxBytes)
       if (chunk === null) end()
@@ -305,6 +309,8 @@ function openedStream(state: SafeFetchState, flight: InFlight, handle: string, h
     } catch (error) {
       const reply = end(error)
       throw reply ? CapsuleHostError.fromWire(reply.error) : error
+    } finally {
+      reading = false
     }
   }
   const close = () => {

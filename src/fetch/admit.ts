@@ -91,7 +91,7 @@ function blockedOutcome(error: CapsuleHostError, target: HopTarget, addresses?: 
  * One hop's resolution, started at most once: by a gate or the policy calling `resolve()`, or
  * by the terminal after the gates allowed. Both see the same checked answer.
  */
-export class HopResolution {
+class HopResolution {
   #answer: Promise<ClassifiedAddress[]> | undefined
   constructor(
     private readonly url: NormalisedUrl,

@@ -45,7 +45,7 @@ export function jsonContent(value: unknown, where: string): BodyContent {
 }
 
 /** The content-type a made-up body gets when its headers name none. */
-export function defaultContentType(content: BodyContent): string | undefined {
+function defaultContentType(content: BodyContent): string | undefined {
   return content.kind === 'json' ? 'application/json' : content.kind === 'text' ? 'text/plain; charset=utf-8' : undefined
 }
 
