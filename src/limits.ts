@@ -17,7 +17,7 @@ export interface Limits {
   maxOpenStreams: number
   /** Buffered requests in flight per capsule; more wait their turn. */
   maxConcurrentRequests: number
-  /** Resolving the name, and then TCP and TLS setup: each may take this long. */
+  /** Resolving the name plus TCP and TLS setup (the time of gates and middleware in between is not counted). */
   connectTimeoutMs: number
   /** From the request being written until the response head arrives. */
   firstByteTimeoutMs: number

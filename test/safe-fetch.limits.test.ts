@@ -277,6 +277,15 @@ describe('queued and in-flight work ends when it should', () => {
     expect(errorOf(reply)).toMatchObject({ code: 'timeout', phase: 'connect' })
     expect(performance.now() - started).toBeLessThan(650)
   })
+
+  test.each([['without', undefined], ['with', (_c: unknown, next: () => Promise<unknown>) => next()]])('a slow gate does not eat the connect budget, %s middleware', async (_name, middleware) => {
+    const { url, fetch } = await serve((_req, res) => res.end('ok'), {
+      limits: { connectTimeoutMs: 100 },
+      gates: [{ name: 'slow', check: () => new Promise((resolve) => setTimeout(() => resolve({ allow: true }), 150)) }],
+      ...(middleware ? { middleware: middleware as never } : {}),
+    })
+    expect(ok(await fetch.request({ url }, ctx())).body).toBe('ok')
+  })
 })
 
 // Only HEAD: undici itself refuses a 204 or 304 whose content-length is not 0 (length mismatch).

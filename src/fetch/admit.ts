@@ -46,6 +46,8 @@ export interface AdmitOutcome {
   readonly addresses?: readonly ClassifiedAddress[]
   readonly pinned?: ClassifiedAddress
   readonly error?: CapsuleHostError
+  /** The time resolution took: resolution, TCP and TLS share the hop's `connectTimeoutMs`. */
+  readonly resolutionMs?: number
 }
 
 /** The capsule's message for a refusal: its own URL, and the detail only when the URL is its own. */
@@ -99,9 +101,17 @@ class HopResolution {
     private readonly context: HopContext,
   ) {}
 
+  /** How long the resolution took (0 until it ended), out of the hop's connect budget. */
+  spentMs = 0
+
   /** Every address of the answer, classified; the resolver is asked on the first call only. */
   addresses(): Promise<ClassifiedAddress[]> {
-    this.#answer ??= resolveAddresses(this.url, this.admission.resolver, this.context.resolveTimeoutMs, this.context.signal)
+    if (!this.#answer) {
+      const started = performance.now()
+      this.#answer = resolveAddresses(this.url, this.admission.resolver, this.context.resolveTimeoutMs, this.context.signal)
+      const ended = () => (this.spentMs = performance.now() - started)
+      this.#answer.then(ended, ended)
+    }
     return this.#answer
   }
 
@@ -162,7 +172,7 @@ export async function admit(target: HopTarget, admission: Admission, context: Ho
     return { decision, error: isCapsuleHostError(error) ? shownError(error, target) : new CapsuleHostError('internal', 'internal error while resolving', { cause: error }) }
   }
   try {
-    return { decision, addresses, pinned: checkAddresses(target.url, addresses, admission.addressPolicy).pinned }
+    return { decision, addresses, pinned: checkAddresses(target.url, addresses, admission.addressPolicy).pinned, resolutionMs: resolution.spentMs }
   } catch (error) {
     return blockedOutcome(error as CapsuleHostError, target, addresses)
   }

@@ -50,12 +50,12 @@ function nextUrl(location: string, from: NormalisedUrl, hop: number, trace: Requ
 }
 
 /** Admits a hop and returns the address to dial; records the decision and throws a refusal. */
-async function admitted(exchange: Exchange, target: HopTarget, context: HopContext, rewrite: boolean): Promise<{ decision: Allowed; pinned: ClassifiedAddress }> {
+async function admitted(exchange: Exchange, target: HopTarget, context: HopContext, rewrite: boolean): Promise<{ decision: Allowed; pinned: ClassifiedAddress; resolutionMs: number }> {
   const outcome = await admit(target, exchange.admission, context)
   exchange.trace.admission(outcome, context.hop, rewrite)
   if (outcome.error || !outcome.decision?.allowed || !outcome.pinned) throw outcome.error ?? new Error('admission gave neither an address nor an error')
   exchange.trace.dialled(outcome.pinned.class)
-  return { decision: outcome.decision, pinned: outcome.pinned }
+  return { decision: outcome.decision, pinned: outcome.pinned, resolutionMs: outcome.resolutionMs ?? 0 }
 }
 
 /** Each host step's budget on a hop: `hostTimeoutMs`, never past the request's deadline. */
@@ -66,10 +66,11 @@ export function hostBudget(limits: PreparedRequest['limits'], deadline: number) 
 async function runHop(exchange: Exchange, target: HopTarget, request: RedirectedRequest, context: HopContext): Promise<HopOutcome> {
   const { prepared, admission, dispatcher, signal, deadline } = exchange
   const { limits } = prepared
-  const { decision, pinned } = await admitted(exchange, target, context, false)
-  // Resolution had its own connectTimeoutMs; TCP and TLS get theirs from the dispatch on, with or
-  // without middleware (a gate's or the policy's time never eats it).
-  const hopLimits: HopLimits = { ...limits, connectDeadline: performance.now() + limits.connectTimeoutMs, deadline }
+  const { decision, pinned, resolutionMs } = await admitted(exchange, target, context, false)
+  // One connect budget per hop: resolution, TCP and TLS share it; the time of gates, the policy
+  // and middleware in between is not part of it (the same with and without middleware).
+  const connectDeadline = () => performance.now() + limits.connectTimeoutMs - resolutionMs
+  const hopLimits: HopLimits = { ...limits, connectDeadline: connectDeadline(), deadline }
   const chain = [...admission.middleware, ...(decision.middleware ?? [])]
   const { url } = target
   if (chain.length === 0) {
@@ -93,7 +94,7 @@ async function runHop(exchange: Exchange, target: HopTarget, request: Redirected
     trace: exchange.trace,
     admit: async (rewritten) => (await admitted(exchange, { url: rewritten, method: request.method, shown: target.shown }, context, true)).pinned,
     dispatch: (to, address, method, headers, body) =>
-      dispatchHop(dispatcher, { url: to, shown: target.shown, address, method, headers, body }, { ...hopLimits, connectDeadline: performance.now() + limits.connectTimeoutMs }, signal),
+      dispatchHop(dispatcher, { url: to, shown: target.shown, address, method, headers, body }, { ...hopLimits, connectDeadline: connectDeadline() }, signal),
   })
 }
 
