@@ -385,7 +385,10 @@ async function explainRequest(state: SafeFetchState, input: unknown, context: Re
   }
   const event = trace.finish(undefined, undefined)
   const { allowed, decidedBy, route, reason, detail, code, phase } = event
-  return { allowed, decidedBy, ...(route ? { route } : {}), ...(reason ? { reason } : {}), ...(detail ? { detail } : {}), ...(code ? { code } : {}), ...(phase ? { phase } : {}), ...(addresses ? { addresses } : {}) }
+  const explanation: Explanation = { allowed, decidedBy }
+  // Only the fields that have a value, as an event has them.
+  Object.assign(explanation, Object.fromEntries(Object.entries({ route, reason, detail, code, phase, addresses }).filter(([, v]) => v !== undefined)))
+  return explanation
 }
 
 /** The capsule's session; one made on first use for a caller that never registered the id. */
