@@ -146,6 +146,11 @@ export interface SafeFetch {
   close(): Promise<void>
 }
 
+/** `timeout` (phase total) for a request past its whole time limit. */
+function totalTimeout(totalMs: number): CapsuleHostError {
+  return new CapsuleHostError('timeout', `the request took longer than ${totalMs} ms`, { phase: 'total' })
+}
+
 /**
  * Waits for `work` (queued behind the capsule's other requests) but gives up as soon as the
  * signal aborts or the deadline passes. Work that starts later sees the signal and stops at once.
@@ -158,7 +163,7 @@ async function whileWaiting<T>(work: Promise<T>, signal: AbortSignal, deadline: 
     signal.addEventListener('abort', onAbort, { once: true })
     if (Number.isFinite(deadline)) {
       timer = setTimeout(
-        () => reject(new CapsuleHostError('timeout', `the request took longer than ${totalMs} ms`, { phase: 'total' })),
+        () => reject(totalTimeout(totalMs)),
         Math.max(0, deadline - performance.now()),
       )
     }
@@ -268,7 +273,7 @@ async function bufferedRequest(state: SafeFetchState, input: unknown, flight: In
       session.limit(() => {
         if (signal.aborted) throw cancelledBy(signal)
         // The caller was told `timeout` already: work that got its slot too late never starts.
-        if (performance.now() >= deadline) throw new CapsuleHostError('timeout', `the request took longer than ${prepared.limits.totalTimeoutMs} ms`, { phase: 'total' })
+        if (performance.now() >= deadline) throw totalTimeout(prepared.limits.totalTimeoutMs)
         return exchangeOf(state, prepared, flight, deadline).then((done) =>
           bufferedReply(done, prepared, flight.secrets, flight.trace, () => Math.round(performance.now() - started)),
         )

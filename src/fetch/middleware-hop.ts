@@ -178,15 +178,14 @@ export async function runMiddlewareHop(hop: MiddlewareHop): Promise<HopOutcome> 
     const chain = withSecrets(hop.secrets, () => runChain(hop.chain, { req }, () => terminal(run), settleOne))
     // A chain that does not answer in time is given up; its late next() or answer is dropped.
     final = (await Promise.race([chain, run.clock.expired])) as ChainResponse
-    collectInjected(run.request.headers, run.own, hop.secrets)
   } catch (error) {
     run.upstream?.body.cancel()
-    // A middleware that set a credential and then failed: its error text may quote it.
-    collectInjected(run.request.headers, run.own, hop.secrets)
     throw middlewareFailure(error, run.fromNext, hop.trace)
   } finally {
     run.settled = true
     run.clock.stop()
+    // Credentials set but never sent are secrets too: a synthetic answer, or a middleware's error text, may quote them.
+    collectInjected(run.request.headers, run.own, hop.secrets)
   }
   const answer = answerOf(final)
   // An upstream stream the answer does not carry on is stopped now.

@@ -36,10 +36,6 @@ export class RequestTrace {
     }
   }
 
-  get allowed(): boolean {
-    return this.#event.allowed
-  }
-
   /** Validation passed: what the capsule asked for (its own URL, query hidden). */
   prepared(method: string, url: string, bytesOut: number): void {
     // Valid: until an admission decides, the request is pending (a cancel or timeout now ends it so).
