@@ -173,3 +173,14 @@ test('next() gives the middleware a response it can read; its elapsedMs counts t
   expect(seen!.headers['x-upstream']).toBe('yes')
   expect(seen!.elapsedMs).toBeGreaterThanOrEqual(0)
 })
+
+test.each<[string, () => unknown, string]>([
+  ['json() of undefined', () => json(undefined), 'json(): the body has no JSON form (a undefined)'],
+  ['json() of a function', () => json(() => 1), 'json(): the body has no JSON form (a function)'],
+  ['json() with status 42', () => json({}, { status: 42 }), 'json(): status must be a whole number from 100 to 599, not 42'],
+  ['json() with a header that is not a string', () => json({}, { headers: { 'x-n': 1 as never } }), 'json(): header "x-n" must be a string'],
+  ['respond() of a BigInt body', () => respond({ status: 200, body: 1n as never }), 'respond(): the body has no JSON form (Do not know how to serialize a BigInt)'],
+  ['respond() without an init', () => respond(undefined as never), 'respond(): expected { status, headers?, body? }'],
+])('%s is a TypeError with an exact message', (_name, make, message) => {
+  expect(make).toThrow(new TypeError(message))
+})
