@@ -48,6 +48,10 @@ function memoryReader(/** @type {Buffer} */ data) {
     get bytesRead() {
       return at
     },
+    /** All of it is in memory: a read never waits. */
+    get buffered() {
+      return data.length - at
+    },
     cancel() {
       at = data.length
     },

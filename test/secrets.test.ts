@@ -12,17 +12,35 @@ function secretsOf(...values: string[]): RequestSecrets {
   return secrets
 }
 
+/**
+ * How the chunks of a ChunkReader come: each from the network when a read asks for it (nothing
+ * buffered between reads), one turn of the event loop after the last read (as from a socket with
+ * more data on the way), or all already received (`buffered` counts what is left).
+ */
+type Arrival = 'arriving' | 'next-turn' | 'queued'
+const arrivals: Arrival[] = ['arriving', 'next-turn', 'queued']
+
 /** A reader over fixed chunks, one chunk (or its first `maxBytes`) per read, optionally failing at the end. */
 class ChunkReader implements BodyReader {
   readonly #chunks: Buffer[]
   readonly #failure: Error | undefined
+  readonly #arrival: Arrival
   bytesRead = 0
   cancelled = 0
-  constructor(chunks: ReadonlyArray<string | Buffer>, failure?: Error) {
+  constructor(chunks: ReadonlyArray<string | Buffer>, { failure, arrival = 'arriving' }: { failure?: Error; arrival?: Arrival } = {}) {
     this.#chunks = chunks.map((c) => (typeof c === 'string' ? bytes(c) : c))
     this.#failure = failure
+    this.#arrival = arrival
+  }
+  /** For `next-turn`: whether a turn of the event loop passed since the last read. */
+  #turned = false
+  get buffered(): number {
+    const left = this.#chunks.reduce((sum, chunk) => sum + chunk.length, 0)
+    return this.#arrival === 'queued' || (this.#arrival === 'next-turn' && this.#turned) ? left : 0
   }
   async read(maxBytes = Number.POSITIVE_INFINITY): Promise<Uint8Array | null> {
+    this.#turned = false
+    if (this.#arrival === 'next-turn') setImmediate(() => (this.#turned = true))
     const chunk = this.#chunks.shift()
     if (chunk === undefined) {
       if (this.#failure) throw this.#failure
@@ -287,33 +305,33 @@ describe('scrubReader', () => {
     { name: 'a secret shorter than the marker', value: 'abcdefgh' },
   ]
   for (const { name, value } of splitRows) {
-    for (const maxBytes of maxes) {
-      test(`${name}, split at every offset across two chunks, maxBytes ${maxBytes ?? 'unlimited'}`, async () => {
+    for (const [maxBytes, arrival] of maxes.flatMap((m) => arrivals.map((a) => [m, a] as const))) {
+      test(`${name}, split at every offset across two chunks, maxBytes ${maxBytes ?? 'unlimited'}, ${arrival}`, async () => {
         const secretBytes = bytes(value)
         for (const [head, tail] of [['head: ', ' :tail'], ['', ''], ['', ' tail'], ['head ', '']]) {
           const body = Buffer.concat([bytes(head!), secretBytes, bytes(tail!)])
           for (let offset = 1; offset < secretBytes.length; offset++) {
             const secrets = secretsOf(value)
             const at = head!.length + offset
-            const chunks = await drain(secrets.scrubReader(new ChunkReader([body.subarray(0, at), body.subarray(at)])), maxBytes)
+            const chunks = await drain(secrets.scrubReader(new ChunkReader([body.subarray(0, at), body.subarray(at)], { arrival })), maxBytes)
             expect(joined(chunks)).toBe(`${head}${REDACTED}${tail}`)
             expect(secrets.replacements).toBe(1)
           }
         }
       })
 
-      test(`${name}, in 1-byte chunks, maxBytes ${maxBytes ?? 'unlimited'}`, async () => {
+      test(`${name}, in 1-byte chunks, maxBytes ${maxBytes ?? 'unlimited'}, ${arrival}`, async () => {
         const body = bytes(`a ${value}${value} b ${value}`)
         const secrets = secretsOf(value)
         const ones = Array.from(body, (b) => Buffer.from([b]))
-        const chunks = await drain(secrets.scrubReader(new ChunkReader(ones)), maxBytes)
+        const chunks = await drain(secrets.scrubReader(new ChunkReader(ones, { arrival })), maxBytes)
         expect(joined(chunks)).toBe(`a ${REDACTED}${REDACTED} b ${REDACTED}`)
         expect(secrets.replacements).toBe(3)
       })
     }
   }
 
-  const exact: Array<{ name: string; chunks: string[]; maxBytes: number | undefined; expected: string[] }> = [
+  const exact: Array<{ name: string; chunks: string[]; maxBytes: number | undefined; arrival?: Arrival; expected: string[] }> = [
     // The last (longest - 1) = 7 bytes are always held back until the next chunk or the end, whatever they are.
     { name: 'unlimited: a match across chunks, then the held tail at the end', chunks: ['12abcd', 'efgh34'], maxBytes: unlimited, expected: ['12[redacted]', '34'] },
     { name: 'maxBytes 3 cuts the marker', chunks: ['12abcd', 'efgh34'], maxBytes: 3, expected: ['12', '[re', 'dac', 'ted', ']', '34'] },
@@ -322,24 +340,36 @@ describe('scrubReader', () => {
     { name: 'a tail that cannot start the secret is held back all the same', chunks: ['hello', ' world'], maxBytes: unlimited, expected: ['hell', 'o world'] },
     { name: 'an incomplete secret at the end is flushed as it is', chunks: ['xx', 'abcdefg'], maxBytes: unlimited, expected: ['xx', 'abcdefg'] },
     { name: 'a false start is held exactly as long as any other bytes', chunks: ['xxabc', 'dxfgh'], maxBytes: unlimited, expected: ['xxa', 'bcdxfgh'] },
+    // Arriving: the decided part of each chunk goes out at once, and its held tail when the next chunk comes.
+    { name: 'arriving chunks go out in two pieces each', chunks: ['xxxxxxxxxxxx', 'yyyyyyyyyyyy', 'zzzzzzzzzzzz'], maxBytes: unlimited, expected: ['xxxxx', 'xxxxxxx', 'yyyyy', 'yyyyyyy', 'zzzzz', 'zzzzzzz'] },
+    // Next turn: the reader waits one turn of the event loop for the next chunk, which decides the tail.
+    { name: 'chunks one turn apart go out whole', chunks: ['xxxxxxxxxxxx', 'yyyyyyyyyyyy', 'zzzzzzzzzzzz'], maxBytes: unlimited, arrival: 'next-turn', expected: ['xxxxxxxxxxxx', 'yyyyyyyyyyyy', 'zzzzz', 'zzzzzzz'] },
+    // Queued: a chunk waits for the next one (already there) to decide its tail, then goes out whole.
+    { name: 'queued chunks go out whole, the last one split', chunks: ['xxxxxxxxxxxx', 'yyyyyyyyyyyy', 'zzzzzzzzzzzz'], maxBytes: unlimited, arrival: 'queued', expected: ['xxxxxxxxxxxx', 'yyyyyyyyyyyy', 'zzzzz', 'zzzzzzz'] },
+    { name: 'queued: a false start in the tail leaves the chunk whole', chunks: ['xxxxxxxxxxab', 'cXefghyyyyyy', 'zzzzzzzzzzzz'], maxBytes: unlimited, arrival: 'queued', expected: ['xxxxxxxxxxab', 'cXefghyyyyyy', 'zzzzz', 'zzzzzzz'] },
+    { name: 'queued: a match in the decided part, the chunk whole', chunks: ['abcdefghxxxxxxxx', 'yyyyyyyyyyyy'], maxBytes: unlimited, arrival: 'queued', expected: ['[redacted]xxxxxxxx', 'yyyyy', 'yyyyyyy'] },
+    { name: 'queued: a match across chunks splits at it', chunks: ['xxxxxxxxxxab', 'cdefghyyyyyy', 'zzzzzzzzzzzz'], maxBytes: unlimited, arrival: 'queued', expected: ['xxxxx', 'xxxxx[redacted]', 'yyyyyy', 'zzzzz', 'zzzzzzz'] },
+    { name: 'queued, maxBytes 5', chunks: ['xxxxxxxxxxab', 'cdefghyyyyyy'], maxBytes: 5, arrival: 'queued', expected: ['xxx', 'xx', 'xxxxx', '[reda', 'cted]', 'yyyyy', 'y'] },
   ]
-  test.each(exact)('exact reads: $name', async ({ chunks, maxBytes, expected }) => {
+  test.each(exact)('exact reads: $name', async ({ chunks, maxBytes, arrival, expected }) => {
     const secrets = secretsOf('abcdefgh')
-    expect(await drain(secrets.scrubReader(new ChunkReader(chunks)), maxBytes)).toEqual(expected)
+    expect(await drain(secrets.scrubReader(new ChunkReader(chunks, { arrival })), maxBytes)).toEqual(expected)
   })
 
   test('what a read returns never depends on whether the held tail starts a secret (no prefix oracle)', async () => {
-    const lengths = async (chunks: string[], maxBytes?: number) => (await drain(secretsOf('abcdefgh').scrubReader(new ChunkReader(chunks)), maxBytes)).map((c) => c.length)
-    for (const maxBytes of [undefined, 1, 3, 7, 64]) {
+    const lengths = async (chunks: string[], maxBytes: number | undefined, arrival: Arrival) =>
+      (await drain(secretsOf('abcdefgh').scrubReader(new ChunkReader(chunks, { arrival })), maxBytes)).map((c) => c.length)
+    for (const [maxBytes, arrival] of [undefined, 1, 3, 7, 64].flatMap((m) => arrivals.map((a) => [m, a] as const))) {
       for (const prefix of ['a', 'ab', 'abc', 'abcdefg']) {
         const other = 'q'.repeat(prefix.length)
-        expect(await lengths([`xxxxxxxxxx${prefix}`, 'zzzzzzzzzzzz'], maxBytes)).toEqual(await lengths([`xxxxxxxxxx${other}`, 'zzzzzzzzzzzz'], maxBytes))
-        expect(await lengths([`xx${prefix}`], maxBytes)).toEqual(await lengths([`xx${other}`], maxBytes))
+        const pair = [`xxxxxxxxxx${prefix}`, 'zzzzzzzzzzzz']
+        expect(await lengths(pair, maxBytes, arrival)).toEqual(await lengths([`xxxxxxxxxx${other}`, 'zzzzzzzzzzzz'], maxBytes, arrival))
+        expect(await lengths([`xx${prefix}`], maxBytes, arrival)).toEqual(await lengths([`xx${other}`], maxBytes, arrival))
       }
     }
   })
 
-  test('holds back at most (longest pattern - 1) bytes', async () => {
+  test('with nothing buffered, holds back at most (longest pattern - 1) bytes', async () => {
     const secrets = secretsOf('abcdefgh')
     const inner = new ChunkReader([...'xyabcdefgabcdefgzz'].map((c) => c))
     const reader = secrets.scrubReader(inner)
@@ -351,6 +381,22 @@ describe('scrubReader', () => {
     }
     expect(out).toBe(18)
     expect(secrets.replacements).toBe(0)
+  })
+
+  test('a slow body: the decided part of a chunk goes out before the next chunk comes', async () => {
+    let release: (chunk: Uint8Array | null) => void = () => {}
+    const later = new Promise<Uint8Array | null>((resolve) => (release = resolve))
+    const chunks: Array<Promise<Uint8Array | null>> = [Promise.resolve(bytes('xxxxxxxxxxxx')), later]
+    const inner: BodyReader = { bytesRead: 0, buffered: 0, cancel: () => {}, read: () => chunks.shift() ?? Promise.resolve(null) }
+    const reader = secretsOf('abcdefgh').scrubReader(inner)
+    // The second chunk has not come: only the held tail (7 bytes) waits for it.
+    expect(text((await reader.read())!)).toBe('xxxxx')
+    const next = reader.read()
+    release(bytes('yy'))
+    // Joined to the tail, the short chunk leaves the last 7 bytes held in turn, until the end.
+    expect(text((await next)!)).toBe('xx')
+    expect(text((await reader.read())!)).toBe('xxxxxyy')
+    expect(await reader.read()).toBeNull()
   })
 
   test('a short pattern complete in the held tail waits for a longer one that starts earlier', async () => {
@@ -375,7 +421,7 @@ describe('scrubReader', () => {
       const whole = secretsOf(...values)
       const streamed = secretsOf(...values)
       const maxBytes = [1, 2, 3, 10, undefined][random(5)]
-      const out = await drain(streamed.scrubReader(new ChunkReader(chunks)), maxBytes)
+      const out = await drain(streamed.scrubReader(new ChunkReader(chunks, { arrival: arrivals[round % arrivals.length] })), maxBytes)
       expect(joined(out)).toBe(text(whole.scrubBytes(body)))
       expect(streamed.replacements).toBe(whole.replacements)
     }
@@ -384,7 +430,7 @@ describe('scrubReader', () => {
   test('an error from the inner reader passes through; held bytes are not handed out', async () => {
     const failure = new Error('upstream reset')
     const secrets = secretsOf('abcdefgh')
-    const reader = secrets.scrubReader(new ChunkReader(['hello ', 'abcd'], failure))
+    const reader = secrets.scrubReader(new ChunkReader(['hello ', 'abcd'], { failure }))
     expect(text((await reader.read())!)).toBe('hel')
     await expect(reader.read()).rejects.toBe(failure)
     await expect(reader.read()).rejects.toBe(failure)

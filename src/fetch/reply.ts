@@ -32,6 +32,9 @@ export function memoryReader(bytes: Uint8Array): BodyReader {
     get bytesRead() {
       return bytes.byteLength - (rest?.byteLength ?? 0)
     },
+    get buffered() {
+      return rest?.byteLength ?? 0
+    },
     async read(maxBytes = Number.POSITIVE_INFINITY) {
       if (!rest) return null
       const piece = rest.subarray(0, Math.min(rest.byteLength, maxBytes))

@@ -379,9 +379,24 @@ export class RequestSecrets {
 }
 
 /**
+ * A received chunk on its way out: `data[0, cut)` is decided (the matches in it are `spans`),
+ * `data[cut, end)` waits for the next chunk or the end (a match may start there).
+ */
+interface Pending {
+  readonly data: Buffer
+  readonly spans: readonly number[]
+  readonly cut: number
+}
+
+/**
  * A body reader that scrubs what it passes on. It holds back a tail that may be the start of a
- * secret (at most the longest pattern - 1 bytes) until the next chunk or the end decides it, and
- * queues what is ready, so `read(maxBytes)` can hand out exactly that many bytes.
+ * secret (always the last longest pattern - 1 bytes) until the next chunk or the end decides it,
+ * and queues what is ready, so `read(maxBytes)` can hand out exactly that many bytes.
+ *
+ * When the next chunk is buffered, or comes within one turn of the event loop, a chunk is handed
+ * out whole once that chunk's head has decided its tail: one piece per received chunk, as without
+ * secrets, with no copy. Otherwise its decided part goes out at once and only the tail waits (a
+ * copy, so it outlives the chunk), to go out before the next chunk in a piece of its own.
  */
 class ScrubbedReader implements BodyReader {
   readonly #inner: BodyReader
@@ -391,8 +406,8 @@ class ScrubbedReader implements BodyReader {
   readonly #longest: number
   /** Scrubbed bytes ready to hand out, each piece non-empty. */
   readonly #ready: Buffer[] = []
-  /** Received bytes not decided yet (a copy, so the inner reader may reuse its buffers). */
-  #held: Buffer = Buffer.alloc(0)
+  /** Received bytes not queued yet. */
+  #pending: Pending | undefined
   #ended = false
 
   constructor(inner: BodyReader, longest: number, scrub: (data: Buffer, hold: Hold) => Matches) {
@@ -405,6 +420,12 @@ class ScrubbedReader implements BodyReader {
     return this.#inner.bytesRead
   }
 
+  get buffered(): number {
+    let bytes = this.#inner.buffered + (this.#pending?.data.length ?? 0)
+    for (const piece of this.#ready) bytes += piece.length
+    return bytes
+  }
+
   cancel(): void {
     this.#inner.cancel()
   }
@@ -413,39 +434,86 @@ class ScrubbedReader implements BodyReader {
     if (!(maxBytes >= 1)) throw new RangeError(`maxBytes must be at least 1, not ${maxBytes}`)
     while (this.#ready.length === 0) {
       if (this.#ended) return null
+      if (await this.#nothingBuffered() && this.#queueDecided()) break
       const chunk = await this.#inner.read(maxBytes)
-      if (chunk === null) {
-        this.#ended = true
-        this.#scan(this.#held, 'final')
-      } else if (this.#held.length === 0) this.#scan(asBuffer(chunk), 'tail')
-      else this.#scanAfterHeld(asBuffer(chunk))
+      if (chunk === null) this.#end()
+      else this.#received(asBuffer(chunk))
     }
     return this.#take(maxBytes)
   }
 
-  /** Scrubs `data`, queues the decided part and keeps the rest back. */
-  #scan(data: Buffer, hold: 'final' | 'tail'): void {
-    const { spans, cut } = this.#scrub(data, hold)
-    const decided = replacedBytes(data, spans, cut)
-    if (decided.length > 0) this.#ready.push(decided)
-    this.#held = cut === data.length ? Buffer.alloc(0) : Buffer.from(data.subarray(cut))
+  /**
+   * True when the next chunk has not come, even after one turn of the event loop: a pending whole
+   * chunk then goes out without its tail now, not after that chunk (which may be seconds away).
+   * The one turn lets a chunk already on the socket arrive, so a fast body goes out a whole chunk
+   * a read, with neither a copy nor an extra read for the held tail.
+   */
+  async #nothingBuffered(): Promise<boolean> {
+    if (this.#inner.buffered > 0) return false
+    if (this.#pending === undefined || this.#pending.cut === 0) return true
+    await new Promise(setImmediate)
+    return this.#inner.buffered === 0
+  }
+
+  /** Scrubs `data` as far as it decides; the rest stays pending. */
+  #scan(data: Buffer): void {
+    const { spans, cut } = this.#scrub(data, 'tail')
+    this.#pending = { data, spans, cut }
+  }
+
+  /** Queues the decided part of the pending chunk (see #decided); false when nothing was decided. */
+  #queueDecided(): boolean {
+    if (this.#pending === undefined || this.#pending.cut === 0) return false
+    this.#queue(this.#decided())
+    return true
+  }
+
+  /** The decided part of the pending chunk, scrubbed; what stays pending is a copy of its tail. */
+  #decided(): Buffer {
+    const pending = this.#pending!
+    const tail = pending.data.subarray(pending.cut)
+    this.#pending = tail.length > 0 ? { data: Buffer.from(tail), spans: [], cut: 0 } : undefined
+    return replacedBytes(pending.data, pending.spans, pending.cut)
   }
 
   /**
-   * The held tail and the next chunk, without copying the chunk: the tail joined to the chunk's
-   * first (longest - 1) bytes decides every match that starts in the tail; the chunk's rest is
-   * then scanned in place from where those matches end.
+   * The next chunk: its first (longest - 1) bytes joined to the pending tail decide every match
+   * that starts in the tail. With a match there, the pieces split at it; without, the pending
+   * chunk (or held tail) goes out whole.
    */
-  #scanAfterHeld(chunk: Buffer): void {
-    const held = this.#held
+  #received(chunk: Buffer): void {
+    const pending = this.#pending
+    if (pending === undefined) return this.#scan(chunk)
+    const tail = pending.data.subarray(pending.cut)
     const head = this.#longest - 1
-    if (chunk.length < head) return this.#scan(Buffer.concat([held, chunk]), 'tail')
-    const joined = Buffer.concat([held, chunk.subarray(0, head)])
-    const { spans, cut } = this.#scrub(joined, held.length)
-    const decided = replacedBytes(joined, spans, cut)
-    if (decided.length > 0) this.#ready.push(decided)
-    this.#held = Buffer.alloc(0)
-    this.#scan(chunk.subarray(cut - held.length), 'tail')
+    if (chunk.length < head) {
+      this.#queue(replacedBytes(pending.data, pending.spans, pending.cut))
+      return this.#scan(Buffer.concat([tail, chunk]))
+    }
+    const joined = Buffer.concat([tail, chunk.subarray(0, head)])
+    const { spans, cut } = this.#scrub(joined, tail.length)
+    if (spans.length > 0 || cut > tail.length) {
+      this.#queue(replacedBytes(pending.data, pending.spans, pending.cut))
+      this.#queue(replacedBytes(joined, spans, cut))
+      return this.#scan(chunk.subarray(cut - tail.length))
+    }
+    this.#queue(replacedBytes(pending.data, pending.spans, pending.data.length))
+    this.#scan(chunk)
+  }
+
+  /** The body ended: the pending tail is decided as it is. */
+  #end(): void {
+    this.#ended = true
+    const pending = this.#pending
+    this.#pending = undefined
+    if (pending === undefined) return
+    this.#queue(replacedBytes(pending.data, pending.spans, pending.cut))
+    const tail = pending.data.subarray(pending.cut)
+    this.#queue(replacedBytes(tail, this.#scrub(tail, 'final').spans, tail.length))
+  }
+
+  #queue(piece: Buffer): void {
+    if (piece.length > 0) this.#ready.push(piece)
   }
 
   /** One ready piece; with a finite `maxBytes`, all ready bytes up to it in one piece. */

@@ -37,6 +37,10 @@ export class PullBodyReader implements BodyReader {
     return this.#bytesRead
   }
 
+  get buffered(): number {
+    return this.#buffered
+  }
+
   /** Counts bytes received (before the cap is checked); returns the new total. */
   received(bytes: number): number {
     return (this.#bytesRead += bytes)

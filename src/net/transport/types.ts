@@ -39,6 +39,8 @@ export interface BodyReader {
   cancel(): void
   /** Bytes received so far. */
   readonly bytesRead: number
+  /** Bytes received and not handed out yet: a read now resolves without waiting for the network when this is above 0. */
+  readonly buffered: number
 }
 
 /** The final response of a hop (never an interim 1xx one). */
