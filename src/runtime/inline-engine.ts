@@ -6,7 +6,9 @@ import type { CapsuleHttp } from './capsule-http.js'
 import { asyncHostFunctions, HOST_NAMESPACE, HostFailure, type MemoryRef } from './host-functions.js'
 import { CallBlockLedger, kernelFunctions, kernelHttpFunctions, type CapsuleLog } from './kernel-guards.js'
 import { KERNEL_HTTP_NAMESPACE } from './module-bounds.js'
+import type { EngineLogs } from './logs.js'
 import type { CompiledCapsule } from './modules.js'
+import type { WasiGrants } from './wasi-grants.js'
 import { extismOptions, failureOf, outputBytes } from './plugin-options.js'
 
 /** True when this Node can suspend Wasm on a promise (JSPI): Node 25+, or 24 with --experimental-wasm-jspi. */
@@ -21,6 +23,10 @@ export interface InlineEngineOptions {
   readonly config: Record<string, string>
   readonly memoryBytes: number
   readonly maxOutputBytes: number
+  /** Where the capsule's log lines go (Extism's log_* and WASI stdout/stderr); none: dropped. */
+  readonly logs?: EngineLogs
+  /** What a WASI module is granted beyond the sandbox's defaults. */
+  readonly wasi?: WasiGrants
 }
 
 export async function createInlineEngine(options: InlineEngineOptions): Promise<CapsuleEngine> {

@@ -4,7 +4,9 @@ import { CapsuleError, INTERNAL_WIRE_ERROR } from '../errors.js'
 import type { CapsuleEngine } from './capsule.js'
 import type { CapsuleHttp } from './capsule-http.js'
 import { createChannelBuffer, serveChannel, type ChannelReply } from './channel.js'
+import type { EngineLogs } from './logs.js'
 import type { CompiledCapsule } from './modules.js'
+import type { WasiGrants } from './wasi-grants.js'
 import { CheckedRequest } from '../wire/parse.js'
 import {
   CHANNEL_DATA_BYTES,
@@ -32,6 +34,10 @@ export interface WorkerEngineOptions {
   readonly maxOutputBytes: number
   /** Instantiation (which runs the module's start function) must finish within this. */
   readonly loadTimeoutMs: number
+  /** Where the capsule's log lines go (Extism's log_* and WASI stdout/stderr); none: dropped. */
+  readonly logs?: EngineLogs
+  /** What a WASI module is granted beyond the sandbox's defaults. */
+  readonly wasi?: WasiGrants
 }
 
 const EMPTY = new Uint8Array(0)
