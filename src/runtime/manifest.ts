@@ -1,4 +1,4 @@
-// Capsule manifests (capsule.json): what a capsule declares it reaches and the limits it asks for, validated.
+// Capsule manifests (capsule.json, or an Extism manifest): what a capsule declares it reaches and the limits it asks for, validated.
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
@@ -6,6 +6,7 @@ import { z } from 'zod'
 import { CapsuleError } from '../errors.js'
 import { TIME_LIMITS } from '../limits.js'
 import { TimerMs } from '../timers.js'
+import { fromExtismManifest, isExtismManifest } from './extism-manifest.js'
 
 const positive = z.int().positive()
 
@@ -53,7 +54,8 @@ export function parseManifest(value: unknown, where = ''): Manifest {
   return result.data
 }
 
-async function readManifestFile(path: string): Promise<Manifest> {
+/** A manifest file's JSON value: a capsule.json or an Extism manifest, told apart by content. */
+async function readManifestJson(path: string): Promise<unknown> {
   let text: string
   try {
     text = await readFile(path, 'utf8')
@@ -66,26 +68,37 @@ async function readManifestFile(path: string): Promise<Manifest> {
   } catch (cause) {
     throw invalid(` ${path}`, 'not valid JSON', cause)
   }
-  return parseManifest(value, ` ${path}`)
+  return value
+}
+
+async function readManifestFile(path: string): Promise<Manifest> {
+  return parseManifest(await readManifestJson(path), ` ${path}`)
 }
 
 export interface ManifestAndModule {
   readonly manifest: Manifest | undefined
-  /** The module to load: the one given, or the one the manifest names. */
+  /** The module to load: the one given, or the one the manifest names (an Extism manifest's: its checked bytes). */
   readonly wasm: unknown
+  /** An Extism manifest's `config`; the load's own config wins over it key by key. */
+  readonly config?: Readonly<Record<string, string>>
 }
 
 /**
- * Finds the manifest for a load: the one given (a value, or a path to a capsule.json), else a
- * `capsule.json` beside a module path whose `wasm` names that module or names none.
+ * Finds the manifest for a load: the one given (a value, or the path of a JSON file), else a
+ * `capsule.json` beside a module path whose `wasm` names that module or names none. A value or
+ * file is an Extism manifest when its `wasm` is an array or it has a key only Extism's has
+ * (`allowed_hosts`, `memory`, `config`, `timeout_ms`, `allowed_paths`); otherwise a capsule.json.
  */
 export async function manifestFor(manifest: unknown, wasm: unknown): Promise<ManifestAndModule> {
   if (typeof manifest === 'string') {
-    const found = await readManifestFile(manifest)
+    const value = await readManifestJson(manifest)
+    if (isExtismManifest(value)) return fromExtismManifest(value, dirname(resolve(manifest)), wasm)
+    const found = parseManifest(value, ` ${manifest}`)
     if (wasm === undefined && found.wasm === undefined) throw invalid(` ${manifest}`, 'it names no "wasm" and the load gives none')
     return { manifest: found, wasm: wasm ?? resolve(dirname(manifest), found.wasm!) }
   }
   if (manifest !== undefined) {
+    if (isExtismManifest(manifest)) return fromExtismManifest(manifest, process.cwd(), wasm)
     const found = parseManifest(manifest)
     if (wasm === undefined && found.wasm === undefined) throw invalid('', 'it names no "wasm" and the load gives none')
     return { manifest: found, wasm: wasm ?? resolve(found.wasm!) }

@@ -1,6 +1,7 @@
 // The tables of createRuntime's and load()'s options and their checkers: unknown names and wrong shapes fail first.
 import { CapsuleError } from '../errors.js'
-import { checkOptions, describeValue, is, optionProblem, type OptionCheck } from '../options.js'
+import { checkOptions, closestName, describeValue, is, optionProblem, type OptionCheck } from '../options.js'
+import { LOG_LEVELS } from './logs.js'
 import type { LoadOptions, RuntimeOptions } from './runtime.js'
 
 const isolation: OptionCheck = (value, path) =>
@@ -23,12 +24,45 @@ const config: OptionCheck = (value, path) =>
     ? undefined
     : `${path} must be an object of string values, such as { "region": "eu" }`
 
+const logLevel: OptionCheck = (value, path) => {
+  if ((LOG_LEVELS as readonly unknown[]).includes(value)) return undefined
+  const near = typeof value === 'string' ? closestName(value, LOG_LEVELS) : undefined
+  const hint = near === undefined ? '' : `; did you mean "${near}"?`
+  return `${path} must be one of ${LOG_LEVELS.map((l) => `"${l}"`).join(', ')}, not ${JSON.stringify(value) ?? describeValue(value)}${hint}`
+}
+
+/** A WASI string: a C string in the module's memory, so a NUL would cut it short. */
+const hasNul = (text: string) => text.includes('\0')
+
+const wasiArgs: OptionCheck = (value, path) => {
+  if (!Array.isArray(value)) return `${path} must be an array of strings, such as ["--verbose"], not ${describeValue(value)}`
+  const bad = value.findIndex((arg) => typeof arg !== 'string' || hasNul(arg))
+  if (bad === -1) return undefined
+  return typeof value[bad] === 'string' ? `${path}[${bad}] contains a NUL character, which WASI cannot pass` : `${path}[${bad}] must be a string, not ${describeValue(value[bad])}`
+}
+
+const wasiEnv: OptionCheck = (value, path) => {
+  const problem = is.object(value, path)
+  if (problem !== undefined) return `${path} must be an object of string values, such as { "TZ": "UTC" }, not ${describeValue(value)}`
+  for (const [name, text] of Object.entries(value as object)) {
+    if (name === '' || name.includes('=') || hasNul(name)) return `${path}: ${JSON.stringify(name)} is not a variable name (it must be non-empty, without "=" or NUL)`
+    if (typeof text !== 'string') return `${path}.${name} must be a string, not ${describeValue(text)}`
+    if (hasNul(text)) return `${path}.${name} contains a NUL character, which WASI cannot pass`
+  }
+  return undefined
+}
+
+/** What a WASI module is granted: arguments and environment variables only (never files or sockets). */
+const WASI_OPTIONS = { args: wasiArgs, env: wasiEnv } as const
+
 /** Every option of createRuntime. `fetch` is required and checked first; ModuleCache checks `moduleCacheSize`. */
 const RUNTIME_OPTIONS: Readonly<Record<keyof RuntimeOptions, OptionCheck>> = {
   fetch: () => undefined,
   isolation,
   limits: is.object,
   moduleCacheSize: () => undefined,
+  onLog: is.function,
+  logLevel,
 }
 
 /** Every option of runtime.load(). */
@@ -39,6 +73,9 @@ const LOAD_OPTIONS: Readonly<Record<keyof LoadOptions, OptionCheck>> = {
   config,
   isolation,
   limits: is.object,
+  onLog: is.function,
+  logLevel,
+  wasi: is.nested(WASI_OPTIONS),
 }
 
 /** Throws a TypeError (`createRuntime: unknown option "limit"; did you mean "limits"?`) for the first problem. */

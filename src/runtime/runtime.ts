@@ -7,9 +7,12 @@ import type { SafeFetch, SafeFetchSession } from '../safe-fetch.js'
 import { Capsule, type CapsuleEngine } from './capsule.js'
 import { CapsuleHttp } from './capsule-http.js'
 import { createInlineEngine } from './inline-engine.js'
+import { DEFAULT_LOG_LEVEL, passes, type EngineLogs, type LogHandler, type LogLevel } from './logs.js'
+import type { ExtismManifest } from './extism-manifest.js'
 import { manifestFor, type Manifest } from './manifest.js'
 import { ModuleCache, readWasm, type ModuleLease, type WasmSource } from './modules.js'
 import { checkLoadOptions, checkRuntimeOptions } from './options.js'
+import type { WasiGrants } from './wasi-grants.js'
 import { createWorkerEngine } from './worker-engine.js'
 
 export type Isolation = 'worker' | 'inline'
@@ -49,17 +52,27 @@ export interface RuntimeOptions {
    * loading them again compiles nothing. Default 8; 0 keeps only the modules in use.
    */
   moduleCacheSize?: number
+  /**
+   * Receives every capsule's log lines: Extism's `log_*` at `logLevel` and above, and a WASI
+   * module's stdout and stderr. Called synchronously as each line arrives; what it throws (or an
+   * async handler rejects with) is swallowed and the line dropped, so it never fails a call.
+   */
+  onLog?: LogHandler
+  /** The lowest Extism level passed to `onLog` (default `info`, as in Extism); stdout and stderr always pass. */
+  logLevel?: LogLevel
 }
 
 export interface LoadOptions {
   /** A file path, a `file:`, `http:` or `https:` URL, or the module's bytes. Optional when the manifest names it. */
   wasm?: WasmSource
   /**
-   * The capsule's manifest: a value, or the path of a capsule.json. Without one, a capsule.json
-   * beside a module path is used when its "wasm" names that module. A capsule with a manifest
-   * reaches only what `capabilities.http` declares, under limits that can only be lower.
+   * The capsule's manifest: a capsule.json or an Extism manifest, as a value or the path of a
+   * JSON file (told apart by content: an Extism manifest's `wasm` is an array). Without one, a
+   * capsule.json beside a module path is used when its "wasm" names that module. A capsule with a
+   * manifest reaches only what it declares (`capabilities.http`, `allowed_hosts`), under limits
+   * that can only be lower.
    */
-  manifest?: Manifest | string
+  manifest?: Manifest | ExtismManifest | string
   /** Names the capsule in requests, decisions and errors. Default: `capsule-<n>`. Must be unique. */
   id?: string
   /** Extism config values the capsule can read. */
@@ -68,6 +81,15 @@ export interface LoadOptions {
   isolation?: Isolation
   /** Limits for this capsule; each can only be lower than the runtime's (a higher value is clamped). */
   limits?: Partial<RuntimeLimits>
+  /** This capsule's log lines go here instead of the runtime's `onLog`. */
+  onLog?: LogHandler
+  /** Overrides the runtime's `logLevel` for this capsule. */
+  logLevel?: LogLevel
+  /**
+   * What a WASI module is granted beyond the sandbox (arguments, environment variables); default
+   * nothing. Per capsule only: a runtime-wide default would hand them to every capsule loaded later.
+   */
+  wasi?: WasiGrants
 }
 
 export interface Runtime {
@@ -93,6 +115,26 @@ function capsuleLimits(runtime: RuntimeLimits, requested: Partial<RuntimeLimits>
   if (!parsed.success) throw new CapsuleError('load_failed', `invalid capsule limits: ${oneLine(parsed.error)}`)
   const lower = (key: keyof RuntimeLimits) => Math.min(parsed.data[key] ?? runtime[key], runtime[key])
   return { callTimeoutMs: lower('callTimeoutMs'), memoryBytes: lower('memoryBytes'), maxOutputBytes: lower('maxOutputBytes') }
+}
+
+/**
+ * The sink of one capsule's log lines: lines below `level` are dropped, and whatever the handler
+ * throws or rejects with is swallowed (the line is lost; the capsule and the host go on).
+ */
+export function capsuleLogs(capsuleId: string, onLog: LogHandler | undefined, level: LogLevel): EngineLogs | undefined {
+  if (onLog === undefined) return undefined
+  return {
+    level,
+    write(lineLevel, message) {
+      if (!passes(lineLevel, level)) return
+      try {
+        const result: unknown = onLog({ capsuleId, level: lineLevel, message })
+        if (result instanceof Promise) result.catch(() => undefined)
+      } catch {
+        // A host's handler bug must not fail the capsule's call: documented in docs/runtime.md.
+      }
+    },
+  }
 }
 
 /** Numbers default capsule ids across every runtime in the process, so two runtimes never collide. */
@@ -128,7 +170,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   async function loadCapsule(load: LoadOptions): Promise<Capsule> {
     if (closed) throw new CapsuleError('unloaded', 'the runtime is closed')
     checkLoadOptions(load)
-    const { manifest, wasm } = await manifestFor(load.manifest, load.wasm)
+    const { manifest, wasm, config } = await manifestFor(load.manifest, load.wasm)
     if (wasm === undefined) throw new CapsuleError('load_failed', 'give the module as "wasm", or a manifest that names it')
     const id = load.id ?? `${manifest?.name ?? 'capsule'}-${++capsuleCounter}`
     if (reserved.has(id)) throw new CapsuleError('load_failed', `a capsule with id "${id}" is already loaded; unload it or pick another id`)
@@ -157,11 +199,14 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       const engineOptions = {
         compiled,
         http,
-        config: { ...load.config },
+        // An Extism manifest's config is the capsule's default; the host's load config wins.
+        config: { ...config, ...load.config },
         memoryBytes: own.memoryBytes,
         maxOutputBytes: own.maxOutputBytes,
         maxRequestBytes: session.limits.maxRequestBytes,
         loadTimeoutMs: own.callTimeoutMs,
+        logs: capsuleLogs(id, load.onLog ?? options.onLog, load.logLevel ?? options.logLevel ?? DEFAULT_LOG_LEVEL),
+        ...(load.wasi ? { wasi: load.wasi } : {}),
       }
       const mode = load.isolation ?? isolation
       const engine: CapsuleEngine = mode === 'inline' ? await createInlineEngine(engineOptions) : await createWorkerEngine(engineOptions)
