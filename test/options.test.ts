@@ -159,12 +159,18 @@ describe('createRuntime', () => {
     {
       name: 'rules belong to the safe fetch: no close match',
       options: { fetch, rules: [] },
-      message: 'createRuntime: unknown option "rules"; the options are fetch, isolation, limits, moduleCacheSize',
+      message: 'createRuntime: unknown option "rules"; the options are fetch, isolation, limits, moduleCacheSize, onLog, logLevel',
     },
     { name: 'no fetch', options: {}, message: 'createRuntime: "fetch" must be a safe fetch from createSafeFetch(...)' },
     { name: 'options undefined', options: undefined, message: 'createRuntime: "fetch" must be a safe fetch from createSafeFetch(...)' },
     { name: 'isolation thread', options: { fetch, isolation: 'thread' }, message: 'createRuntime: isolation must be "worker" or "inline", not "thread"' },
     { name: 'limits a number', options: { fetch, limits: 5 }, message: 'createRuntime: limits must be an object, not a number' },
+    { name: 'onlog', options: { fetch, onlog: () => {} }, message: 'createRuntime: unknown option "onlog"; did you mean "onLog"?' },
+    { name: 'onLog a string', options: { fetch, onLog: 'stderr' }, message: 'createRuntime: onLog must be a function, not a string' },
+    { name: 'logLevel warning', options: { fetch, logLevel: 'warning' }, message: 'createRuntime: logLevel must be one of "trace", "debug", "info", "warn", "error", not "warning"; did you mean "warn"?' },
+    { name: 'logLevel stdout (not a filter level)', options: { fetch, logLevel: 'stdout' }, message: 'createRuntime: logLevel must be one of "trace", "debug", "info", "warn", "error", not "stdout"' },
+    { name: 'logLevel a number', options: { fetch, logLevel: 2 }, message: 'createRuntime: logLevel must be one of "trace", "debug", "info", "warn", "error", not 2' },
+    { name: 'wasi belongs to load', options: { fetch, wasi: {} }, message: 'createRuntime: unknown option "wasi"; the options are fetch, isolation, limits, moduleCacheSize, onLog, logLevel' },
   ]
   test.each(ROWS)('$name', ({ options, message }) => {
     expect(() => createRuntime(options as never)).toThrow(new TypeError(message))
@@ -177,7 +183,7 @@ describe('runtime.load', () => {
   const runtime = createRuntime({ fetch, isolation: 'worker', limits: { callTimeoutMs: 10_000 }, moduleCacheSize: 2 })
   afterAll(() => runtime.close())
   const wasm = tinyModule({ exports: ['f'] })
-  const LOAD_NAMES = 'wasm, manifest, id, config, isolation, limits'
+  const LOAD_NAMES = 'wasm, manifest, id, config, isolation, limits, onLog, logLevel, wasi'
   const ROWS: ReadonlyArray<{ name: string; options: unknown; message: string }> = [
     { name: 'swapped letters: wsam', options: { wsam: wasm }, message: 'load: unknown option "wsam"; did you mean "wasm"?' },
     { name: 'manfest', options: { wasm, manfest: {} }, message: 'load: unknown option "manfest"; did you mean "manifest"?' },
@@ -186,12 +192,26 @@ describe('runtime.load', () => {
     { name: 'options undefined', options: undefined, message: 'load: options must be an object, such as { wasm: "capsule.wasm" }' },
     { name: 'options a string', options: 'capsule.wasm', message: 'load: options must be an object, not a string' },
     { name: 'wasm a number', options: { wasm: 5 }, message: "load: wasm must be a file path, a URL or the module's bytes, not a number" },
-    { name: 'manifest a number', options: { wasm, manifest: 5 }, message: 'load: manifest must be a manifest object or the path of a capsule.json, not a number' },
+    { name: 'manifest a number', options: { wasm, manifest: 5 }, message: 'load: manifest must be a manifest object (a capsule.json or an Extism manifest) or the path of one, not a number' },
     { name: 'empty id', options: { wasm, id: '' }, message: 'load: id must be a non-empty string' },
     { name: 'config values not strings', options: { wasm, config: { retries: 3 } }, message: 'load: config must be an object of string values, such as { "region": "eu" }' },
     { name: 'config an array', options: { wasm, config: ['eu'] }, message: 'load: config must be an object of string values, such as { "region": "eu" }' },
     { name: 'isolation thread', options: { wasm, isolation: 'thread' }, message: 'load: isolation must be "worker" or "inline", not "thread"' },
     { name: 'limits a string', options: { wasm, limits: 'low' }, message: 'load: limits must be an object, not a string' },
+    { name: 'onLog an object', options: { wasm, onLog: {} }, message: 'load: onLog must be a function, not an object' },
+    { name: 'logLevel INFO', options: { wasm, logLevel: 'INFO' }, message: 'load: logLevel must be one of "trace", "debug", "info", "warn", "error", not "INFO"; did you mean "info"?' },
+    { name: 'loglevel', options: { wasm, loglevel: 'info' }, message: 'load: unknown option "loglevel"; did you mean "logLevel"?' },
+    { name: 'wasi an array', options: { wasm, wasi: [] }, message: 'load: wasi must be an object, not an array' },
+    { name: 'wasi.argv', options: { wasm, wasi: { argv: [] } }, message: 'load: unknown option "wasi.argv"; did you mean "wasi.args"?' },
+    { name: 'wasi.fs (never granted)', options: { wasm, wasi: { fs: {} } }, message: 'load: unknown option "wasi.fs"; the options are wasi.args, wasi.env' },
+    { name: 'wasi.args a string', options: { wasm, wasi: { args: '--x' } }, message: 'load: wasi.args must be an array of strings, such as ["--verbose"], not a string' },
+    { name: 'wasi.args with a number', options: { wasm, wasi: { args: ['a', 1] } }, message: 'load: wasi.args[1] must be a string, not a number' },
+    { name: 'wasi.args with a NUL', options: { wasm, wasi: { args: ['a\0b'] } }, message: 'load: wasi.args[0] contains a NUL character, which WASI cannot pass' },
+    { name: 'wasi.env an array', options: { wasm, wasi: { env: ['A=1'] } }, message: 'load: wasi.env must be an object of string values, such as { "TZ": "UTC" }, not an array' },
+    { name: 'wasi.env a number value', options: { wasm, wasi: { env: { A: 1 } } }, message: 'load: wasi.env.A must be a string, not a number' },
+    { name: 'wasi.env a name with =', options: { wasm, wasi: { env: { 'A=B': 'x' } } }, message: 'load: wasi.env: "A=B" is not a variable name (it must be non-empty, without "=" or NUL)' },
+    { name: 'wasi.env an empty name', options: { wasm, wasi: { env: { '': 'x' } } }, message: 'load: wasi.env: "" is not a variable name (it must be non-empty, without "=" or NUL)' },
+    { name: 'wasi.env a value with a NUL', options: { wasm, wasi: { env: { A: 'x\0' } } }, message: 'load: wasi.env.A contains a NUL character, which WASI cannot pass' },
   ]
   test.each(ROWS)('$name is load_failed', async ({ options, message }) => {
     const error = await runtime.load(options as never).catch((e: unknown) => e)
@@ -207,6 +227,9 @@ describe('runtime.load', () => {
       config: { region: 'eu' },
       isolation: 'worker',
       limits: { callTimeoutMs: 5_000 },
+      onLog: () => {},
+      logLevel: 'debug',
+      wasi: { args: ['every-option'], env: { TZ: 'UTC' } },
     })
     expect(capsule.id).toBe('every-option')
     await capsule.unload()

@@ -15,7 +15,7 @@ const wasm: OptionCheck = (value, path) =>
 const manifest: OptionCheck = (value, path) =>
   typeof value === 'string' || (typeof value === 'object' && value !== null && !Array.isArray(value))
     ? undefined
-    : `${path} must be a manifest object or the path of a capsule.json, not ${describeValue(value)}`
+    : `${path} must be a manifest object (a capsule.json or an Extism manifest) or the path of one, not ${describeValue(value)}`
 
 const id: OptionCheck = (value, path) => (typeof value === 'string' && value !== '' ? undefined : `${path} must be a non-empty string`)
 
@@ -26,7 +26,9 @@ const config: OptionCheck = (value, path) =>
 
 const logLevel: OptionCheck = (value, path) => {
   if ((LOG_LEVELS as readonly unknown[]).includes(value)) return undefined
-  const near = typeof value === 'string' ? closestName(value, LOG_LEVELS) : undefined
+  const lower = typeof value === 'string' ? value.toLowerCase() : undefined
+  // "warning" is Node's and syslog's word for "warn": a level that starts it is suggested too.
+  const near = lower === undefined ? undefined : (closestName(lower, LOG_LEVELS) ?? LOG_LEVELS.find((level) => lower.startsWith(level)))
   const hint = near === undefined ? '' : `; did you mean "${near}"?`
   return `${path} must be one of ${LOG_LEVELS.map((l) => `"${l}"`).join(', ')}, not ${JSON.stringify(value) ?? describeValue(value)}${hint}`
 }
