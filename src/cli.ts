@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // The capsule-host command line: run a capsule's export, or explain what the rules decide for a URL.
 import { readFileSync } from 'node:fs'
+import { buffer as readAll } from 'node:stream/consumers'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { LOG_LEVELS, type LogLevel } from './runtime/logs.js'
 import { safeText } from './safe-text.js'
 import { MAX_TIMER_MS } from './timers.js'
 
@@ -12,20 +14,36 @@ Commands:
   run <capsule.wasm> <export>   call an export of a capsule, printing its output
   explain <url>                 print what the rules decide for a request, without connecting
 
+Options:
+  --version                     print the version
+  -h, --help                    this help
+
 Run "capsule-host <command> --help" for the options of a command.`,
   run: `Usage: capsule-host run <capsule.wasm> <export> [options]
+       capsule-host run --manifest <manifest.json> <export> [options]
 
 Prints the export's output on stdout and one decision line per request on stderr.
 
 Options:
-  --input JSON|@file       the export's input (text, or the contents of a file)
-  --allow HOST             allow https://HOST (or a URL such as http://HOST:8080); repeatable
+  --input TEXT|@file       the export's input (text, or the contents of a file)
+  --stdin                  read the export's input from stdin
+  --manifest FILE          a capsule.json or an Extism manifest (told apart by content); the
+                           module may then be left out when the manifest names it
+  --config KEY=VALUE       a config value the capsule reads; repeatable; wins over the manifest's
+  --allow HOST|URL         allow https://HOST, or a URL such as http://HOST:8080; a path in the
+                           URL (https://HOST/v1/**) allows only that route; repeatable
   --rules rules.json       rules from a file: an array of rules, or { "rules": [...] }
   --isolation MODE         worker (default) or inline (needs Node 25+)
   --resolve NAME=IP        answer NAME with IP instead of DNS; repeatable
   --allow-address CIDR     exempt a CIDR from the address blocklist (for local servers); repeatable
   --ca file.pem            trust an extra CA certificate
   --timeout MS             the call's time limit (default 30000)
+  --memory-max PAGES       the capsule's memory limit in 64 KiB pages (default 4096: 256 MiB)
+  --http-response-max BYTES  the largest buffered response body (default 10485760)
+  --log-level LEVEL        print the capsule's log lines at LEVEL and above (trace, debug, info,
+                           warn, error) and its WASI stdout and stderr, on stderr
+  --wasi-arg ARG           grant the WASI module an argument (the first is its argv[0]); repeatable
+  --wasi-env NAME=VALUE    grant the WASI module an environment variable; repeatable
   --verbose                print every audit event as a JSON line on stderr instead of decision lines
   -h, --help               this help`,
   explain: `Usage: capsule-host explain <url> [options]
@@ -35,10 +53,12 @@ Exits 0 when the request would be allowed, 1 when it would be refused.
 
 Options:
   --method M               the request method (default GET)
-  --allow HOST             allow https://HOST (or a URL such as http://HOST:8080); repeatable
+  --allow HOST|URL         allow https://HOST, or a URL such as http://HOST:8080; a path in the
+                           URL (https://HOST/v1/**) allows only that route; repeatable
   --rules rules.json       rules from a file: an array of rules, or { "rules": [...] }
   --resolve NAME=IP        answer NAME with IP instead of DNS; repeatable
   --allow-address CIDR     exempt a CIDR from the address blocklist; repeatable
+  --json                   print the decision as one JSON object
   -h, --help               this help`,
 }
 
@@ -56,15 +76,26 @@ const OPTIONS = {
   run: {
     ...COMMON,
     input: { type: 'string' },
+    stdin: { type: 'boolean' },
+    manifest: { type: 'string' },
+    config: { type: 'string', multiple: true },
     isolation: { type: 'string' },
     ca: { type: 'string' },
     timeout: { type: 'string' },
+    'memory-max': { type: 'string' },
+    'http-response-max': { type: 'string' },
+    'log-level': { type: 'string' },
+    'wasi-arg': { type: 'string', multiple: true },
+    'wasi-env': { type: 'string', multiple: true },
     verbose: { type: 'boolean' },
   },
-  explain: { ...COMMON, method: { type: 'string' } },
+  explain: { ...COMMON, method: { type: 'string' }, json: { type: 'boolean' } },
 } as const
 
-type Rule = { host: string; httpsOnly?: boolean; port?: number | number[] }
+const PAGE_BYTES = 64 * 1024
+const MAX_PAGES = 65536
+
+type Rule = { host: string; httpsOnly?: boolean; port?: number | number[]; routes?: { path: string }[] }
 
 function readText(path: string, what: string): string {
   try {
@@ -74,21 +105,55 @@ function readText(path: string, what: string): string {
   }
 }
 
-/** `api.example.com` allows https on 443; a URL such as `http://localhost:8080` allows that scheme and port. */
-function ruleFor(allow: string): Rule {
-  if (!allow.includes('://')) return { host: allow }
+/** One --allow: its origin rule, and the route its path names (none for a bare origin or "/"). */
+interface Allowed {
+  readonly rule: Rule
+  readonly path: string | undefined
+}
+
+/**
+ * `api.example.com` allows https on 443; a URL such as `http://localhost:8080` allows that scheme
+ * and port; a path (`https://api.example.com/v1/**`) becomes a route, never dropped.
+ */
+function allowedFor(allow: string): Allowed {
+  const spelled = allow.includes('://') || !allow.includes('/') ? allow : `https://${allow}`
+  if (!spelled.includes('://')) return { rule: { host: allow }, path: undefined }
   let url: URL
   try {
-    url = new URL(allow)
+    url = new URL(spelled)
   } catch {
     throw new UsageError(`--allow ${allow}: not a host or URL`)
   }
+  if (url.search !== '' || url.hash !== '' || spelled.endsWith('?') || spelled.endsWith('#')) {
+    throw new UsageError(`--allow ${allow}: a query or fragment cannot be allowed; give the origin and, for a route, a path`)
+  }
+  const path = url.pathname === '/' ? undefined : url.pathname
+  const star = path?.split('/').find((segment) => segment.includes('*') && segment !== '**')
+  if (path !== undefined && star !== undefined) {
+    const base = path.slice(0, path.indexOf(star)).replace(/\/$/, '')
+    throw new UsageError(
+      `--allow ${allow}: "${star}" is not a route pattern; use ${base}/:name for one segment, or ${base}/** for every path under ${base || '/'}`,
+    )
+  }
   const port = url.port === '' ? undefined : Number(url.port)
-  return { host: url.hostname, httpsOnly: url.protocol === 'https:', ...(port ? { port } : {}) }
+  return { rule: { host: url.hostname, httpsOnly: url.protocol === 'https:', ...(port ? { port } : {}) }, path }
+}
+
+/** The --allow rules, one per origin: the routes of one origin's paths together, or every path when one --allow gave none. */
+function allowRules(values: string[]): Rule[] {
+  const origins = new Map<string, { rule: Rule; paths: string[] | undefined }>()
+  for (const { rule, path } of values.map(allowedFor)) {
+    const key = JSON.stringify([rule.host, rule.httpsOnly, rule.port])
+    const seen = origins.get(key)
+    if (!seen) origins.set(key, { rule, paths: path === undefined ? undefined : [path] })
+    else if (seen.paths && path !== undefined) seen.paths.push(path)
+    else seen.paths = undefined
+  }
+  return [...origins.values()].map(({ rule, paths }) => (paths ? { ...rule, routes: paths.map((path) => ({ path })) } : rule))
 }
 
 function rulesFrom(values: { allow?: string[]; rules?: string }): Rule[] {
-  const rules = (values.allow ?? []).map(ruleFor)
+  const rules = allowRules(values.allow ?? [])
   if (values.rules) {
     let parsed: unknown
     try {
@@ -102,6 +167,18 @@ function rulesFrom(values: { allow?: string[]; rules?: string }): Rule[] {
     rules.push(...(list as Rule[]))
   }
   return rules
+}
+
+/** `NAME=VALUE` pairs (split at the first "="), later ones winning. */
+function pairs(entries: string[] | undefined, flag: string, what: string): Record<string, string> | undefined {
+  if (!entries?.length) return undefined
+  const out: Record<string, string> = {}
+  for (const entry of entries) {
+    const at = entry.indexOf('=')
+    if (at <= 0) throw new UsageError(`--${flag} ${entry}: expected ${what}`)
+    out[entry.slice(0, at)] = entry.slice(at + 1)
+  }
+  return out
 }
 
 function resolverFrom(entries: string[] | undefined) {
@@ -129,8 +206,10 @@ function fetchOptions(values: { allow?: string[]; rules?: string; resolve?: stri
   }
 }
 
+type Api = Awaited<ReturnType<typeof loadApi>>
+
 /** createSafeFetch, with a bad rule or CIDR from the command line reported as a usage error. */
-function createFetch(api: Awaited<ReturnType<typeof loadApi>>, options: Parameters<Awaited<ReturnType<typeof loadApi>>['createSafeFetch']>[0]) {
+function createFetch(api: Api, options: Parameters<Api['createSafeFetch']>[0]) {
   try {
     return api.createSafeFetch(options)
   } catch (error) {
@@ -147,11 +226,12 @@ function parse<T extends ParseArgsConfig['options']>(options: T, args: string[])
   }
 }
 
-function positiveInt(value: string | undefined, name: string): number | undefined {
+/** A whole number from 1 to `max` given to `--name`, or undefined when the flag is absent. */
+function wholeNumber(value: string | undefined, name: string, unit: string, max: number): number | undefined {
   if (value === undefined) return undefined
   const n = Number(value)
-  if (!Number.isInteger(n) || n <= 0 || n > MAX_TIMER_MS) {
-    throw new UsageError(`--${name} ${value}: expected a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`)
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n <= 0 || n > max) {
+    throw new UsageError(`--${name} ${value}: expected a whole number of ${unit} from 1 to ${max}`)
   }
   return n
 }
@@ -165,37 +245,74 @@ async function loadApi() {
   return import('./index.js')
 }
 
-async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parse(OPTIONS.run, args)
-  if (values.help) return print(USAGE.run)
-  const [wasm, exportName, ...extra] = positionals
-  if (!wasm || !exportName || extra.length) throw new UsageError('run needs a capsule file and an export name')
+type RunValues = ReturnType<typeof parse<typeof OPTIONS.run>>['values']
+
+/** What `run` was asked to do, checked before anything is loaded. */
+function runPlan(values: RunValues, positionals: string[]) {
+  const count = positionals.length
+  if (values.manifest === undefined ? count !== 2 : count !== 1 && count !== 2) {
+    throw new UsageError(values.manifest === undefined ? 'run needs a capsule file and an export name' : 'run --manifest needs an export name (and, optionally, the capsule file before it)')
+  }
+  const exportName = positionals.at(-1)!
+  const wasm = positionals.length === 2 ? positionals[0] : undefined
   if (values.isolation !== undefined && values.isolation !== 'worker' && values.isolation !== 'inline') {
     throw new UsageError(`--isolation ${values.isolation}: expected worker or inline`)
   }
+  const level = values['log-level']
+  if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new UsageError(`--log-level ${level}: expected one of ${LOG_LEVELS.join(', ')}`)
+  }
+  if (values.stdin && values.input !== undefined) throw new UsageError('give the input with --input or --stdin, not both')
   const input = values.input?.startsWith('@') ? readText(values.input.slice(1), 'input file') : values.input
-  const callTimeoutMs = positiveInt(values.timeout, 'timeout')
+  const pages = wholeNumber(values['memory-max'], 'memory-max', '64 KiB pages', MAX_PAGES)
+  const maxResponseBytes = wholeNumber(values['http-response-max'], 'http-response-max', 'bytes', Number.MAX_SAFE_INTEGER)
+  const callTimeoutMs = wholeNumber(values.timeout, 'timeout', 'milliseconds', MAX_TIMER_MS)
+  const config = pairs(values.config, 'config', 'KEY=VALUE')
+  const env = pairs(values['wasi-env'], 'wasi-env', 'NAME=VALUE')
+  const args = values['wasi-arg']
+  const wasi = args || env ? { ...(args ? { args } : {}), ...(env ? { env } : {}) } : undefined
+  const limits = { ...(callTimeoutMs ? { callTimeoutMs } : {}), ...(pages ? { memoryBytes: pages * PAGE_BYTES } : {}) }
+  return { exportName, wasm, input, level: level as LogLevel | undefined, maxResponseBytes, config, wasi, limits }
+}
+
+/** One decision line per request (`allowed GET url -> 200 (rule:x, 3 ms)`), or nothing with --verbose. */
+function decisionLine(e: { allowed: boolean; method?: string; url?: string; code?: string; status?: number; reason?: string; detail?: string; decidedBy?: string; durationMs: number }) {
+  // A refusal's reason may quote what the capsule sent (an unknown key, a header name): escaped.
+  const why = [e.reason, e.detail].filter((part) => part !== undefined).join(': ')
+  const outcome = e.code ? `${e.code}: ${safeText(why)}` : `${e.status}`
+  process.stderr.write(`${e.allowed ? 'allowed' : 'refused'} ${e.method ?? '-'} ${e.url ?? '-'} -> ${outcome} (${e.decidedBy ?? 'no decision'}, ${e.durationMs} ms)\n`)
+}
+
+async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parse(OPTIONS.run, args)
+  if (values.help) return print(USAGE.run)
+  const plan = runPlan(values, positionals)
+  const input = values.stdin ? await readAll(process.stdin) : plan.input
   const api = await loadApi()
   const fetch = createFetch(api, {
     ...fetchOptions(values),
     ...(values.ca ? { tls: { ca: readText(values.ca, 'CA file') } } : {}),
+    ...(plan.maxResponseBytes ? { limits: { maxResponseBytes: plan.maxResponseBytes } } : {}),
     ...(values.verbose ? { auditStream: process.stderr } : {}),
     onRequest: (e) => {
-      if (values.verbose) return
-      // A refusal's reason may quote what the capsule sent (an unknown key, a header name): escaped.
-      const why = [e.reason, e.detail].filter((part) => part !== undefined).join(': ')
-      const outcome = e.code ? `${e.code}: ${safeText(why)}` : `${e.status}`
-      process.stderr.write(`${e.allowed ? 'allowed' : 'refused'} ${e.method ?? '-'} ${e.url ?? '-'} -> ${outcome} (${e.decidedBy ?? 'no decision'}, ${e.durationMs} ms)\n`)
+      if (!values.verbose) decisionLine(e)
     },
   })
   const runtime = api.createRuntime({
     fetch,
     ...(values.isolation ? { isolation: values.isolation as 'worker' | 'inline' } : {}),
-    ...(callTimeoutMs ? { limits: { callTimeoutMs } } : {}),
+    limits: plan.limits,
+    // The engine has made each line safe to print (control characters escaped, capped).
+    ...(plan.level ? { logLevel: plan.level, onLog: (e) => void process.stderr.write(`[${e.level}] ${e.message}\n`) } : {}),
   })
   try {
-    const capsule = await runtime.load({ wasm })
-    const output = await capsule.call(exportName, input)
+    const capsule = await runtime.load({
+      ...(plan.wasm ? { wasm: plan.wasm } : {}),
+      ...(values.manifest ? { manifest: values.manifest } : {}),
+      ...(plan.config ? { config: plan.config } : {}),
+      ...(plan.wasi ? { wasi: plan.wasi } : {}),
+    })
+    const output = await capsule.call(plan.exportName, input)
     process.stdout.write(output.bytes())
     if (process.stdout.isTTY) process.stdout.write('\n')
     return 0
@@ -216,10 +333,17 @@ async function explain(args: string[]): Promise<number> {
   if (!url || extra.length) throw new UsageError('explain needs exactly one URL')
   const api = await loadApi()
   const fetch = createFetch(api, fetchOptions(values))
-  const decision = await fetch.explain({ url, method: values.method ?? 'GET' }, { capsuleId: 'cli' })
+  const method = (values.method ?? 'GET').toUpperCase()
+  const decision = await fetch.explain({ url, method }, { capsuleId: 'cli' })
+  await fetch.close()
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ method, url, ...decision })}\n`)
+    return decision.allowed ? 0 : 1
+  }
   const lines = [
-    `${decision.allowed ? 'allowed' : 'refused'}${decision.code ? ` (${decision.code})` : ''}: ${(values.method ?? 'GET').toUpperCase()} ${url}`,
+    `${decision.allowed ? 'allowed' : 'refused'}${decision.code ? ` (${decision.code})` : ''}: ${method} ${url}`,
     `decided by: ${decision.decidedBy ?? '-'}`,
+    ...(decision.route ? [`route: ${decision.route}`] : []),
     ...(decision.reason ? [`reason: ${decision.reason}`] : []),
     ...(decision.detail ? [`detail: ${safeText(decision.detail)}`] : []),
     ...(decision.addresses ?? []).map(
@@ -227,7 +351,6 @@ async function explain(args: string[]): Promise<number> {
     ),
   ]
   process.stdout.write(`${lines.join('\n')}\n`)
-  await fetch.close()
   return decision.allowed ? 0 : 1
 }
 
@@ -236,11 +359,17 @@ function print(text: string): number {
   return 0
 }
 
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return `capsule-host ${pkg.version}`
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   try {
     if (command === 'run') return await run(rest)
     if (command === 'explain') return await explain(rest)
+    if (command === '--version') return print(version())
     if (command === '--help' || command === '-h' || command === 'help') return print(USAGE.main)
     throw new UsageError(command ? `unknown command "${command}"` : 'no command given')
   } catch (error) {

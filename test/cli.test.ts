@@ -1,6 +1,6 @@
 // Integration: the capsule-host CLI (the built dist/cli.js) run as a child process against loopback servers.
 import { execFile } from 'node:child_process'
-import { writeFileSync, mkdtempSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,17 +10,21 @@ import { closeAllServers, startServer, type TestServer } from './helpers/servers
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function cliWith(stdin: string | undefined, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr })
     })
+    if (stdin !== undefined) child.stdin?.end(stdin)
+    else child.stdin?.end()
   })
 }
 
+const cli = (...args: string[]) => cliWith(undefined, args)
+
 let server: TestServer
 beforeAll(async () => {
-  server = await startServer((req, res) => res.end(JSON.stringify({ path: req.url })))
+  server = await startServer((req, res) => res.end(req.url === '/big' ? Buffer.alloc(5000, 97) : JSON.stringify({ path: req.url })))
 })
 afterAll(closeAllServers)
 
@@ -47,11 +51,76 @@ describe('usage', () => {
     [['explain', 'https://a.test/', '--allow', 'http://[bad'], '--allow http://[bad: not a host or URL'],
     [['explain', 'https://a.test/', '--allow', 'bad host!'], 'rules[0]'],
     [['explain', 'https://a.test/', '--allow-address', 'nonsense'], 'addressPolicy.unsafeAllow: "nonsense" is not a CIDR'],
+    [['run', 'x.wasm', 'f', '--input', 'a', '--stdin'], 'give the input with --input or --stdin, not both'],
+    [['run', 'x.wasm', 'f', '--config', 'region'], '--config region: expected KEY=VALUE'],
+    [['run', 'x.wasm', 'f', '--config', '=eu'], '--config =eu: expected KEY=VALUE'],
+    [['run', 'x.wasm', 'f', '--wasi-env', 'TZ'], '--wasi-env TZ: expected NAME=VALUE'],
+    [['run', 'x.wasm', 'f', '--log-level', 'loud'], '--log-level loud: expected one of trace, debug, info, warn, error'],
+    [['run', 'x.wasm', 'f', '--memory-max', '0'], '--memory-max 0: expected a whole number of 64 KiB pages from 1 to 65536'],
+    [['run', 'x.wasm', 'f', '--memory-max', '65537'], '--memory-max 65537: expected a whole number of 64 KiB pages from 1 to 65536'],
+    [['run', 'x.wasm', 'f', '--http-response-max', '1.5'], '--http-response-max 1.5: expected a whole number of bytes'],
+    [['run', 'x.wasm', 'f', '--timeout', '0'], '--timeout 0: expected a whole number of milliseconds from 1 to 2147483647'],
+    [['run', '--manifest', 'm.json'], 'run --manifest needs an export name (and, optionally, the capsule file before it)'],
+    [['run', 'a', 'b', 'c', '--manifest', 'm.json'], 'run --manifest needs an export name'],
+    [['explain', 'https://a.test/', '--allow', 'https://a.test/v1/*'], '--allow https://a.test/v1/*: "*" is not a route pattern; use /v1/:name for one segment, or /v1/** for every path under /v1'],
+    [['explain', 'https://a.test/', '--allow', 'https://a.test/*.json'], '"*.json" is not a route pattern; use /:name for one segment, or /** for every path under /'],
+    [['explain', 'https://a.test/', '--allow', 'https://a.test/v1?x=1'], '--allow https://a.test/v1?x=1: a query or fragment cannot be allowed'],
+    [['explain', 'https://a.test/', '--allow', 'https://a.test/#top'], 'a query or fragment cannot be allowed'],
+    [['explain', 'https://a.test/', '--allow', 'https://a.test/files/:ext(png|'], 'rules[0]'],
   ])('%j is a usage error with exit code 2', async (args, message) => {
     const { code, stderr } = await cli(...args)
     expect(code).toBe(2)
     expect(stderr).toContain(message)
     expect(stderr).toContain('Usage: capsule-host')
+  })
+})
+
+describe('--version', () => {
+  test('prints the package version and exits 0', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+    expect(await cli('--version')).toMatchObject({ code: 0, stdout: `capsule-host ${version}\n` })
+  })
+})
+
+describe('--allow with a path becomes a route', () => {
+  const explainAt = (url: string, ...allow: string[]) =>
+    cli('explain', url, ...allow.flatMap((a) => ['--allow', a]), '--resolve', 'api.test=127.0.0.1', '--allow-address', '127.0.0.1/32', '--json')
+
+  // decidedBy: the rule whose origin matched (and whose routes then refused), or "rules" when no origin did.
+  test.each<[string, string[], boolean, string | undefined, string]>([
+    ['https://api.test/v1/users', ['https://api.test/v1/**'], true, '/v1/**', 'rule:api.test'],
+    ['https://api.test/v1', ['https://api.test/v1/**'], true, '/v1/**', 'rule:api.test'],
+    ['https://api.test/v2/users', ['https://api.test/v1/**'], false, undefined, 'rule:api.test'],
+    ['https://api.test/v1/users/7', ['https://api.test/v1/users/:id'], true, '/v1/users/:id', 'rule:api.test'],
+    ['https://api.test/v1/users/7/x', ['https://api.test/v1/users/:id'], false, undefined, 'rule:api.test'],
+    ['https://api.test/v1/users', ['api.test/v1/**'], true, '/v1/**', 'rule:api.test'],
+    ['http://api.test/v1/users', ['api.test/v1/**'], false, undefined, 'rules'],
+    ['https://api.test/v2/x', ['https://api.test/v1/**', 'https://api.test/v2/**'], true, '/v2/**', 'rule:api.test'],
+    ['https://api.test/v3/x', ['https://api.test/v1/**', 'https://api.test'], true, undefined, 'rule:api.test'],
+    ['https://api.test/', ['https://api.test/'], true, undefined, 'rule:api.test'],
+  ])('%s with --allow %j: allowed %s', async (url, allow, allowed, route, decidedBy) => {
+    const { code, stdout } = await explainAt(url, ...allow)
+    const decision = JSON.parse(stdout)
+    expect(decision).toMatchObject({ allowed, url, decidedBy })
+    expect(decision.route).toBe(route)
+    expect(code).toBe(allowed ? 0 : 1)
+    if (!allowed) expect(decision.code).toBe('denied')
+  })
+})
+
+describe('explain --json', () => {
+  test('prints the decision as one JSON object: method, url, addresses', async () => {
+    const { code, stdout } = await cli('explain', 'http://169.254.169.254/latest/meta-data/', '--allow', 'http://169.254.169.254', '--json', '--method', 'post')
+    expect(code).toBe(1)
+    expect(stdout.trim().split('\n')).toHaveLength(1)
+    expect(JSON.parse(stdout)).toMatchObject({
+      method: 'POST',
+      url: 'http://169.254.169.254/latest/meta-data/',
+      allowed: false,
+      code: 'blocked_address',
+      decidedBy: 'address-policy',
+      addresses: [{ address: '169.254.169.254', class: 'link-local' }],
+    })
   })
 })
 
@@ -141,5 +210,91 @@ describe('run', () => {
     const { code, stderr } = await cli('run', capsulePath('probe'), 'spin', '--timeout', '300')
     expect(code).toBe(1)
     expect(stderr).toContain('call_timeout')
+  })
+})
+
+describe('run, extism call parity', () => {
+  const loopback = () => ['--allow', `http://api.test:${server.port}`, '--resolve', 'api.test=127.0.0.1', '--allow-address', '127.0.0.1/32']
+
+  test('--stdin: the input is read from stdin', async () => {
+    const { code, stdout } = await cliWith('from stdin \u00e9', ['run', capsulePath('probe'), 'echo', '--stdin'])
+    expect(code).toBe(0)
+    expect(stdout).toBe('from stdin \u00e9')
+  })
+
+  test('--config KEY=VALUE, repeatable; a value may hold "="', async () => {
+    const region = await cli('run', capsulePath('probe'), 'config_get', '--input', 'region', '--config', 'region=eu', '--config', 'token=a=b')
+    expect(region).toMatchObject({ code: 0, stdout: 'eu' })
+    expect((await cli('run', capsulePath('probe'), 'config_get', '--input', 'token', '--config', 'token=a=b')).stdout).toBe('a=b')
+  })
+
+  test('--manifest with an Extism manifest: its allowed_hosts narrow --allow, and the module may be left out', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'capsule-host-'))
+    copyFileSync(capsulePath('probe'), join(dir, 'probe.wasm'))
+    writeFileSync(join(dir, 'plugin.json'), JSON.stringify({ wasm: [{ path: 'probe.wasm' }], allowed_hosts: ['other.test'], config: { region: 'us' } }))
+    const denied = await cli('run', '--manifest', join(dir, 'plugin.json'), 'request', '--input', JSON.stringify({ url: `http://api.test:${server.port}/` }), ...loopback())
+    expect(denied.code).toBe(0)
+    expect(JSON.parse(denied.stdout).error.code).toBe('denied')
+    expect(denied.stderr).toContain("the capsule's manifest does not declare")
+    const config = await cli('run', '--manifest', join(dir, 'plugin.json'), 'config_get', '--input', 'region', '--config', 'region=eu')
+    expect(config).toMatchObject({ code: 0, stdout: 'eu' })
+  })
+
+  test('--manifest with a capsule.json and the module given first', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'capsule-host-'))
+    writeFileSync(join(dir, 'capsule.json'), JSON.stringify({ name: 'probe', version: '1.0.0', capabilities: { http: ['api.test'] } }))
+    const { code, stdout } = await cli('run', capsulePath('probe'), 'request', '--manifest', join(dir, 'capsule.json'), '--input', JSON.stringify({ url: `http://api.test:${server.port}/x` }), ...loopback())
+    expect(code).toBe(0)
+    expect(JSON.parse(JSON.parse(stdout).body)).toEqual({ path: '/x' })
+  })
+
+  test('a refused Extism manifest exits 1 with load_failed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'capsule-host-'))
+    writeFileSync(join(dir, 'plugin.json'), JSON.stringify({ wasm: [{ path: capsulePath('probe') }], allowed_paths: { '.': '/' } }))
+    const { code, stderr } = await cli('run', '--manifest', join(dir, 'plugin.json'), 'echo')
+    expect(code).toBe(1)
+    expect(stderr).toContain('capsule-host: load_failed: invalid Extism manifest: "allowed_paths"')
+  })
+
+  test('--http-response-max lowers the response cap', async () => {
+    const { code, stdout } = await cli('run', capsulePath('probe'), 'request', '--input', JSON.stringify({ url: `http://api.test:${server.port}/big` }), '--http-response-max', '1000', ...loopback())
+    expect(code).toBe(0)
+    expect(JSON.parse(stdout).error.code).toBe('too_large')
+  })
+
+  test('--memory-max in pages: a capsule that grows past it is stopped with memory_limit', async () => {
+    const { code, stderr } = await cli('run', capsulePath('probe'), 'grow', '--memory-max', '64')
+    expect(code).toBe(1)
+    expect(stderr).toContain('capsule-host: memory_limit')
+  })
+
+  test('--log-level prints the capsule\'s log lines at that level and above on stderr; without it, none', async () => {
+    const info = await cli('run', capsulePath('hostile'), 'log_flood', '--input', '2:hello', '--log-level', 'info')
+    expect(info).toMatchObject({ code: 0, stdout: '2' })
+    expect(info.stderr).toBe('[info] hello\n[info] hello\n')
+    const error = await cli('run', capsulePath('hostile'), 'log_flood', '--input', '2:hello', '--log-level', 'error')
+    expect(error.stderr).toBe('')
+    const none = await cli('run', capsulePath('hostile'), 'log_flood', '--input', '2:hello')
+    expect(none.stderr).toBe('')
+  })
+})
+
+describe('run, WASI grants', () => {
+  const wasiCapsule = existsSync(new URL('../capsules/dist/wasi-stdio.wasm', import.meta.url))
+
+  test.skipIf(!wasiCapsule)('--wasi-arg and --wasi-env are what the module sees; nothing without them', async () => {
+    const granted = await cli('run', capsulePath('wasi-stdio'), 'environment', '--wasi-arg', 'tool', '--wasi-arg=--flag', '--wasi-env', 'TZ=UTC', '--wasi-env', 'A=b=c')
+    expect(granted.code).toBe(0)
+    expect(JSON.parse(granted.stdout)).toMatchObject({ args: ['tool', '--flag'], env: ['TZ=UTC', 'A=b=c'] })
+    const bare = await cli('run', capsulePath('wasi-stdio'), 'environment')
+    expect(JSON.parse(bare.stdout)).toMatchObject({ args: [], env: [] })
+  })
+
+  test.skipIf(!wasiCapsule)('--log-level shows WASI stdout and stderr lines', async () => {
+    const { code, stdout, stderr } = await cli('run', capsulePath('wasi-stdio'), 'speak', '--log-level', 'error')
+    expect(code).toBe(0)
+    expect(stdout).toBe('spoken')
+    expect(stderr).toContain('[stdout] out one')
+    expect(stderr).toContain('[stderr] err one')
   })
 })
