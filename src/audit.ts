@@ -2,12 +2,25 @@
 import type { ErrorCode, TimeoutPhase } from './errors.js'
 import type { Decider, DenyReason } from './gate/types.js'
 
+/**
+ * Which host ABI a capsule made a request through: capsule-host's own functions
+ * (`extism:host/user` http_request / http_stream_*) or Extism's kernel HTTP (`extism:host/env`
+ * http_request, as every PDK's HTTP helper calls it).
+ */
+export const ABIS = ['capsule-host', 'extism'] as const
+export type Abi = (typeof ABIS)[number]
+
 /** One request's outcome. Never contains a query string, a header value, a body or a secret. */
 export interface AuditEvent {
   capsuleId: string
   /** Unique within this safe fetch: `<capsuleId>#<n>`. */
   requestId: string
   kind: 'request' | 'stream'
+  /**
+   * The ABI the request came through, set by the host function that served it (never from
+   * anything the capsule wrote). Host code calling the safe fetch directly gets `capsule-host`.
+   */
+  abi: Abi
   method: string | undefined
   /**
    * The capsule's own URL (never one middleware set): origin and path, with any query string

@@ -1,11 +1,11 @@
 // createSafeFetch: a thin facade over the four parts of the request path (guard, transport, pipeline, session).
-import { AuditLog, type AuditEvent, type AuditListener, type AuditSink } from './audit.js'
+import { AuditLog, type Abi, type AuditEvent, type AuditListener, type AuditSink } from './audit.js'
 import { CapsuleHostError, type ErrorCode, type TimeoutPhase, type WireError } from './errors.js'
 import { admit, type Admission } from './fetch/admit.js'
 import { exchange, hostBudget } from './fetch/exchange.js'
 import { cancelledBy } from './fetch/host-deadline.js'
 import { prepareRequest, type Mode, type PreparedRequest } from './fetch/prepare.js'
-import { bufferedReply, scrubbedWireError, streamedAnswer } from './fetch/reply.js'
+import { bufferedReply, bytesReply, scrubbedWireError, streamedAnswer, type BytesResponse } from './fetch/reply.js'
 import { RequestSecrets } from './fetch/secrets.js'
 import { CapsuleSession } from './fetch/session.js'
 import { RequestTrace, type ErrorHook } from './fetch/trace.js'
@@ -66,6 +66,19 @@ export interface RequestContext {
 
 export type ErrorReply = { error: WireError }
 
+export type { Abi, BytesResponse }
+
+/** How a capsule's request reached the safe fetch; set by the runtime's host functions, never by the capsule. */
+export interface RequestVia {
+  /** The host ABI that served it (on the audit event). Default `capsule-host`. */
+  readonly abi?: Abi
+  /**
+   * A request that does not choose follows redirects, up to the host's `maxRedirects` (each hop
+   * re-checked), as Extism's HTTP does; with `maxRedirects` 0 the 3xx still comes back.
+   */
+  readonly followRedirects?: boolean
+}
+
 /** An open streamed response. `read()` returns the next chunk, or `null` at the end. */
 export interface StreamedResponse {
   /** The stream's handle in its capsule's stream table (what `http_stream_read` names). */
@@ -107,13 +120,18 @@ export interface SafeFetchSession {
   readonly limits: Readonly<Limits>
   /** Streams open or starting (at most `limits.maxOpenStreams`). */
   readonly openStreams: number
-  request(request: unknown, signal?: AbortSignal): Promise<BufferedResponse | ErrorReply>
+  request(request: unknown, signal?: AbortSignal, via?: RequestVia): Promise<BufferedResponse | ErrorReply>
+  /**
+   * The same request and checks as `request()`, with the body kept as bytes (no text or base64
+   * step): what Extism's kernel `http_request` hands the capsule.
+   */
+  requestBytes(request: unknown, signal?: AbortSignal, via?: RequestVia): Promise<BytesResponse | ErrorReply>
   /** Opens a stream in the capsule's stream table; `stream_limit` when every slot is taken. */
-  stream(request: unknown, signal?: AbortSignal): Promise<StreamedResponse | ErrorReply>
+  stream(request: unknown, signal?: AbortSignal, via?: RequestVia): Promise<StreamedResponse | ErrorReply>
   /** The open stream with this handle, if any. */
   openStream(handle: string): StreamedResponse | undefined
   /** Records a request the capsule's worker refused in validation (it never reached the safe fetch). */
-  recordInvalid(kind: AuditEvent['kind'], error: WireError): void
+  recordInvalid(kind: AuditEvent['kind'], error: WireError, via?: RequestVia): void
   /** Aborts everything the capsule has in flight, records its open streams as cancelled, closes its connections. */
   release(): Promise<void>
 }
@@ -214,20 +232,22 @@ interface InFlight {
   readonly signal: AbortSignal
   readonly trace: RequestTrace
   readonly secrets: RequestSecrets
+  readonly via: RequestVia | undefined
 }
 
-function startRequest(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, kind: AuditEvent['kind'], signal?: AbortSignal): InFlight {
-  const trace = new RequestTrace(session.capsuleId, `${session.capsuleId}#${++state.requests}`, kind)
+function startRequest(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, kind: AuditEvent['kind'], signal?: AbortSignal, via?: RequestVia): InFlight {
+  const trace = new RequestTrace(session.capsuleId, `${session.capsuleId}#${++state.requests}`, kind, via?.abi ?? 'capsule-host')
   // One signal for the caller's abort and the capsule's release.
   const combined = signal ? AbortSignal.any([signal, session.signal]) : session.signal
-  return { session, signal: combined, trace, secrets: new RequestSecrets() }
+  return { session, signal: combined, trace, secrets: new RequestSecrets(), via }
 }
 
 /** Validates the request; a refusal is recorded here, where it is decided. */
-function prepare(state: SafeFetchState, input: unknown, mode: Mode, limits: Readonly<Limits>, trace: RequestTrace): PreparedRequest {
+function prepare(state: SafeFetchState, input: unknown, mode: Mode, limits: Readonly<Limits>, trace: RequestTrace, via?: RequestVia): PreparedRequest {
   let prepared: PreparedRequest
+  const redirectDefault = via?.followRedirects && state.maxRedirects > 0 ? 'follow' : 'manual'
   try {
-    prepared = prepareRequest(parseRequest(input, limits.maxRequestBytes), limits, state.maxRedirects, mode)
+    prepared = prepareRequest(parseRequest(input, limits.maxRequestBytes), limits, state.maxRedirects, mode, redirectDefault)
   } catch (error) {
     trace.refusedBy('validation', 'invalid request', (error as Error).message)
     throw error
@@ -262,10 +282,13 @@ function exchangeOf(state: SafeFetchState, prepared: PreparedRequest, flight: In
   })
 }
 
-async function bufferedRequest(state: SafeFetchState, input: unknown, flight: InFlight): Promise<BufferedResponse | ErrorReply> {
+/** What a buffered request's answer becomes: the wire reply, or the bytes reply. */
+type ReplyShape<R> = (...args: Parameters<typeof bufferedReply>) => Promise<R>
+
+async function bufferedRequest<R extends { status: number }>(state: SafeFetchState, input: unknown, flight: InFlight, shape: ReplyShape<R>): Promise<R | ErrorReply> {
   const started = performance.now()
   try {
-    const prepared = prepare(state, input, 'buffered', flight.session.limits, flight.trace)
+    const prepared = prepare(state, input, 'buffered', flight.session.limits, flight.trace, flight.via)
     // The total time limit starts now, so time spent waiting for a concurrency slot counts.
     const deadline = started + prepared.limits.totalTimeoutMs
     const { session, signal } = flight
@@ -275,7 +298,7 @@ async function bufferedRequest(state: SafeFetchState, input: unknown, flight: In
         // The caller was told `timeout` already: work that got its slot too late never starts.
         if (performance.now() >= deadline) throw totalTimeout(prepared.limits.totalTimeoutMs)
         return exchangeOf(state, prepared, flight, deadline).then((done) =>
-          bufferedReply(done, prepared, flight.secrets, flight.trace, () => Math.round(performance.now() - started)),
+          shape(done, prepared, flight.secrets, flight.trace, () => Math.round(performance.now() - started)),
         )
       }),
       signal,
@@ -345,7 +368,7 @@ function openedStream(state: SafeFetchState, flight: InFlight, handle: string, h
 async function streamRequest(state: SafeFetchState, input: unknown, flight: InFlight): Promise<StreamedResponse | ErrorReply> {
   let handle: string | undefined
   try {
-    const prepared = prepare(state, input, 'stream', flight.session.limits, flight.trace)
+    const prepared = prepare(state, input, 'stream', flight.session.limits, flight.trace, flight.via)
     if (flight.signal.aborted) throw cancelledBy(flight.signal)
     handle = flight.session.reserveStream()
     if (handle === undefined) {
@@ -442,13 +465,18 @@ function releaseSession(state: SafeFetchState, session: CapsuleSession<StreamedR
 }
 
 /** A buffered request on a session, counted in flight until its event is recorded. */
-function requestOn(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, input: unknown, signal?: AbortSignal) {
-  return session.track(bufferedRequest(state, input, startRequest(state, session, 'request', signal)))
+function requestOn(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, input: unknown, signal?: AbortSignal, via?: RequestVia) {
+  return session.track(bufferedRequest(state, input, startRequest(state, session, 'request', signal, via), bufferedReply))
+}
+
+/** A buffered request whose body stays bytes (Extism's kernel HTTP). */
+function bytesRequestOn(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, input: unknown, signal?: AbortSignal, via?: RequestVia) {
+  return session.track(bufferedRequest(state, input, startRequest(state, session, 'request', signal, via), bytesReply))
 }
 
 /** A stream start on a session, counted in flight until it has its head or its event. */
-function streamOn(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, input: unknown, signal?: AbortSignal) {
-  return session.track(streamRequest(state, input, startRequest(state, session, 'stream', signal)))
+function streamOn(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, input: unknown, signal?: AbortSignal, via?: RequestVia) {
+  return session.track(streamRequest(state, input, startRequest(state, session, 'stream', signal, via)))
 }
 
 function sessionApi(state: SafeFetchState, session: CapsuleSession<StreamedResponse>): SafeFetchSession {
@@ -458,11 +486,12 @@ function sessionApi(state: SafeFetchState, session: CapsuleSession<StreamedRespo
     get openStreams() {
       return session.openStreams
     },
-    request: (input, signal) => requestOn(state, session, input, signal),
-    stream: (input, signal) => streamOn(state, session, input, signal),
+    request: (input, signal, via) => requestOn(state, session, input, signal, via),
+    requestBytes: (input, signal, via) => bytesRequestOn(state, session, input, signal, via),
+    stream: (input, signal, via) => streamOn(state, session, input, signal, via),
     openStream: (handle) => session.stream(handle),
-    recordInvalid(kind, error) {
-      const flight = startRequest(state, session, kind)
+    recordInvalid(kind, error, via) {
+      const flight = startRequest(state, session, kind, undefined, via)
       flight.trace.refusedBy('validation', 'invalid request', error.message)
       failed(state, flight, CapsuleHostError.fromWire(error))
     },

@@ -26,10 +26,21 @@ export interface PreparedRequest {
 // TRACE echoes the request, headers injected by the host included; CONNECT opens a tunnel.
 const REFUSED_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
 
-export function prepareRequest(request: HttpRequest, limits: Readonly<Limits>, maxRedirects: number, mode: Mode): PreparedRequest {
+/**
+ * `redirectDefault` is what a request that does not say gets: `manual` for the capsule-host ABI,
+ * `follow` for Extism's (whose request JSON has no options), when the host allows redirects.
+ */
+export function prepareRequest(
+  request: HttpRequest,
+  limits: Readonly<Limits>,
+  maxRedirects: number,
+  mode: Mode,
+  redirectDefault: 'manual' | 'follow' = 'manual',
+): PreparedRequest {
   const method = request.method ?? 'GET'
   if (REFUSED_METHODS.has(method)) throw new CapsuleHostError('invalid_request', `method ${method} is not allowed`)
-  const integrity = request.options?.integrity
+  const options = request.options?.redirect === undefined && redirectDefault === 'follow' ? { ...request.options, redirect: redirectDefault } : request.options
+  const integrity = options?.integrity
   if (integrity !== undefined && mode === 'stream') {
     throw new CapsuleHostError('invalid_request', 'options.integrity is checked on buffered bodies only; use http_request')
   }
@@ -41,9 +52,9 @@ export function prepareRequest(request: HttpRequest, limits: Readonly<Limits>, m
     headers: checkCapsuleHeaders(request.headers),
     body: bodyBytes(request),
     responseBody: request.responseBody ?? 'text',
-    redirect: request.options?.redirect ?? 'manual',
+    redirect: options?.redirect ?? 'manual',
     integrity: integrity === undefined ? undefined : parseIntegrity(integrity),
-    limits: effectiveLimits(limits, maxRedirects, request.options, mode),
+    limits: effectiveLimits(limits, maxRedirects, options, mode),
   }
 }
 

@@ -76,14 +76,21 @@ function checkScannable(rawHeaders: HeaderList, secrets: RequestSecrets): void {
   })
 }
 
-/** The buffered reply, and the body bytes it stands for (for the audit log). */
-export async function bufferedReply(
+/** A buffered answer as the capsule may see it: scrubbed head and body, integrity checked. */
+interface ScrubbedAnswer {
+  status: number
+  rawHeaders: HeaderList
+  content: { kind: 'bytes'; bytes: Uint8Array } | { kind: 'json'; value: unknown }
+  meta: BufferedResponse['meta']
+}
+
+async function scrubbedAnswer(
   result: ExchangeResult,
   prepared: PreparedRequest,
   secrets: RequestSecrets,
   trace: RequestTrace,
   elapsedMs: () => number,
-): Promise<BufferedResponse> {
+): Promise<ScrubbedAnswer> {
   const { answer } = result
   let content: BodyContent
   if ('content' in answer.body) content = answer.body.content
@@ -94,8 +101,7 @@ export async function bufferedReply(
   if (content.kind !== 'json') checkScannable(answer.rawHeaders, secrets)
   const meta = { finalUrl: secrets.scrubText(result.finalUrl.href), redirects: result.redirects, elapsedMs: elapsedMs() }
   if (content.kind === 'json') {
-    const rawHeaders = scrubbedHeaders(answer.rawHeaders, secrets)
-    return { status: answer.status, headers: headerObject(rawHeaders), rawHeaders, body: secrets.scrubValue(content.value), bodyEncoding: 'json', meta }
+    return { status: answer.status, rawHeaders: scrubbedHeaders(answer.rawHeaders, secrets), content: { kind: 'json', value: secrets.scrubValue(content.value) }, meta }
   }
   const bytes = secrets.scrubBytes(content.bytes)
   // Checked on what the capsule gets: a check of the unscrubbed bytes would let it confirm a guessed secret.
@@ -103,14 +109,45 @@ export async function bufferedReply(
   // A replacement changes the body's length; the header then says the new one.
   const scrubbed = scrubbedHeaders(answer.rawHeaders, secrets)
   const rawHeaders = bytes === content.bytes ? scrubbed : withLength(scrubbed, bytes.byteLength)
-  return {
-    status: answer.status,
-    headers: headerObject(rawHeaders),
-    rawHeaders,
-    body: encodeBody(bytes, prepared.responseBody),
-    bodyEncoding: prepared.responseBody,
-    meta,
-  }
+  return { status: answer.status, rawHeaders, content: { kind: 'bytes', bytes }, meta }
+}
+
+/** The buffered reply of the wire protocol (body encoded as the capsule asked). */
+export async function bufferedReply(
+  result: ExchangeResult,
+  prepared: PreparedRequest,
+  secrets: RequestSecrets,
+  trace: RequestTrace,
+  elapsedMs: () => number,
+): Promise<BufferedResponse> {
+  const { status, rawHeaders, content, meta } = await scrubbedAnswer(result, prepared, secrets, trace, elapsedMs)
+  const head = { status, headers: headerObject(rawHeaders), rawHeaders }
+  if (content.kind === 'json') return { ...head, body: content.value, bodyEncoding: 'json', meta }
+  return { ...head, body: encodeBody(content.bytes, prepared.responseBody), bodyEncoding: prepared.responseBody, meta }
+}
+
+/** A buffered reply whose body stays bytes (no text or base64 step): what Extism's kernel HTTP returns. */
+export interface BytesResponse {
+  status: number
+  rawHeaders: HeaderList
+  /** The body; a middleware's JSON value is its JSON text. */
+  body: Uint8Array
+  meta: BufferedResponse['meta']
+}
+
+const encoder = new TextEncoder()
+
+/** The buffered reply with the body as bytes, scrubbed and checked exactly as bufferedReply's. */
+export async function bytesReply(
+  result: ExchangeResult,
+  prepared: PreparedRequest,
+  secrets: RequestSecrets,
+  trace: RequestTrace,
+  elapsedMs: () => number,
+): Promise<BytesResponse> {
+  const { status, rawHeaders, content, meta } = await scrubbedAnswer(result, prepared, secrets, trace, elapsedMs)
+  const body = content.kind === 'json' ? encoder.encode(JSON.stringify(content.value) ?? 'null') : content.bytes
+  return { status, rawHeaders, body, meta }
 }
 
 /** A stream's head and reader as the capsule gets them: scrubbed as the bytes pass. */

@@ -1,5 +1,5 @@
 // One request's trace: each fact is written by the step that decides it, and the trace is the audit event.
-import type { AuditEvent } from '../audit.js'
+import type { Abi, AuditEvent } from '../audit.js'
 import { isCapsuleHostError, wireErrorOf } from '../errors.js'
 import type { Allowed, Decider, DenyReason } from '../gate/types.js'
 import { safeText } from '../safe-text.js'
@@ -18,11 +18,12 @@ export class RequestTrace {
   /** What was thrown, for an `internal` failure: handed to the host's onError hook with the event. */
   #thrown: unknown
 
-  constructor(capsuleId: string, requestId: string, kind: AuditEvent['kind']) {
+  constructor(capsuleId: string, requestId: string, kind: AuditEvent['kind'], abi: Abi = 'capsule-host') {
     this.#event = {
       capsuleId,
       requestId,
       kind,
+      abi,
       method: undefined,
       url: undefined,
       // Nothing has allowed it yet: until admission says otherwise, validation is what stands.

@@ -1,7 +1,9 @@
 // One capsule's HTTP host service: the four host functions on bytes, over its safe-fetch session.
+import { ABIS, type Abi } from '../audit.js'
 import { CapsuleHostError, wireErrorOf, type WireError } from '../errors.js'
 import type { SafeFetchSession, StreamedResponse } from '../safe-fetch.js'
 import type { CheckedRequest } from '../wire/parse.js'
+import { extismHeaders, type KernelReply } from './kernel-http.js'
 
 const encoder = new TextEncoder()
 const utf8 = new TextDecoder('utf-8', { fatal: true })
@@ -35,6 +37,11 @@ export class CapsuleHttp {
     return this.#session.openStreams
   }
 
+  /** The largest request a capsule may send (its session's `limits.maxRequestBytes`). */
+  get maxRequestBytes(): number {
+    return this.#session.limits.maxRequestBytes
+  }
+
   /** `http_request`: request JSON bytes in, reply JSON bytes out. Never throws. */
   async request(input: RequestInput): Promise<Uint8Array> {
     try {
@@ -56,9 +63,25 @@ export class CapsuleHttp {
     return json({ handle: reply.handle, status: reply.status, headers: reply.headers, rawHeaders: reply.rawHeaders })
   }
 
-  /** Records, for the audit log, a request the capsule's worker refused in validation (it never reached here). */
-  recordInvalid(notice: { kind: 'request' | 'stream'; error: WireError }): void {
-    this.#session.recordInvalid(notice.kind, notice.error)
+  /**
+   * Extism's kernel `http_request`, checked already (kernel-http.ts): the same safe fetch as
+   * `request`, recorded with `abi: 'extism'`, the body kept as bytes. Never throws.
+   */
+  async kernelRequest(input: CheckedRequest): Promise<KernelReply> {
+    try {
+      const reply = await this.#session.requestBytes(input, undefined, { abi: 'extism', followRedirects: true })
+      if ('error' in reply) return { ok: false, error: reply.error }
+      return { ok: true, status: reply.status, headers: extismHeaders(reply.rawHeaders), body: reply.body }
+    } catch (error) {
+      return { ok: false, error: wireErrorOf(error) }
+    }
+  }
+
+  /** Records, for the audit log, a request the capsule's worker (or a kernel function) refused in validation. */
+  recordInvalid(notice: { kind: 'request' | 'stream'; error: WireError; abi?: Abi }): void {
+    // Host code writes the notice; anything but a known ABI is the default.
+    const abi = ABIS.find((known) => known === notice.abi) ?? 'capsule-host'
+    this.#session.recordInvalid(notice.kind, notice.error, { abi })
   }
 
   #lookup(handle: Uint8Array | string): StreamedResponse {

@@ -4,7 +4,8 @@ import { CapsuleError } from '../errors.js'
 import type { CapsuleEngine } from './capsule.js'
 import type { CapsuleHttp } from './capsule-http.js'
 import { asyncHostFunctions, HOST_NAMESPACE, HostFailure, type MemoryRef } from './host-functions.js'
-import { CallBlockLedger, kernelFunctions, kernelHttpFunctions, type CapsuleLog } from './kernel-guards.js'
+import { CallBlockLedger, kernelFunctions, type CapsuleLog } from './kernel-guards.js'
+import { asyncKernelHttpFunctions } from './kernel-http.js'
 import { KERNEL_HTTP_NAMESPACE } from './module-bounds.js'
 import type { EngineLogs } from './logs.js'
 import type { CompiledCapsule } from './modules.js'
@@ -54,7 +55,13 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
   const functions = {
     [HOST_NAMESPACE]: asyncHostFunctions(io, ref),
     'extism:host/env': kernelFunctions(ledger, log, options.config),
-    [KERNEL_HTTP_NAMESPACE]: kernelHttpFunctions(log),
+    [KERNEL_HTTP_NAMESPACE]: asyncKernelHttpFunctions({
+      send: (checked) => http.kernelRequest(checked),
+      refused: (error) => http.recordInvalid({ kind: 'request', error, abi: 'extism' }),
+      checkpoint: io.checkpoint,
+      budget: ledger,
+      maxRequestBytes: http.maxRequestBytes,
+    }),
   }
   let plugin: Plugin
   try {

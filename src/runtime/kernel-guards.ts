@@ -131,22 +131,6 @@ class Vars {
 }
 
 /**
- * Extism's own HTTP imports, which the module rewrite moves to KERNEL_HTTP_NAMESPACE so the SDK's
- * HTTP client never serves them: not served yet, they answer as Extism does without HTTP (status
- * 0, no body, no headers) and say so in the capsule's log.
- */
-export function kernelHttpFunctions(log: CapsuleLog) {
-  const refuse = (what: string) => {
-    log.lastError = `${what} (Extism's own HTTP) is not served; use the capsule-host functions of extism:host/user`
-  }
-  return {
-    http_request: (_context: CallContext, _request: bigint, _body: bigint) => (refuse('http_request'), 0n),
-    http_status_code: () => (refuse('http_status_code'), 0),
-    http_headers: () => (refuse('http_headers'), 0n),
-  }
-}
-
-/**
  * Replaces the kernel's alloc, error and log functions, config_get and the vars. Extism's own
  * decode a whole block into a string: a capsule could make a worker build one larger than its
  * heap, which V8 answers by aborting the whole process. These read a bounded prefix only.

@@ -19,6 +19,7 @@ import {
   type WorkerData,
 } from './worker-protocol.js'
 import { resolveWorkerScript } from './worker-script.js'
+import { encodeKernelReply } from './kernel-http.js'
 
 /** The worker's script: beside this module when built, else dist/, refused when older than src/ (worker-script.ts). */
 function workerScript(): URL {
@@ -48,6 +49,7 @@ async function serveHostCall(http: CapsuleHttp, op: number, payload: Uint8Array)
   try {
     return await hostCall(http, op, payload)
   } catch {
+    if (op === OP.kernelRequest) return encodeKernelReply({ ok: false, error: { ...INTERNAL_WIRE_ERROR } })
     return op === OP.streamRead
       ? encodeReadResult({ ok: false, error: { ...INTERNAL_WIRE_ERROR } })
       : { status: 0, bytes: new TextEncoder().encode(JSON.stringify({ error: INTERNAL_WIRE_ERROR })) }
@@ -61,6 +63,9 @@ async function hostCall(http: CapsuleHttp, op: number, payload: Uint8Array): Pro
       return { status: 0, bytes: await http.request(new CheckedRequest(payload)) }
     case OP.streamStart:
       return { status: 0, bytes: await http.streamStart(new CheckedRequest(payload)) }
+    // Extism's kernel http_request, checked in the worker; the op itself says which ABI it came through.
+    case OP.kernelRequest:
+      return encodeKernelReply(await http.kernelRequest(new CheckedRequest(payload)))
     case OP.refused:
       http.recordInvalid(JSON.parse(new TextDecoder().decode(payload)) as RefusalNotice)
       return { status: 0, bytes: EMPTY }

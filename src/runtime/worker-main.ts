@@ -5,7 +5,8 @@ import { CapsuleError, wireErrorOf } from '../errors.js'
 import { CheckedRequest } from '../wire/parse.js'
 import { ChannelClient } from './channel.js'
 import { HOST_NAMESPACE, syncHostFunctions, type HostIo, type MemoryRef } from './host-functions.js'
-import { kernelFunctions, kernelHttpFunctions, KernelMemoryExceeded, type CapsuleLog, type KernelBudget } from './kernel-guards.js'
+import { kernelFunctions, KernelMemoryExceeded, type CapsuleLog, type KernelBudget } from './kernel-guards.js'
+import { decodeKernelReply, syncKernelHttpFunctions } from './kernel-http.js'
 import { KERNEL_HTTP_NAMESPACE } from './module-bounds.js'
 import { extismOptions, failureOf, outputBytes } from './plugin-options.js'
 import {
@@ -77,7 +78,16 @@ const io: HostIo<'sync'> = {
 const functions = {
   [HOST_NAMESPACE]: syncHostFunctions(io, ref),
   'extism:host/env': kernelFunctions(budget, log, data.config),
-  [KERNEL_HTTP_NAMESPACE]: kernelHttpFunctions(log),
+  [KERNEL_HTTP_NAMESPACE]: syncKernelHttpFunctions({
+    send: (checked) => decodeKernelReply(channel.call(OP.kernelRequest, checked.frame)),
+    refused: (error) => {
+      const refusal: RefusalNotice = { kind: 'request', error, abi: 'extism' }
+      channel.call(OP.refused, encoder.encode(JSON.stringify(refusal)))
+    },
+    checkpoint: () => undefined,
+    budget,
+    maxRequestBytes: data.maxRequestBytes,
+  }),
 }
 
 // Extism loads node:wasi, whose ExperimentalWarning means nothing here (WASI is never enabled).

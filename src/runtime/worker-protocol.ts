@@ -1,4 +1,5 @@
 // The messages between the main thread and a capsule's worker, and the channel operations' encoding.
+import type { Abi } from '../audit.js'
 import type { CapsuleErrorCode, ErrorCode, WireError } from '../errors.js'
 import type { ReadResult } from './capsule-http.js'
 import type { ChannelReply } from './channel.js'
@@ -7,12 +8,14 @@ import type { ChannelReply } from './channel.js'
  * Channel operations: one per host function that needs the main thread, and `refused`: a request
  * the worker refused in validation, sent for the audit log only (`{ kind, error }` as JSON).
  */
-export const OP = { request: 1, streamStart: 2, streamRead: 3, streamClose: 4, refused: 5 } as const
+export const OP = { request: 1, streamStart: 2, streamRead: 3, streamClose: 4, refused: 5, kernelRequest: 6 } as const
 
 /** The payload of `OP.refused`. */
 export interface RefusalNotice {
   readonly kind: 'request' | 'stream'
   readonly error: WireError
+  /** Set by the worker's kernel HTTP functions (kernel-http.ts), never from capsule bytes. */
+  readonly abi?: Abi
 }
 
 /** The largest segment the channel moves at once; stream reads are clamped to it. */

@@ -73,6 +73,25 @@ export class CheckedRequest {
     const { body, bodyBase64, ...head } = validate(parseBytes(input, maxBytes))
     const form = bodyBase64 !== undefined ? BODY_BASE64 : body !== undefined ? BODY_TEXT : BODY_NONE
     const bytes = bodyBase64 !== undefined ? Buffer.from(bodyBase64, 'base64') : body !== undefined ? encoder.encode(body) : undefined
+    return CheckedRequest.#frame(head, form, bytes)
+  }
+
+  /**
+   * A request given as a head (validated here, like any request) and body bytes that are never
+   * transcoded: how Extism's kernel `http_request` hands over its separate body block. The head
+   * and body together are held to `maxBytes`.
+   */
+  static fromParts(head: unknown, body: Uint8Array | undefined, maxBytes: number): CheckedRequest {
+    if (body !== undefined && body.byteLength > maxBytes) throw invalid(tooLargeMessage(body.byteLength, maxBytes))
+    const request = validate(head)
+    if (request.body !== undefined || request.bodyBase64 !== undefined) throw invalid('the request head may not carry a body')
+    const checked = CheckedRequest.#frame(request, body === undefined ? BODY_NONE : BODY_BASE64, body)
+    const size = checked.frame.byteLength - FRAME_HEADER
+    if (size > maxBytes) throw invalid(tooLargeMessage(size, maxBytes))
+    return checked
+  }
+
+  static #frame(head: Omit<HttpRequest, 'body' | 'bodyBase64'>, form: number, bytes: Uint8Array | undefined): CheckedRequest {
     const headBytes = encoder.encode(JSON.stringify(head))
     if (headBytes.byteLength > REQUEST_BOUNDS.headBytes) {
       throw invalid(`the request's URL, headers and options take ${headBytes.byteLength} bytes; the limit is ${REQUEST_BOUNDS.headBytes}`)
