@@ -1,10 +1,10 @@
 // The package root: the public API of capsule-host.
 export { createSafeFetch } from './safe-fetch.js'
-export type { SafeFetch, SafeFetchOptions, SafeFetchSession, RequestContext, RequestEvent, StreamedResponse, Explanation, ErrorReply } from './safe-fetch.js'
+export type { SafeFetch, SafeFetchOptions, SafeFetchSession, RequestContext, RequestEvent, StreamedResponse, Explanation, ErrorReply, RequestVia, BytesResponse } from './safe-fetch.js'
 export type { ErrorHook } from './fetch/trace.js'
 export { secret, REDACTED } from './fetch/secrets.js'
-export { AuditLog } from './audit.js'
-export type { AuditEvent, AuditListener, AuditSink } from './audit.js'
+export { AuditLog, ABIS } from './audit.js'
+export type { Abi, AuditEvent, AuditListener, AuditSink } from './audit.js'
 export { CapsuleHostError, ERROR_CODES, TIMEOUT_PHASES, isCapsuleHostError, CapsuleError, CAPSULE_ERROR_CODES } from './errors.js'
 export type { ErrorCode, TimeoutPhase, WireError, CapsuleErrorCode } from './errors.js'
 export { createRuntime, DEFAULT_RUNTIME_LIMITS } from './runtime/runtime.js'
