@@ -245,6 +245,16 @@ for (const isolation of ['worker', 'inline'] as const) {
       describe.skipIf(missing)(`${plugin.name}${missing ? ` (skipped: ${FIXTURES} is absent)` : ''}`, () => isolationSuite(isolation, plugin))
     }
 
+    test('manifest capabilities bind the Extism ABI too: a host the rules allow but the manifest does not is denied', async () => {
+      const runtime = runtimeFor(isolation)
+      const id = `manifest-${isolation}`
+      const capsule = await runtime.load({ wasm: capsulePath('extism-http'), id, manifest: { name: 'm', version: '1', capabilities: { http: ['auth.test'] } } })
+      const from = events.length
+      const error = await failure(capsule.call('http_request', JSON.stringify({ url: `http://api.test:${server.port}/json` })))
+      expect(error.hostCode).toBe('denied')
+      expect(eventOf(id, from)).toMatchObject({ abi: 'extism', allowed: false, decidedBy: 'manifest', code: 'denied' })
+    })
+
     test('our plugin: status, headers and body of one response; before any request status 0 and {}', async () => {
       const runtime = runtimeFor(isolation)
       const capsule = await runtime.load({ wasm: capsulePath('extism-http'), id: `summary-${isolation}` })
