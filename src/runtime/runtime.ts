@@ -117,6 +117,23 @@ function capsuleLimits(runtime: RuntimeLimits, requested: Partial<RuntimeLimits>
   return { callTimeoutMs: lower('callTimeoutMs'), memoryBytes: lower('memoryBytes'), maxOutputBytes: lower('maxOutputBytes') }
 }
 
+/** The runtime's limits lowered by the load's and then by the manifest's: the lowest wins. */
+function loweredLimits(runtime: RuntimeLimits, load: Partial<RuntimeLimits> | undefined, asked: NonNullable<Manifest['limits']>): RuntimeLimits {
+  return capsuleLimits(capsuleLimits(runtime, load), {
+    ...(asked.callTimeoutMs ? { callTimeoutMs: asked.callTimeoutMs } : {}),
+    ...(asked.memoryBytes ? { memoryBytes: asked.memoryBytes } : {}),
+    ...(asked.maxOutputBytes ? { maxOutputBytes: asked.maxOutputBytes } : {}),
+  })
+}
+
+/** A copy of the host's grants, so changing its object after the load changes nothing. */
+function frozenGrants(grants: WasiGrants): WasiGrants {
+  return Object.freeze({
+    ...(grants.args ? { args: Object.freeze([...grants.args]) } : {}),
+    ...(grants.env ? { env: Object.freeze({ ...grants.env }) } : {}),
+  })
+}
+
 /**
  * The sink of one capsule's log lines: lines below `level` are dropped, and whatever the handler
  * throws or rejects with is swallowed (the line is lost; the capsule and the host go on).
@@ -179,12 +196,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     let lease: ModuleLease | undefined
     try {
       const asked = manifest?.limits ?? {}
-      // The manifest and the load may each lower the runtime's limits; the lowest wins.
-      const own = capsuleLimits(capsuleLimits(limits, load.limits), {
-        ...(asked.callTimeoutMs ? { callTimeoutMs: asked.callTimeoutMs } : {}),
-        ...(asked.memoryBytes ? { memoryBytes: asked.memoryBytes } : {}),
-        ...(asked.maxOutputBytes ? { maxOutputBytes: asked.maxOutputBytes } : {}),
-      })
+      const own = loweredLimits(limits, load.limits, asked)
       lease = await cache.acquire(await readWasm(wasm as WasmSource), own.memoryBytes)
       const { compiled } = lease
       const { callTimeoutMs: _c, memoryBytes: _m, maxOutputBytes: _o, ...fetchLimits } = asked
@@ -206,7 +218,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
         maxRequestBytes: session.limits.maxRequestBytes,
         loadTimeoutMs: own.callTimeoutMs,
         logs: capsuleLogs(id, load.onLog ?? options.onLog, load.logLevel ?? options.logLevel ?? DEFAULT_LOG_LEVEL),
-        ...(load.wasi ? { wasi: load.wasi } : {}),
+        ...(load.wasi ? { wasi: frozenGrants(load.wasi) } : {}),
       }
       const mode = load.isolation ?? isolation
       const engine: CapsuleEngine = mode === 'inline' ? await createInlineEngine(engineOptions) : await createWorkerEngine(engineOptions)
