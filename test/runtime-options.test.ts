@@ -1,6 +1,7 @@
-// createRuntime's and load()'s log options: the per-capsule sink (levels, a handler that throws), and capsule log lines end to end.
+// createRuntime's and load()'s log and WASI options: the per-capsule sink (levels, a handler that throws), log lines and WASI grants end to end.
+import { existsSync } from 'node:fs'
 import { afterAll, describe, expect, test } from 'vitest'
-import { createRuntime, type CapsuleLogEntry, type CapsuleLogLevel, type LogLevel, type Runtime } from '../src/index.js'
+import { createRuntime, type CapsuleLogEntry, type CapsuleLogLevel, type LogLevel, type Runtime, type WasiGrants } from '../src/index.js'
 import { capsuleLogs } from '../src/runtime/runtime.js'
 import { capsulePath, describeIsolations } from './helpers/capsules.js'
 import { closeAllFetches, testFetch } from './helpers/fetch.js'
@@ -104,5 +105,42 @@ describeIsolations('capsule log lines reach onLog (%s)', (isolation) => {
       },
     })
     expect((await capsule.call('log_flood', '5:x')).text()).toBe('5')
+  })
+})
+
+const WASI_CAPSULE = existsSync(new URL('../capsules/dist/wasi-stdio.wasm', import.meta.url))
+
+describeIsolations('WASI grants and output reach the module and onLog (%s)', (isolation) => {
+  const environment = async (wasi?: WasiGrants) => {
+    const runtime = createRuntime({ fetch: testFetch(), isolation })
+    runtimes.push(runtime)
+    const capsule = await runtime.load({ wasm: capsulePath('wasi-stdio'), ...(wasi ? { wasi } : {}) })
+    return (await capsule.call('environment')).json<{ args: string[]; env: string[] }>()
+  }
+
+  test.skipIf(!WASI_CAPSULE)('without grants the module sees no arguments and no environment, not even the host\'s', async () => {
+    expect(await environment()).toMatchObject({ args: [], env: [] })
+  })
+
+  test.skipIf(!WASI_CAPSULE)('granted args and env are exactly what it sees; changing the grants after the load changes nothing', async () => {
+    const runtime = createRuntime({ fetch: testFetch(), isolation })
+    runtimes.push(runtime)
+    const grants = { args: ['tool', '--flag', ''], env: { TZ: 'UTC', EMPTY: '' } }
+    const capsule = await runtime.load({ wasm: capsulePath('wasi-stdio'), wasi: grants })
+    grants.args.push('late')
+    ;(grants.env as Record<string, string>).LATE = '1'
+    expect(await capsule.call('environment').then((o) => o.json())).toMatchObject({ args: ['tool', '--flag', ''], env: ['TZ=UTC', 'EMPTY='] })
+  })
+
+  test.skipIf(!WASI_CAPSULE)('stdout and stderr lines pass any logLevel; Extism levels below it are dropped', async () => {
+    const seen: CapsuleLogEntry[] = []
+    const runtime = createRuntime({ fetch: testFetch(), isolation, logLevel: 'warn', onLog: (entry) => void seen.push(entry) })
+    runtimes.push(runtime)
+    const capsule = await runtime.load({ wasm: capsulePath('wasi-stdio') })
+    expect((await capsule.call('speak')).text()).toBe('spoken')
+    expect((await capsule.call('levels')).text()).toBe('logged')
+    const lines = seen.map((e) => [e.level, e.message])
+    expect(lines).toEqual(expect.arrayContaining([['stdout', 'out one'], ['stdout', 'out two'], ['stderr', 'err one'], ['warn', 'at warn'], ['error', 'at error']]))
+    expect(lines.filter(([level]) => level === 'trace' || level === 'debug' || level === 'info')).toEqual([])
   })
 })
