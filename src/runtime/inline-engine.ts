@@ -10,7 +10,8 @@ import { KERNEL_HTTP_NAMESPACE } from './module-bounds.js'
 import type { EngineLogs } from './logs.js'
 import type { CompiledCapsule } from './modules.js'
 import type { WasiGrants } from './wasi-grants.js'
-import { extismOptions, failureOf, outputBytes } from './plugin-options.js'
+import { LogLines } from './log-lines.js'
+import { callExport, extismOptions, failureOf, outputBytes, startInstance, wasiNamespace } from './plugin-options.js'
 
 /** True when this Node can suspend Wasm on a promise (JSPI): Node 25+, or 24 with --experimental-wasm-jspi. */
 export function hasJspi(): boolean {
@@ -42,6 +43,8 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
   const log: CapsuleLog = { lastError: undefined, rawError: undefined }
   let expired = false
   const ledger = new CallBlockLedger(options.memoryBytes)
+  const logs = options.logs
+  const lines = new LogLines(logs && ((level, message) => logs.write(level, message)), logs?.level ?? 'error')
   const io = {
     request: (input: Uint8Array) => http.request(input),
     streamStart: (input: Uint8Array) => http.streamStart(input),
@@ -54,7 +57,8 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
   }
   const functions = {
     [HOST_NAMESPACE]: asyncHostFunctions(io, ref),
-    'extism:host/env': kernelFunctions(ledger, log, options.config),
+    'extism:host/env': kernelFunctions(ledger, log, options.config, lines),
+    ...wasiNamespace(ref, options.wasi, lines),
     [KERNEL_HTTP_NAMESPACE]: asyncKernelHttpFunctions({
       send: (checked) => http.kernelRequest(checked),
       refused: (error) => http.recordInvalid({ kind: 'request', error, abi: 'extism' }),
@@ -73,7 +77,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
     throw new CapsuleError('load_failed', `the capsule could not be instantiated: ${(cause as Error).message}`, { cause })
   }
   const instance = await plugin.getInstance()
-  ref.memory = instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined
+  startInstance(options.compiled.module, instance.exports, ref, lines)
   let closed = false
   /** Fails the call in flight, if any: the capsule was stopped while it waited in a host call. */
   let interrupt: ((error: CapsuleError) => void) | undefined
@@ -99,7 +103,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
       })
       try {
         // A copy: Extism adopts a whole buffer as the input block, which the capsule can write into.
-        return outputBytes(await Promise.race([plugin.call(name, input.slice()), stopped]), name, options.maxOutputBytes)
+        return outputBytes(await Promise.race([callExport(plugin, instance.exports, name, input.slice(), lines), stopped]), name, options.maxOutputBytes)
       } catch (error) {
         if (error instanceof CapsuleError) throw error
         throw failureOf(error, name, instance.exports, options.memoryBytes, log)

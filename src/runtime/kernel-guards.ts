@@ -1,6 +1,8 @@
 // The Extism kernel functions that read capsule text or keep capsule data, served with fixed bounds.
 import type { CallContext } from '@extism/extism'
 import { MAX_RAW_TEXT_BYTES, safeTextOf } from '../safe-text.js'
+import type { LogLines } from './log-lines.js'
+import { LOG_LEVELS, type LogLevel } from './logs.js'
 
 /** What the capsule last reported as an error (error_set or log_error), kept to explain the failure that follows. */
 export interface CapsuleLog {
@@ -70,7 +72,7 @@ export class CallBlockLedger implements KernelBudget {
   }
 }
 
-type Kernel = { free(addr: bigint): void }
+type Kernel = { free(addr: bigint): void; input_offset?(): bigint }
 
 const kernels = new WeakMap<object, Kernel | null>()
 
@@ -86,6 +88,73 @@ function kernelOf(context: CallContext): Kernel | undefined {
     kernels.set(context, kernel)
   }
   return kernel ?? undefined
+}
+
+/**
+ * A private method of the Extism SDK's call context, keyed by a symbol the SDK does not export:
+ * found by the symbol's description (`get-block`, `export-state`). Undefined if the SDK changed.
+ */
+export function contextMethod(context: CallContext, description: string): ((...args: unknown[]) => unknown) | undefined {
+  const methods = Object.getPrototypeOf(context) as Record<symbol, unknown>
+  const symbol = Object.getOwnPropertySymbols(methods).find((s) => s.description === description)
+  const method = symbol === undefined ? undefined : methods[symbol]
+  return typeof method === 'function' ? (method as (...args: unknown[]) => unknown).bind(context) : undefined
+}
+
+const OFFSET_MASK = (1n << 48n) - 1n
+const blockGetters = new WeakMap<object, ((index: number) => { view: DataView }) | null>()
+
+/** The bytes of the block `addr` points into (the SDK's own view), or undefined for no such block. */
+function blockView(context: CallContext, addr: bigint): DataView | undefined {
+  let getBlock = blockGetters.get(context)
+  if (getBlock === undefined) {
+    getBlock = (contextMethod(context, 'get-block') as ((index: number) => { view: DataView }) | undefined) ?? null
+    blockGetters.set(context, getBlock)
+  }
+  const index = Number(addr >> 48n)
+  if (!getBlock || index === 0) return undefined
+  try {
+    return getBlock(index).view
+  } catch {
+    return undefined
+  }
+}
+
+/** Little-endian `bytes` bytes at `offset`; bytes past the end of `view` read as zero. */
+function loadPadded(view: DataView | undefined, offset: number, bytes: 1 | 8): bigint {
+  if (!view) return 0n
+  if (offset + bytes <= view.byteLength) return bytes === 8 ? view.getBigUint64(offset, true) : BigInt(view.getUint8(offset))
+  let value = 0n
+  for (let i = Math.min(view.byteLength, offset + bytes) - 1; i >= offset; i--) value = (value << 8n) | BigInt(view.getUint8(i))
+  return value
+}
+
+/** Stores the bytes of `value` that fall inside `view`; the rest are dropped. */
+function storeClipped(view: DataView | undefined, offset: number, value: bigint, bytes: 1 | 8): void {
+  if (!view) return
+  if (offset + bytes <= view.byteLength) return bytes === 8 ? view.setBigUint64(offset, value, true) : view.setUint8(offset, Number(value & 0xffn))
+  for (let i = offset; i < Math.min(view.byteLength, offset + bytes); i++, value >>= 8n) view.setUint8(i, Number(value & 0xffn))
+}
+
+/**
+ * Byte loads and stores as Extism's own kernel serves them: past a block's (or the input's) end,
+ * loads read zeros and stores are dropped. The SDK's throw a RangeError instead, which fails every
+ * input shorter than 8 bytes of plugins built with Extism's Rust PDK (echo.wasm, consume.wasm).
+ */
+function byteFunctions() {
+  const input = (context: CallContext) => {
+    const index = kernelOf(context)?.input_offset?.()
+    return index === undefined ? undefined : blockView(context, index)
+  }
+  const at = (addr: bigint) => Number(addr & OFFSET_MASK)
+  return {
+    input_load_u8: (context: CallContext, addr: bigint) => Number(loadPadded(input(context), at(addr), 1)),
+    input_load_u64: (context: CallContext, addr: bigint) => loadPadded(input(context), at(addr), 8),
+    load_u8: (context: CallContext, addr: bigint) => Number(loadPadded(blockView(context, addr), at(addr), 1)),
+    load_u64: (context: CallContext, addr: bigint) => loadPadded(blockView(context, addr), at(addr), 8),
+    store_u8: (context: CallContext, addr: bigint, value: number) => storeClipped(blockView(context, addr), at(addr), BigInt(value), 1),
+    store_u64: (context: CallContext, addr: bigint, value: bigint) => storeClipped(blockView(context, addr), at(addr), BigInt.asUintN(64, value), 8),
+  }
 }
 
 function blockOf(context: CallContext, addr: bigint): Uint8Array | undefined {
@@ -130,12 +199,46 @@ class Vars {
   }
 }
 
+/** Extism's `get_log_level` answer when no level passes (its "silent"): a PDK then formats nothing. */
+const SILENT = 0x7fffffff
+
+/**
+ * Extism's log_* functions: a line below the sink's level is dropped before its block is read
+ * (and the block is consumed either way, as Extism's kernel does); log_error is also remembered
+ * to explain the failure that usually follows.
+ */
+function logFunctions(log: CapsuleLog, lines: LogLines, consume: (context: CallContext, addr: bigint) => void) {
+  const logAt = (level: LogLevel) => (context: CallContext, addr: bigint) => {
+    if (lines.wants(level)) {
+      const bytes = blockOf(context, addr)
+      if (bytes) lines.line(level, bytes)
+    }
+    consume(context, addr)
+  }
+  const logged = Object.fromEntries(LOG_LEVELS.map((level) => [`log_${level}`, logAt(level)])) as Record<`log_${LogLevel}`, ReturnType<typeof logAt>>
+  return {
+    ...logged,
+    log_error: (context: CallContext, addr: bigint) => {
+      const bytes = blockOf(context, addr)
+      if (bytes) {
+        remember(log, bytes)
+        lines.line('error', bytes)
+      }
+      consume(context, addr)
+    },
+    get_log_level: () => {
+      const lowest = LOG_LEVELS.find((level) => lines.wants(level))
+      return lowest === undefined ? SILENT : LOG_LEVELS.indexOf(lowest)
+    },
+  }
+}
+
 /**
  * Replaces the kernel's alloc, error and log functions, config_get and the vars. Extism's own
  * decode a whole block into a string: a capsule could make a worker build one larger than its
  * heap, which V8 answers by aborting the whole process. These read a bounded prefix only.
  */
-export function kernelFunctions(budget: KernelBudget, log: CapsuleLog, config: Readonly<Record<string, string>>) {
+export function kernelFunctions(budget: KernelBudget, log: CapsuleLog, config: Readonly<Record<string, string>>, lines: LogLines) {
   const vars = new Vars()
   const consume = (context: CallContext, addr: bigint) => kernelOf(context)?.free(addr)
   const store = (context: CallContext, bytes: Uint8Array | string) => {
@@ -151,15 +254,8 @@ export function kernelFunctions(budget: KernelBudget, log: CapsuleLog, config: R
       // Extism cannot store an empty error; the call still fails, and says the capsule gave no text.
       context.setError(log.lastError || '(the capsule set an empty error)')
     },
-    log_error: (context: CallContext, addr: bigint) => {
-      const bytes = blockOf(context, addr)
-      if (bytes) remember(log, bytes)
-      consume(context, addr)
-    },
-    log_warn: consume,
-    log_info: consume,
-    log_debug: consume,
-    log_trace: consume,
+    ...logFunctions(log, lines, consume),
+    ...byteFunctions(),
     config_get: (context: CallContext, addr: bigint) => {
       const key = keyOf(context, addr)
       return key !== undefined && Object.hasOwn(config, key) ? store(context, config[key]!) : 0n

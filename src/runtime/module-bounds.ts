@@ -174,6 +174,8 @@ interface Tally {
   memories: number
   globals: number
   tags: number
+  /** The module imports WASI preview 1 (moved to WASI_IMPORT_NAMESPACE). */
+  wasi?: boolean
 }
 
 function readTableType(r: Reader, index: number): { ref: number[]; limits: Limits } {
@@ -217,6 +219,17 @@ export const KERNEL_HTTP_NAMESPACE = 'capsule-host:extism-http'
 const KERNEL_HTTP = new Set(['http_request', 'http_status_code', 'http_headers'])
 const EXTISM_KERNEL_NAME = new TextEncoder().encode('extism:host/env')
 const KERNEL_HTTP_NAME = new TextEncoder().encode(KERNEL_HTTP_NAMESPACE)
+/**
+ * WASI preview 1 imports, moved to a namespace of capsule-host's so that the Extism SDK never
+ * serves them with node:wasi (wasi.ts does); a WASI module's lifecycle exports are renamed with
+ * WASI_LIFECYCLE_PREFIX so the SDK runs none of them at instantiation: the engine runs them once
+ * the WASI functions can see the module's memory (wasi.ts `startGuest`).
+ */
+export const WASI_IMPORT_NAMESPACE = 'capsule-host:wasi'
+export const WASI_LIFECYCLE_PREFIX = `${RESERVED_EXPORT_PREFIX}wasi:`
+export const WASI_LIFECYCLE_EXPORTS: readonly string[] = ['_initialize', '_start', 'hs_init']
+const WASI_NAME = new TextEncoder().encode('wasi_snapshot_preview1')
+const WASI_IMPORT_NAME = new TextEncoder().encode(WASI_IMPORT_NAMESPACE)
 const decoder = new TextDecoder()
 const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i])
 
@@ -234,6 +247,11 @@ function readImports(content: Uint8Array, tally: Tally): Uint8Array | undefined 
     if (kind === 0x00 && sameBytes(module, EXTISM_KERNEL_NAME) && KERNEL_HTTP.has(decoder.decode(name))) {
       out.push(...content.subarray(from, moduleStart), ...writeU32(KERNEL_HTTP_NAME.length), ...KERNEL_HTTP_NAME)
       from = moduleEnd
+    }
+    if (kind === 0x00 && sameBytes(module, WASI_NAME)) {
+      out.push(...content.subarray(from, moduleStart), ...writeU32(WASI_IMPORT_NAME.length), ...WASI_IMPORT_NAME)
+      from = moduleEnd
+      tally.wasi = true
     }
     if (kind === 0x00) r.u32() // function: type index
     else if (kind === 0x01) {
@@ -408,14 +426,23 @@ function boundExports(content: Uint8Array, tally: Tally): Uint8Array {
   const r = new Reader(content)
   const count = content.length ? r.u32() : 0
   const entries = r.at
+  const renamed: number[] = []
+  let from = entries
   for (let i = 0; i < count; i++) {
+    const nameStart = r.at
     const name = r.name()
+    const nameEnd = r.at
     if (startsReserved(name)) {
       throw new ModuleBoundError(`the module exports "${new TextDecoder().decode(name)}"; export names starting with "${RESERVED_EXPORT_PREFIX}" are reserved`)
     }
-    r.byte() // kind
+    if (r.byte() === 0x00 && tally.wasi && WASI_LIFECYCLE_EXPORTS.includes(decoder.decode(name))) {
+      const lifecycle = new TextEncoder().encode(WASI_LIFECYCLE_PREFIX + decoder.decode(name))
+      renamed.push(...content.subarray(from, nameStart), ...writeU32(lifecycle.length), ...lifecycle)
+      from = nameEnd
+    }
     r.u32() // index
   }
+  if (from !== entries) content = Uint8Array.from([...content.subarray(0, entries), ...renamed, ...content.subarray(from)])
   const hidden = tally.boundedTables.flatMap(([index, max]) => {
     const name = new TextEncoder().encode(`${TABLE_EXPORT}${index}:${max}`)
     return [...writeU32(name.length), ...name, 0x01, ...writeU32(index)]

@@ -4,7 +4,8 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { CapsuleError } from '../errors.js'
 import { HOST_FUNCTION_NAMES, HOST_NAMESPACE } from './host-functions.js'
-import { boundModule, KERNEL_HTTP_NAMESPACE, ModuleBoundError, moduleBounds } from './module-bounds.js'
+import { boundModule, KERNEL_HTTP_NAMESPACE, ModuleBoundError, moduleBounds, WASI_IMPORT_NAMESPACE } from './module-bounds.js'
+import { publicExportName, WASI_FUNCTION_NAMES } from './wasi.js'
 
 /** Where a capsule's code comes from: a file path, a `file:`/`http:`/`https:` URL, or the module bytes. */
 export type WasmSource = string | URL | Uint8Array | ArrayBuffer
@@ -15,6 +16,7 @@ const DOWNLOAD_TIMEOUT_MS = 30_000
 
 const EXTISM_KERNEL = 'extism:host/env'
 const PROVIDED: ReadonlySet<string> = new Set(HOST_FUNCTION_NAMES)
+const WASI_PROVIDED: ReadonlySet<string> = new Set(WASI_FUNCTION_NAMES)
 
 /**
  * Downloads a module the host named (the host is trusted: this does not go through any capsule's
@@ -59,12 +61,20 @@ export async function readWasm(source: WasmSource): Promise<Uint8Array> {
   }
 }
 
-/** Refuses, at load time, a module importing anything the runtime does not provide, naming it. */
+/**
+ * Refuses, at load time, a module importing anything the runtime does not provide, naming it.
+ * The module is the rewritten one: its WASI imports are under WASI_IMPORT_NAMESPACE, named here as
+ * the capsule wrote them.
+ */
 function checkImports(module: WebAssembly.Module): void {
-  for (const { module: namespace, name, kind } of WebAssembly.Module.imports(module)) {
+  for (const { module: moved, name, kind } of WebAssembly.Module.imports(module)) {
+    const namespace = moved === WASI_IMPORT_NAMESPACE ? 'wasi_snapshot_preview1' : moved
     const what = `"${namespace}" "${name}"`
-    if (namespace !== HOST_NAMESPACE && namespace !== EXTISM_KERNEL && namespace !== KERNEL_HTTP_NAMESPACE) {
-      throw new CapsuleError('load_failed', `the capsule imports ${what}, which capsule-host does not provide (WASI and other host modules are not available)`)
+    if (moved === WASI_IMPORT_NAMESPACE && !WASI_PROVIDED.has(name)) {
+      throw new CapsuleError('load_failed', `the capsule imports ${what}, which is not a WASI preview 1 function capsule-host provides; it provides ${WASI_FUNCTION_NAMES.join(', ')}`)
+    }
+    if (namespace !== HOST_NAMESPACE && namespace !== EXTISM_KERNEL && namespace !== KERNEL_HTTP_NAMESPACE && moved !== WASI_IMPORT_NAMESPACE) {
+      throw new CapsuleError('load_failed', `the capsule imports ${what}, which capsule-host does not provide (it provides ${HOST_NAMESPACE}, ${EXTISM_KERNEL} and wasi_snapshot_preview1)`)
     }
     if (kind !== 'function') {
       throw new CapsuleError('load_failed', `the capsule imports ${what}, a ${kind}; capsule-host provides only functions (declare and export tables, memories and globals instead)`)
@@ -186,7 +196,7 @@ export class ModuleCache {
       throw new CapsuleError('load_failed', `the capsule module is not usable: ${reason}`, { cause })
     }
     checkImports(module)
-    const exports = new Set(WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name))
+    const exports = new Set(WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => publicExportName(e.name)))
     return { module, hash, exports }
   }
 }

@@ -1,10 +1,13 @@
 // Extism plugin options shared by both isolation modes, and the translation of a failed call.
-import type { ExtismPluginOptions } from '@extism/extism'
+import type { ExtismPluginOptions, Plugin } from '@extism/extism'
 import { CapsuleError } from '../errors.js'
 import { safeText } from '../safe-text.js'
-import { HostFailure } from './host-functions.js'
+import { HostFailure, type MemoryRef } from './host-functions.js'
 import { KernelMemoryExceeded, type CapsuleLog } from './kernel-guards.js'
-import { moduleBounds, tableAtBound } from './module-bounds.js'
+import type { LogLines } from './log-lines.js'
+import { moduleBounds, tableAtBound, WASI_IMPORT_NAMESPACE } from './module-bounds.js'
+import { callableName, startGuest, WasiExit, wasiFunctions } from './wasi.js'
+import { NO_WASI_GRANTS, type WasiGrants } from './wasi-grants.js'
 
 const WASM_PAGE = 64 * 1024
 
@@ -52,6 +55,10 @@ export function extismOptions(
  * so a trap while the memory, or a table, is over half its bound is reported as `memory_limit`.
  */
 export function failureOf(error: unknown, name: string, exports: WebAssembly.Exports, memoryBytes: number, log: CapsuleLog): CapsuleError {
+  if (error instanceof WasiExit) {
+    const logged = log.lastError ? ` (the capsule logged: ${log.lastError})` : ''
+    return new CapsuleError('capsule_failed', `the call to "${name}" ended with WASI exit code ${error.code} (proc_exit)${logged}`, { cause: error })
+  }
   if (error instanceof KernelMemoryExceeded) {
     return new CapsuleError('memory_limit', `the call to "${name}" ran out of memory: ${error.message}`, { cause: error })
   }
@@ -81,4 +88,41 @@ export function outputBytes(output: { bytes(): Uint8Array } | null, name: string
     throw new CapsuleError('output_too_large', `the call to "${name}" returned ${bytes.byteLength} bytes; the limit is ${maxOutputBytes} (limits.maxOutputBytes)`)
   }
   return bytes
+}
+
+/** The WASI namespace of a capsule's host functions (wasi.ts), its stdout and stderr going to `lines`. */
+export function wasiNamespace(ref: MemoryRef, grants: WasiGrants | undefined, lines: LogLines) {
+  return { [WASI_IMPORT_NAMESPACE]: wasiFunctions({ ref, grants: grants ?? NO_WASI_GRANTS, write: (stream, bytes) => lines.write(stream, bytes) }) }
+}
+
+/**
+ * Binds the new instance's memory and, for a WASI module, runs its initialisation (wasi.ts
+ * `startGuest`); what it logged is delivered, and a failure there is `load_failed`.
+ */
+export function startInstance(module: WebAssembly.Module, exports: WebAssembly.Exports, ref: MemoryRef, lines: LogLines): void {
+  ref.memory = exports.memory instanceof WebAssembly.Memory ? exports.memory : undefined
+  try {
+    if (WebAssembly.Module.imports(module).some((i) => i.module === WASI_IMPORT_NAMESPACE)) startGuest(exports)
+  } catch (cause) {
+    const reason = cause instanceof WasiExit ? `it called proc_exit(${cause.code}) while initialising` : safeText(cause instanceof Error ? cause.message : String(cause))
+    throw new CapsuleError('load_failed', `the capsule could not be initialised: ${reason}`, { cause })
+  } finally {
+    lines.endCall()
+  }
+}
+
+/**
+ * Calls an export through Extism. proc_exit(0) ends the call with the output the module had set
+ * (as Extism does); the call's unfinished log lines are delivered when it ends.
+ */
+export async function callExport(plugin: Plugin, exports: WebAssembly.Exports, name: string, input: Uint8Array, lines: LogLines): Promise<{ bytes(): Uint8Array } | null> {
+  try {
+    return await plugin.call(callableName(exports, name), input)
+  } catch (error) {
+    if (!(error instanceof WasiExit) || error.code !== 0) throw error
+    const output = error.output
+    return output ? { bytes: () => output } : null
+  } finally {
+    lines.endCall()
+  }
 }

@@ -96,6 +96,8 @@ export async function createWorkerEngine(options: WorkerEngineOptions): Promise<
     maxRequestBytes: options.maxRequestBytes,
     maxOutputBytes: options.maxOutputBytes,
     channel,
+    ...(options.logs ? { logLevel: options.logs.level } : {}),
+    ...(options.wasi ? { wasi: options.wasi } : {}),
   }
   const worker = new Worker(workerScript(), {
     workerData: data,
@@ -128,6 +130,7 @@ export async function createWorkerEngine(options: WorkerEngineOptions): Promise<
         const timedOut = () => reject(new CapsuleError('load_failed', `the capsule did not finish instantiating within ${options.loadTimeoutMs} ms`))
         return void (loadTimer = setTimeout(timedOut, options.loadTimeoutMs))
       }
+      if (message.type === 'log') return void options.logs?.write(message.level, message.message)
       if (message.type === 'ready') return resolve()
       if (message.type === 'load_error') {
         return reject(new CapsuleError('load_failed', `the capsule could not be instantiated: ${message.message}`))

@@ -8,7 +8,8 @@ import { HOST_NAMESPACE, syncHostFunctions, type HostIo, type MemoryRef } from '
 import { kernelFunctions, KernelMemoryExceeded, type CapsuleLog, type KernelBudget } from './kernel-guards.js'
 import { decodeKernelReply, syncKernelHttpFunctions } from './kernel-http.js'
 import { KERNEL_HTTP_NAMESPACE } from './module-bounds.js'
-import { extismOptions, failureOf, outputBytes } from './plugin-options.js'
+import { LogLines } from './log-lines.js'
+import { callExport, extismOptions, failureOf, outputBytes, startInstance, wasiNamespace } from './plugin-options.js'
 import {
   decodeReadResult,
   encodeRead,
@@ -29,6 +30,7 @@ const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMes
 const bytesOf = (handle: Uint8Array | string) => (typeof handle === 'string' ? new TextEncoder().encode(handle) : handle)
 
 const encoder = new TextEncoder()
+const lines = new LogLines(data.logLevel && ((level, message) => post({ type: 'log', level, message })), data.logLevel ?? 'error')
 
 /**
  * Parses and validates a request here, where the capsule's own time is spent: the main thread
@@ -77,7 +79,8 @@ const io: HostIo<'sync'> = {
 }
 const functions = {
   [HOST_NAMESPACE]: syncHostFunctions(io, ref),
-  'extism:host/env': kernelFunctions(budget, log, data.config),
+  'extism:host/env': kernelFunctions(budget, log, data.config, lines),
+  ...wasiNamespace(ref, data.wasi, lines),
   [KERNEL_HTTP_NAMESPACE]: syncKernelHttpFunctions({
     send: (checked) => decodeKernelReply(channel.call(OP.kernelRequest, checked.frame)),
     refused: (error) => {
@@ -101,12 +104,12 @@ try {
     extismOptions(functions, data.config, data.memoryBytes, log),
   )
   const instance = await plugin.getInstance()
-  ref.memory = instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined
+  startInstance(data.module, instance.exports, ref, lines)
   port.on('message', async (message: ToWorker) => {
     log.lastError = undefined
     log.rawError = undefined
     try {
-      const copy = outputBytes(await plugin.call(message.name, message.input), message.name, data.maxOutputBytes).slice()
+      const copy = outputBytes(await callExport(plugin, instance.exports, message.name, message.input, lines), message.name, data.maxOutputBytes).slice()
       post({ type: 'result', id: message.id, output: copy }, [copy.buffer])
     } catch (error) {
       const failure = error instanceof CapsuleError ? error : failureOf(error, message.name, instance.exports, data.memoryBytes, log)

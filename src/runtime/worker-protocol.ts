@@ -1,6 +1,8 @@
 // The messages between the main thread and a capsule's worker, and the channel operations' encoding.
 import type { Abi } from '../audit.js'
 import type { CapsuleErrorCode, ErrorCode, WireError } from '../errors.js'
+import type { CapsuleLogLevel, LogLevel } from './logs.js'
+import type { WasiGrants } from './wasi-grants.js'
 import type { ReadResult } from './capsule-http.js'
 import type { ChannelReply } from './channel.js'
 
@@ -30,6 +32,10 @@ export interface WorkerData {
   /** A call's output larger than this fails with `output_too_large` before it leaves the worker. */
   readonly maxOutputBytes: number
   readonly channel: SharedArrayBuffer
+  /** The lowest Extism level the host's sink takes (filtered in the worker, before any copy); none: no log lines are sent. */
+  readonly logLevel?: LogLevel
+  /** What a WASI module is granted beyond the sandbox's defaults. */
+  readonly wasi?: WasiGrants
 }
 
 /** Handles are decimal numbers of at most 16 digits; anything longer is refused in the worker. */
@@ -42,6 +48,8 @@ export type FromWorker =
   | { type: 'ready' }
   | { type: 'load_error'; message: string }
   | { type: 'result'; id: number; output: Uint8Array }
+  /** One log line, already filtered, capped and made safe in the worker (log-lines.ts). */
+  | { type: 'log'; level: CapsuleLogLevel; message: string }
   | { type: 'failure'; id: number; code: CapsuleErrorCode; message: string; hostCode?: ErrorCode; rawText?: Uint8Array }
 
 const encoder = new TextEncoder()
