@@ -13,6 +13,8 @@ const FIXTURES = fileURLToPath(new URL('../../shared/fixtures/extism-plugins/', 
 const haveFixtures = existsSync(`${FIXTURES}http.wasm`) && existsSync(`${FIXTURES}http_headers.wasm`)
 
 const SECRET = 's3cret-token-0123456789'
+/** Printable bytes in a pattern that never repeats within a segment, so a misplaced chunk shows. */
+const patterned = (size: number) => Buffer.from(Array.from({ length: size }, (_, i) => 33 + ((i * 7 + (i >> 10)) % 90)))
 const BIG = 'x'.repeat(5000)
 
 afterAll(async () => {
@@ -48,6 +50,11 @@ async function upstream(req: IncomingMessage, res: ServerResponse) {
       return void res.end()
     case '/big':
       return void res.end(BIG)
+    case '/large': {
+      // A body larger than one channel segment (1 MiB), every byte known.
+      const bytes = Number(url.searchParams.get('bytes'))
+      return void res.end(patterned(bytes))
+    }
     case '/never':
       neverArrived()
       return
@@ -253,6 +260,23 @@ for (const isolation of ['worker', 'inline'] as const) {
       const error = await failure(capsule.call('http_request', JSON.stringify({ url: `http://api.test:${server.port}/json` })))
       expect(error.hostCode).toBe('denied')
       expect(eventOf(id, from)).toMatchObject({ abi: 'extism', allowed: false, decidedBy: 'manifest', code: 'denied' })
+    })
+
+    test('a 3 MiB body (several channel segments in worker isolation) arrives intact, under a larger cap', async () => {
+      const fetch = testFetch({
+        rules: { host: 'api.test', httpsOnly: false, port: server.port },
+        limits: { maxResponseBytes: 4 * 1024 * 1024 },
+        onRequest: (event) => events.push(event),
+      })
+      const runtime = createRuntime({ fetch, isolation })
+      runtimes.push(runtime)
+      const id = `large-${isolation}`
+      const capsule = await runtime.load({ wasm: haveFixtures ? readFileSync(`${FIXTURES}http.wasm`) : capsulePath('extism-http'), id })
+      const size = 3 * 1024 * 1024 + 17
+      const from = events.length
+      const out = await capsule.call('http_request', JSON.stringify({ url: `http://api.test:${server.port}/large?bytes=${size}` }))
+      expect(Buffer.from(out.bytes()).equals(patterned(size))).toBe(true)
+      expect(eventOf(id, from)).toMatchObject({ abi: 'extism', status: 200, bytesIn: size })
     })
 
     test('our plugin: status, headers and body of one response; before any request status 0 and {}', async () => {
