@@ -1,8 +1,9 @@
 // Extism manifests: told apart from capsule.json, translated (hosts, limits, config, hash), refused where they would widen, and loaded end to end on loopback.
 import { createHash } from 'node:crypto'
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { fromExtismManifest, hostPatternFor, isExtismManifest, WASM_PAGE_BYTES } from '../src/runtime/extism-manifest.js'
 import { createRuntime, type RequestEvent, type Runtime, type SafeFetchOptions } from '../src/index.js'
@@ -233,5 +234,37 @@ describe('runtime.load with an Extism manifest', () => {
     await expect(runtime.load({ id: 'x', manifest: { wasm: [DATA], allowed_hosts: ['*'] } })).rejects.toMatchObject({ code: 'load_failed' })
     expect(runtime.capsules.size).toBe(0)
     await expect(runtime.load({ id: 'x', manifest: { wasm: [DATA] } })).resolves.toBeDefined()
+  })
+})
+
+describe('runtime.load: memory.max_pages', () => {
+  test('lowers the memory limit: a capsule that grows past it is stopped with memory_limit', async () => {
+    const { runtime } = setup()
+    const capsule = await runtime.load({ manifest: { wasm: [DATA], memory: { max_pages: 64 } } })
+    await expect(capsule.call('grow')).rejects.toMatchObject({ code: 'memory_limit', message: expect.stringContaining(String(64 * WASM_PAGE_BYTES)) })
+  })
+})
+
+/** Extism's own test plugins (see ../shared/fixtures/extism-plugins/README.md), loaded through manifests as Extism's hosts write them. */
+const FIXTURES = fileURLToPath(new URL('../../shared/fixtures/extism-plugins/', import.meta.url))
+const haveFixtures = existsSync(`${FIXTURES}http.wasm`) && existsSync(`${FIXTURES}upper.wasm`)
+
+describe.skipIf(!haveFixtures)(`Extism's own plugins through an Extism manifest${haveFixtures ? '' : ` (skipped: ${FIXTURES} is absent)`}`, () => {
+  test("http.wasm (Rust PDK): allowed_hosts decides which hosts the kernel's http_request reaches", async () => {
+    const { runtime, events } = setup()
+    const dir = mkdtempSync(join(tmpdir(), 'extism-manifest-'))
+    const hash = createHash('sha256').update(readFileSync(`${FIXTURES}http.wasm`)).digest('hex')
+    const manifest = { wasm: [{ path: `${FIXTURES}http.wasm`, name: 'main', hash }], allowed_hosts: ['api.test'], memory: { max_pages: null, max_http_response_bytes: null, max_var_bytes: 1048576 }, config: {}, allowed_paths: null, timeout_ms: null }
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest))
+    const capsule = await runtime.load({ manifest: join(dir, 'manifest.json') })
+    expect((await capsule.call('http_request', JSON.stringify({ url: `http://api.test:${server.port}/` }))).text()).toBe('ok')
+    await expect(capsule.call('http_request', JSON.stringify({ url: `http://other.test:${server.port}/` }))).rejects.toMatchObject({ code: 'capsule_failed', message: expect.stringContaining('denied') })
+    expect(events.at(-1)).toMatchObject({ allowed: false, decidedBy: 'manifest', code: 'denied' })
+  })
+
+  test("a manifest linking upper.wasm into another module, as Extism's tests do, is refused", async () => {
+    const { runtime } = setup()
+    const manifest = { wasm: [{ path: `${FIXTURES}upper.wasm`, name: 'extism:host/user' }, { path: `${FIXTURES}code.wasm`, name: 'main' }] }
+    await expect(runtime.load({ manifest })).rejects.toMatchObject({ code: 'load_failed', message: expect.stringContaining('does not link modules to each other') })
   })
 })
