@@ -90,6 +90,7 @@ function runtimeFor(isolation: Isolation): Runtime {
       'private.test': ['10.0.0.1'],
       'metadata.test': ['169.254.169.254'],
     }),
+    gates: [{ name: 'no-delete', check: (r) => (r.method === 'DELETE' ? { allow: false, reason: 'deletes are refused' } : { allow: true }) }],
     maxRedirects: 3,
     limits: { maxResponseBytes: 4096, timeoutMs: 1500 },
     onRequest: (event) => events.push(event),
@@ -205,6 +206,7 @@ function isolationSuite(isolation: Isolation, plugin: BodyPlugin) {
     { name: 'a host no rule allows', input: () => ({ url: url('denied.test', '/json') }), code: 'denied', decidedBy: 'rules', connects: false },
     { name: 'a name that resolves to a private address', input: () => ({ url: url('private.test', '/json') }), code: 'blocked_address', decidedBy: 'address-policy', connects: false },
     { name: 'a name that resolves to the metadata address', input: () => ({ url: url('metadata.test', '/json') }), code: 'blocked_address', decidedBy: 'address-policy', connects: false },
+    { name: 'a method a host gate refuses', input: () => ({ url: url('api.test', '/json'), method: 'DELETE' }), code: 'denied', decidedBy: 'gate:no-delete', connects: false },
     { name: 'a redirect to a host no rule allows', input: () => ({ url: url('api.test', '/redirect-out') }), code: 'redirect_denied', decidedBy: 'rules', connects: true },
     { name: 'a body over the capsule cap (4096)', input: () => ({ url: url('api.test', '/big') }), code: 'too_large', decidedBy: 'rule:api.test', connects: true },
     { name: 'a scheme other than http(s)', input: () => ({ url: 'ftp://api.test/x' }), code: 'invalid_request', decidedBy: 'validation', connects: false },
@@ -235,6 +237,19 @@ function isolationSuite(isolation: Isolation, plugin: BodyPlugin) {
     expect(error.hostCode).toBe('timeout')
     expect(performance.now() - started).toBeLessThan(1500 + 3000)
     expect(eventOf(bodyId, from)).toMatchObject({ abi: 'extism', code: 'timeout', phase: 'total', allowed: true })
+  })
+
+  test('unloading the plugin while its request waits fails the call and records the request as cancelled', async () => {
+    const own = runtimeFor(isolation)
+    const id = `unload-${tag}`
+    const capsule = await own.load({ wasm: readFileSync(plugin.wasm()), id })
+    const from = events.length
+    const arrived = new Promise<void>((resolve) => (neverArrived = resolve))
+    const pending = failure(capsule.call(plugin.bodyExport, JSON.stringify({ url: url('api.test', '/never') })))
+    await arrived
+    await capsule.unload()
+    expect((await pending).code).toBe('unloaded')
+    expect(eventOf(id, from)).toMatchObject({ abi: 'extism', code: 'cancelled' })
   })
 
   test('after a refusal the plugin still works (status and headers reset per request)', async () => {
