@@ -20,12 +20,15 @@ const NEWLINE = 0x0a
 class PendingLine {
   readonly #bytes = new Uint8Array(MAX_LOG_LINE_BYTES)
   length = 0
+  /** The line so far went out as a full piece: a newline right after it ends that line, not an empty one. */
+  split = false
 
   /** Appends what fits; returns how many bytes of `bytes` it took. */
   take(bytes: Uint8Array): number {
     const n = Math.min(bytes.byteLength, MAX_LOG_LINE_BYTES - this.length)
     this.#bytes.set(bytes.subarray(0, n), this.length)
     this.length += n
+    if (n > 0) this.split = false
     return n
   }
 
@@ -88,8 +91,14 @@ export class LogLines {
       const end = bytes.indexOf(NEWLINE, at)
       const stop = end === -1 ? bytes.byteLength : end
       at += pending.take(bytes.subarray(at, stop))
-      if (at === end) at++
-      if (at - 1 === end || pending.full) this.line(stream, pending.drain())
+      if (at === end) {
+        at++
+        if (pending.split && pending.length === 0) pending.split = false
+        else this.line(stream, pending.drain())
+      } else if (pending.full) {
+        this.line(stream, pending.drain())
+        pending.split = true
+      }
     }
   }
 
@@ -97,6 +106,7 @@ export class LogLines {
   endCall(): void {
     for (const stream of ['stdout', 'stderr'] as const) {
       if (this.#pending[stream].length > 0) this.line(stream, this.#pending[stream].drain())
+      this.#pending[stream].split = false
     }
     this.#lines = 0
     this.#bytes = 0
