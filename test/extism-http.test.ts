@@ -39,6 +39,9 @@ async function upstream(req: IncomingMessage, res: ServerResponse) {
     case '/echo-auth':
       res.setHeader('x-echo', String(req.headers.authorization))
       return void res.end(`auth=${req.headers.authorization}`)
+    case '/empty':
+      res.statusCode = 204
+      return void res.end()
     case '/status':
       res.statusCode = 418
       return void res.end('teapot')
@@ -172,8 +175,9 @@ function isolationSuite(isolation: Isolation, plugin: BodyPlugin) {
     expect(eventOf(bodyId, from)).toMatchObject({ abi: 'extism', method: 'POST', bytesOut: 10, status: 200 })
   })
 
-  test('a non-2xx status is a response, not an error', async () => {
+  test('a non-2xx status is a response, not an error; an empty body is an empty block', async () => {
     expect(await call({ url: url('api.test', '/status') })).toBe('teapot')
+    expect(await call({ url: url('api.test', '/empty') })).toBe('')
   })
 
   test('headers: one JSON object, repeats joined with ", ", set-cookie lines with "\\n"', async () => {
