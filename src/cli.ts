@@ -255,6 +255,9 @@ function runPlan(values: RunValues, positionals: string[]) {
   }
   const exportName = positionals.at(-1)!
   const wasm = positionals.length === 2 ? positionals[0] : undefined
+  if (wasm?.toLowerCase().endsWith('.json') && values.manifest === undefined) {
+    throw new UsageError(`${wasm} looks like a manifest, not a module: give it as --manifest ${wasm}`)
+  }
   if (values.isolation !== undefined && values.isolation !== 'worker' && values.isolation !== 'inline') {
     throw new UsageError(`--isolation ${values.isolation}: expected worker or inline`)
   }

@@ -62,6 +62,7 @@ describe('usage', () => {
     [['run', 'x.wasm', 'f', '--timeout', '0'], '--timeout 0: expected a whole number of milliseconds from 1 to 2147483647'],
     [['run', '--manifest', 'm.json'], 'run --manifest needs an export name (and, optionally, the capsule file before it)'],
     [['run', 'a', 'b', 'c', '--manifest', 'm.json'], 'run --manifest needs an export name'],
+    [['run', 'plugin.json', 'f'], 'plugin.json looks like a manifest, not a module: give it as --manifest plugin.json'],
     [['explain', 'https://a.test/', '--allow', 'https://a.test/v1/*'], '--allow https://a.test/v1/*: "*" is not a route pattern; use /v1/:name for one segment, or /v1/** for every path under /v1'],
     [['explain', 'https://a.test/', '--allow', 'https://a.test/*.json'], '"*.json" is not a route pattern; use /:name for one segment, or /** for every path under /'],
     [['explain', 'https://a.test/', '--allow', 'https://a.test/v1?x=1'], '--allow https://a.test/v1?x=1: a query or fragment cannot be allowed'],
