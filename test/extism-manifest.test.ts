@@ -64,7 +64,9 @@ describe('allowed_hosts to host patterns', () => {
     ['*', 'would allow every host in Extism; capsule-host never allows every host'],
     ['**', 'would allow every host'],
     ['*.', 'would allow every host'],
-    ['', 'would allow every host'],
+    ['', 'an empty entry is no host; remove it'],
+    ['*.*', 'would allow every host'],
+    ['.', 'is not a valid host name'],
     ['*example.com', 'also matches hosts that merely end in "example.com" (such as "evilexample.com") and names any depth under it; write "example.com" and "*.example.com"'],
     ['**.example.com', 'write "*.example.com" for one label under the domain'],
     ['api.*.example.com', 'list the hosts it should reach'],
@@ -153,6 +155,7 @@ describe('translation', () => {
     ['max_var_bytes 0 (Extism: no vars)', { memory: { max_var_bytes: 0 } }, '"memory.max_var_bytes" 0 is below'],
     ['timeout_ms 0', { timeout_ms: 0 }, '"timeout_ms" must be at least 1'],
     ['timeout_ms negative', { timeout_ms: -5 }, '"timeout_ms"'],
+    ['capsule.json keys beside Extism keys', { name: 'p', version: '1', config: { a: 'b' } }, 'it mixes capsule.json keys (name, version) with an Extism manifest\'s (wasm, config); write one kind of manifest'],
   ])('%s is load_failed', async (_name, manifest, message) => {
     await expect(translate(manifest)).rejects.toMatchObject({ name: 'CapsuleError', code: 'load_failed', message: expect.stringContaining(message) })
   })

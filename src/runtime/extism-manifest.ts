@@ -120,8 +120,16 @@ function problemOf(error: z.ZodError, known: readonly string[], within?: string)
   return `${where === '' ? 'the manifest' : `"${where}"`} ${issue.message.replace(/^Invalid input: /, 'is invalid: ')}`
 }
 
+/** capsule.json's own keys: one of them beside Extism's means two kinds of manifest were mixed. */
+const CAPSULE_JSON_KEYS = ['name', 'version', 'capabilities', 'limits']
+
 function parseExtism(value: unknown): ParsedManifest {
   if (!isRecord(value)) throw refused('it must be an object')
+  const mixed = CAPSULE_JSON_KEYS.filter((key) => Object.hasOwn(value, key))
+  if (mixed.length > 0) {
+    const extism = Object.keys(value).filter((key) => !CAPSULE_JSON_KEYS.includes(key))
+    throw refused(`it mixes capsule.json keys (${mixed.join(', ')}) with an Extism manifest's (${extism.join(', ')}); write one kind of manifest (capsule.json has no config: give it in the load)`)
+  }
   const top = renamed(value, TOP_ALIASES, '')
   if (isRecord(top.memory)) top.memory = renamed(top.memory, MEMORY_ALIASES, 'memory.')
   const parsed = ExtismManifestSchema.safeParse(top)
@@ -155,7 +163,8 @@ function parseEntry(value: unknown): WasmEntry {
 export function hostPatternFor(entry: string): string {
   // A bracketed IPv6 literal is a character class to Extism's glob (it matches no real host); here it is that address.
   if (/^\[[0-9a-fA-F:.]+\]$/.test(entry)) return compileHostPattern(entry).source
-  if (entry === '' || /^[*.]+$/.test(entry)) {
+  if (entry === '') throw new Error('an empty entry is no host; remove it')
+  if (/^[*.]*\*[*.]*$/.test(entry)) {
     throw new Error(`${JSON.stringify(entry)} would allow every host in Extism; capsule-host never allows every host: list the hosts, or use "*.example.com" for one label under a domain`)
   }
   const wildcard = entry.startsWith('*.') && !/[*?[\]]/.test(entry.slice(2))
