@@ -298,6 +298,19 @@ for (const isolation of ['worker', 'inline'] as const) {
       expect(eventOf(id, from)).toMatchObject({ abi: 'extism', status: 200, bytesIn: size })
     })
 
+    test('a body the host still holds is copied: a plugin that writes over its block cannot change the next reply', async () => {
+      // A synthetic response whose body is one buffer, owned whole, reused for every request.
+      const constant = new TextEncoder().encode('constant body')
+      const fetch = testFetch({
+        rules: { host: 'api.test', httpsOnly: false, port: server.port, middleware: async () => ({ status: 200, body: constant }) },
+      })
+      const runtime = createRuntime({ fetch, isolation })
+      runtimes.push(runtime)
+      const capsule = await runtime.load({ wasm: capsulePath('extism-http'), id: `scribble-${isolation}` })
+      expect((await capsule.call('scribble_twice', JSON.stringify({ url: `http://api.test:${server.port}/json` }))).text()).toBe('constant body')
+      expect(new TextDecoder().decode(constant)).toBe('constant body')
+    })
+
     test('our plugin: status, headers and body of one response; before any request status 0 and {}', async () => {
       const runtime = runtimeFor(isolation)
       const capsule = await runtime.load({ wasm: capsulePath('extism-http'), id: `summary-${isolation}` })

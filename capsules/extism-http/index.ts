@@ -3,7 +3,7 @@
 // like the other PDKs' (as-pdk 1.0 imports http_request but wraps none of the three).
 
 import { Host, Memory } from "@extism/as-pdk";
-import { http_request as kernel_http_request, length } from "@extism/as-pdk/lib/env";
+import { http_request as kernel_http_request, length, store_u8 } from "@extism/as-pdk/lib/env";
 // The abort handler capsules/asconfig.json names: an abort becomes an Extism error, not a bare trap.
 import "../sdk/abort";
 import { JsonWriter, parseJson } from "../sdk/json";
@@ -96,5 +96,22 @@ export function before_any(): i32 {
   const w = new JsonWriter(64);
   w.beginObject().key("status").int(http_status_code()).key("headers").raw(blockBytes(http_headers())).endObject();
   Host.output(w.toBytes());
+  return 0;
+}
+
+/**
+ * Writes "X" over every byte of the response's body block, then sends the same request again and
+ * returns the second body: a host that handed over a buffer it still holds would show the X's.
+ */
+export function scribble_twice(): i32 {
+  const input = parseJson(Host.input());
+  if (input === null || !input.isObject) return 1;
+  const req = new HttpRequest();
+  req.url = input.getString("url");
+  const meta = Memory.allocateBytes(req.toJson());
+  const offset = kernel_http_request(meta.offset, 0);
+  const size = length(offset);
+  for (let i: u64 = 0; i < size; i++) store_u8(offset + i, 0x58);
+  Host.output(Http.request(req, null).body);
   return 0;
 }

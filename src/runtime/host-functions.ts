@@ -63,11 +63,14 @@ function blockBytes(context: CallContext, offset: bigint): Uint8Array {
 }
 
 /**
- * Stores bytes in a new kernel block, within the capsule's memory budget. A copy unless the bytes
- * own their whole buffer: Extism adopts a buffer it is given whole, and must never adopt linear memory.
+ * Stores bytes in a new kernel block, within the capsule's memory budget. Extism adopts a buffer
+ * it is given whole, and the capsule can then write into it: only bytes made for this reply
+ * (`fresh`: an encoded JSON reply, a slice of linear memory) that own their whole buffer are
+ * handed over as they are; anything else (a stream chunk, which may be a buffer a middleware
+ * still holds) is copied.
  */
-function store(io: HostIo<'sync' | 'async'>, context: CallContext, bytes: Uint8Array): bigint {
-  const owned = bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice()
+function store(io: HostIo<'sync' | 'async'>, context: CallContext, bytes: Uint8Array, fresh = false): bigint {
+  const owned = fresh && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice()
   return makeBlock(io.budget, context, bytes.byteLength, () => context.store(owned))
 }
 
@@ -94,7 +97,7 @@ function capacityOf(capacity: bigint): number {
 /** Functions shared by both modes: they touch only memory, never the network. */
 function memoryFunctions(io: HostIo<'sync' | 'async'>, ref: MemoryRef) {
   return {
-    mem_to_block: (context: CallContext, ptr: bigint, len: bigint) => store(io, context, linearMemory(ref, ptr, len).slice()),
+    mem_to_block: (context: CallContext, ptr: bigint, len: bigint) => store(io, context, linearMemory(ref, ptr, len).slice(), true),
     block_to_mem: (context: CallContext, offset: bigint, ptr: bigint, len: bigint) => {
       const bytes = blockBytes(context, offset)
       if (len > BigInt(bytes.byteLength)) fail({ code: 'invalid_request', message: `the block holds ${bytes.byteLength} bytes, not ${len}` })
@@ -106,8 +109,8 @@ function memoryFunctions(io: HostIo<'sync' | 'async'>, ref: MemoryRef) {
 /** Host functions for a capsule on its own worker thread: every call blocks until the main thread answers. */
 export function syncHostFunctions(io: HostIo<'sync'>, ref: MemoryRef) {
   return {
-    http_request: (context: CallContext, offset: bigint) => store(io, context, io.request(blockBytes(context, offset))),
-    http_stream_start: (context: CallContext, offset: bigint) => store(io, context, io.streamStart(blockBytes(context, offset))),
+    http_request: (context: CallContext, offset: bigint) => store(io, context, io.request(blockBytes(context, offset)), true),
+    http_stream_start: (context: CallContext, offset: bigint) => store(io, context, io.streamStart(blockBytes(context, offset)), true),
     http_stream_read: (context: CallContext, offset: bigint) =>
       store(io, context, unwrap(io.streamRead(blockBytes(context, offset), Number.POSITIVE_INFINITY))),
     http_stream_close: (context: CallContext, offset: bigint) => io.streamClose(blockBytes(context, offset)),
@@ -126,13 +129,13 @@ export function asyncHostFunctions(io: HostIo<'async'>, ref: MemoryRef) {
       io.checkpoint()
       const reply = await io.request(blockBytes(context, offset))
       io.checkpoint()
-      return store(io, context, reply)
+      return store(io, context, reply, true)
     },
     http_stream_start: async (context: CallContext, offset: bigint) => {
       io.checkpoint()
       const reply = await io.streamStart(blockBytes(context, offset))
       io.checkpoint()
-      return store(io, context, reply)
+      return store(io, context, reply, true)
     },
     http_stream_read: async (context: CallContext, offset: bigint) => {
       io.checkpoint()

@@ -128,10 +128,14 @@ function blockOf(context: CallContext, offset: bigint, what: string): Uint8Array
   return bytes
 }
 
-/** A new block holding `bytes` (copied unless they own their whole buffer), within the capsule's budget. */
+/**
+ * A new block holding a copy of `bytes`, within the capsule's budget. Always a copy: Extism may
+ * adopt a buffer it is given whole, and a body can be one the host still holds (a middleware's
+ * synthetic response), which the capsule must never be able to write into.
+ */
 function store(budget: KernelBudget, context: CallContext, bytes: Uint8Array): bigint {
-  const owned = bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice()
-  return makeBlock(budget, context, owned.byteLength, () => context.store(owned))
+  const copy = bytes.slice()
+  return makeBlock(budget, context, copy.byteLength, () => context.store(copy))
 }
 
 /** Reads and checks the capsule's request; a refusal is recorded and fails the call. */
