@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Builds every capsule (a folder of capsules/ with an index.ts) into capsules/dist/<name>.wasm
 // with the installed AssemblyScript compiler and the shared options in capsules/asconfig.json.
-// A capsule whose .wasm is newer than all of its inputs (its folder, the SDK, the options, this
-// script, the compiler and the PDK) is skipped, so running this on every start is cheap.
+// A capsule whose .wasm is newer than all of its inputs (its folder, the SDK, the WASI
+// declarations in capsules/wasi-sdk, the options, this script, the compiler and the PDK) is
+// skipped, so running this on every start is cheap.
 //
 //   node capsules/build.mjs [--force] [name ...]
 //
@@ -61,6 +62,7 @@ function newest(path) {
 const require = createRequire(import.meta.url)
 const toolchainInputs = [
   join(here, 'sdk'),
+  join(here, 'wasi-sdk'),
   join(here, 'asconfig.json'),
   fileURLToPath(import.meta.url),
   require.resolve('assemblyscript/package.json'),

@@ -4,7 +4,7 @@
 import { outputString } from "../sdk";
 import {
   args_get, args_sizes_get, environ_get, environ_sizes_get, fd_prestat_dir_name, fd_prestat_get, fd_read, fd_readdir, fd_renumber, fd_write, path_create_directory, path_filestat_get, path_open, path_rename, path_symlink, path_unlink_file, poll_oneoff, sock_accept, sock_recv, sock_send, sock_shutdown,
-} from "../wasi-stdio/wasi";
+} from "../wasi-sdk/wasi";
 
 const PATHS: string[] = ["/", "..", "/etc/passwd", "etc/passwd", ".", "", "../../../../etc/passwd", "/proc/self/environ", "C:\\Windows"];
 /** Every right: the widest open a capsule could ask for. */

@@ -6,7 +6,7 @@ import { log_debug, log_error, log_info, log_warn } from "@extism/as-pdk/lib/env
 import { inputString, outputString, stringToBlock } from "../sdk";
 import {
   args_get, args_sizes_get, clock_time_get, environ_get, environ_sizes_get, fd_write, proc_exit, random_get,
-} from "./wasi";
+} from "../wasi-sdk/wasi";
 
 @external("extism:host/env", "log_trace")
 declare function log_trace(offs: u64): void;

@@ -255,7 +255,12 @@ function streamFunctions(memory: Memory, open: Set<number>, write: (stream: StdS
     const buffers = memory.iovecs(iovs, count)
     if (typeof buffers === 'number') return buffers
     let done = 0
-    if (writing) for (const buffer of buffers) (write(fd === STDOUT ? 'stdout' : 'stderr', buffer), (done += buffer.byteLength))
+    if (writing) {
+      for (const buffer of buffers) {
+        write(fd === STDOUT ? 'stdout' : 'stderr', buffer)
+        done += buffer.byteLength
+      }
+    }
     memory.u32(donePtr, done) // stdin is empty: a read is at its end at once
     return ERRNO.SUCCESS
   }

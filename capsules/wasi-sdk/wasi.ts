@@ -1,4 +1,4 @@
-// The WASI preview 1 functions the test capsules call, declared once (wasi-stdio and wasi-hostile import them).
+// The WASI preview 1 functions the WASI test capsules call (wasi-stdio, wasi-hostile), declared once; not a capsule itself (no index.ts).
 
 @external("wasi_snapshot_preview1", "args_get")
 export declare function args_get(pointers: usize, buffer: usize): i32;
