@@ -307,7 +307,10 @@ for (const isolation of ['worker', 'inline'] as const) {
       const runtime = createRuntime({ fetch, isolation })
       runtimes.push(runtime)
       const capsule = await runtime.load({ wasm: capsulePath('extism-http'), id: `scribble-${isolation}` })
-      expect((await capsule.call('scribble_twice', JSON.stringify({ url: `http://api.test:${server.port}/json` }))).text()).toBe('constant body')
+      const input = JSON.stringify({ url: `http://api.test:${server.port}/json` })
+      expect((await capsule.call('scribble_twice', input)).text()).toBe('constant body')
+      // The capsule-host ABI's stream chunks likewise (http_stream_read hands over a block).
+      expect((await capsule.call('stream_scribble_twice', input)).text()).toBe('constant body')
       expect(new TextDecoder().decode(constant)).toBe('constant body')
     })
 

@@ -6,6 +6,7 @@ import { Host, Memory } from "@extism/as-pdk";
 import { http_request as kernel_http_request, length, store_u8 } from "@extism/as-pdk/lib/env";
 // The abort handler capsules/asconfig.json names: an abort becomes an Extism error, not a bare trap.
 import "../sdk/abort";
+import { http_stream_close, http_stream_read, http_stream_start } from "../sdk/env";
 import { JsonWriter, parseJson } from "../sdk/json";
 
 
@@ -113,5 +114,30 @@ export function scribble_twice(): i32 {
   const size = length(offset);
   for (let i: u64 = 0; i < size; i++) store_u8(offset + i, 0x58);
   Host.output(Http.request(req, null).body);
+  return 0;
+}
+
+/** Opens a capsule-host stream, keeps a copy of its first chunk, writes "X" over the chunk's block, closes it. */
+function scribbledChunk(url: string): Uint8Array {
+  const w = new JsonWriter(32 + url.length);
+  const meta = Memory.allocateBytes(w.beginObject().key("url").string(url).endObject().toBytes());
+  const head = parseJson(blockBytes(http_stream_start(meta.offset)));
+  if (head === null || !head.isObject) return new Uint8Array(0);
+  const handle = Memory.allocateString(head.getString("handle"));
+  const chunk = http_stream_read(handle.offset);
+  const bytes = blockBytes(chunk);
+  const size = length(chunk);
+  for (let i: u64 = 0; i < size; i++) store_u8(chunk + i, 0x58);
+  http_stream_close(handle.offset);
+  return bytes;
+}
+
+/** The same through capsule-host's stream functions: returns the second stream's first chunk. */
+export function stream_scribble_twice(): i32 {
+  const input = parseJson(Host.input());
+  if (input === null || !input.isObject) return 1;
+  const url = input.getString("url");
+  scribbledChunk(url);
+  Host.output(scribbledChunk(url));
   return 0;
 }
