@@ -136,6 +136,14 @@ describeIsolations('isolation %s', (isolation) => {
     expect(second.random).not.toBe(first.random)
   })
 
+  test.each([0, 1, 50])('poll_oneoff on a %i ms clock sleeps at least that long and reports the event', async (ms) => {
+    const stdio = await runtimeFor(isolation).load({ wasm: capsulePath('wasi-stdio') })
+    const nap = (await stdio.call('nap', String(ms))).json<{ errno: number; events: number; userdata: number; elapsed_ms: number }>()
+    expect(nap).toMatchObject({ errno: 0, events: 1, userdata: 42 })
+    expect(nap.elapsed_ms).toBeGreaterThanOrEqual(ms)
+    expect(nap.elapsed_ms).toBeLessThan(ms + 5000)
+  })
+
   describe('imports', () => {
     test.each(WASI_FUNCTION_NAMES.map((name) => [name]))('a module importing WASI %s loads', async (name) => {
       await expect(runtimeFor(isolation).load({ wasm: tinyModule({ imports: [['wasi_snapshot_preview1', name]], exports: ['f'] }) })).resolves.toBeDefined()

@@ -1,11 +1,12 @@
 // wasi-stdio: a WASI capsule for the runtime's WASI and log tests. It writes to stdout and stderr
 // with fd_write, logs at every Extism level, ends calls with proc_exit when asked, reads the clocks
-// and the random source, and is a reactor (_initialize) and a command (_start) at once.
+// and the random source, sleeps with poll_oneoff, and is a reactor (_initialize) and a command
+// (_start) at once.
 
 import { log_debug, log_error, log_info, log_warn } from "@extism/as-pdk/lib/env";
 import { inputString, outputString, stringToBlock } from "../sdk";
 import {
-  args_get, args_sizes_get, clock_time_get, environ_get, environ_sizes_get, fd_write, proc_exit, random_get,
+  args_get, args_sizes_get, clock_time_get, environ_get, environ_sizes_get, fd_write, poll_oneoff, proc_exit, random_get,
 } from "../wasi-sdk/wasi";
 
 @external("extism:host/env", "log_trace")
@@ -113,6 +114,30 @@ export function environment(): i32 {
   outputString(
     '{"args":' + strings(args_sizes_get, args_get) + ',"env":' + strings(environ_sizes_get, environ_get) +
     ',"realtime":' + (time[0] / 1000000).toString() + ',"monotonic":' + time[1].toString() + ',"random":"' + hex + '"}',
+  );
+  return 0;
+}
+
+/**
+ * Input "<ms>": sleeps that long with one poll_oneoff clock subscription (relative, monotonic);
+ * returns `{"errno":N,"events":N,"userdata":N,"elapsed_ms":N}` measured on the monotonic clock.
+ */
+export function nap(): i32 {
+  const ms = I64.parseInt(inputString());
+  const sub = new Uint8Array(48);
+  store<u64>(sub.dataStart, 42); // userdata
+  store<u8>(sub.dataStart, 0, 8); // EVENTTYPE_CLOCK
+  store<u32>(sub.dataStart, 1, 16); // CLOCK_MONOTONIC
+  store<u64>(sub.dataStart, <u64>ms * 1000000, 24);
+  const event = new Uint8Array(32);
+  const counts = new StaticArray<u64>(3);
+  const at = changetype<usize>(counts);
+  clock_time_get(1, 1, at);
+  const errno = poll_oneoff(sub.dataStart, event.dataStart, 1, at + 16);
+  clock_time_get(1, 1, at + 8);
+  outputString(
+    '{"errno":' + errno.toString() + ',"events":' + load<u32>(at + 16).toString() + ',"userdata":' + load<u64>(event.dataStart).toString() +
+    ',"elapsed_ms":' + ((counts[1] - counts[0]) / 1000000).toString() + "}",
   );
   return 0;
 }

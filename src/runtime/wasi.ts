@@ -148,10 +148,12 @@ function clockFunctions(memory: Memory) {
   }
 }
 
-/** Blocks this thread for `ns` nanoseconds (at most ~24 days per wait). */
-function sleep(ns: bigint): void {
-  const ms = Number(ns / 1_000_000n)
-  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(ms, 2 ** 31 - 1))
+/** Blocks this thread until the monotonic clock reaches `deadline` (each wait at most ~24 days). */
+function sleepUntil(deadline: bigint): void {
+  const cell = new Int32Array(new SharedArrayBuffer(4))
+  for (let left = deadline - process.hrtime.bigint(); left > 0n; left = deadline - process.hrtime.bigint()) {
+    Atomics.wait(cell, 0, 0, Math.min(Number(left) / 1e6, 2 ** 31 - 1))
+  }
 }
 
 const SUBSCRIPTION_BYTES = 48
@@ -197,7 +199,7 @@ function pollOneoff(memory: Memory, open: ReadonlySet<number>, inPtr: number, ou
   }
   if (ready === 0 && clocks.length > 0) {
     const first = clocks.reduce((a, b) => (b.deadline < a.deadline ? b : a))
-    sleep(first.deadline - process.hrtime.bigint())
+    sleepUntil(first.deadline)
     const time = process.hrtime.bigint()
     for (const clock of clocks) if (clock.deadline <= time || clock === first) event(clock.userdata, EVENT_CLOCK, ERRNO.SUCCESS)
   }
