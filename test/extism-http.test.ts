@@ -281,6 +281,25 @@ for (const isolation of ['worker', 'inline'] as const) {
       expect(eventOf(id, from)).toMatchObject({ abi: 'extism', allowed: false, decidedBy: 'manifest', code: 'denied' })
     })
 
+    test('the policy decides a host no rule matches, seeing the Extism request as any other', async () => {
+      const asked: Array<{ capsuleId: string; host: string; method: string }> = []
+      const fetch = testFetch({
+        policy: ({ capsuleId, host, method }) => (asked.push({ capsuleId, host, method }), host === 'api.test'),
+        onRequest: (event) => events.push(event),
+      })
+      const runtime = createRuntime({ fetch, isolation })
+      runtimes.push(runtime)
+      const id = `policy-${isolation}`
+      const capsule = await runtime.load({ wasm: capsulePath('extism-http'), id })
+      const from = events.length
+      const body = (await capsule.call('http_request', JSON.stringify({ url: `http://api.test:${server.port}/json`, method: 'PUT' }))).json()
+      expect(body).toMatchObject({ method: 'PUT' })
+      expect(asked).toEqual([{ capsuleId: id, host: 'api.test', method: 'PUT' }])
+      expect(eventOf(id, from)).toMatchObject({ abi: 'extism', allowed: true, decidedBy: 'policy' })
+      const error = await failure(capsule.call('http_request', JSON.stringify({ url: `http://other.test:${server.port}/json` })))
+      expect(error.hostCode).toBe('denied')
+    })
+
     test('a 3 MiB body (several channel segments in worker isolation) arrives intact, under a larger cap', async () => {
       const fetch = testFetch({
         rules: { host: 'api.test', httpsOnly: false, port: server.port },
