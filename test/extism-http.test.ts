@@ -281,6 +281,19 @@ for (const isolation of ['worker', 'inline'] as const) {
       expect(eventOf(id, from)).toMatchObject({ abi: 'extism', allowed: false, decidedBy: 'manifest', code: 'denied' })
     })
 
+    test("the response cap is the capsule's own: a manifest's lower maxResponseBytes binds the Extism ABI", async () => {
+      const runtime = runtimeFor(isolation)
+      const id = `cap-${isolation}`
+      const manifest = { name: 'cap', version: '1', capabilities: { http: ['api.test'] }, limits: { maxResponseBytes: 6 } }
+      const capsule = await runtime.load({ wasm: capsulePath('extism-http'), id, manifest })
+      // 'teapot' is exactly 6 bytes: at the cap passes; '{"method":...}' is over it.
+      expect((await capsule.call('http_request', JSON.stringify({ url: `http://api.test:${server.port}/status` }))).text()).toBe('teapot')
+      const from = events.length
+      const error = await failure(capsule.call('http_request', JSON.stringify({ url: `http://api.test:${server.port}/json` })))
+      expect(error.hostCode).toBe('too_large')
+      expect(eventOf(id, from)).toMatchObject({ abi: 'extism', allowed: true, code: 'too_large' })
+    })
+
     test('the policy decides a host no rule matches, seeing the Extism request as any other', async () => {
       const asked: Array<{ capsuleId: string; host: string; method: string }> = []
       const fetch = testFetch({
