@@ -20,6 +20,7 @@ afterAll(async () => {
 
 const EBADF = 8
 const EFAULT = 21
+const EINVAL = 28
 const ENOTDIR = 54
 const ENOTSOCK = 57
 const ENOTSUP = 58
@@ -64,6 +65,9 @@ describeIsolations('isolation %s', (isolation) => {
       ['environ_get', 0],
       ['args_get', 0],
       ['bad_pointer', EFAULT], // an iovec pointer outside the capsule's memory
+      ['iovecs_1024', 0], // the most iovecs one call may name (all empty here)
+      ['iovecs_1025', EINVAL],
+      ['iovecs_max', EINVAL], // 0xffffffff: negative as an i32, a count as WASI reads it
     ])('%s answers %j', (name, expected) => {
       expect(report[name]).toEqual(expected)
     })

@@ -85,6 +85,11 @@ export function probe(): i32 {
   json += ',"environ_get":' + environ_get(scratch.dataStart, scratch.dataStart + 64).toString();
   json += ',"args_get":' + args_get(scratch.dataStart, scratch.dataStart + 64).toString();
   json += ',"bad_pointer":' + fd_write(1, 0xfffffff0, 1, outAt).toString();
+  // 1024 empty iovecs (the most one call may name), one more, and a count that is negative as an i32.
+  const iovecs = changetype<usize>(new StaticArray<u64>(1025));
+  json += ',"iovecs_1024":' + fd_write(1, iovecs, 1024, outAt).toString();
+  json += ',"iovecs_1025":' + fd_write(1, iovecs, 1025, outAt).toString();
+  json += ',"iovecs_max":' + fd_write(1, iovecs, 0xffffffff, outAt).toString();
   outputString(json + "}");
   return 0;
 }

@@ -327,7 +327,8 @@ export function wasiFunctions(io: WasiIo): Record<string, WasiFunction> {
     proc_raise: () => ERRNO.NOTSUP,
   }
   const functions: Record<string, WasiFunction> = Object.fromEntries(
-    Object.entries(plain).map(([name, fn]) => [name, (_context: CallContext, ...args: unknown[]) => faultsAsErrno(fn, args as never[])]),
+    // Wasm passes i32 arguments as signed numbers; WASI's are unsigned (pointers, lengths, fds).
+    Object.entries(plain).map(([name, fn]) => [name, (_context: CallContext, ...args: unknown[]) => faultsAsErrno(fn, args.map(unsigned) as never[])]),
   )
   functions.proc_exit = (context: CallContext, code: number) => {
     const exit = code >>> 0
@@ -335,6 +336,8 @@ export function wasiFunctions(io: WasiIo): Record<string, WasiFunction> {
   }
   return functions
 }
+
+const unsigned = (arg: unknown) => (typeof arg === 'number' ? arg >>> 0 : arg)
 
 function faultsAsErrno(fn: (...args: never[]) => number, args: never[]): number {
   try {
