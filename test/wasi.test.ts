@@ -126,6 +126,14 @@ describeIsolations('isolation %s', (isolation) => {
       expect((await stdio.call('_start')).text()).toBe('started 1')
       expect(entries).toEqual([{ capsuleId: `command-${isolation}`, level: 'stdout', message: 'started' }])
     })
+
+    test('after _start the next call gets a fresh instance, as in Extism; other exports keep theirs', async () => {
+      const stdio = await runtimeFor(isolation).load({ wasm: capsulePath('wasi-stdio') })
+      expect((await stdio.call('_start')).text()).toBe('started 1')
+      expect((await stdio.call('_start')).text()).toBe('started 1') // a new instance: its count starts again
+      expect((await stdio.call('initialised_count')).json()).toEqual({ initialised: 1 }) // initialised once, again
+      expect((await stdio.call('initialised_count')).json()).toEqual({ initialised: 1 })
+    })
   })
 
   test('a real clock and a real random source', async () => {

@@ -11,7 +11,7 @@ import type { EngineLogs } from './logs.js'
 import type { CompiledCapsule } from './modules.js'
 import type { WasiGrants } from './wasi-grants.js'
 import { LogLines } from './log-lines.js'
-import { callExport, extismOptions, failureOf, outputBytes, startInstance, wasiNamespace } from './plugin-options.js'
+import { extismOptions, failureOf, outputBytes, PluginSlot, startInstance, wasiNamespace } from './plugin-options.js'
 
 /** True when this Node can suspend Wasm on a promise (JSPI): Node 25+, or 24 with --experimental-wasm-jspi. */
 export function hasJspi(): boolean {
@@ -55,7 +55,8 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
     },
     budget: ledger,
   }
-  const functions = {
+  // Fresh functions for each instance: vars and WASI state belong to one instance (PluginSlot).
+  const functionsOf = () => ({
     [HOST_NAMESPACE]: asyncHostFunctions(io, ref),
     'extism:host/env': kernelFunctions(ledger, log, options.config, lines),
     ...wasiNamespace(ref, options.wasi, lines),
@@ -66,18 +67,21 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
       budget: ledger,
       maxRequestBytes: http.maxRequestBytes,
     }),
-  }
-  let plugin: Plugin
-  try {
-    plugin = await createPlugin(
-      { wasm: [{ module: options.compiled.module }] },
-      extismOptions(functions, options.config, options.memoryBytes, log),
-    )
-  } catch (cause) {
-    throw new CapsuleError('load_failed', `the capsule could not be instantiated: ${(cause as Error).message}`, { cause })
-  }
-  const instance = await plugin.getInstance()
-  startInstance(options.compiled.module, instance.exports, ref, lines)
+  })
+  const slot = await PluginSlot.open(async () => {
+    let plugin: Plugin
+    try {
+      plugin = await createPlugin(
+        { wasm: [{ module: options.compiled.module }] },
+        extismOptions(functionsOf(), options.config, options.memoryBytes, log),
+      )
+    } catch (cause) {
+      throw new CapsuleError('load_failed', `the capsule could not be instantiated: ${(cause as Error).message}`, { cause })
+    }
+    const { exports } = await plugin.getInstance()
+    startInstance(options.compiled.module, exports, ref, lines)
+    return { plugin, exports }
+  })
   let closed = false
   /** Fails the call in flight, if any: the capsule was stopped while it waited in a host call. */
   let interrupt: ((error: CapsuleError) => void) | undefined
@@ -103,10 +107,10 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
       })
       try {
         // A copy: Extism adopts a whole buffer as the input block, which the capsule can write into.
-        return outputBytes(await Promise.race([callExport(plugin, instance.exports, name, input.slice(), lines), stopped]), name, options.maxOutputBytes)
+        return outputBytes(await Promise.race([slot.call(name, input.slice(), lines), stopped]), name, options.maxOutputBytes)
       } catch (error) {
         if (error instanceof CapsuleError) throw error
-        throw failureOf(error, name, instance.exports, options.memoryBytes, log)
+        throw failureOf(error, name, slot.exports, options.memoryBytes, log)
       } finally {
         clearTimeout(timer)
         interrupt = undefined
@@ -118,7 +122,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
       expired = true
       interrupt?.(new CapsuleError('unloaded', 'the capsule was unloaded during the call'))
       http.closeAll()
-      await plugin.close()
+      await slot.close()
     },
   }
 }

@@ -126,3 +126,53 @@ export async function callExport(plugin: Plugin, exports: WebAssembly.Exports, n
     lines.endCall()
   }
 }
+
+/** A capsule's Extism plugin and its instance's exports. */
+export interface LivePlugin {
+  readonly plugin: Plugin
+  readonly exports: WebAssembly.Exports
+}
+
+/**
+ * A capsule's Extism plugin, made by `make`. After a WASI command's `_start` the next call gets a
+ * fresh instance (new memory, vars and WASI state), as Extism's runtime does: a command runs once
+ * per instance. Any other export keeps the instance, which is what makes a reactor's state last.
+ */
+export class PluginSlot {
+  #live: LivePlugin
+  #spent = false
+
+  private constructor(
+    private readonly make: () => Promise<LivePlugin>,
+    live: LivePlugin,
+  ) {
+    this.#live = live
+  }
+
+  static async open(make: () => Promise<LivePlugin>): Promise<PluginSlot> {
+    return new PluginSlot(make, await make())
+  }
+
+  /** The current instance's exports (for failureOf). */
+  get exports(): WebAssembly.Exports {
+    return this.#live.exports
+  }
+
+  async call(name: string, input: Uint8Array, lines: LogLines): Promise<{ bytes(): Uint8Array } | null> {
+    if (this.#spent) {
+      await this.#live.plugin.close()
+      this.#live = await this.make()
+      this.#spent = false
+    }
+    const command = name === '_start' && callableName(this.#live.exports, name) !== name
+    try {
+      return await callExport(this.#live.plugin, this.#live.exports, name, input, lines)
+    } finally {
+      this.#spent = command
+    }
+  }
+
+  close(): Promise<void> {
+    return this.#live.plugin.close()
+  }
+}

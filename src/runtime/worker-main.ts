@@ -9,7 +9,7 @@ import { kernelFunctions, KernelMemoryExceeded, type CapsuleLog, type KernelBudg
 import { decodeKernelReply, syncKernelHttpFunctions } from './kernel-http.js'
 import { KERNEL_HTTP_NAMESPACE } from './module-bounds.js'
 import { LogLines } from './log-lines.js'
-import { callExport, extismOptions, failureOf, outputBytes, startInstance, wasiNamespace } from './plugin-options.js'
+import { extismOptions, failureOf, outputBytes, PluginSlot, startInstance, wasiNamespace } from './plugin-options.js'
 import {
   decodeReadResult,
   encodeRead,
@@ -77,7 +77,8 @@ const io: HostIo<'sync'> = {
   checkpoint: () => undefined,
   budget,
 }
-const functions = {
+// Fresh functions for each instance: vars and WASI state belong to one instance (PluginSlot).
+const functionsOf = () => ({
   [HOST_NAMESPACE]: syncHostFunctions(io, ref),
   'extism:host/env': kernelFunctions(budget, log, data.config, lines),
   ...wasiNamespace(ref, data.wasi, lines),
@@ -91,7 +92,7 @@ const functions = {
     budget,
     maxRequestBytes: data.maxRequestBytes,
   }),
-}
+})
 
 // Extism loads node:wasi, whose ExperimentalWarning means nothing here (WASI is never enabled).
 process.removeAllListeners('warning')
@@ -99,20 +100,20 @@ const { default: createPlugin } = await import('@extism/extism')
 
 post({ type: 'instantiating' })
 try {
-  const plugin = await createPlugin(
-    { wasm: [{ module: data.module }] },
-    extismOptions(functions, data.config, data.memoryBytes, log),
-  )
-  const instance = await plugin.getInstance()
-  startInstance(data.module, instance.exports, ref, lines)
+  const slot = await PluginSlot.open(async () => {
+    const plugin = await createPlugin({ wasm: [{ module: data.module }] }, extismOptions(functionsOf(), data.config, data.memoryBytes, log))
+    const { exports } = await plugin.getInstance()
+    startInstance(data.module, exports, ref, lines)
+    return { plugin, exports }
+  })
   port.on('message', async (message: ToWorker) => {
     log.lastError = undefined
     log.rawError = undefined
     try {
-      const copy = outputBytes(await callExport(plugin, instance.exports, message.name, message.input, lines), message.name, data.maxOutputBytes).slice()
+      const copy = outputBytes(await slot.call(message.name, message.input, lines), message.name, data.maxOutputBytes).slice()
       post({ type: 'result', id: message.id, output: copy }, [copy.buffer])
     } catch (error) {
-      const failure = error instanceof CapsuleError ? error : failureOf(error, message.name, instance.exports, data.memoryBytes, log)
+      const failure = error instanceof CapsuleError ? error : failureOf(error, message.name, slot.exports, data.memoryBytes, log)
       post({
         type: 'failure',
         id: message.id,
