@@ -265,6 +265,13 @@ describe.skipIf(!haveFixtures)(`Extism's own plugins through an Extism manifest$
     expect(events.at(-1)).toMatchObject({ allowed: false, decidedBy: 'manifest', code: 'denied' })
   })
 
+  test("http.wasm: memory.max_http_response_bytes caps what the kernel's http_request may read", async () => {
+    const { runtime } = setup()
+    const capsule = await runtime.load({ manifest: { wasm: [{ path: `${FIXTURES}http.wasm` }], allowed_hosts: ['api.test'], memory: { max_http_response_bytes: 1000 } } })
+    await expect(capsule.call('http_request', JSON.stringify({ url: `http://api.test:${server.port}/big` }))).rejects.toMatchObject({ code: 'capsule_failed', message: expect.stringContaining('too_large') })
+    expect((await capsule.call('http_request', JSON.stringify({ url: `http://api.test:${server.port}/` }))).text()).toBe('ok')
+  })
+
   test("a manifest linking upper.wasm into another module, as Extism's tests do, is refused", async () => {
     const { runtime } = setup()
     const manifest = { wasm: [{ path: `${FIXTURES}upper.wasm`, name: 'extism:host/user' }, { path: `${FIXTURES}code.wasm`, name: 'main' }] }
