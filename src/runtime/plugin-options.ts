@@ -1,4 +1,4 @@
-// Extism plugin options shared by both isolation modes, and the translation of a failed call.
+// Extism plugin options and the plugin lifecycle shared by both isolation modes (WASI wiring, instance start, calls, a fresh instance after _start), and the translation of a failed call.
 import type { ExtismPluginOptions, Plugin } from '@extism/extism'
 import { CapsuleError } from '../errors.js'
 import { safeText } from '../safe-text.js'
