@@ -156,6 +156,26 @@ describeIsolations('isolation %s', (isolation) => {
     expect(nap.elapsed_ms).toBeLessThan(ms + 5000)
   })
 
+  test('a poll_oneoff sleep past the call time limit ends the call at the limit (call_timeout), and the capsule is stopped', async () => {
+    const stdio = await runtimeFor(isolation).load({ wasm: capsulePath('wasi-stdio'), limits: { callTimeoutMs: 200 } })
+    const started = performance.now()
+    await expect(stdio.call('nap', String(600_000))).rejects.toMatchObject({ code: 'call_timeout' })
+    // A ten-minute sleep that the limit did not end would hold this test far past its own timeout.
+    expect(performance.now() - started).toBeLessThan(60_000)
+  })
+
+  if (isolation === 'inline') {
+    test('a poll_oneoff sleep on the host thread suspends the capsule: the event loop goes on meanwhile', async () => {
+      const stdio = await runtimeFor(isolation).load({ wasm: capsulePath('wasi-stdio') })
+      let settled = false
+      const nap = stdio.call('nap', '200').finally(() => (settled = true))
+      // A sleep that blocked the thread would end before this callback could run, and the call with it.
+      await new Promise(setImmediate)
+      expect(settled).toBe(false)
+      expect((await nap).json<{ errno: number; events: number }>()).toMatchObject({ errno: 0, events: 1 })
+    })
+  }
+
   describe('imports', () => {
     test.each(WASI_FUNCTION_NAMES.map((name) => [name]))('a module importing WASI %s loads', async (name) => {
       await expect(runtimeFor(isolation).load({ wasm: tinyModule({ imports: [['wasi_snapshot_preview1', name]], exports: ['f'] }) })).resolves.toBeDefined()

@@ -12,6 +12,7 @@ import type { CompiledCapsule } from './modules.js'
 import type { WasiGrants } from './wasi-grants.js'
 import { LogLines } from './log-lines.js'
 import { extismOptions, failureOf, outputBytes, PluginSlot, startInstance, wasiNamespace } from './plugin-options.js'
+import { WasiSleeps } from './wasi-sleeps.js'
 
 /** True when this Node can suspend Wasm on a promise (JSPI): Node 25+, or 24 with --experimental-wasm-jspi. */
 export function hasJspi(): boolean {
@@ -43,6 +44,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
   const log: CapsuleLog = { lastError: undefined, rawError: undefined }
   let expired = false
   const ledger = new CallBlockLedger(options.memoryBytes)
+  const sleeps = new WasiSleeps()
   const logs = options.logs
   const lines = new LogLines(logs && ((level, message) => logs.write(level, message)), logs?.level ?? 'error')
   const io = {
@@ -59,7 +61,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
   const functionsOf = () => ({
     [HOST_NAMESPACE]: asyncHostFunctions(io, ref),
     'extism:host/env': kernelFunctions(ledger, log, options.config, lines),
-    ...wasiNamespace(ref, options.wasi, lines),
+    ...wasiNamespace(ref, options.wasi, lines, (deadline) => sleeps.until(deadline, io.checkpoint)),
     [KERNEL_HTTP_NAMESPACE]: asyncKernelHttpFunctions({
       send: (checked) => http.kernelRequest(checked),
       refused: (error) => http.recordInvalid({ kind: 'request', error, abi: 'extism' }),
@@ -102,6 +104,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
         timer = setTimeout(() => {
           expired = true
           http.closeAll()
+          sleeps.wakeAll()
           reject(new CapsuleError('call_timeout', `the call to "${name}" ran past ${timeoutMs} ms`))
         }, timeoutMs)
       })
@@ -122,6 +125,7 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
       expired = true
       interrupt?.(new CapsuleError('unloaded', 'the capsule was unloaded during the call'))
       http.closeAll()
+      sleeps.wakeAll()
       await slot.close()
     },
   }

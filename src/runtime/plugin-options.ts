@@ -6,7 +6,7 @@ import { HostFailure, type MemoryRef } from './host-functions.js'
 import { KernelMemoryExceeded, type CapsuleLog } from './kernel-guards.js'
 import type { LogLines } from './log-lines.js'
 import { moduleBounds, tableAtBound, WASI_IMPORT_NAMESPACE } from './module-bounds.js'
-import { callableName, startGuest, WasiExit, wasiFunctions } from './wasi.js'
+import { callableName, startGuest, WasiExit, wasiFunctions, type WasiIo } from './wasi.js'
 import { NO_WASI_GRANTS, type WasiGrants } from './wasi-grants.js'
 
 const WASM_PAGE = 64 * 1024
@@ -91,8 +91,10 @@ export function outputBytes(output: { bytes(): Uint8Array } | null, name: string
 }
 
 /** The WASI namespace of a capsule's host functions (wasi.ts), its stdout and stderr going to `lines`. */
-export function wasiNamespace(ref: MemoryRef, grants: WasiGrants | undefined, lines: LogLines) {
-  return { [WASI_IMPORT_NAMESPACE]: wasiFunctions({ ref, grants: grants ?? NO_WASI_GRANTS, write: (stream, bytes) => lines.write(stream, bytes) }) }
+export function wasiNamespace(ref: MemoryRef, grants: WasiGrants | undefined, lines: LogLines, sleep?: WasiIo['sleep']) {
+  return {
+    [WASI_IMPORT_NAMESPACE]: wasiFunctions({ ref, grants: grants ?? NO_WASI_GRANTS, write: (stream, bytes) => lines.write(stream, bytes), ...(sleep ? { sleep } : {}) }),
+  }
 }
 
 /**

@@ -166,7 +166,12 @@ const EVENT_FD_WRITE = 2
  * poll_oneoff: stdin is always readable (at its end), stdout and stderr always writable, any
  * other fd answers its event with EBADF; with no fd event ready it sleeps until the first clock.
  */
-function pollOneoff(memory: Memory, open: ReadonlySet<number>, inPtr: number, outPtr: number, count: number, countPtr: number): number {
+function pollOneoff(
+  memory: Memory,
+  open: ReadonlySet<number>,
+  sleep: WasiIo['sleep'],
+  [inPtr, outPtr, count, countPtr]: [number, number, number, number],
+): number | Promise<number> {
   if (count === 0) return ERRNO.INVAL
   const subscriptions = memory.view(inPtr, count * SUBSCRIPTION_BYTES)
   const events = memory.view(outPtr, count * EVENT_BYTES)
@@ -197,14 +202,20 @@ function pollOneoff(memory: Memory, open: ReadonlySet<number>, inPtr: number, ou
       event(userdata, type, usable ? ERRNO.SUCCESS : ERRNO.BADF)
     } else event(userdata, type, ERRNO.INVAL)
   }
-  if (ready === 0 && clocks.length > 0) {
-    const first = clocks.reduce((a, b) => (b.deadline < a.deadline ? b : a))
-    sleepUntil(first.deadline)
+  const done = () => {
+    memory.u32(countPtr, ready)
+    return ERRNO.SUCCESS
+  }
+  if (ready > 0 || clocks.length === 0) return done()
+  const first = clocks.reduce((a, b) => (b.deadline < a.deadline ? b : a))
+  const woken = () => {
     const time = process.hrtime.bigint()
     for (const clock of clocks) if (clock.deadline <= time || clock === first) event(clock.userdata, EVENT_CLOCK, ERRNO.SUCCESS)
+    return done()
   }
-  memory.u32(countPtr, ready)
-  return ERRNO.SUCCESS
+  if (sleep) return sleep(first.deadline).then(woken)
+  sleepUntil(first.deadline)
+  return woken()
 }
 
 /**
@@ -296,11 +307,17 @@ export interface WasiIo {
   readonly grants: WasiGrants
   /** Bytes the module wrote to stdout or stderr. */
   write(stream: StdStream, bytes: Uint8Array): void
+  /**
+   * Waits until the monotonic clock (process.hrtime) reaches `deadline` without blocking the
+   * thread, for a capsule on the host's thread (JSPI suspends it meanwhile); rejects when the call
+   * is stopped. Without it, poll_oneoff blocks the thread (a worker's own).
+   */
+  readonly sleep?: (deadline: bigint) => Promise<void>
 }
 
 // Extism's own type for host functions takes any arguments: wasm passes numbers (i32) and bigints (i64).
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-type WasiFunction = (context: CallContext, ...args: any[]) => number
+type WasiFunction = (context: CallContext, ...args: any[]) => number | Promise<number>
 
 /**
  * The WASI preview 1 functions, as Extism host functions (the call context first). A pointer
@@ -313,7 +330,7 @@ export function wasiFunctions(io: WasiIo): Record<string, WasiFunction> {
   const { args, env } = grantedStrings(io.grants)
   const argList = stringList(memory, args)
   const envList = stringList(memory, env)
-  const plain: Record<string, (...args: never[]) => number> = {
+  const plain: Record<string, (...args: never[]) => number | Promise<number>> = {
     ...refusals(open),
     ...streamFunctions(memory, open, (stream, bytes) => io.write(stream, bytes)),
     ...clockFunctions(memory),
@@ -321,7 +338,7 @@ export function wasiFunctions(io: WasiIo): Record<string, WasiFunction> {
     args_get: argList.get,
     environ_sizes_get: envList.sizes,
     environ_get: envList.get,
-    poll_oneoff: (inPtr: number, outPtr: number, count: number, countPtr: number) => pollOneoff(memory, open, inPtr, outPtr, count, countPtr),
+    poll_oneoff: (inPtr: number, outPtr: number, count: number, countPtr: number) => pollOneoff(memory, open, io.sleep, [inPtr, outPtr, count, countPtr]),
     random_get: (ptr: number, len: number) => (randomFillSync(memory.bytes(ptr, len)), ERRNO.SUCCESS),
     sched_yield: () => ERRNO.SUCCESS,
     proc_raise: () => ERRNO.NOTSUP,
@@ -330,6 +347,11 @@ export function wasiFunctions(io: WasiIo): Record<string, WasiFunction> {
     // Wasm passes i32 arguments as signed numbers; WASI's are unsigned (pointers, lengths, fds).
     Object.entries(plain).map(([name, fn]) => [name, (_context: CallContext, ...args: unknown[]) => faultsAsErrno(fn, args.map(unsigned) as never[])]),
   )
+  if (io.sleep) {
+    // Extism suspends the capsule (JSPI) only on an import that is an async function.
+    const poll = functions.poll_oneoff!
+    functions.poll_oneoff = async (context: CallContext, ...args: unknown[]) => poll(context, ...args)
+  }
   functions.proc_exit = (context: CallContext, code: number) => {
     const exit = code >>> 0
     throw new WasiExit(exit, exit === 0 ? outputOf(context) : undefined)
@@ -339,7 +361,7 @@ export function wasiFunctions(io: WasiIo): Record<string, WasiFunction> {
 
 const unsigned = (arg: unknown) => (typeof arg === 'number' ? arg >>> 0 : arg)
 
-function faultsAsErrno(fn: (...args: never[]) => number, args: never[]): number {
+function faultsAsErrno(fn: (...args: never[]) => number | Promise<number>, args: never[]): number | Promise<number> {
   try {
     return fn(...args)
   } catch (error) {
