@@ -129,7 +129,7 @@ describeIsolations('isolation %s', (isolation) => {
     await expect(hostile.call('extism_http', `${64 * MiB}:{"url":"http://api.test/`)).rejects.toMatchObject({
       code: 'capsule_failed',
       hostCode: 'invalid_request',
-      message: expect.stringContaining(`capsule-host invalid_request: the request is ${64 * MiB} bytes; the limit is 1048576`),
+      message: expect.stringContaining(`" failed: invalid_request: the request is ${64 * MiB} bytes; the limit is 1048576`),
     })
     expect(Date.now() - before).toBeLessThan(10_000)
   })

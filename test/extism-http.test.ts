@@ -224,7 +224,7 @@ function isolationSuite(isolation: Isolation, plugin: BodyPlugin) {
       const error = await failure(call(row.input()))
       expect(error.code).toBe('capsule_failed')
       expect(error.hostCode).toBe(row.code)
-      expect(error.message).toContain(`capsule-host ${row.code}: `)
+      expect(error.message).toContain(`" failed: ${row.code}: `)
       const event = eventOf(bodyId, from)
       expect(event).toMatchObject({ abi: 'extism', code: row.code, decidedBy: row.decidedBy })
       if (!row.connects) expect(server.requests.length).toBe(seen)

@@ -17,11 +17,17 @@ export const HOST_FUNCTION_NAMES = [
   'block_to_mem',
 ] as const
 
-/** A host function failed the capsule call with a wire error (a stream read error, a bad handle). */
+/**
+ * A host function failed the capsule call with a wire error (a stream read error, a bad handle).
+ * The message is `capsule-host <code>: <message>`, or the one given (Extism's HTTP: `<code>: <message>`).
+ */
 export class HostFailure extends Error {
   override name = 'HostFailure'
-  constructor(readonly wire: WireError) {
-    super(hostFailureMessage(wire))
+  constructor(
+    readonly wire: WireError,
+    message: string = hostFailureMessage(wire),
+  ) {
+    super(message)
   }
 }
 

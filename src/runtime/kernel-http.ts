@@ -122,9 +122,17 @@ class LastResponse {
   }
 }
 
+/**
+ * Fails the call for a refused or failed kernel request, its message starting with the code
+ * (`denied: GET … is not allowed`), which is how Extism reports an HTTP error to its PDKs.
+ */
+function kernelFailure(wire: WireError): HostFailure {
+  return new HostFailure(wire, `${wire.code}: ${wire.message}`)
+}
+
 function blockOf(context: CallContext, offset: bigint, what: string): Uint8Array {
   const bytes = context.read(offset)?.bytes()
-  if (!bytes) throw new HostFailure({ code: 'invalid_request', message: `${what} ${offset} is not a block of this capsule` })
+  if (!bytes) throw kernelFailure({ code: 'invalid_request', message: `${what} ${offset} is not a block of this capsule` })
   return bytes
 }
 
@@ -146,13 +154,13 @@ function checkedOf(io: KernelHttpIo<'sync' | 'async'>, context: CallContext, req
   } catch (error) {
     const wire = error instanceof HostFailure ? error.wire : wireErrorOf(error)
     io.refused(wire)
-    throw new HostFailure(wire)
+    throw kernelFailure(wire)
   }
 }
 
 /** Keeps the status and headers, and returns the body as a new block; an error fails the call. */
 function answer(io: KernelHttpIo<'sync' | 'async'>, context: CallContext, last: LastResponse, reply: KernelReply): bigint {
-  if (!reply.ok) throw new HostFailure(reply.error)
+  if (!reply.ok) throw kernelFailure(reply.error)
   last.status = reply.status
   last.headers = reply.headers.slice()
   return store(io.budget, context, reply.body)
