@@ -1,6 +1,6 @@
 // @ts-check
-// The `npm start` demo: real Extism capsules making guarded HTTP calls to a local HTTPS upstream, and the requests the host refuses.
-import { readFileSync } from 'node:fs'
+// The `npm start` demo: real Extism capsules (ours, and one built with Extism's Rust PDK) making guarded HTTP calls to a local HTTPS upstream, the requests the host refuses, and a WASI plugin's output as log lines.
+import { existsSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:https'
 import { createRuntime, createSafeFetch } from '../dist/index.js'
 
@@ -103,7 +103,18 @@ const safeFetch = createSafeFetch({
   },
 })
 
-const runtime = createRuntime({ fetch: safeFetch, limits: { callTimeoutMs: 20_000 } })
+/** Capsule log lines (Extism's log_* and WASI stdout/stderr), as the host receives them. */
+const logLines = []
+const runtime = createRuntime({
+  fetch: safeFetch,
+  limits: { callTimeoutMs: 20_000 },
+  onLog: (entry) => {
+    logLines.push(entry)
+    console.log(`      [${entry.capsuleId} ${entry.level}] ${entry.message}`)
+  },
+})
+/** Plugins built by Extism's maintainers with their Rust PDK (beside the project, never copied into it). */
+const extismPlugins = new URL('../../shared/fixtures/extism-plugins/', import.meta.url)
 
 // ---------------------------------------------------------------------------------------------
 // Steps.
@@ -232,6 +243,31 @@ try {
     } finally {
       await permissive.close()
     }
+  })
+
+  await step("5. a plugin built with Extism's Rust PDK (http.wasm): its standard HTTP goes through the same rules", async () => {
+    const wasm = new URL('http.wasm', extismPlugins)
+    if (!existsSync(wasm)) return { ok: true, detail: `skipped: ${wasm.pathname} is not there (the fixtures folder beside the project)` }
+    const plugin = await runtime.load({ wasm, id: 'extism-rust-http' })
+    const before = events.length
+    const body = JSON.parse((await plugin.call('http_request', { url: `${base}/api/users?page=2` })).text())
+    const denied = await plugin.call('http_request', { url: 'https://example.com/' }).then(() => undefined, (e) => e)
+    const [allowedEvent, deniedEvent] = events.slice(before)
+    const ok = body.users?.length === PAGES[1].users.length && allowedEvent?.abi === 'extism' && allowedEvent.allowed &&
+      denied?.hostCode === 'denied' && deniedEvent?.abi === 'extism' && !deniedEvent.allowed
+    await plugin.unload()
+    return { ok, detail: `page 2: ${body.users?.length} users (audit abi ${allowedEvent?.abi}); example.com: ${denied?.code} / ${denied?.hostCode}: ${denied?.message}` }
+  })
+
+  await step('6. a WASI plugin (capsules/wasi-stdio): no file system, its stdout and stderr arrive as log lines', async () => {
+    const plugin = await runtime.load({ wasm: capsuleWasm('wasi-stdio'), id: 'wasi-stdio' })
+    const before = logLines.length
+    const output = (await plugin.call('speak')).text()
+    const lines = logLines.slice(before).map((l) => `${l.level}: ${l.message}`)
+    await plugin.unload()
+    const expected = ['stdout: out one', 'stdout: out two', 'stderr: err one', 'stdout: partial']
+    const ok = output === 'spoken' && expected.every((line) => lines.includes(line))
+    return { ok, detail: `output ${JSON.stringify(output)}; ${lines.length} lines: ${lines.join(' | ')}` }
   })
 } catch (error) {
   // Loading failed, or a step broke the demo itself.
