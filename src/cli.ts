@@ -117,6 +117,8 @@ interface Allowed {
  */
 function allowedFor(allow: string): Allowed {
   const spelled = allow.includes('://') || !allow.includes('/') ? allow : `https://${allow}`
+  const hostAndPort = /^([^:[\]]+):(\d+)$/.exec(spelled)
+  if (hostAndPort) throw new UsageError(`--allow ${allow}: give a port as a URL, such as https://${hostAndPort[1]}:${hostAndPort[2]} (or http://...)`)
   if (!spelled.includes('://')) return { rule: { host: allow }, path: undefined }
   let url: URL
   try {
@@ -143,7 +145,9 @@ function allowedFor(allow: string): Allowed {
 function allowRules(values: string[]): Rule[] {
   const origins = new Map<string, { rule: Rule; paths: string[] | undefined }>()
   for (const { rule, path } of values.map(allowedFor)) {
-    const key = JSON.stringify([rule.host, rule.httpsOnly, rule.port])
+    // One key per origin set, however it was spelled: `api.test` and `https://api.test:443/x` are the same.
+    const https = rule.httpsOnly !== false
+    const key = JSON.stringify([rule.host, https, rule.port ?? (https ? 443 : 'scheme default')])
     const seen = origins.get(key)
     if (!seen) origins.set(key, { rule, paths: path === undefined ? undefined : [path] })
     else if (seen.paths && path !== undefined) seen.paths.push(path)
@@ -172,7 +176,8 @@ function rulesFrom(values: { allow?: string[]; rules?: string }): Rule[] {
 /** `NAME=VALUE` pairs (split at the first "="), later ones winning. */
 function pairs(entries: string[] | undefined, flag: string, what: string): Record<string, string> | undefined {
   if (!entries?.length) return undefined
-  const out: Record<string, string> = {}
+  // No prototype: `__proto__=x` is a name like any other, not the object's prototype.
+  const out: Record<string, string> = Object.create(null)
   for (const entry of entries) {
     const at = entry.indexOf('=')
     if (at <= 0) throw new UsageError(`--${flag} ${entry}: expected ${what}`)

@@ -54,6 +54,7 @@ describe('usage', () => {
     [['run', 'x.wasm', 'f', '--input', 'a', '--stdin'], 'give the input with --input or --stdin, not both'],
     [['run', 'x.wasm', 'f', '--config', 'region'], '--config region: expected KEY=VALUE'],
     [['run', 'x.wasm', 'f', '--config', '=eu'], '--config =eu: expected KEY=VALUE'],
+    [['explain', 'https://a.test/', '--allow', 'api.test:8443'], '--allow api.test:8443: give a port as a URL, such as https://api.test:8443 (or http://...)'],
     [['run', 'x.wasm', 'f', '--wasi-env', 'TZ'], '--wasi-env TZ: expected NAME=VALUE'],
     [['run', 'x.wasm', 'f', '--log-level', 'loud'], '--log-level loud: expected one of trace, debug, info, warn, error'],
     [['run', 'x.wasm', 'f', '--memory-max', '0'], '--memory-max 0: expected a whole number of 64 KiB pages from 1 to 65536'],
@@ -99,6 +100,10 @@ describe('--allow with a path becomes a route', () => {
     ['https://api.test/v2/x', ['https://api.test/v1/**', 'https://api.test/v2/**'], true, '/v2/**', 'rule:api.test'],
     ['https://api.test/v3/x', ['https://api.test/v1/**', 'https://api.test'], true, undefined, 'rule:api.test'],
     ['https://api.test/', ['https://api.test/'], true, undefined, 'rule:api.test'],
+    // One origin however it is spelled, in either order: a bare host allows every path of it.
+    ['https://api.test/other', ['https://api.test/v1/**', 'api.test'], true, undefined, 'rule:api.test'],
+    ['https://api.test/other', ['api.test', 'https://api.test/v1/**'], true, undefined, 'rule:api.test'],
+    ['https://api.test/other', ['https://api.test:443/v1/**', 'api.test'], true, undefined, 'rule:api.test'],
   ])('%s with --allow %j: allowed %s', async (url, allow, allowed, route, decidedBy) => {
     const { code, stdout } = await explainAt(url, ...allow)
     const decision = JSON.parse(stdout)
@@ -227,6 +232,8 @@ describe('run, extism call parity', () => {
     const region = await cli('run', capsulePath('probe'), 'config_get', '--input', 'region', '--config', 'region=eu', '--config', 'token=a=b')
     expect(region).toMatchObject({ code: 0, stdout: 'eu' })
     expect((await cli('run', capsulePath('probe'), 'config_get', '--input', 'token', '--config', 'token=a=b')).stdout).toBe('a=b')
+    // A name like any other, never the prototype of the config object.
+    expect((await cli('run', capsulePath('probe'), 'config_get', '--input', '__proto__', '--config', '__proto__=x')).stdout).toBe('x')
   })
 
   test('--manifest with an Extism manifest: its allowed_hosts narrow --allow, and the module may be left out', async () => {

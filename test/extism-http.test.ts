@@ -256,7 +256,7 @@ function isolationSuite(isolation: Isolation, plugin: BodyPlugin) {
     expect(eventOf(id, from)).toMatchObject({ abi: 'extism', code: 'cancelled' })
   })
 
-  test('after a refusal the plugin still works (status and headers reset per request)', async () => {
+  test('after a refusal the plugin still works', async () => {
     await failure(call({ url: url('denied.test', '/json') }))
     expect(JSON.parse(await call({ url: url('api.test', '/json') }))).toMatchObject({ method: 'GET' })
   })
@@ -352,6 +352,10 @@ for (const isolation of ['worker', 'inline'] as const) {
       expect((await capsule.call('before_any', '')).json()).toEqual({ status: 0, headers: {} })
       const reply = (await capsule.call('http_response', JSON.stringify({ url: `http://api.test:${server.port}/status` }))).json<Record<string, any>>()
       expect(reply).toMatchObject({ status: 418, body: 'teapot', headers: { 'content-length': '6' } })
+      // The last response's status and headers stay across calls, and a refused request resets them.
+      expect((await capsule.call('before_any', '')).json()).toMatchObject({ status: 418, headers: { 'content-length': '6' } })
+      await expect(capsule.call('http_get', JSON.stringify({ url: `http://denied.test:${server.port}/json` }))).rejects.toMatchObject({ hostCode: 'denied' })
+      expect((await capsule.call('before_any', '')).json()).toEqual({ status: 0, headers: {} })
     })
   })
 }

@@ -261,14 +261,14 @@ describe.skipIf(!haveFixtures)(`Extism's own plugins through an Extism manifest$
     writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest))
     const capsule = await runtime.load({ manifest: join(dir, 'manifest.json') })
     expect((await capsule.call('http_request', JSON.stringify({ url: `http://api.test:${server.port}/` }))).text()).toBe('ok')
-    await expect(capsule.call('http_request', JSON.stringify({ url: `http://other.test:${server.port}/` }))).rejects.toMatchObject({ code: 'capsule_failed', message: expect.stringContaining('denied') })
+    await expect(capsule.call('http_request', JSON.stringify({ url: `http://other.test:${server.port}/` }))).rejects.toMatchObject({ code: 'capsule_failed', hostCode: 'denied', message: expect.stringContaining('" failed: denied: ') })
     expect(events.at(-1)).toMatchObject({ allowed: false, decidedBy: 'manifest', code: 'denied' })
   })
 
   test("http.wasm: memory.max_http_response_bytes caps what the kernel's http_request may read", async () => {
     const { runtime } = setup()
     const capsule = await runtime.load({ manifest: { wasm: [{ path: `${FIXTURES}http.wasm` }], allowed_hosts: ['api.test'], memory: { max_http_response_bytes: 1000 } } })
-    await expect(capsule.call('http_request', JSON.stringify({ url: `http://api.test:${server.port}/big` }))).rejects.toMatchObject({ code: 'capsule_failed', message: expect.stringContaining('too_large') })
+    await expect(capsule.call('http_request', JSON.stringify({ url: `http://api.test:${server.port}/big` }))).rejects.toMatchObject({ code: 'capsule_failed', hostCode: 'too_large', message: expect.stringContaining('" failed: too_large: ') })
     expect((await capsule.call('http_request', JSON.stringify({ url: `http://api.test:${server.port}/` }))).text()).toBe('ok')
   })
 

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs'
 import { afterAll, describe, expect, test } from 'vitest'
 import { createRuntime, type CapsuleLogEntry, type Runtime } from '../src/index.js'
-import { WASI_FUNCTION_NAMES } from '../src/runtime/wasi.js'
+import { WASI_FUNCTION_NAMES, wasiFunctions } from '../src/runtime/wasi.js'
 import { capsulePath, describeIsolations, type Isolation } from './helpers/capsules.js'
 import { closeAllFetches, testFetch } from './helpers/fetch.js'
 import { tinyModule } from './helpers/wasm.js'
@@ -199,4 +199,32 @@ describeIsolations('isolation %s', (isolation) => {
 
 test('capsule-host provides all 46 functions of WASI preview 1', () => {
   expect(WASI_FUNCTION_NAMES).toHaveLength(46)
+})
+
+describe('fd_write counts (wasiFunctions, no capsule)', () => {
+  const MiB = 1024 * 1024
+  /** fd_write to stdout of `sizes.length` iovecs, all over the same bytes at 64; what it answered and wrote. */
+  function fdWrite(sizes: number[]) {
+    const memory = new WebAssembly.Memory({ initial: (4 * MiB + 64 * 1024) / 65536 })
+    const view = new DataView(memory.buffer)
+    const iovs = 4 * MiB + 8
+    sizes.forEach((size, i) => {
+      view.setUint32(iovs + i * 8, 64, true)
+      view.setUint32(iovs + i * 8 + 4, size, true)
+    })
+    let delivered = 0
+    const functions = wasiFunctions({ ref: { memory }, grants: {}, write: (_stream, bytes) => void (delivered += bytes.byteLength) })
+    const errno = functions.fd_write!({} as never, 1, iovs, sizes.length, 0)
+    return { errno, written: view.getUint32(0, true), delivered }
+  }
+  const FOUR_MIB = 4 * MiB - 64
+  test.each([
+    { name: 'a total of 2^32 - 1 bytes is written and counted', sizes: [...Array<number>(1024).fill(FOUR_MIB).slice(1), 0xffff_ffff - 1023 * FOUR_MIB], errno: 0, written: 0xffff_ffff },
+    { name: 'a total of 2^32 bytes (overlapping buffers) is EINVAL, nothing written', sizes: [...Array<number>(1024).fill(FOUR_MIB).slice(1), 0x1_0000_0000 - 1023 * FOUR_MIB], errno: EINVAL, written: 0 },
+  ])('$name', ({ sizes, errno, written }) => {
+    const result = fdWrite(sizes)
+    expect(result.errno).toBe(errno)
+    expect(result.written).toBe(written)
+    expect(result.delivered).toBe(written)
+  })
 })

@@ -88,8 +88,11 @@ export class LogLines {
     const pending = this.#pending[stream]
     let at = 0
     while (at < bytes.byteLength && this.wants(stream)) {
-      const end = bytes.indexOf(NEWLINE, at)
-      const stop = end === -1 ? bytes.byteLength : end
+      // Only as far as the line has room: a search of the whole rest for every piece is quadratic.
+      const limit = Math.min(bytes.byteLength, at + MAX_LOG_LINE_BYTES - pending.length)
+      const found = bytes.subarray(at, limit).indexOf(NEWLINE)
+      const end = found === -1 ? -1 : at + found
+      const stop = end === -1 ? limit : end
       at += pending.take(bytes.subarray(at, stop))
       if (at === end) {
         at++

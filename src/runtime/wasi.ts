@@ -269,6 +269,8 @@ function streamFunctions(memory: Memory, open: Set<number>, write: (stream: StdS
     if (typeof buffers === 'number') return buffers
     let done = 0
     if (writing) {
+      // The count written is a u32: more (the buffers may overlap) is EINVAL, as writev's overflow is.
+      if (buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0) > 0xffff_ffff) return ERRNO.INVAL
       for (const buffer of buffers) {
         write(fd === STDOUT ? 'stdout' : 'stderr', buffer)
         done += buffer.byteLength
