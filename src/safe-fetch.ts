@@ -464,14 +464,16 @@ function releaseSession(state: SafeFetchState, session: CapsuleSession<StreamedR
   return session.release()
 }
 
-/** A buffered request on a session, counted in flight until its event is recorded. */
-function requestOn(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, input: unknown, signal?: AbortSignal, via?: RequestVia) {
-  return session.track(bufferedRequest(state, input, startRequest(state, session, 'request', signal, via), bufferedReply))
-}
-
-/** A buffered request whose body stays bytes (Extism's kernel HTTP). */
-function bytesRequestOn(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, input: unknown, signal?: AbortSignal, via?: RequestVia) {
-  return session.track(bufferedRequest(state, input, startRequest(state, session, 'request', signal, via), bytesReply))
+/** A buffered request on a session, in the wire shape or with the body as bytes (Extism's kernel HTTP), counted in flight until its event is recorded. */
+function requestOn<R extends { status: number }>(
+  state: SafeFetchState,
+  session: CapsuleSession<StreamedResponse>,
+  shape: ReplyShape<R>,
+  input: unknown,
+  signal?: AbortSignal,
+  via?: RequestVia,
+) {
+  return session.track(bufferedRequest(state, input, startRequest(state, session, 'request', signal, via), shape))
 }
 
 /** A stream start on a session, counted in flight until it has its head or its event. */
@@ -486,8 +488,8 @@ function sessionApi(state: SafeFetchState, session: CapsuleSession<StreamedRespo
     get openStreams() {
       return session.openStreams
     },
-    request: (input, signal, via) => requestOn(state, session, input, signal, via),
-    requestBytes: (input, signal, via) => bytesRequestOn(state, session, input, signal, via),
+    request: (input, signal, via) => requestOn(state, session, bufferedReply, input, signal, via),
+    requestBytes: (input, signal, via) => requestOn(state, session, bytesReply, input, signal, via),
     stream: (input, signal, via) => streamOn(state, session, input, signal, via),
     openStream: (handle) => session.stream(handle),
     recordInvalid(kind, error, via) {
@@ -540,7 +542,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   return {
     limits,
     audit,
-    request: (input, context) => requestOn(state, sessionOf(state, context.capsuleId), input, context.signal),
+    request: (input, context) => requestOn(state, sessionOf(state, context.capsuleId), bufferedReply, input, context.signal),
     stream: (input, context) => streamOn(state, sessionOf(state, context.capsuleId), input, context.signal),
     explain: (input, context) => explainRequest(state, input, context),
     registerCapsule: (capsuleId, restriction) => registerSession(state, capsuleId, restriction),

@@ -2,7 +2,7 @@
 import type { CallContext } from '@extism/extism'
 import { hostFailureMessage, type WireError } from '../errors.js'
 import type { ReadResult } from './capsule-http.js'
-import { makeBlock, type KernelBudget } from './kernel-guards.js'
+import { makeBlock, storeCopy, type KernelBudget } from './kernel-guards.js'
 
 export const HOST_NAMESPACE = 'extism:host/user'
 
@@ -76,8 +76,8 @@ function blockBytes(context: CallContext, offset: bigint): Uint8Array {
  * still holds) is copied.
  */
 function store(io: HostIo<'sync' | 'async'>, context: CallContext, bytes: Uint8Array, fresh = false): bigint {
-  const owned = fresh && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice()
-  return makeBlock(io.budget, context, bytes.byteLength, () => context.store(owned))
+  if (!fresh || bytes.byteLength !== bytes.buffer.byteLength || !(bytes.buffer instanceof ArrayBuffer)) return storeCopy(io.budget, context, bytes)
+  return makeBlock(io.budget, context, bytes.byteLength, () => context.store(bytes))
 }
 
 function unwrap(result: ReadResult): Uint8Array {

@@ -38,6 +38,16 @@ export function makeBlock(budget: KernelBudget, context: CallContext, bytes: num
 }
 
 /**
+ * A new block holding a copy of `bytes` (a string as UTF-8), within the budget. A copy because
+ * Extism adopts a buffer it is given whole, and the capsule can then write into it: the bytes may
+ * be a buffer the host still holds (a middleware's synthetic body, a stream chunk, config).
+ */
+export function storeCopy(budget: KernelBudget, context: CallContext, bytes: Uint8Array | string): bigint {
+  const copy = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes.slice()
+  return makeBlock(budget, context, copy.byteLength, () => context.store(copy))
+}
+
+/**
  * The budget on the host's thread (inline isolation), where there is no separate heap to measure:
  * the blocks of the call in flight, at most `limitBytes` in all. Freed blocks are found (Extism
  * reports their length as 0) only when the count reaches the limit, so the common path costs nothing.
@@ -241,10 +251,7 @@ function logFunctions(log: CapsuleLog, lines: LogLines, consume: (context: CallC
 export function kernelFunctions(budget: KernelBudget, log: CapsuleLog, config: Readonly<Record<string, string>>, lines: LogLines) {
   const vars = new Vars()
   const consume = (context: CallContext, addr: bigint) => kernelOf(context)?.free(addr)
-  const store = (context: CallContext, bytes: Uint8Array | string) => {
-    const copy = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes.slice()
-    return makeBlock(budget, context, copy.byteLength, () => context.store(copy))
-  }
+  const store = (context: CallContext, bytes: Uint8Array | string) => storeCopy(budget, context, bytes)
   return {
     alloc: (context: CallContext, size: bigint) => makeBlock(budget, context, Number(size), () => context.alloc(size)),
     error_set: (context: CallContext, addr: bigint) => {

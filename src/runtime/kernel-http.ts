@@ -7,7 +7,7 @@ import { safeText } from '../safe-text.js'
 import { CheckedRequest } from '../wire/parse.js'
 import type { ChannelReply } from './channel.js'
 import { HostFailure } from './host-functions.js'
-import { makeBlock, type KernelBudget } from './kernel-guards.js'
+import { storeCopy, type KernelBudget } from './kernel-guards.js'
 
 /**
  * What a kernel request came back as: the status, the response headers as Extism's JSON object
@@ -136,16 +136,6 @@ function blockOf(context: CallContext, offset: bigint, what: string): Uint8Array
   return bytes
 }
 
-/**
- * A new block holding a copy of `bytes`, within the capsule's budget. Always a copy: Extism may
- * adopt a buffer it is given whole, and a body can be one the host still holds (a middleware's
- * synthetic response), which the capsule must never be able to write into.
- */
-function store(budget: KernelBudget, context: CallContext, bytes: Uint8Array): bigint {
-  const copy = bytes.slice()
-  return makeBlock(budget, context, copy.byteLength, () => context.store(copy))
-}
-
 /** Reads and checks the capsule's request; a refusal is recorded and fails the call. */
 function checkedOf(io: KernelHttpIo<'sync' | 'async'>, context: CallContext, request: bigint, body: bigint): CheckedRequest {
   try {
@@ -163,13 +153,13 @@ function answer(io: KernelHttpIo<'sync' | 'async'>, context: CallContext, last: 
   if (!reply.ok) throw kernelFailure(reply.error)
   last.status = reply.status
   last.headers = reply.headers.slice()
-  return store(io.budget, context, reply.body)
+  return storeCopy(io.budget, context, reply.body)
 }
 
 function statusAndHeaders(io: KernelHttpIo<'sync' | 'async'>, last: LastResponse) {
   return {
     http_status_code: () => last.status,
-    http_headers: (context: CallContext) => store(io.budget, context, last.headers),
+    http_headers: (context: CallContext) => storeCopy(io.budget, context, last.headers),
   }
 }
 

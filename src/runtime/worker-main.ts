@@ -32,6 +32,11 @@ const bytesOf = (handle: Uint8Array | string) => (typeof handle === 'string' ? n
 const encoder = new TextEncoder()
 const lines = new LogLines(data.logLevel && ((level, message) => post({ type: 'log', level, message })), data.logLevel ?? 'error')
 
+/** Sends a request refused here to the main thread, for the audit log only. */
+function reportRefusal(refusal: RefusalNotice): void {
+  channel.call(OP.refused, encoder.encode(JSON.stringify(refusal)))
+}
+
 /**
  * Parses and validates a request here, where the capsule's own time is spent: the main thread
  * gets only a checked frame. A refused request is answered here and sent on for the audit log.
@@ -42,7 +47,7 @@ function send(op: typeof OP.request | typeof OP.streamStart, input: Uint8Array):
     checked = CheckedRequest.check(input, data.maxRequestBytes)
   } catch (error) {
     const refusal: RefusalNotice = { kind: op === OP.request ? 'request' : 'stream', error: wireErrorOf(error) }
-    channel.call(OP.refused, encoder.encode(JSON.stringify(refusal)))
+    reportRefusal(refusal)
     return encoder.encode(JSON.stringify({ error: refusal.error }))
   }
   return channel.call(op, checked.frame).bytes
@@ -84,17 +89,14 @@ const functionsOf = () => ({
   ...wasiNamespace(ref, data.wasi, lines),
   [KERNEL_HTTP_NAMESPACE]: syncKernelHttpFunctions({
     send: (checked) => decodeKernelReply(channel.call(OP.kernelRequest, checked.frame)),
-    refused: (error) => {
-      const refusal: RefusalNotice = { kind: 'request', error, abi: 'extism' }
-      channel.call(OP.refused, encoder.encode(JSON.stringify(refusal)))
-    },
+    refused: (error) => reportRefusal({ kind: 'request', error, abi: 'extism' }),
     checkpoint: () => undefined,
     budget,
     maxRequestBytes: data.maxRequestBytes,
   }),
 })
 
-// Extism loads node:wasi, whose ExperimentalWarning means nothing here (WASI is never enabled).
+// Extism loads node:wasi, whose ExperimentalWarning means nothing here (node:wasi is never used: wasi.ts serves WASI).
 process.removeAllListeners('warning')
 const { default: createPlugin } = await import('@extism/extism')
 
