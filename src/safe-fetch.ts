@@ -6,6 +6,7 @@ import { exchange, hostBudget } from './fetch/exchange.js'
 import { cancelledBy } from './fetch/host-deadline.js'
 import { prepareRequest, type Mode, type PreparedRequest } from './fetch/prepare.js'
 import { bufferedReply, bytesReply, scrubbedWireError, streamedAnswer, type BytesResponse } from './fetch/reply.js'
+import { RequestControl } from './fetch/request-control.js'
 import { RequestSecrets } from './fetch/secrets.js'
 import { CapsuleSession } from './fetch/session.js'
 import { RequestTrace, type ErrorHook } from './fetch/trace.js'
@@ -164,40 +165,24 @@ export interface SafeFetch {
   close(): Promise<void>
 }
 
-/** `timeout` (phase total) for a request past its whole time limit. */
-function totalTimeout(totalMs: number): CapsuleHostError {
-  return new CapsuleHostError('timeout', `the request took longer than ${totalMs} ms`, { phase: 'total' })
-}
-
 /**
- * Waits for `work` (queued behind the capsule's other requests) but gives up as soon as the
- * signal aborts or the deadline passes. Work that starts later sees the signal and stops at once.
+ * Waits for `work` queued behind the capsule's other requests, but gives up as soon as the
+ * request's control aborts (caller, release or deadline). Work that starts later sees the signal
+ * and stops at once. Work that got its slot at once is returned as it is: nothing to race.
  */
-async function whileWaiting<T>(work: Promise<T>, signal: AbortSignal, deadline: number, totalMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
+function whileQueued<T>(work: Promise<T>, queued: boolean, signal: AbortSignal): Promise<T> {
+  // p-limit rejects queued work with an AbortError when the capsule is released.
+  const settled = work.catch((error: unknown) => {
+    throw (error as Error)?.name === 'AbortError' ? cancelledBy(signal) : error
+  })
+  if (!queued) return settled
   let onAbort: (() => void) | undefined
   const stop = new Promise<never>((_, reject) => {
     onAbort = () => reject(cancelledBy(signal))
-    signal.addEventListener('abort', onAbort, { once: true })
-    if (Number.isFinite(deadline)) {
-      timer = setTimeout(
-        () => reject(totalTimeout(totalMs)),
-        Math.max(0, deadline - performance.now()),
-      )
-    }
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
   })
-  try {
-    return await Promise.race([
-      work.catch((error: unknown) => {
-        // p-limit rejects queued work with an AbortError when the capsule is released.
-        throw (error as Error)?.name === 'AbortError' ? cancelledBy(signal) : error
-      }),
-      stop,
-    ])
-  } finally {
-    clearTimeout(timer)
-    if (onAbort) signal.removeEventListener('abort', onAbort)
-  }
+  return Promise.race([settled, stop]).finally(() => signal.removeEventListener('abort', onAbort!))
 }
 
 /** The limits a manifest asked for, each never above the host's. */
@@ -226,9 +211,10 @@ interface SafeFetchState {
   readonly tombstones: Set<string>
 }
 
-/** One request in flight: its session, signal, trace and secrets. */
+/** One request in flight: its session, control (abort and deadline), trace and secrets. */
 interface InFlight {
   readonly session: CapsuleSession<StreamedResponse>
+  readonly control: RequestControl
   readonly signal: AbortSignal
   readonly trace: RequestTrace
   readonly secrets: RequestSecrets
@@ -237,9 +223,10 @@ interface InFlight {
 
 function startRequest(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, kind: AuditEvent['kind'], signal?: AbortSignal, via?: RequestVia): InFlight {
   const trace = new RequestTrace(session.capsuleId, `${session.capsuleId}#${++state.requests}`, kind, via?.abi ?? 'capsule-host')
-  // One signal for the caller's abort and the capsule's release.
-  const combined = signal ? AbortSignal.any([signal, session.signal]) : session.signal
-  return { session, signal: combined, trace, secrets: new RequestSecrets(), via }
+  // One control for the caller's abort, the capsule's release and the deadline.
+  const control = new RequestControl(signal, session.controls)
+  if (session.signal.aborted) control.abort(cancelledBy(session.signal))
+  return { session, control, signal: control.signal, trace, secrets: new RequestSecrets(), via }
 }
 
 /** Validates the request; a refusal is recorded here, where it is decided. */
@@ -257,6 +244,7 @@ function prepare(state: SafeFetchState, input: unknown, mode: Mode, limits: Read
 }
 
 function finish(state: SafeFetchState, flight: InFlight, status?: number): void {
+  flight.control.end()
   state.audit.record(flight.trace.finish(status, flight.secrets, state.onError))
 }
 
@@ -291,20 +279,16 @@ async function bufferedRequest<R extends { status: number }>(state: SafeFetchSta
     const prepared = prepare(state, input, 'buffered', flight.session.limits, flight.trace, flight.via)
     // The total time limit starts now, so time spent waiting for a concurrency slot counts.
     const deadline = started + prepared.limits.totalTimeoutMs
+    flight.control.startDeadline(deadline, prepared.limits.totalTimeoutMs)
     const { session, signal } = flight
-    const reply = await whileWaiting(
-      session.limit(() => {
-        if (signal.aborted) throw cancelledBy(signal)
-        // The caller was told `timeout` already: work that got its slot too late never starts.
-        if (performance.now() >= deadline) throw totalTimeout(prepared.limits.totalTimeoutMs)
-        return exchangeOf(state, prepared, flight, deadline).then((done) =>
-          shape(done, prepared, flight.secrets, flight.trace, () => Math.round(performance.now() - started)),
-        )
-      }),
-      signal,
-      deadline,
-      prepared.limits.totalTimeoutMs,
-    )
+    const queued = session.limit.activeCount >= session.limit.concurrency
+    const work = session.limit(() => {
+      if (signal.aborted) throw cancelledBy(signal)
+      return exchangeOf(state, prepared, flight, deadline).then((done) =>
+        shape(done, prepared, flight.secrets, flight.trace, () => Math.round(performance.now() - started)),
+      )
+    })
+    const reply = await whileQueued(work, queued, signal)
     finish(state, flight, reply.status)
     return reply
   } catch (error) {
@@ -376,7 +360,9 @@ async function streamRequest(state: SafeFetchState, input: unknown, flight: InFl
       flight.trace.refusedBy('stream-table', 'too many open streams', message)
       throw new CapsuleHostError('stream_limit', message)
     }
-    const result = await exchangeOf(state, prepared, flight, performance.now() + prepared.limits.totalTimeoutMs)
+    const deadline = performance.now() + prepared.limits.totalTimeoutMs
+    flight.control.startDeadline(deadline, prepared.limits.totalTimeoutMs)
+    const result = await exchangeOf(state, prepared, flight, deadline)
     const head = { status: result.answer.status, ...streamedAnswer(result.answer, flight.secrets) }
     if (flight.signal.aborted) {
       head.body.cancel()
@@ -396,10 +382,14 @@ async function explainRequest(state: SafeFetchState, input: unknown, context: Re
   const own = session?.limits ?? state.limits
   const trace = new RequestTrace(context.capsuleId, 'explain', 'request')
   let addresses: Explanation['addresses']
+  // Its own control (not the session's: explain() is never in flight), for the caller's abort and the deadline.
+  const control = new RequestControl(context.signal, new Set())
   try {
     const { url, method, limits } = prepare(state, input, 'buffered', own, trace)
-    const budget = hostBudget(limits, performance.now() + limits.totalTimeoutMs)
-    const hop = { capsuleId: context.capsuleId, capabilities: session?.capabilities, hop: 0, signal: context.signal, resolveTimeoutMs: limits.connectTimeoutMs, ...budget }
+    const deadline = performance.now() + limits.totalTimeoutMs
+    control.startDeadline(deadline, limits.totalTimeoutMs)
+    const budget = hostBudget(limits, deadline)
+    const hop = { capsuleId: context.capsuleId, capabilities: session?.capabilities, hop: 0, signal: control.signal, resolveTimeoutMs: limits.connectTimeoutMs, ...budget }
     const outcome = await admit({ url, method, shown: url }, state.admission, hop)
     trace.admission(outcome, 0, false)
     addresses = outcome.addresses?.map((a) => ({
@@ -410,6 +400,8 @@ async function explainRequest(state: SafeFetchState, input: unknown, context: Re
     if (outcome.error) throw outcome.error
   } catch (error) {
     trace.failed(error)
+  } finally {
+    control.end()
   }
   const event = trace.finish(undefined, undefined)
   const { allowed, decidedBy, route, reason, detail, code, phase } = event

@@ -41,6 +41,11 @@ function hostTimeout(step: string, budget: HostBudget, byTotal: boolean): Capsul
   return new CapsuleHostError('timeout', message, { phase: 'host', decidedBy: step, detail: message })
 }
 
+/** True for the request's total-deadline error (its control's reason when the deadline passes). */
+function isTotalTimeout(error: unknown): boolean {
+  return isCapsuleHostError(error) && error.code === 'timeout' && error.phase === 'total'
+}
+
 /** True for the error a host step's clock gives when it runs out. */
 export function isHostTimeout(error: unknown): error is CapsuleHostError {
   return isCapsuleHostError(error) && error.code === 'timeout' && error.phase === 'host'
@@ -48,8 +53,8 @@ export function isHostTimeout(error: unknown): error is CapsuleHostError {
 
 /**
  * The clock of one host step: `expired` rejects with `timeout` (phase `host`) once the step has
- * run for `hostTimeoutMs` or the request's deadline passes, whichever is first, and with
- * `cancelled` when the signal aborts. `pause()`/`resume()` stop the clock while the step waits on
+ * run for `hostTimeoutMs` or the request's deadline passes (its control aborts the signal with a
+ * total timeout), whichever is first, and with `cancelled` when the signal aborts otherwise. `pause()`/`resume()` stop the clock while the step waits on
  * work that has its own limits (the network inside `next()`). `stop()` clears every timer.
  */
 export class HostClock {
@@ -61,7 +66,7 @@ export class HostClock {
   #timer: NodeJS.Timeout | undefined
   #stopped = false
   #fail: (error: CapsuleHostError) => void = () => undefined
-  readonly #onAbort = () => this.#end(stepCancelled(this.#budget.signal!))
+  readonly #onAbort = () => this.#end(this.#stoppedBy(this.#budget.signal!))
 
   constructor(budget: HostBudget, step: string) {
     this.#budget = budget
@@ -71,7 +76,7 @@ export class HostClock {
     // Nobody may be racing it any more when it fires; that is not an unhandled rejection.
     this.expired.catch(() => undefined)
     if (budget.signal?.aborted) {
-      this.#end(stepCancelled(budget.signal))
+      this.#end(this.#stoppedBy(budget.signal))
     } else {
       budget.signal?.addEventListener('abort', this.#onAbort, { once: true })
       this.resume()
@@ -82,6 +87,7 @@ export class HostClock {
     if (this.#stopped || this.#timer) return
     const now = performance.now()
     this.#since = now
+    // The request's control also aborts the signal at the deadline (see #stoppedBy): the same error either way.
     const byTotal = this.#budget.deadline < now + this.#remaining
     const wait = byTotal ? this.#budget.deadline - now : this.#remaining
     this.#timer = setTimeout(() => this.#end(hostTimeout(this.#step, this.#budget, byTotal)), Math.max(0, wait))
@@ -100,6 +106,11 @@ export class HostClock {
     this.#budget.signal?.removeEventListener('abort', this.#onAbort)
   }
 
+  /** The step's error for an abort: the total deadline passing is this step's timeout; anything else cancels it. */
+  #stoppedBy(signal: AbortSignal): CapsuleHostError {
+    return isTotalTimeout(signal.reason) ? hostTimeout(this.#step, this.#budget, true) : stepCancelled(signal)
+  }
+
   #end(error: CapsuleHostError): void {
     this.stop()
     this.#fail(error)
@@ -111,7 +122,7 @@ export class HostClock {
  * or the clock's timeout; a late answer (or a late failure) of the callback is ignored.
  */
 export async function withinHostTime<T>(budget: HostBudget, step: string, work: () => T | PromiseLike<T>): Promise<T> {
-  if (budget.signal?.aborted) throw stepCancelled(budget.signal)
+  if (budget.signal?.aborted) throw isTotalTimeout(budget.signal.reason) ? hostTimeout(step, budget, true) : stepCancelled(budget.signal)
   const clock = new HostClock(budget, step)
   try {
     return await Promise.race([new Promise<T>((resolve) => resolve(work())), clock.expired])

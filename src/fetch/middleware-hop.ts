@@ -76,7 +76,8 @@ function middlewareRequest(hop: MiddlewareHop, state: { url: NormalisedUrl; body
     capsuleId: hop.capsuleId,
     kind: hop.kind,
     hop: hop.hop,
-    raw: hop.raw,
+    // Frozen only now, when middleware will see it: a request without middleware never pays for it.
+    raw: deepFreeze(hop.raw),
     params: Object.freeze({ ...(hop.decision.params ?? {}) }),
     method: hop.method,
     get url() {
@@ -98,6 +99,17 @@ function middlewareRequest(hop: MiddlewareHop, state: { url: NormalisedUrl; body
       state.body = typeof next === 'string' ? encoder.encode(next) : next
     },
   }
+}
+
+/** Freezes a value and what its data properties hold; accessors (a lazily decoded body) are not read. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const property of Object.values(Object.getOwnPropertyDescriptors(value))) {
+      if ('value' in property) deepFreeze(property.value)
+    }
+  }
+  return value
 }
 
 /** One hop's chain in progress: what the terminal will send, and what it has sent. */

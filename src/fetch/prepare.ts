@@ -11,7 +11,7 @@ export type Mode = 'buffered' | 'stream'
 
 export interface PreparedRequest {
   readonly mode: Mode
-  /** The capsule's request as validated, frozen (what middleware sees as `ctx.req.raw`). */
+  /** The capsule's request as validated (what middleware sees, frozen, as `ctx.req.raw`). */
   readonly raw: Readonly<HttpRequest>
   readonly url: NormalisedUrl
   readonly method: string
@@ -46,7 +46,7 @@ export function prepareRequest(
   }
   return {
     mode,
-    raw: deepFreeze(request),
+    raw: request,
     url: normaliseUrl(request.url),
     method,
     headers: checkCapsuleHeaders(request.headers),
@@ -56,15 +56,4 @@ export function prepareRequest(
     integrity: integrity === undefined ? undefined : parseIntegrity(integrity),
     limits: effectiveLimits(limits, maxRedirects, options, mode),
   }
-}
-
-/** Freezes a value and what its data properties hold; accessors (a lazily decoded body) are not read. */
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value)
-    for (const property of Object.values(Object.getOwnPropertyDescriptors(value))) {
-      if ('value' in property) deepFreeze(property.value)
-    }
-  }
-  return value
 }

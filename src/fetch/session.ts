@@ -4,6 +4,7 @@ import { Agent } from 'undici'
 import { CapsuleHostError } from '../errors.js'
 import type { Capabilities } from '../gate/capabilities.js'
 import type { Limits } from '../limits.js'
+import type { RequestControl } from './request-control.js'
 
 /** An open stream as the session keeps it: how to end it when the capsule is released. */
 export interface SessionStream<T> {
@@ -25,7 +26,7 @@ export interface SessionOptions {
 
 /**
  * Everything that belongs to one capsule: its undici Agent (no connection is shared between
- * capsules), its concurrency limiter, the signal every request of it listens to, and the stream
+ * capsules), its concurrency limiter, the controls of its requests in flight, and the stream
  * table with `limits.maxOpenStreams` slots. Releasing the session releases all of it.
  */
 export class CapsuleSession<T = unknown> {
@@ -42,6 +43,8 @@ export class CapsuleSession<T = unknown> {
   #releasing: Promise<void> | undefined
   /** Requests and stream starts in flight, so a release ends only once each has recorded its event. */
   readonly #inFlight = new Set<Promise<unknown>>()
+  /** The controls of the requests and streams not yet ended: the release aborts each (no listener per request). */
+  readonly controls = new Set<RequestControl>()
 
   constructor(options: SessionOptions) {
     this.capsuleId = options.capsuleId
@@ -58,7 +61,7 @@ export class CapsuleSession<T = unknown> {
     this.limit = pLimit({ concurrency: options.limits.maxConcurrentRequests, rejectOnClear: true })
   }
 
-  /** Aborted when the session is released: every request of the capsule listens to it. */
+  /** Aborted when the session is released (its requests' controls are aborted with it). */
   get signal(): AbortSignal {
     return this.#released.signal
   }
@@ -115,6 +118,7 @@ export class CapsuleSession<T = unknown> {
     await null
     const cancelled = new CapsuleHostError('cancelled', 'the capsule was released')
     this.#released.abort(cancelled)
+    for (const control of [...this.controls]) control.abort(cancelled)
     const streams = [...this.#streams.values()]
     this.#streams.clear()
     for (const stream of streams) stream?.cancel()

@@ -61,8 +61,10 @@ export class RequestTrace {
   admission(outcome: AdmitOutcome, hop: number, rewrite: boolean): void {
     const { decision } = outcome
     if (decision === undefined) {
-      // A gate's or the policy's `resolve()` failed, so no decision was reached (a cancel leaves it pending).
-      Object.assign(this.#event, { allowed: false, decidedBy: outcome.error?.code === 'cancelled' ? 'pending' : 'resolver' })
+      // A gate's or the policy's `resolve()` failed, so no decision was reached (a cancel, or the
+      // request's total deadline passing, leaves it pending).
+      const stopped = outcome.error?.code === 'cancelled' || (outcome.error?.code === 'timeout' && outcome.error.phase === 'total')
+      Object.assign(this.#event, { allowed: false, decidedBy: stopped ? 'pending' : 'resolver' })
     } else if (!decision.allowed) {
       this.refusedBy(decision.decidedBy, decision.reason, decision.detail)
       if (decision.thrown !== undefined) this.#keepThrown(decision.thrown)

@@ -1,5 +1,6 @@
 // Classifies an IP address into a named address class, unwrapping embedded IPv4. Pure; no I/O.
 import ipaddr from 'ipaddr.js'
+import { PureCache } from '../pure-cache.js'
 import {
   IPV4_SPECIAL,
   IPV6_EMBEDDINGS,
@@ -98,12 +99,29 @@ export function parseAddress(text: string): IPv4 | IPv6 | undefined {
 
 /** Classifies one address; returns undefined when `text` is not an IP address in strict form. */
 export function classifyAddress(text: string): ClassifiedAddress | undefined {
+  return CLASSIFIED.get(text)
+}
+
+/** Freezes a classification and everything in it: the cache shares it between requests. */
+function frozen(address: ClassifiedAddress): ClassifiedAddress {
+  for (const embedded of address.embedded) Object.freeze(embedded)
+  Object.freeze(address.embedded)
+  const parsed = address.parsed as { octets?: number[]; parts?: number[] }
+  Object.freeze(parsed.octets ?? parsed.parts)
+  Object.freeze(parsed)
+  return Object.freeze(address)
+}
+
+function classify(text: string): ClassifiedAddress | undefined {
   const parsed = parseAddress(text)
   if (!parsed) return undefined
   if (parsed.kind() === 'ipv4') {
     const v4 = parsed as IPv4
-    return { address: v4.toString(), family: 4, class: classOfV4(v4), embedded: [], parsed: v4 }
+    return frozen({ address: v4.toString(), family: 4, class: classOfV4(v4), embedded: [], parsed: v4 })
   }
   const v6 = parsed as IPv6
-  return { address: v6.toString(), family: 6, class: classOfV6(v6), embedded: embeddedIn(v6), parsed: v6 }
+  return frozen({ address: v6.toString(), family: 6, class: classOfV6(v6), embedded: embeddedIn(v6), parsed: v6 })
 }
+
+/** Addresses classified recently, by their exact text (not an address: never stored). */
+const CLASSIFIED = new PureCache(classify, 4096, 64)

@@ -1,6 +1,6 @@
 // Sends one HTTP exchange to a checked address: assembles the transport pieces in src/net/transport/.
 import type { Dispatcher } from 'undici'
-import { CapsuleHostError } from '../errors.js'
+import { cancelledBy } from '../fetch/host-deadline.js'
 import { transportError } from './transport/errors.js'
 import { HopHandler } from './transport/hop-handler.js'
 import { pinnedDispatchOptions } from './transport/pin.js'
@@ -12,8 +12,8 @@ export type { BodyReader, Hop, HopLimits, ResponseHead } from './transport/types
 /**
  * Dispatches `hop` on `dispatcher`, connecting only to `hop.address`; the Host header and the TLS
  * servername keep the name. Resolves with the final response head once it arrives (interim 1xx
- * responses are skipped); the body is read through the returned reader under the idle timeout,
- * the deadline and the byte cap.
+ * responses are skipped); the body is read through the returned reader under the idle timeout
+ * and the byte cap. The total deadline is the signal's: the request's control aborts it.
  */
 export function dispatchHop(
   dispatcher: Dispatcher,
@@ -22,7 +22,8 @@ export function dispatchHop(
   signal: AbortSignal | undefined,
 ): Promise<ResponseHead> {
   return new Promise<ResponseHead>((resolve, reject) => {
-    const onAbort = () => handler.fail(new CapsuleHostError('cancelled', 'the request was cancelled', { cause: signal?.reason }))
+    // The request's control aborts with the reason: the caller's cancel, the release, or its total deadline.
+    const onAbort = () => handler.fail(cancelledBy(signal!))
     const handler = new HopHandler(hop, limits, {
       resolve,
       reject,
@@ -30,7 +31,6 @@ export function dispatchHop(
     })
     if (signal?.aborted) return onAbort()
     signal?.addEventListener('abort', onAbort, { once: true })
-    handler.timers.deadline(limits.deadline, limits.totalTimeoutMs)
     handler.timers.start('connect', limits.connectTimeoutMs, limits.connectDeadline - performance.now())
     try {
       dispatcher.dispatch(pinnedDispatchOptions(hop), handler)

@@ -1,0 +1,45 @@
+// A bounded cache of a pure function's results, keyed by the exact input string, least recently used out first.
+
+/**
+ * Remembers what `compute(key)` returned for the last `maxEntries` keys. Only for pure functions
+ * whose results are frozen (they are shared by every caller): the answer for a key is the one
+ * `compute` gives, whether it comes from the cache or not. A key longer than `maxKeyLength` is
+ * never stored, so memory stays bounded by entries × key length. A `compute` that throws stores
+ * nothing: a refusal is computed again each time, with its own error object.
+ */
+export class PureCache<V> {
+  readonly #entries = new Map<string, V>()
+  readonly #maxEntries: number
+  readonly #maxKeyLength: number
+  readonly #compute: (key: string) => V
+
+  constructor(compute: (key: string) => V, maxEntries: number, maxKeyLength: number) {
+    this.#compute = compute
+    this.#maxEntries = maxEntries
+    this.#maxKeyLength = maxKeyLength
+  }
+
+  get size(): number {
+    return this.#entries.size
+  }
+
+  get(key: string): V {
+    const cached = this.#entries.get(key)
+    if (cached !== undefined) {
+      // Most recently used last: a Map iterates in insertion order.
+      this.#entries.delete(key)
+      this.#entries.set(key, cached)
+      return cached
+    }
+    const value = this.#compute(key)
+    if (key.length <= this.#maxKeyLength && value !== undefined) {
+      if (this.#entries.size >= this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value!)
+      this.#entries.set(key, value)
+    }
+    return value
+  }
+
+  clear(): void {
+    this.#entries.clear()
+  }
+}
