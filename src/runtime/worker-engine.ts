@@ -3,21 +3,27 @@ import { Worker } from 'node:worker_threads'
 import { CapsuleError, INTERNAL_WIRE_ERROR } from '../errors.js'
 import type { CapsuleEngine } from './capsule.js'
 import type { CapsuleHttp } from './capsule-http.js'
-import { createChannelBuffer, serveChannel, type ChannelReply } from './channel.js'
+import { ChannelClosedError, ChannelHost, createChannelBuffer, type ChannelMessage, type ChannelReply } from './channel.js'
 import type { EngineLogs } from './logs.js'
 import type { CompiledCapsule } from './modules.js'
 import type { WasiGrants } from './wasi-grants.js'
 import { CheckedRequest } from '../wire/parse.js'
 import {
+  CALL_OP,
   CHANNEL_DATA_BYTES,
+  decodeFailure,
   decodeReadRequest,
+  encodeCall,
   encodeReadResult,
+  FINAL,
+  isFinal,
+  LOG_COUNT_MASK,
   OP,
   type FromWorker,
   type RefusalNotice,
-  type ToWorker,
   type WorkerData,
 } from './worker-protocol.js'
+import { keepAwake } from './wake.js'
 import { resolveWorkerScript } from './worker-script.js'
 import { encodeKernelReply } from './kernel-http.js'
 
@@ -42,7 +48,6 @@ export interface WorkerEngineOptions {
 }
 
 const EMPTY = new Uint8Array(0)
-
 
 /** Serves one host call; a failure of ours still answers, so the worker never waits forever. */
 async function serveHostCall(http: CapsuleHttp, op: number, payload: Uint8Array): Promise<ChannelReply> {
@@ -86,9 +91,7 @@ function heapLimitMb(memoryBytes: number): number {
   return Math.max(64, Math.ceil(memoryBytes / (1024 * 1024)))
 }
 
-export async function createWorkerEngine(options: WorkerEngineOptions): Promise<CapsuleEngine> {
-  const { http } = options
-  const channel = createChannelBuffer(CHANNEL_DATA_BYTES)
+function startWorker(options: WorkerEngineOptions, channel: SharedArrayBuffer): Worker {
   const data: WorkerData = {
     module: options.compiled.module,
     config: options.config,
@@ -96,105 +99,159 @@ export async function createWorkerEngine(options: WorkerEngineOptions): Promise<
     maxRequestBytes: options.maxRequestBytes,
     maxOutputBytes: options.maxOutputBytes,
     channel,
+    busy: keepAwake.busy.buffer as SharedArrayBuffer,
+    cores: keepAwake.cores,
     ...(options.logs ? { logLevel: options.logs.level } : {}),
     ...(options.wasi ? { wasi: options.wasi } : {}),
   }
-  const worker = new Worker(workerScript(), {
+  return new Worker(workerScript(), {
     workerData: data,
     resourceLimits: { maxOldGenerationSizeMb: heapLimitMb(options.memoryBytes), maxYoungGenerationSizeMb: 32 },
     stdout: false,
     stderr: false,
   })
-  const stopServing = serveChannel(channel, (op, payload) => serveHostCall(http, op, payload))
+}
 
-  /** The one call in flight (calls are queued by Capsule). */
-  let pending: { id: number; resolve: (bytes: Uint8Array) => void; reject: (error: CapsuleError) => void } | undefined
-  let nextId = 1
-  let dead: CapsuleError | undefined
+/**
+ * Log lines come by postMessage, everything else through the channel: a final message says how
+ * many lines the worker had posted before it, and is delivered once that many have arrived.
+ */
+class LogOrder {
+  #received = 0
+  #waiting: { count: number; resolve: () => void } | undefined
 
-  const die = (error: CapsuleError) => {
-    if (dead) return
-    dead = error
-    stopServing()
-    http.closeAll()
-    pending?.reject(error)
-    pending = undefined
-    void worker.terminate()
+  received(): void {
+    this.#received = (this.#received + 1) & LOG_COUNT_MASK
+    if (this.#waiting?.count !== this.#received) return
+    const { resolve } = this.#waiting
+    this.#waiting = undefined
+    resolve()
   }
 
-  // The time limit covers instantiation (the module's start function), not the worker's own start-up.
-  let loadTimer: NodeJS.Timeout | undefined
-  const ready = new Promise<void>((resolve, reject) => {
-    worker.on('message', (message: FromWorker) => {
-      if (message.type === 'instantiating') {
-        const timedOut = () => reject(new CapsuleError('load_failed', `the capsule did not finish instantiating within ${options.loadTimeoutMs} ms`))
-        return void (loadTimer = setTimeout(timedOut, options.loadTimeoutMs))
-      }
-      if (message.type === 'log') return void options.logs?.write(message.level, message.message)
-      if (message.type === 'ready') return resolve()
-      if (message.type === 'load_error') {
-        return reject(new CapsuleError('load_failed', `the capsule could not be instantiated: ${message.message}`))
-      }
-      if (!pending || message.id !== pending.id) return
-      const { resolve: done, reject: failed } = pending
-      pending = undefined
-      worker.unref()
-      if (message.type === 'result') done(message.output)
-      else {
-        const { code, message: text, hostCode, rawText } = message
-        failed(new CapsuleError(code, text, { ...(hostCode ? { hostCode } : {}), ...(rawText ? { rawText } : {}) }))
-      }
+  /** Undefined when every line posted before `message` is here; else a promise that settles when it is. */
+  caughtUp(message: ChannelMessage): Promise<void> | undefined {
+    if (message.status === this.#received) return undefined
+    return new Promise((resolve) => (this.#waiting = { count: message.status, resolve }))
+  }
+}
+
+/** What the worker's 'error' event means for the capsule. */
+function workerFailure(error: Error & { code?: string }, memoryBytes: number): CapsuleError {
+  return error.code === 'ERR_WORKER_OUT_OF_MEMORY'
+    ? new CapsuleError('memory_limit', `the capsule ran out of memory at the limit of ${memoryBytes} bytes`, { cause: error })
+    : new CapsuleError('capsule_failed', `the capsule's worker failed: ${error.message}`, { cause: error })
+}
+
+/** A call's outcome message as the call's result. */
+function outcomeOf(message: ChannelMessage): Uint8Array {
+  if (message.op === FINAL.result) return message.bytes
+  if (message.op !== FINAL.failure) throw new CapsuleError('capsule_failed', `the capsule's worker sent message ${message.op} for a call's outcome`)
+  const { code, message: text, hostCode, rawText } = decodeFailure(message.bytes)
+  throw new CapsuleError(code, text, { ...(hostCode ? { hostCode } : {}), ...(rawText ? { rawText } : {}) })
+}
+
+/**
+ * One capsule's worker. Calls (queued by Capsule: one at a time) and the load's messages travel
+ * through the channel; the keep-awake chain (wake.ts) polls it while a call is in flight.
+ */
+class WorkerEngine implements CapsuleEngine {
+  readonly #channel = createChannelBuffer(CHANNEL_DATA_BYTES)
+  readonly #host: ChannelHost
+  readonly #worker: Worker
+  readonly #logs = new LogOrder()
+  /** Rejects with the reason the engine stopped; every wait races it. */
+  readonly #death: Promise<never>
+  #dead: CapsuleError | undefined
+  #kill: (error: CapsuleError) => void = () => undefined
+
+  constructor(private readonly options: WorkerEngineOptions) {
+    const { http } = options
+    this.#host = new ChannelHost(this.#channel, (op, payload) => serveHostCall(http, op, payload), isFinal)
+    this.#death = new Promise<never>((_, reject) => (this.#kill = reject))
+    this.#death.catch(() => undefined)
+    this.#worker = startWorker(options, this.#channel)
+    this.#worker.on('message', (message: FromWorker) => {
+      this.#logs.received()
+      options.logs?.write(message.level, message.message)
     })
-    worker.on('error', (error: Error & { code?: string }) => {
-      const failure =
-        error.code === 'ERR_WORKER_OUT_OF_MEMORY'
-          ? new CapsuleError('memory_limit', `the capsule ran out of memory at the limit of ${options.memoryBytes} bytes`, { cause: error })
-          : new CapsuleError('capsule_failed', `the capsule's worker failed: ${error.message}`, { cause: error })
-      reject(failure)
-      die(failure)
-    })
-    worker.on('exit', () => {
-      const failure = new CapsuleError('unloaded', 'the capsule stopped')
-      reject(failure)
-      die(failure)
-    })
-  })
-  try {
-    await ready
-  } catch (error) {
-    die(error as CapsuleError)
-    await worker.terminate()
+    this.#worker.on('error', (error: Error & { code?: string }) => this.#die(workerFailure(error, options.memoryBytes)))
+    this.#worker.on('exit', () => this.#die(new CapsuleError('unloaded', 'the capsule stopped')))
+  }
+
+  get alive(): boolean {
+    return this.#dead === undefined
+  }
+
+  /** The next message that ends an exchange (after sending `call`, if given), its log lines delivered first. */
+  async #exchange(call?: Uint8Array): Promise<ChannelMessage> {
+    const exchanged = call ? this.#host.exchange(CALL_OP, call) : this.#host.exchange()
+    const message = await Promise.race([exchanged.catch((error) => this.#failure(error)), this.#death])
+    await Promise.race([this.#logs.caughtUp(message), this.#death])
+    return message
+  }
+
+  /** A channel error after the engine stopped is the reason it stopped. */
+  #failure(error: unknown): never {
+    if (this.#dead) throw this.#dead
+    if (error instanceof ChannelClosedError) throw new CapsuleError('unloaded', 'the capsule stopped')
     throw error
-  } finally {
-    clearTimeout(loadTimer)
   }
-  worker.unref()
 
-  return {
-    get alive() {
-      return dead === undefined
-    },
-    call(name, input, timeoutMs) {
-      if (dead) return Promise.reject(dead)
-      return new Promise<Uint8Array>((resolve, reject) => {
-        const id = nextId++
-        const timer = setTimeout(
-          () => die(new CapsuleError('call_timeout', `the call to "${name}" ran past ${timeoutMs} ms; the capsule was stopped`)),
-          timeoutMs,
-        )
-        const settle = <T>(fn: (value: T) => void) => (value: T) => {
-          clearTimeout(timer)
-          fn(value)
-        }
-        pending = { id, resolve: settle(resolve), reject: settle(reject) }
-        worker.ref()
-        const message: ToWorker = { type: 'call', id, name, input }
-        worker.postMessage(message)
-      })
-    },
-    async close() {
-      die(new CapsuleError('unloaded', 'the capsule was unloaded'))
-      await worker.terminate()
-    },
+  /** Waits for the worker to instantiate the module, within the load time limit (which covers instantiation only). */
+  async load(): Promise<void> {
+    let loadTimer: NodeJS.Timeout | undefined
+    try {
+      await this.#exchange() // FINAL.instantiating
+      const { loadTimeoutMs } = this.options
+      const timedOut = () => this.#die(new CapsuleError('load_failed', `the capsule did not finish instantiating within ${loadTimeoutMs} ms`))
+      loadTimer = setTimeout(timedOut, loadTimeoutMs)
+      const outcome = await this.#exchange()
+      if (outcome.op !== FINAL.ready) {
+        const reason = new TextDecoder().decode(outcome.bytes)
+        throw new CapsuleError('load_failed', `the capsule could not be instantiated: ${reason}`)
+      }
+    } catch (error) {
+      this.#die(error as CapsuleError)
+      await this.#worker.terminate()
+      throw error
+    } finally {
+      clearTimeout(loadTimer)
+    }
+    this.#worker.unref()
   }
+
+  async call(name: string, input: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (this.#dead) throw this.#dead
+    const timedOut = () => this.#die(new CapsuleError('call_timeout', `the call to "${name}" ran past ${timeoutMs} ms; the capsule was stopped`))
+    const timer = setTimeout(timedOut, timeoutMs)
+    this.#worker.ref()
+    keepAwake.hold()
+    try {
+      return outcomeOf(await this.#exchange(encodeCall(name, input)))
+    } finally {
+      keepAwake.release()
+      clearTimeout(timer)
+      if (!this.#dead) this.#worker.unref()
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#die(new CapsuleError('unloaded', 'the capsule was unloaded'))
+    await this.#worker.terminate()
+  }
+
+  #die(error: CapsuleError): void {
+    if (this.#dead) return
+    this.#dead = error
+    this.#kill(error)
+    this.#host.close()
+    this.options.http.closeAll()
+    void this.#worker.terminate()
+  }
+}
+
+export async function createWorkerEngine(options: WorkerEngineOptions): Promise<CapsuleEngine> {
+  const engine = new WorkerEngine(options)
+  await engine.load()
+  return engine
 }

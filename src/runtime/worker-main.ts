@@ -3,34 +3,46 @@ import { getHeapStatistics } from 'node:v8'
 import { parentPort, workerData } from 'node:worker_threads'
 import { CapsuleError, wireErrorOf } from '../errors.js'
 import { CheckedRequest } from '../wire/parse.js'
-import { ChannelClient } from './channel.js'
+import { ChannelClient, ChannelClosedError } from './channel.js'
 import { HOST_NAMESPACE, syncHostFunctions, type HostIo, type MemoryRef } from './host-functions.js'
 import { kernelFunctions, KernelMemoryExceeded, type CapsuleLog, type KernelBudget } from './kernel-guards.js'
 import { decodeKernelReply, syncKernelHttpFunctions } from './kernel-http.js'
 import { KERNEL_HTTP_NAMESPACE } from './module-bounds.js'
 import { LogLines } from './log-lines.js'
 import { extismOptions, failureOf, outputBytes, PluginSlot, startInstance, wasiNamespace } from './plugin-options.js'
+import { SpinPolicy } from './spin.js'
 import {
+  decodeCall,
   decodeReadResult,
+  encodeFailure,
   encodeRead,
+  FINAL,
+  LOG_COUNT_MASK,
   MAX_HANDLE_BYTES,
   OP,
   type FromWorker,
   type RefusalNotice,
-  type ToWorker,
   type WorkerData,
 } from './worker-protocol.js'
 
 const port = parentPort!
 const data = workerData as WorkerData
-const channel = new ChannelClient(data.channel)
+const channel = new ChannelClient(data.channel, new SpinPolicy(new Int32Array(data.busy), data.cores))
 const ref: MemoryRef = { memory: undefined }
 const log: CapsuleLog = { lastError: undefined, rawError: undefined }
-const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer)
+const post = (message: FromWorker) => port.postMessage(message)
 const bytesOf = (handle: Uint8Array | string) => (typeof handle === 'string' ? new TextEncoder().encode(handle) : handle)
 
 const encoder = new TextEncoder()
-const lines = new LogLines(data.logLevel && ((level, message) => post({ type: 'log', level, message })), data.logLevel ?? 'error')
+/** Log lines posted so far: each final message carries the count, so the main thread delivers them first. */
+let logsPosted = 0
+const postLog = (level: FromWorker['level'], message: string) => {
+  logsPosted = (logsPosted + 1) & LOG_COUNT_MASK
+  post({ type: 'log', level, message })
+}
+const lines = new LogLines(data.logLevel && postLog, data.logLevel ?? 'error')
+/** Sends a message that ends an exchange (worker-protocol.ts FINAL). */
+const finish = (op: number, payload: Uint8Array = new Uint8Array(0)) => channel.post(op, payload, logsPosted)
 
 /** Sends a request refused here to the main thread, for the audit log only. */
 function reportRefusal(refusal: RefusalNotice): void {
@@ -100,33 +112,47 @@ const functionsOf = () => ({
 process.removeAllListeners('warning')
 const { default: createPlugin } = await import('@extism/extism')
 
-post({ type: 'instantiating' })
+/** Runs one call and sends its outcome; the output's size is checked here, before any copy leaves the worker. */
+async function serveCall(slot: PluginSlot, payload: Uint8Array): Promise<void> {
+  const { name, input } = decodeCall(payload)
+  log.lastError = undefined
+  log.rawError = undefined
+  try {
+    finish(FINAL.result, outputBytes(await slot.call(name, input, lines), name, data.maxOutputBytes))
+  } catch (error) {
+    const failure = error instanceof CapsuleError ? error : failureOf(error, name, slot.exports, data.memoryBytes, log)
+    const { code, message, hostCode, rawText } = failure
+    finish(FINAL.failure, encodeFailure({ code, message, ...(hostCode ? { hostCode } : {}), ...(rawText ? { rawText } : {}) }))
+  }
+}
+
+/** Serves calls one after the other, until the host closes the channel. */
+async function serveCalls(slot: PluginSlot): Promise<void> {
+  for (;;) {
+    let call: Uint8Array
+    try {
+      call = channel.nextCall().bytes
+    } catch (error) {
+      if (error instanceof ChannelClosedError) return
+      throw error
+    }
+    await serveCall(slot, call)
+  }
+}
+
+finish(FINAL.instantiating)
+let opened: PluginSlot | undefined
 try {
-  const slot = await PluginSlot.open(async () => {
+  opened = await PluginSlot.open(async () => {
     const plugin = await createPlugin({ wasm: [{ module: data.module }] }, extismOptions(functionsOf(), data.config, data.memoryBytes, log))
     const { exports } = await plugin.getInstance()
     startInstance(data.module, exports, ref, lines)
     return { plugin, exports }
   })
-  port.on('message', async (message: ToWorker) => {
-    log.lastError = undefined
-    log.rawError = undefined
-    try {
-      const copy = outputBytes(await slot.call(message.name, message.input, lines), message.name, data.maxOutputBytes).slice()
-      post({ type: 'result', id: message.id, output: copy }, [copy.buffer])
-    } catch (error) {
-      const failure = error instanceof CapsuleError ? error : failureOf(error, message.name, slot.exports, data.memoryBytes, log)
-      post({
-        type: 'failure',
-        id: message.id,
-        code: failure.code,
-        message: failure.message,
-        ...(failure.hostCode ? { hostCode: failure.hostCode } : {}),
-        ...(failure.rawText ? { rawText: failure.rawText } : {}),
-      })
-    }
-  })
-  post({ type: 'ready' })
 } catch (error) {
-  post({ type: 'load_error', message: (error as Error).message })
+  finish(FINAL.loadError, encoder.encode((error as Error).message))
+}
+if (opened) {
+  finish(FINAL.ready)
+  await serveCalls(opened)
 }

@@ -12,6 +12,20 @@ import type { ChannelReply } from './channel.js'
  */
 export const OP = { request: 1, streamStart: 2, streamRead: 3, streamClose: 4, refused: 5, kernelRequest: 6 } as const
 
+/** The main thread starting a call (`encodeCall`); the worker answers with `FINAL.result` or `FINAL.failure`. */
+export const CALL_OP = 16
+
+/**
+ * The worker's messages that end an exchange (no answer): the load's progress and outcome, and a
+ * call's outcome. Their status is how many log lines the worker had posted before it (`LOG_COUNT_MASK`).
+ */
+export const FINAL = { instantiating: 17, ready: 18, loadError: 19, result: 20, failure: 21 } as const
+
+export const isFinal = (op: number): boolean => op >= FINAL.instantiating && op <= FINAL.failure
+
+/** Log line counts wrap within the channel's status word. */
+export const LOG_COUNT_MASK = 0x7fffffff
+
 /** The payload of `OP.refused`. */
 export interface RefusalNotice {
   readonly kind: 'request' | 'stream'
@@ -32,6 +46,9 @@ export interface WorkerData {
   /** A call's output larger than this fails with `output_too_large` before it leaves the worker. */
   readonly maxOutputBytes: number
   readonly channel: SharedArrayBuffer
+  /** One Int32: how many worker calls are in flight in the process (wake.ts); the worker spins only below `cores`. */
+  readonly busy: SharedArrayBuffer
+  readonly cores: number
   /** The lowest Extism level the host's sink takes (filtered in the worker, before any copy); none: no log lines are sent. */
   readonly logLevel?: LogLevel
   /** What a WASI module is granted beyond the sandbox's defaults. */
@@ -41,16 +58,18 @@ export interface WorkerData {
 /** Handles are decimal numbers of at most 16 digits; anything longer is refused in the worker. */
 export const MAX_HANDLE_BYTES = 16
 
-export type ToWorker = { type: 'call'; id: number; name: string; input: Uint8Array }
-
+/** The one message a worker posts (by postMessage); everything else goes through the channel. */
 export type FromWorker =
-  | { type: 'instantiating' }
-  | { type: 'ready' }
-  | { type: 'load_error'; message: string }
-  | { type: 'result'; id: number; output: Uint8Array }
   /** One log line, already filtered, capped and made safe in the worker (log-lines.ts). */
-  | { type: 'log'; level: CapsuleLogLevel; message: string }
-  | { type: 'failure'; id: number; code: CapsuleErrorCode; message: string; hostCode?: ErrorCode; rawText?: Uint8Array }
+  { type: 'log'; level: CapsuleLogLevel; message: string }
+
+/** A failed call, as `FINAL.failure` carries it. */
+export interface CallFailure {
+  readonly code: CapsuleErrorCode
+  readonly message: string
+  readonly hostCode?: ErrorCode
+  readonly rawText?: Uint8Array
+}
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -76,4 +95,37 @@ export function decodeReadResult(reply: ChannelReply): ReadResult {
   return reply.status === 0
     ? { ok: true, bytes: reply.bytes }
     : { ok: false, error: JSON.parse(decoder.decode(reply.bytes)) as WireError }
+}
+
+/** `CALL_OP`'s payload: the export's name (length-prefixed UTF-8), then the input as it is. */
+export function encodeCall(name: string, input: Uint8Array): Uint8Array {
+  const nameBytes = encoder.encode(name)
+  const payload = new Uint8Array(4 + nameBytes.byteLength + input.byteLength)
+  new DataView(payload.buffer).setUint32(0, nameBytes.byteLength, true)
+  payload.set(nameBytes, 4)
+  payload.set(input, 4 + nameBytes.byteLength)
+  return payload
+}
+
+export function decodeCall(payload: Uint8Array): { name: string; input: Uint8Array } {
+  const length = new DataView(payload.buffer, payload.byteOffset).getUint32(0, true)
+  return { name: decoder.decode(payload.subarray(4, 4 + length)), input: payload.subarray(4 + length) }
+}
+
+/** `FINAL.failure`'s payload: the failure as length-prefixed JSON, then its raw text's bytes, if any. */
+export function encodeFailure(failure: CallFailure): Uint8Array {
+  const { rawText, ...rest } = failure
+  const json = encoder.encode(JSON.stringify({ ...rest, raw: rawText !== undefined }))
+  const raw = rawText ?? new Uint8Array(0)
+  const payload = new Uint8Array(4 + json.byteLength + raw.byteLength)
+  new DataView(payload.buffer).setUint32(0, json.byteLength, true)
+  payload.set(json, 4)
+  payload.set(raw, 4 + json.byteLength)
+  return payload
+}
+
+export function decodeFailure(payload: Uint8Array): CallFailure {
+  const length = new DataView(payload.buffer, payload.byteOffset).getUint32(0, true)
+  const { raw, ...failure } = JSON.parse(decoder.decode(payload.subarray(4, 4 + length))) as Omit<CallFailure, 'rawText'> & { raw: boolean }
+  return raw ? { ...failure, rawText: payload.slice(4 + length) } : failure
 }
