@@ -1,12 +1,33 @@
-// Resolves an allowed host once and checks every address in the answer against the address policy.
+// Resolves an allowed host once per hop and checks every address in the answer against the address policy.
 import { lookup } from 'node:dns/promises'
 import { CapsuleHostError } from '../errors.js'
 import type { NormalisedUrl } from '../url/normalise.js'
 import type { AddressPolicy } from './address-policy.js'
 import { classifyAddress, type ClassifiedAddress } from './classify.js'
 
+/**
+ * A resolver's answer: the addresses, or the addresses with how long they may be kept (`ttlMs`,
+ * from the DNS record's TTL; a resolution cache honours it within its floor and ceiling).
+ */
+export type ResolverAnswer = readonly string[] | { readonly addresses: readonly string[]; readonly ttlMs?: number }
+
 /** Maps a host name to its addresses. Injectable so tests can map names to loopback. */
-export type Resolver = (hostname: string) => Promise<readonly string[]>
+export type Resolver = (hostname: string) => Promise<ResolverAnswer>
+
+/** The addresses of an answer in either form (anything else is passed on, for classifyAnswer to refuse). */
+export function answerAddresses(answer: unknown): unknown {
+  if (Array.isArray(answer) || typeof answer !== 'object' || answer === null) return answer
+  return (answer as { addresses?: unknown }).addresses
+}
+
+/** A resolver's synchronous view of its own fresh cached answers (set by the resolution cache). */
+const cachedAnswers = new WeakMap<Resolver, (hostname: string) => readonly string[] | undefined>()
+
+/** Lets resolveAddresses take `resolver`'s fresh cached answer at once: no timer, no race. */
+export function withCachedAnswers(resolver: Resolver, fresh: (hostname: string) => readonly string[] | undefined): Resolver {
+  cachedAnswers.set(resolver, fresh)
+  return resolver
+}
 
 /** The system resolver (getaddrinfo), every address, in the order the system returns them. */
 export const systemResolver: Resolver = async (hostname) =>
@@ -55,6 +76,8 @@ function classifyAnswer(hostname: string, answer: unknown): ClassifiedAddress[] 
   })
 }
 
+const cancelled = () => new CapsuleHostError('cancelled', 'the request was cancelled')
+
 async function lookupAnswer(url: NormalisedUrl, resolver: Resolver, timeoutMs: number, signal?: AbortSignal) {
   let timer: NodeJS.Timeout | undefined
   let onAbort: (() => void) | undefined
@@ -63,7 +86,7 @@ async function lookupAnswer(url: NormalisedUrl, resolver: Resolver, timeoutMs: n
       () => reject(new CapsuleHostError('timeout', `resolving ${url.hostname} took longer than ${timeoutMs} ms`, { phase: 'connect' })),
       timeoutMs,
     )
-    onAbort = () => reject(new CapsuleHostError('cancelled', 'the request was cancelled'))
+    onAbort = () => reject(cancelled())
     if (signal?.aborted) onAbort()
     signal?.addEventListener('abort', onAbort, { once: true })
   })
@@ -82,15 +105,23 @@ async function lookupAnswer(url: NormalisedUrl, resolver: Resolver, timeoutMs: n
   }
 }
 
-/** Resolves `url`'s host (or takes its IP literal) and classifies every address. Asks the resolver once. */
+/**
+ * Resolves `url`'s host (or takes its IP literal) and classifies every address, on every call:
+ * a cached answer is re-classified too. Asks the resolver once.
+ */
 export async function resolveAddresses(
   url: NormalisedUrl,
   resolver: Resolver,
   timeoutMs: number,
   signal?: AbortSignal,
 ): Promise<ClassifiedAddress[]> {
-  const answer = url.ipLiteral === undefined ? await lookupAnswer(url, resolver, timeoutMs, signal) : [url.ipLiteral]
-  return classifyAnswer(url.hostname, answer)
+  if (url.ipLiteral !== undefined) return classifyAnswer(url.hostname, [url.ipLiteral])
+  const cached = cachedAnswers.get(resolver)?.(url.hostname)
+  if (cached !== undefined) {
+    if (signal?.aborted) throw cancelled()
+    return classifyAnswer(url.hostname, cached)
+  }
+  return classifyAnswer(url.hostname, answerAddresses(await lookupAnswer(url, resolver, timeoutMs, signal)))
 }
 
 /** Pins the first address, or refuses with `blocked_address` when any address in the answer is not allowed. */
