@@ -5,7 +5,7 @@ import { admit, type Admission } from './fetch/admit.js'
 import { exchange, hostBudget } from './fetch/exchange.js'
 import { cancelledBy } from './fetch/host-deadline.js'
 import { prepareRequest, type Mode, type PreparedRequest } from './fetch/prepare.js'
-import { bufferedReply, bytesReply, scrubbedWireError, streamedAnswer, type BytesResponse } from './fetch/reply.js'
+import { bufferedReply, bytesReply, scrubbedWireError, streamedAnswer, wireReply, type BytesResponse, type WireReply } from './fetch/reply.js'
 import { RequestControl } from './fetch/request-control.js'
 import { RequestSecrets } from './fetch/secrets.js'
 import { CapsuleSession } from './fetch/session.js'
@@ -25,7 +25,7 @@ import { systemResolver, type Resolver } from './net/resolve.js'
 import { checkSafeFetchOptions } from './safe-fetch-options.js'
 import { redactedUrl } from './url/normalise.js'
 import { parseRequest } from './wire/parse.js'
-import type { BufferedResponse } from './wire/schemas.js'
+import type { BufferedResponse, HeaderForm } from './wire/schemas.js'
 import { rootCertificates } from 'node:tls'
 
 /** createSafeFetch's options. An unknown name or a wrong shape is a TypeError at creation, with a suggestion. */
@@ -67,7 +67,7 @@ export interface RequestContext {
 
 export type ErrorReply = { error: WireError }
 
-export type { Abi, BytesResponse }
+export type { Abi, BytesResponse, HeaderForm, WireReply }
 
 /** How a capsule's request reached the safe fetch; set by the runtime's host functions, never by the capsule. */
 export interface RequestVia {
@@ -85,8 +85,11 @@ export interface StreamedResponse {
   /** The stream's handle in its capsule's stream table (what `http_stream_read` names). */
   readonly handle: string
   readonly status: number
+  /** One entry per name, repeats joined with `", "` (made on first use). */
   readonly headers: Record<string, string>
   readonly rawHeaders: HeaderList
+  /** The header form the request asked for: what a capsule's `http_stream_start` reply carries. */
+  readonly responseHeaders: HeaderForm
   readonly finalUrl: string
   /**
    * The next chunk; with `maxBytes`, everything already received up to that many bytes at once.
@@ -127,6 +130,11 @@ export interface SafeFetchSession {
    * step): what Extism's kernel `http_request` hands the capsule.
    */
   requestBytes(request: unknown, signal?: AbortSignal, via?: RequestVia): Promise<BytesResponse | ErrorReply>
+  /**
+   * The same request and checks as `request()`, with the reply encoded once as the capsule's
+   * `http_request` gets it (JSON bytes, the header form it asked for).
+   */
+  requestWire(request: unknown, signal?: AbortSignal, via?: RequestVia): Promise<WireReply | ErrorReply>
   /** Opens a stream in the capsule's stream table; `stream_limit` when every slot is taken. */
   stream(request: unknown, signal?: AbortSignal, via?: RequestVia): Promise<StreamedResponse | ErrorReply>
   /** The open stream with this handle, if any. */
@@ -296,8 +304,16 @@ async function bufferedRequest<R extends { status: number }>(state: SafeFetchSta
   }
 }
 
+/** A stream's settled head: status, scrubbed headers, the header form asked for, and the body reader. */
+interface StreamHead {
+  readonly status: number
+  readonly rawHeaders: HeaderList
+  readonly responseHeaders: HeaderForm
+  readonly body: BodyReader
+}
+
 /** The capsule-facing stream over a settled answer; its event is recorded once, at its end. */
-function openedStream(state: SafeFetchState, flight: InFlight, handle: string, head: { status: number; rawHeaders: HeaderList; body: BodyReader }, finalUrl: string): StreamedResponse {
+function openedStream(state: SafeFetchState, flight: InFlight, handle: string, head: StreamHead, finalUrl: string): StreamedResponse {
   const { session } = flight
   let ended: ErrorReply | undefined | false = false
   /** Records the stream's event once; a failure's wire error is scrubbed like any other. */
@@ -329,11 +345,15 @@ function openedStream(state: SafeFetchState, flight: InFlight, handle: string, h
     head.body.cancel()
     end()
   }
+  let headers: Record<string, string> | undefined
   const response: StreamedResponse = {
     handle,
     status: head.status,
-    headers: headerObject(head.rawHeaders),
+    get headers() {
+      return (headers ??= headerObject(head.rawHeaders))
+    },
     rawHeaders: head.rawHeaders,
+    responseHeaders: head.responseHeaders,
     finalUrl,
     read,
     close,
@@ -363,7 +383,7 @@ async function streamRequest(state: SafeFetchState, input: unknown, flight: InFl
     const deadline = performance.now() + prepared.limits.totalTimeoutMs
     flight.control.startDeadline(deadline, prepared.limits.totalTimeoutMs)
     const result = await exchangeOf(state, prepared, flight, deadline)
-    const head = { status: result.answer.status, ...streamedAnswer(result.answer, flight.secrets) }
+    const head = { status: result.answer.status, responseHeaders: prepared.responseHeaders, ...streamedAnswer(result.answer, flight.secrets) }
     if (flight.signal.aborted) {
       head.body.cancel()
       throw cancelledBy(flight.signal)
@@ -482,6 +502,7 @@ function sessionApi(state: SafeFetchState, session: CapsuleSession<StreamedRespo
     },
     request: (input, signal, via) => requestOn(state, session, bufferedReply, input, signal, via),
     requestBytes: (input, signal, via) => requestOn(state, session, bytesReply, input, signal, via),
+    requestWire: (input, signal, via) => requestOn(state, session, wireReply, input, signal, via),
     stream: (input, signal, via) => streamOn(state, session, input, signal, via),
     openStream: (handle) => session.stream(handle),
     recordInvalid(kind, error, via) {

@@ -143,6 +143,28 @@ describe('replies from the host functions validate', () => {
     expect(valid({ ...text, extra: 1 })).toBe(false)
   })
 
+  test.each([
+    ['default', undefined, ['rawHeaders']],
+    ['list', 'list', ['rawHeaders']],
+    ['object', 'object', ['headers']],
+    ['both', 'both', ['headers', 'rawHeaders']],
+  ] as const)('responseHeaders %s: the reply carries exactly that header form, and validates', async (_name, form, fields) => {
+    const host = http()
+    const ask = { url: url('/text'), ...(form ? { responseHeaders: form } : {}) }
+    const buffered = reply(await host.request(bytes(ask)))
+    const start = reply(await host.streamStart(bytes(ask)))
+    for (const [r, schema] of [[buffered, 'BufferedResponse'], [start, 'StreamStart']] as const) {
+      expect(['headers', 'rawHeaders'].filter((f) => f in r), JSON.stringify(r)).toEqual(fields)
+      expect(validatorOf(schema)(r), JSON.stringify(r)).toBe(true)
+    }
+    host.closeAll()
+  })
+
+  test('responseHeaders other than list, object or both is invalid_request', async () => {
+    const bad = reply(await http().request(bytes({ url: url('/text'), responseHeaders: 'raw' })))
+    expect(bad).toMatchObject({ error: { code: 'invalid_request' } })
+  })
+
   test('stream start', async () => {
     const host = http()
     const start = reply(await host.streamStart(bytes({ url: url('/text') })))

@@ -5,7 +5,7 @@ import { checkCapsuleHeaders, type HeaderList } from '../net/headers.js'
 import { parseIntegrity, type IntegrityMetadata } from '../net/integrity.js'
 import { normaliseUrl, type NormalisedUrl } from '../url/normalise.js'
 import { bodyBytes } from '../wire/parse.js'
-import type { HttpRequest } from '../wire/schemas.js'
+import type { HeaderForm, HttpRequest } from '../wire/schemas.js'
 
 export type Mode = 'buffered' | 'stream'
 
@@ -18,6 +18,8 @@ export interface PreparedRequest {
   readonly headers: HeaderList
   readonly body: Uint8Array | undefined
   readonly responseBody: 'text' | 'base64'
+  /** How a capsule's wire reply carries the headers (the host's API returns both forms). */
+  readonly responseHeaders: HeaderForm
   readonly redirect: 'manual' | 'follow' | 'error'
   readonly integrity: IntegrityMetadata | undefined
   readonly limits: EffectiveLimits
@@ -52,6 +54,7 @@ export function prepareRequest(
     headers: checkCapsuleHeaders(request.headers),
     body: bodyBytes(request),
     responseBody: request.responseBody ?? 'text',
+    responseHeaders: request.responseHeaders ?? 'list',
     redirect: options?.redirect ?? 'manual',
     integrity: integrity === undefined ? undefined : parseIntegrity(integrity),
     limits: effectiveLimits(limits, maxRedirects, options, mode),

@@ -112,7 +112,13 @@ async function scrubbedAnswer(
   return { status: answer.status, rawHeaders, content: { kind: 'bytes', bytes }, meta }
 }
 
-/** The buffered reply of the wire protocol (body encoded as the capsule asked). */
+/** The body as the capsule asked for it: text or base64, or the JSON value a middleware answered with. */
+function encodedBody(content: ScrubbedAnswer['content'], prepared: PreparedRequest): { body: unknown; bodyEncoding: BufferedResponse['bodyEncoding'] } {
+  if (content.kind === 'json') return { body: content.value, bodyEncoding: 'json' }
+  return { body: encodeBody(content.bytes, prepared.responseBody), bodyEncoding: prepared.responseBody }
+}
+
+/** The buffered reply of the host's API: both header forms, body encoded as the capsule asked. */
 export async function bufferedReply(
   result: ExchangeResult,
   prepared: PreparedRequest,
@@ -121,9 +127,36 @@ export async function bufferedReply(
   elapsedMs: () => number,
 ): Promise<BufferedResponse> {
   const { status, rawHeaders, content, meta } = await scrubbedAnswer(result, prepared, secrets, trace, elapsedMs)
-  const head = { status, headers: headerObject(rawHeaders), rawHeaders }
-  if (content.kind === 'json') return { ...head, body: content.value, bodyEncoding: 'json', meta }
-  return { ...head, body: encodeBody(content.bytes, prepared.responseBody), bodyEncoding: prepared.responseBody, meta }
+  const { body, bodyEncoding } = encodedBody(content, prepared)
+  return { status, headers: headerObject(rawHeaders), rawHeaders, body, bodyEncoding, meta }
+}
+
+/** A capsule's `http_request` reply, encoded once: JSON bytes, with the header form the request asked for. */
+export interface WireReply {
+  readonly status: number
+  readonly bytes: Uint8Array
+}
+
+const encoder = new TextEncoder()
+
+/**
+ * What `http_request` hands a capsule: the reply JSON with `rawHeaders` (default), `headers`, or
+ * both when the request's `responseHeaders` asks, so no field is carried twice unless asked.
+ */
+export async function wireReply(
+  result: ExchangeResult,
+  prepared: PreparedRequest,
+  secrets: RequestSecrets,
+  trace: RequestTrace,
+  elapsedMs: () => number,
+): Promise<WireReply> {
+  const { status, rawHeaders, content, meta } = await scrubbedAnswer(result, prepared, secrets, trace, elapsedMs)
+  const { body, bodyEncoding } = encodedBody(content, prepared)
+  const form = prepared.responseHeaders
+  const headers = form === 'list' ? undefined : headerObject(rawHeaders)
+  const reply = { status, headers, rawHeaders: form === 'object' ? undefined : rawHeaders, body, bodyEncoding, meta }
+  // JSON.stringify leaves out the header form that is undefined. A fresh buffer of its own: Extism adopts it.
+  return { status, bytes: encoder.encode(JSON.stringify(reply)) }
 }
 
 /** A buffered reply whose body stays bytes (no text or base64 step): what Extism's kernel HTTP returns. */
@@ -134,8 +167,6 @@ export interface BytesResponse {
   body: Uint8Array
   meta: BufferedResponse['meta']
 }
-
-const encoder = new TextEncoder()
 
 /** The buffered reply with the body as bytes, scrubbed and checked exactly as bufferedReply's. */
 export async function bytesReply(

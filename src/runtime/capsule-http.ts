@@ -42,16 +42,17 @@ export class CapsuleHttp {
     return this.#session.limits.maxRequestBytes
   }
 
-  /** `http_request`: request JSON bytes in, reply JSON bytes out. Never throws. */
+  /** `http_request`: request JSON bytes in, reply JSON bytes out (encoded once, by the safe fetch). Never throws. */
   async request(input: RequestInput): Promise<Uint8Array> {
     try {
-      return json(await this.#session.request(input))
+      const reply = await this.#session.requestWire(input)
+      return 'error' in reply ? json(reply) : reply.bytes
     } catch (error) {
       return json({ error: wireErrorOf(error) })
     }
   }
 
-  /** `http_stream_start`: request JSON bytes in, `{ handle, status, headers, rawHeaders }` or `{ error }` out. */
+  /** `http_stream_start`: request JSON bytes in, `{ handle, status, rawHeaders }` (the header form asked for) or `{ error }` out. */
   async streamStart(input: RequestInput): Promise<Uint8Array> {
     let reply: Awaited<ReturnType<SafeFetchSession['stream']>>
     try {
@@ -60,7 +61,14 @@ export class CapsuleHttp {
       reply = { error: wireErrorOf(error) }
     }
     if ('error' in reply) return json(reply)
-    return json({ handle: reply.handle, status: reply.status, headers: reply.headers, rawHeaders: reply.rawHeaders })
+    const form = reply.responseHeaders
+    // The header form the request asked for (rawHeaders by default); JSON.stringify leaves out the other.
+    return json({
+      handle: reply.handle,
+      status: reply.status,
+      headers: form === 'list' ? undefined : reply.headers,
+      rawHeaders: form === 'object' ? undefined : reply.rawHeaders,
+    })
   }
 
   /**

@@ -1,7 +1,6 @@
 // Turns the zod wire schemas into protocol.schema.json (JSON Schema 2020-12), the contract for capsule authors.
 import { z } from 'zod'
 import {
-  BufferedResponseSchema,
   ErrorCodeSchema,
   ErrorReplySchema,
   HeadersSchema,
@@ -10,9 +9,10 @@ import {
   REQUEST_BOUNDS,
   RequestOptionsSchema,
   ResponseHeadersSchema,
-  StreamStartSchema,
   TimeoutPhaseSchema,
+  WireBufferedReplySchema,
   WireErrorSchema,
+  WireStreamStartSchema,
 } from './schemas.js'
 
 /** The `$id` of the document; refs inside it are `#/$defs/<name>`. */
@@ -37,8 +37,8 @@ const DEFS: ReadonlyArray<readonly [z.ZodType, DefMeta]> = [
       description: `Request headers: an object, or [name, value] pairs (repeats kept, in order). At most ${REQUEST_BOUNDS.headers} entries and ${REQUEST_BOUNDS.headerChars} characters of names and values in all.`,
     },
   ],
-  [BufferedResponseSchema, { id: 'BufferedResponse', description: 'The reply of http_request when the exchange succeeded (any HTTP status).' }],
-  [StreamStartSchema, { id: 'StreamStart', description: 'The reply of http_stream_start when the stream opened; read the body with http_stream_read(handle).' }],
+  [WireBufferedReplySchema, { id: 'BufferedResponse', description: 'The reply of http_request when the exchange succeeded (any HTTP status).' }],
+  [WireStreamStartSchema, { id: 'StreamStart', description: 'The reply of http_stream_start when the stream opened; read the body with http_stream_read(handle).' }],
   [ResponseHeadersSchema, { id: 'ResponseHeaders', description: 'One entry per lower-case header name, repeated values joined with ", ".' }],
   [RawHeadersSchema, { id: 'RawHeaders', description: 'Every response header as received, in order, as [name, value] pairs.' }],
   [ErrorReplySchema, { id: 'ErrorReply', description: 'The reply of http_request or http_stream_start when the request failed; never a trap.' }],
@@ -54,10 +54,11 @@ const FIELDS: ReadonlyArray<readonly [z.ZodType, string]> = [
   [HttpRequestSchema.shape.body, 'A UTF-8 text body. At most one of body and bodyBase64.'],
   [HttpRequestSchema.shape.bodyBase64, 'A binary body, base64. At most one of body and bodyBase64.'],
   [HttpRequestSchema.shape.responseBody, 'How the reply carries the body: text (default; a body that is not UTF-8 is an error) or base64.'],
+  [HttpRequestSchema.shape.responseHeaders, 'How the reply carries the response headers: list (default: rawHeaders), object (headers) or both.'],
   [RequestOptionsSchema.shape.redirect, 'manual (default: the 3xx comes back), follow (every hop re-checked) or error.'],
   [RequestOptionsSchema.shape.integrity, 'A Subresource-Integrity string, checked on buffered bodies only.'],
-  [BufferedResponseSchema.shape.body, 'A string (bodyEncoding text or base64), or the JSON value a host middleware answered with (bodyEncoding json).'],
-  [StreamStartSchema.shape.handle, 'A decimal string of a positive integer, never reused within a capsule.'],
+  [WireBufferedReplySchema.shape.body, 'A string (bodyEncoding text or base64), or the JSON value a host middleware answered with (bodyEncoding json).'],
+  [WireStreamStartSchema.shape.handle, 'A decimal string of a positive integer, never reused within a capsule.'],
 ]
 
 /** Checks zod cannot put into JSON Schema (they are refinements), written out by hand. */

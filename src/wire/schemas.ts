@@ -63,6 +63,7 @@ export const HttpRequestSchema = z
     body: z.string().optional(),
     bodyBase64: z.base64().optional(),
     responseBody: z.enum(['text', 'base64']).optional(),
+    responseHeaders: z.enum(['list', 'object', 'both']).optional(),
     options: RequestOptionsSchema.optional(),
   })
   .refine((r) => r.body === undefined || r.bodyBase64 === undefined, {
@@ -79,24 +80,46 @@ export const ResponseHeadersSchema = z.record(z.string(), z.string())
 /** Every header as received, in order, as `[name, value]` pairs. */
 export const RawHeadersSchema = z.array(z.tuple([z.string(), z.string()]))
 
+/** How a capsule's reply carries the response headers: `rawHeaders` (list, the default), `headers` (object), or both. */
+export type HeaderForm = 'list' | 'object' | 'both'
+
+const ReplyMetaSchema = z.strictObject({
+  finalUrl: z.string(),
+  redirects: z.int().nonnegative(),
+  elapsedMs: z.number().nonnegative(),
+})
+
+/** A buffered response as the host's API returns it: both header forms. */
 export const BufferedResponseSchema = z.strictObject({
   status: z.int(),
   headers: ResponseHeadersSchema,
   rawHeaders: RawHeadersSchema,
   body: z.unknown(),
   bodyEncoding: z.enum(['text', 'base64', 'json']),
-  meta: z.strictObject({
-    finalUrl: z.string(),
-    redirects: z.int().nonnegative(),
-    elapsedMs: z.number().nonnegative(),
-  }),
+  meta: ReplyMetaSchema,
 })
 
+/** A stream's head as the host's API returns it: both header forms. */
 export const StreamStartSchema = z.strictObject({
   handle: z.string(),
   status: z.int(),
   headers: ResponseHeadersSchema,
   rawHeaders: RawHeadersSchema,
+})
+
+/**
+ * http_request's reply on the wire: the header form the request's `responseHeaders` asked for
+ * (`rawHeaders` by default), never both unless asked, so no field is carried twice.
+ */
+export const WireBufferedReplySchema = BufferedResponseSchema.extend({
+  headers: ResponseHeadersSchema.optional(),
+  rawHeaders: RawHeadersSchema.optional(),
+})
+
+/** http_stream_start's reply on the wire, with the header form asked for. */
+export const WireStreamStartSchema = StreamStartSchema.extend({
+  headers: ResponseHeadersSchema.optional(),
+  rawHeaders: RawHeadersSchema.optional(),
 })
 
 export const ErrorCodeSchema = z.enum(ERROR_CODES)
