@@ -95,7 +95,13 @@ export function rawHeaderPairs(raw: ReadonlyArray<Buffer | string>): HeaderList 
 
 /** The wire's `headers` object: one entry per name, repeats joined with ", " (see `rawHeaders`). */
 export function headerObject(pairs: HeaderList): Record<string, string> {
-  const object: Record<string, string> = Object.create(null)
-  for (const [name, value] of pairs) object[name] = name in object ? `${object[name]}, ${value}` : value
-  return { ...object }
+  // A plain object built in place (a copy out of a null-prototype one took most of the time);
+  // `__proto__` is a valid header name, so it is defined as an own property, never assigned.
+  const object: Record<string, string> = {}
+  for (const [name, value] of pairs) {
+    const joined = Object.hasOwn(object, name) ? `${object[name]}, ${value}` : value
+    if (name === '__proto__') Object.defineProperty(object, name, { value: joined, enumerable: true, writable: true, configurable: true })
+    else object[name] = joined
+  }
+  return object
 }
