@@ -27,30 +27,41 @@ export class RecentWaits {
 
 /** The spin's bounds; the defaults are what the runtime uses (docs/runtime.md). */
 export interface SpinLimits {
-  /** The longest spin, in milliseconds; a wait whose recent median is beyond half of it is not spun at all. */
+  /** The longest spin, in milliseconds; a wait whose recent median is beyond `capMs / factor` is not spun at all. */
   readonly capMs: number
   /** The spin lasts this many times the recent median wait. */
   readonly factor: number
+  /** A gap this long (ms) between two looks at the clock means the thread was preempted: the cores are contended. */
+  readonly preemptedMs: number
+  /** After a preempted spin, this many waits sleep at once; after n spins in a row that timed out, 2^n (at most this many). */
+  readonly backoffWaits: number
 }
 
-export const SPIN_LIMITS: SpinLimits = { capMs: 1, factor: 2 }
+export const SPIN_LIMITS: SpinLimits = { capMs: 1, factor: 2, preemptedMs: 0.05, backoffWaits: 256 }
 
 /** Which waits a worker spins on, each with its own history. */
 export type WaitKind = 'reply' | 'call'
 
+/** How a spin ended. */
+export type SpinEnd = 'changed' | 'timeout' | 'preempted' | 'busy'
+
 /**
  * The spin policy of one worker. `busy` is a word shared by every worker of the process: how many
- * worker calls are in flight (wake.ts keeps it). With `cores` or more busy calls nobody spins.
+ * worker calls are in flight (wake.ts keeps it). With `cores` or more busy calls nobody spins; a
+ * spin that finds its thread preempted (other work wants the cores) turns spinning off for a while,
+ * and spins that time out back off exponentially.
  */
 export class SpinPolicy {
   readonly #waits: Record<WaitKind, RecentWaits> = { reply: new RecentWaits(), call: new RecentWaits() }
-  /** Spins started and spins that ended with the word changed, for tests and measurements. */
-  readonly counts = { spins: 0, caught: 0, skipped: 0 }
+  #backoff = 0
+  #timeoutsInARow = 0
+  /** How spins ended, and waits that did not spin, for tests and measurements. */
+  readonly counts: Record<SpinEnd | 'skipped', number> = { changed: 0, timeout: 0, preempted: 0, busy: 0, skipped: 0 }
 
   constructor(
     private readonly busy: Int32Array,
     private readonly cores: number,
-    private readonly limits: SpinLimits = SPIN_LIMITS,
+    readonly limits: SpinLimits = SPIN_LIMITS,
   ) {}
 
   /** True while fewer calls are busy than there are cores. */
@@ -62,7 +73,8 @@ export class SpinPolicy {
   budgetMs(kind: WaitKind): number {
     const median = this.#waits[kind].median()
     const budget = median === Infinity ? this.limits.capMs : median * this.limits.factor
-    if (budget > this.limits.capMs || !this.allowed()) {
+    if (this.#backoff > 0 || budget > this.limits.capMs || !this.allowed()) {
+      if (this.#backoff > 0) this.#backoff--
       this.counts.skipped++
       return 0
     }
@@ -72,24 +84,39 @@ export class SpinPolicy {
   record(kind: WaitKind, ms: number): void {
     this.#waits[kind].add(ms)
   }
+
+  /** A spin that does not pay (timed out, or preempted) makes the next waits sleep at once: spinning is probed again later. */
+  ended(end: SpinEnd): void {
+    this.counts[end]++
+    if (end === 'changed') this.#timeoutsInARow = 0
+    if (end === 'timeout') this.#timeoutsInARow++
+    if (end === 'timeout') this.#backoff = Math.min(this.limits.backoffWaits, 2 ** this.#timeoutsInARow)
+    if (end === 'preempted') this.#backoff = this.limits.backoffWaits
+  }
 }
 
 /** How many loads between clock reads and busy checks while spinning. */
 const CHECK_EVERY = 64
 
 /**
- * Spins until `control[index]` is `wanted` or `orElse`, for at most `budgetMs` (and stops early
- * once `policy` disallows spinning). True when the word got there during the spin.
+ * Spins until `control[index]` is `wanted` or `orElse`, for at most `budgetMs`; stops early once
+ * `policy` disallows spinning or the thread was preempted. Says how it ended (also to `policy`).
  */
-export function spinUntil(control: Int32Array, index: number, wanted: number, orElse: number, budgetMs: number, policy: SpinPolicy): boolean {
-  policy.counts.spins++
-  const until = performance.now() + budgetMs
+export function spinUntil(control: Int32Array, index: number, wanted: number, orElse: number, budgetMs: number, policy: SpinPolicy): SpinEnd {
+  let end: SpinEnd = 'changed'
+  let last = performance.now()
+  const until = last + budgetMs
   for (let i = 1; ; i++) {
     const value = Atomics.load(control, index)
-    if (value === wanted || value === orElse) {
-      policy.counts.caught++
-      return true
-    }
-    if (i % CHECK_EVERY === 0 && (performance.now() > until || !policy.allowed())) return false
+    if (value === wanted || value === orElse) break
+    if (i % CHECK_EVERY !== 0) continue
+    const now = performance.now()
+    if (!policy.allowed()) end = 'busy'
+    else if (now - last > policy.limits.preemptedMs) end = 'preempted'
+    else if (now > until) end = 'timeout'
+    if (end !== 'changed') break
+    last = now
   }
+  policy.ended(end)
+  return end
 }

@@ -33,6 +33,7 @@ export class KeepAwake {
   readonly #gaps = new RecentWaits()
   #immediate: NodeJS.Immediate | undefined
   #lastEnded = 0
+  #onStop: Array<() => void> = []
 
   get running(): boolean {
     return this.#immediate !== undefined
@@ -40,6 +41,11 @@ export class KeepAwake {
 
   get inFlight(): number {
     return Atomics.load(this.busy, 0)
+  }
+
+  /** Resolves once the chain is not running (at once if it is not), for tests. */
+  whenStopped(): Promise<void> {
+    return this.running ? new Promise((resolve) => this.#onStop.push(resolve)) : Promise.resolve()
   }
 
   hold(): void {
@@ -94,6 +100,7 @@ export class KeepAwake {
     this.#immediate = undefined
     this.counts.stops++
     for (const watch of this.#watches) watch.park()
+    for (const resolve of this.#onStop.splice(0)) resolve()
   }
 }
 
