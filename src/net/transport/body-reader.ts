@@ -1,9 +1,38 @@
-// The pull body reader: queues received chunks, hands them out on read(), and pauses the socket when full.
+// The pull body reader: queues received chunks up to about one read's worth, hands them out on read(), and pauses the socket past that.
+import { channel } from 'node:diagnostics_channel'
 import { CapsuleHostError } from '../../errors.js'
 import type { BodyReader } from './types.js'
 
-/** Pause the socket when this much is buffered and nobody is reading. */
-export const HIGH_WATER_BYTES = 1024 * 1024
+/**
+ * What the reader queues ahead for a read that names no size, and before the first read: one
+ * chunk as undici delivers them (a socket read is 64 KiB).
+ */
+export const DEFAULT_READ_AHEAD_BYTES = 64 * 1024
+
+/**
+ * The most a read's size can make the reader queue ahead: the guest SDK's read buffer. A reader
+ * asking for more still gets everything queued, up to its size; it cannot make an unread stream
+ * hold more.
+ */
+export const MAX_READ_AHEAD_BYTES = 256 * 1024
+
+/** The read-ahead a read of `maxBytes` sets for the next one. */
+export const readAheadFor = (maxBytes: number): number =>
+  Number.isFinite(maxBytes) ? Math.min(maxBytes, MAX_READ_AHEAD_BYTES) : DEFAULT_READ_AHEAD_BYTES
+
+/** What a reader publishes on `pausedChannel` when it asks its exchange to pause. */
+export interface PausedMessage {
+  readonly reader: PullBodyReader
+  /** Bytes queued at the pause: at most the read-ahead plus the chunk that reached it. */
+  readonly buffered: number
+  readonly readAhead: number
+}
+
+/**
+ * Diagnostics (node:diagnostics_channel) `capsule-host:body-reader:paused`: a PausedMessage each
+ * time a reader asks its exchange to pause. Tests wait on it; without subscribers it costs a check.
+ */
+export const pausedChannel = channel('capsule-host:body-reader:paused')
 
 /** What the reader asks of the exchange feeding it. */
 export interface BodySource {
@@ -11,19 +40,26 @@ export interface BodySource {
   waiting(): void
   /** A chunk reached a waiting read (the idle phase ends). */
   delivered(): void
-  /** The buffer drained below the high-water mark after a pause. */
+  /** A read took the queue below the read-ahead after a pause: deliver again. */
   resume(): void
   /** The reader gave up before the end. */
   cancel(error: CapsuleHostError): void
 }
 
-type Waiter = { resolve: (chunk: Uint8Array | null) => void; reject: (e: Error) => void }
+type Waiter = { maxBytes: number; resolve: (chunk: Uint8Array | null) => void; reject: (e: Error) => void }
 
+/**
+ * Queues what the exchange delivers until the read-ahead is queued (the last read's size, at most
+ * MAX_READ_AHEAD_BYTES; DEFAULT_READ_AHEAD_BYTES before the first read and for a read of no size),
+ * then asks it to pause; a read that takes the queue below that resumes it. The exchange stops
+ * after the chunk in hand, so the queue never holds more than the read-ahead plus one chunk.
+ */
 export class PullBodyReader implements BodyReader {
   readonly #source: BodySource
   readonly #queue: Uint8Array[] = []
   #buffered = 0
   #bytesRead = 0
+  #readAhead = DEFAULT_READ_AHEAD_BYTES
   #paused = false
   #ended = false
   #failure: CapsuleHostError | undefined
@@ -46,18 +82,24 @@ export class PullBodyReader implements BodyReader {
     return (this.#bytesRead += bytes)
   }
 
-  /** Takes a received chunk; false when the upstream should pause until `resume()`. */
+  /**
+   * Takes a received chunk: to the waiting read (split at its size, the rest queued) or into the
+   * queue. False when the read-ahead is queued: the exchange should pause until `resume()`.
+   */
   push(chunk: Uint8Array): boolean {
     const waiter = this.#waiter
-    if (waiter) {
+    if (waiter === undefined) {
+      this.#enqueue(chunk)
+    } else {
       this.#waiter = undefined
       this.#source.delivered()
-      waiter.resolve(chunk)
-      return true
+      if (chunk.byteLength > waiter.maxBytes) this.#enqueue(chunk.subarray(waiter.maxBytes))
+      waiter.resolve(chunk.byteLength > waiter.maxBytes ? chunk.subarray(0, waiter.maxBytes) : chunk)
     }
-    this.#queue.push(chunk)
-    this.#buffered += chunk.byteLength
-    this.#paused = this.#buffered >= HIGH_WATER_BYTES
+    this.#paused = this.#buffered >= this.#readAhead
+    if (this.#paused && pausedChannel.hasSubscribers) {
+      pausedChannel.publish({ reader: this, buffered: this.#buffered, readAhead: this.#readAhead } satisfies PausedMessage)
+    }
     return !this.#paused
   }
 
@@ -73,6 +115,7 @@ export class PullBodyReader implements BodyReader {
     if (this.#failure || this.#ended) return
     this.#failure = error
     this.#queue.length = 0
+    this.#buffered = 0
     this.#waiter?.reject(error)
     this.#waiter = undefined
   }
@@ -81,29 +124,36 @@ export class PullBodyReader implements BodyReader {
     if (this.#failure) return Promise.reject(this.#failure)
     // One read at a time: a second would replace the first's waiter and leave it pending for ever.
     if (this.#waiter) return Promise.reject(new TypeError('a read of this body is already pending; wait for it before reading again'))
+    this.#readAhead = readAheadFor(maxBytes)
     if (this.#queue.length > 0) {
       const taken = this.#take(maxBytes)
-      if (this.#paused && this.#buffered < HIGH_WATER_BYTES) {
-        this.#paused = false
-        this.#source.resume()
-      }
+      // Resuming may deliver the next chunks at once (re-entering push), after this one was taken.
+      this.#resumeBelowReadAhead()
       return Promise.resolve(taken)
     }
     if (this.#ended) return Promise.resolve(null)
-    return new Promise<Uint8Array | null>((resolve, reject) => {
-      this.#waiter = { resolve, reject }
-      this.#source.waiting()
-    }).then((chunk) => {
-      if (chunk === null || chunk.byteLength <= maxBytes) return chunk
-      this.#queue.unshift(chunk.subarray(maxBytes))
-      this.#buffered += chunk.byteLength - maxBytes
-      return chunk.subarray(0, maxBytes)
+    const next = new Promise<Uint8Array | null>((resolve, reject) => {
+      this.#waiter = { maxBytes, resolve, reject }
     })
+    this.#source.waiting()
+    this.#resumeBelowReadAhead()
+    return next
   }
 
   cancel(): void {
     if (this.#ended || this.#failure) return
     this.#source.cancel(new CapsuleHostError('cancelled', 'the response body was not read to the end'))
+  }
+
+  #enqueue(chunk: Uint8Array): void {
+    this.#queue.push(chunk)
+    this.#buffered += chunk.byteLength
+  }
+
+  #resumeBelowReadAhead(): void {
+    if (!this.#paused || this.#buffered >= this.#readAhead) return
+    this.#paused = false
+    this.#source.resume()
   }
 
   /** Takes one queued chunk, or (with a finite limit) as many as fit in `maxBytes`, splitting the last. */

@@ -32,14 +32,19 @@ export interface HopLimits {
 export interface BodyReader {
   /**
    * The next chunk as received; or, with `maxBytes`, everything already received up to that
-   * many bytes in one piece (waiting only when nothing is buffered). Never empty.
+   * many bytes in one piece (waiting only when nothing is buffered). Never empty. The size also
+   * says how much to receive ahead for the next read: a network reader queues about that much
+   * (capped; one chunk when no size is given) and then stops reading the socket.
    */
   read(maxBytes?: number): Promise<Uint8Array | null>
   /** Stops the exchange and releases its socket; idempotent. */
   cancel(): void
   /** Bytes received so far. */
   readonly bytesRead: number
-  /** Bytes received and not handed out yet: a read now resolves without waiting for the network when this is above 0. */
+  /**
+   * Bytes received and not handed out yet: a read now resolves without waiting for the network
+   * when this is above 0. A network reader keeps it near one read's worth (see `read`).
+   */
   readonly buffered: number
 }
 
