@@ -1,11 +1,12 @@
-// Runs a capsule on the host's thread; async host functions suspend it through JSPI.
+// Runs a capsule through JSPI (async host functions suspend it): on the host's thread (inline), and the instance a pool worker holds.
 import createPlugin, { type Plugin } from '@extism/extism'
 import { CapsuleError } from '../errors.js'
+import type { CheckedRequest } from '../wire/parse.js'
 import type { CapsuleEngine } from './capsule.js'
-import type { CapsuleHttp } from './capsule-http.js'
-import { asyncHostFunctions, HOST_NAMESPACE, HostFailure, type MemoryRef } from './host-functions.js'
+import type { CapsuleHttp, ReadResult } from './capsule-http.js'
+import { asyncHostFunctions, HOST_NAMESPACE, HostFailure, type HostIo, type MemoryRef } from './host-functions.js'
 import { CallBlockLedger, kernelFunctions, type CapsuleLog } from './kernel-guards.js'
-import { asyncKernelHttpFunctions } from './kernel-http.js'
+import { asyncKernelHttpFunctions, type KernelReply } from './kernel-http.js'
 import { KERNEL_HTTP_NAMESPACE } from './module-bounds.js'
 import type { EngineLogs } from './logs.js'
 import type { CompiledCapsule } from './modules.js'
@@ -13,11 +14,146 @@ import type { WasiGrants } from './wasi-grants.js'
 import { LogLines } from './log-lines.js'
 import { extismOptions, failureOf, outputBytes, PluginSlot, startInstance, wasiNamespace } from './plugin-options.js'
 import { WasiSleeps } from './wasi-sleeps.js'
+import type { RefusalNotice } from './worker-protocol.js'
 
 /** True when this Node can suspend Wasm on a promise (JSPI): Node 25+, or 24 with --experimental-wasm-jspi. */
 export function hasJspi(): boolean {
   const wasm = WebAssembly as unknown as { Suspending?: unknown; promising?: unknown }
   return typeof wasm.Suspending === 'function' && typeof wasm.promising === 'function'
+}
+
+/** Refuses an isolation that needs JSPI on a Node without it, naming the versions that have it. */
+export function requireJspi(isolation: 'inline' | 'pool'): void {
+  if (hasJspi()) return
+  throw new CapsuleError(
+    'unsupported',
+    `isolation "${isolation}" needs JS Promise Integration (WebAssembly.Suspending), which Node ${process.version} does not have; use Node 25+ (or 24 with --experimental-wasm-jspi), or isolation "worker"`,
+  )
+}
+
+/**
+ * Where a JSPI capsule's host calls go: its CapsuleHttp on the same thread (inline, which
+ * CapsuleHttp satisfies as it is), or messages to the main thread (a pool worker).
+ */
+export interface JspiHostIo {
+  request(input: Uint8Array): Promise<Uint8Array>
+  streamStart(input: Uint8Array): Promise<Uint8Array>
+  streamRead(handle: Uint8Array | string, capacity: number): Promise<ReadResult>
+  streamClose(handle: Uint8Array | string): void
+  kernelRequest(checked: CheckedRequest): Promise<KernelReply>
+  recordInvalid(notice: RefusalNotice): void
+  readonly maxRequestBytes: number
+}
+
+export interface JspiCapsuleOptions {
+  readonly module: WebAssembly.Module
+  readonly config: Record<string, string>
+  readonly memoryBytes: number
+  readonly maxOutputBytes: number
+  /** Where the capsule's log lines go, already filtered and bounded (log-lines.ts). */
+  readonly lines: LogLines
+  /** What a WASI module is granted beyond the sandbox's defaults. */
+  readonly wasi?: WasiGrants
+  /**
+   * Wraps every wait of the capsule (a host call, a WASI sleep): a pool worker marks the capsule
+   * suspended there, and never resumes one stopped meanwhile. Default: the wait itself.
+   */
+  readonly wait?: <T>(pending: Promise<T>) => Promise<T>
+}
+
+const asIs = <T>(pending: Promise<T>) => pending
+
+/** One capsule's Extism plugin whose async host functions suspend it through JSPI, with its call guards. */
+export class JspiCapsule {
+  readonly #options: JspiCapsuleOptions
+  readonly #log: CapsuleLog = { lastError: undefined, rawError: undefined }
+  readonly #ledger: CallBlockLedger
+  readonly #sleeps = new WasiSleeps()
+  #slot: PluginSlot | undefined
+  #stopped = false
+
+  private constructor(options: JspiCapsuleOptions) {
+    this.#options = options
+    this.#ledger = new CallBlockLedger(options.memoryBytes)
+  }
+
+  /** Instantiates the module (running its start function); a failure is `load_failed`. */
+  static async open(options: JspiCapsuleOptions, io: JspiHostIo): Promise<JspiCapsule> {
+    const capsule = new JspiCapsule(options)
+    capsule.#slot = await PluginSlot.open(() => capsule.#instantiate(io))
+    return capsule
+  }
+
+  /** Throws once the capsule is stopped (time limit passed, unloaded); run before and after each wait. */
+  readonly #checkpoint = () => {
+    if (this.#stopped) throw new HostFailure({ code: 'cancelled', message: 'the capsule was stopped' })
+  }
+
+  /** Fresh functions for each instance: vars and WASI state belong to one instance (PluginSlot). */
+  #functions(io: JspiHostIo, ref: MemoryRef) {
+    const wait = this.#options.wait ?? asIs
+    const { lines, config, wasi } = this.#options
+    const host: HostIo<'async'> = {
+      request: (input) => wait(io.request(input)),
+      streamStart: (input) => wait(io.streamStart(input)),
+      streamRead: (handle, capacity) => wait(io.streamRead(handle, capacity)),
+      streamClose: async (handle) => io.streamClose(handle),
+      checkpoint: this.#checkpoint,
+      budget: this.#ledger,
+    }
+    return {
+      [HOST_NAMESPACE]: asyncHostFunctions(host, ref),
+      'extism:host/env': kernelFunctions(this.#ledger, this.#log, config, lines),
+      ...wasiNamespace(ref, wasi, lines, (deadline) => wait(this.#sleeps.until(deadline, this.#checkpoint))),
+      [KERNEL_HTTP_NAMESPACE]: asyncKernelHttpFunctions({
+        send: (checked) => wait(io.kernelRequest(checked)),
+        refused: (error) => io.recordInvalid({ kind: 'request', error, abi: 'extism' }),
+        checkpoint: this.#checkpoint,
+        budget: this.#ledger,
+        maxRequestBytes: io.maxRequestBytes,
+      }),
+    }
+  }
+
+  async #instantiate(io: JspiHostIo) {
+    const { module, config, memoryBytes, lines } = this.#options
+    const ref: MemoryRef = { memory: undefined }
+    let plugin: Plugin
+    try {
+      plugin = await createPlugin({ wasm: [{ module }] }, extismOptions(this.#functions(io, ref), config, memoryBytes, this.#log))
+    } catch (cause) {
+      throw new CapsuleError('load_failed', `the capsule could not be instantiated: ${(cause as Error).message}`, { cause })
+    }
+    const { exports } = await plugin.getInstance()
+    startInstance(module, exports, ref, lines)
+    return { plugin, exports }
+  }
+
+  /** Runs one export to its end; every failure is a CapsuleError (output_too_large before any copy). */
+  async call(name: string, input: Uint8Array): Promise<Uint8Array> {
+    const slot = this.#slot!
+    this.#log.lastError = undefined
+    this.#log.rawError = undefined
+    this.#ledger.reset()
+    try {
+      return outputBytes(await slot.call(name, input, this.#options.lines), name, this.#options.maxOutputBytes)
+    } catch (error) {
+      if (error instanceof CapsuleError) throw error
+      throw failureOf(error, name, slot.exports, this.#options.memoryBytes, this.#log)
+    }
+  }
+
+  /** Stops the capsule for good: a waiting call fails at its next checkpoint, and its sleeps end now. */
+  stop(): void {
+    this.#stopped = true
+    this.#sleeps.wakeAll()
+  }
+
+  /** Stops the capsule and releases its plugin. */
+  async close(): Promise<void> {
+    this.stop()
+    await this.#slot?.close()
+  }
 }
 
 export interface InlineEngineOptions {
@@ -32,58 +168,25 @@ export interface InlineEngineOptions {
   readonly wasi?: WasiGrants
 }
 
+/** The log lines of a capsule whose lines reach `logs` on this thread. */
+export function linesTo(logs: EngineLogs | undefined): LogLines {
+  return new LogLines(logs && ((level, message) => logs.write(level, message)), logs?.level ?? 'error')
+}
+
 export async function createInlineEngine(options: InlineEngineOptions): Promise<CapsuleEngine> {
-  if (!hasJspi()) {
-    throw new CapsuleError(
-      'unsupported',
-      `isolation "inline" needs JS Promise Integration (WebAssembly.Suspending), which Node ${process.version} does not have; use Node 25+ (or 24 with --experimental-wasm-jspi), or isolation "worker"`,
-    )
-  }
+  requireJspi('inline')
   const { http } = options
-  const ref: MemoryRef = { memory: undefined }
-  const log: CapsuleLog = { lastError: undefined, rawError: undefined }
-  let expired = false
-  const ledger = new CallBlockLedger(options.memoryBytes)
-  const sleeps = new WasiSleeps()
-  const logs = options.logs
-  const lines = new LogLines(logs && ((level, message) => logs.write(level, message)), logs?.level ?? 'error')
-  const io = {
-    request: (input: Uint8Array) => http.request(input),
-    streamStart: (input: Uint8Array) => http.streamStart(input),
-    streamRead: (handle: Uint8Array | string, capacity: number) => http.streamRead(handle, capacity),
-    streamClose: async (handle: Uint8Array | string) => http.streamClose(handle),
-    checkpoint: () => {
-      if (expired) throw new HostFailure({ code: 'cancelled', message: 'the capsule was stopped' })
+  const capsule = await JspiCapsule.open(
+    {
+      module: options.compiled.module,
+      config: options.config,
+      memoryBytes: options.memoryBytes,
+      maxOutputBytes: options.maxOutputBytes,
+      lines: linesTo(options.logs),
+      ...(options.wasi ? { wasi: options.wasi } : {}),
     },
-    budget: ledger,
-  }
-  // Fresh functions for each instance: vars and WASI state belong to one instance (PluginSlot).
-  const functionsOf = () => ({
-    [HOST_NAMESPACE]: asyncHostFunctions(io, ref),
-    'extism:host/env': kernelFunctions(ledger, log, options.config, lines),
-    ...wasiNamespace(ref, options.wasi, lines, (deadline) => sleeps.until(deadline, io.checkpoint)),
-    [KERNEL_HTTP_NAMESPACE]: asyncKernelHttpFunctions({
-      send: (checked) => http.kernelRequest(checked),
-      refused: (error) => http.recordInvalid({ kind: 'request', error, abi: 'extism' }),
-      checkpoint: io.checkpoint,
-      budget: ledger,
-      maxRequestBytes: http.maxRequestBytes,
-    }),
-  })
-  const slot = await PluginSlot.open(async () => {
-    let plugin: Plugin
-    try {
-      plugin = await createPlugin(
-        { wasm: [{ module: options.compiled.module }] },
-        extismOptions(functionsOf(), options.config, options.memoryBytes, log),
-      )
-    } catch (cause) {
-      throw new CapsuleError('load_failed', `the capsule could not be instantiated: ${(cause as Error).message}`, { cause })
-    }
-    const { exports } = await plugin.getInstance()
-    startInstance(options.compiled.module, exports, ref, lines)
-    return { plugin, exports }
-  })
+    http,
+  )
   let closed = false
   /** Fails the call in flight, if any: the capsule was stopped while it waited in a host call. */
   let interrupt: ((error: CapsuleError) => void) | undefined
@@ -94,26 +197,19 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
     },
     async call(name, input, timeoutMs) {
       let timer: NodeJS.Timeout | undefined
-      log.lastError = undefined
-      log.rawError = undefined
-      ledger.reset()
       // The timer can only fire while the capsule is suspended in a host call: nothing interrupts
       // Wasm that spins on the host's thread. That is why inline mode is for trusted capsules.
       const stopped = new Promise<never>((_, reject) => {
         interrupt = reject
         timer = setTimeout(() => {
-          expired = true
+          capsule.stop()
           http.closeAll()
-          sleeps.wakeAll()
           reject(new CapsuleError('call_timeout', `the call to "${name}" ran past ${timeoutMs} ms`))
         }, timeoutMs)
       })
       try {
         // A copy: Extism adopts a whole buffer as the input block, which the capsule can write into.
-        return outputBytes(await Promise.race([slot.call(name, input.slice(), lines), stopped]), name, options.maxOutputBytes)
-      } catch (error) {
-        if (error instanceof CapsuleError) throw error
-        throw failureOf(error, name, slot.exports, options.memoryBytes, log)
+        return await Promise.race([capsule.call(name, input.slice()), stopped])
       } finally {
         clearTimeout(timer)
         interrupt = undefined
@@ -122,11 +218,10 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
     async close() {
       if (closed) return
       closed = true
-      expired = true
+      capsule.stop()
       interrupt?.(new CapsuleError('unloaded', 'the capsule was unloaded during the call'))
       http.closeAll()
-      sleeps.wakeAll()
-      await slot.close()
+      await capsule.close()
     },
   }
 }

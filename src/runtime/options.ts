@@ -4,8 +4,22 @@ import { checkOptions, closestName, describeValue, is, optionProblem, type Optio
 import { LOG_LEVELS } from './logs.js'
 import type { LoadOptions, RuntimeOptions } from './runtime.js'
 
-const isolation: OptionCheck = (value, path) =>
-  value === 'worker' || value === 'inline' ? undefined : `${path} must be "worker" or "inline", not ${JSON.stringify(value) ?? describeValue(value)}`
+const ISOLATIONS = ['worker', 'inline', 'pool'] as const
+
+const isolation: OptionCheck = (value, path) => {
+  if ((ISOLATIONS as readonly unknown[]).includes(value)) return undefined
+  const near = typeof value === 'string' ? closestName(value.toLowerCase(), ISOLATIONS) : undefined
+  const hint = near === undefined ? '' : `; did you mean "${near}"?`
+  return `${path} must be "worker", "inline" or "pool", not ${JSON.stringify(value) ?? describeValue(value)}${hint}`
+}
+
+/** How many worker threads the pool runs: a whole number from 1 to 1024. */
+const poolSize: OptionCheck = (value, path) =>
+  Number.isSafeInteger(value) && (value as number) >= 1 && (value as number) <= 1024
+    ? undefined
+    : `${path} must be a whole number of worker threads from 1 to 1024, not ${JSON.stringify(value) ?? describeValue(value)}`
+
+const POOL_OPTIONS = { size: poolSize } as const
 
 const wasm: OptionCheck = (value, path) =>
   typeof value === 'string' || value instanceof URL || value instanceof Uint8Array || value instanceof ArrayBuffer
@@ -61,6 +75,7 @@ const WASI_OPTIONS = { args: wasiArgs, env: wasiEnv } as const
 const RUNTIME_OPTIONS: Readonly<Record<keyof RuntimeOptions, OptionCheck>> = {
   fetch: () => undefined,
   isolation,
+  pool: is.nested(POOL_OPTIONS),
   limits: is.object,
   moduleCacheSize: () => undefined,
   onLog: is.function,

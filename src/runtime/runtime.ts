@@ -7,15 +7,22 @@ import type { SafeFetch, SafeFetchSession } from '../safe-fetch.js'
 import { Capsule, type CapsuleEngine } from './capsule.js'
 import { CapsuleHttp } from './capsule-http.js'
 import { createInlineEngine } from './inline-engine.js'
+import { CapsulePool, defaultPoolSize } from './pool-engine.js'
 import { DEFAULT_LOG_LEVEL, passes, type EngineLogs, type LogHandler, type LogLevel } from './logs.js'
 import type { ExtismManifest } from './extism-manifest.js'
 import { manifestFor, type Manifest } from './manifest.js'
-import { ModuleCache, readWasm, type ModuleLease, type WasmSource } from './modules.js'
+import { ModuleCache, readWasm, type CompiledCapsule, type ModuleLease, type WasmSource } from './modules.js'
 import { checkLoadOptions, checkRuntimeOptions } from './options.js'
 import type { WasiGrants } from './wasi-grants.js'
 import { createWorkerEngine } from './worker-engine.js'
 
-export type Isolation = 'worker' | 'inline'
+export type Isolation = 'worker' | 'inline' | 'pool'
+
+/** The worker threads of `isolation: 'pool'`. */
+export interface PoolOptions {
+  /** How many worker threads the pool runs its capsules on; default `os.availableParallelism()`. */
+  size?: number
+}
 
 export interface RuntimeLimits {
   /** Longest a single call may run; past it the capsule is stopped. */
@@ -44,8 +51,13 @@ const oneLine = (error: z.ZodError) => z.prettifyError(error).replace(/\n\s*/g, 
 export interface RuntimeOptions {
   /** The safe fetch every capsule's requests go through (`createSafeFetch(...)`). */
   fetch: SafeFetch
-  /** Default `worker`: each capsule on its own thread. `inline` needs JSPI (Node 25+). */
+  /**
+   * Default `worker`: each capsule on its own thread. `inline`: on the host's thread. `pool`: many
+   * capsules on each of a fixed set of worker threads. `inline` and `pool` need JSPI (Node 25+).
+   */
   isolation?: Isolation
+  /** The pool of `isolation: 'pool'` (also for loads that ask for it); started with its first capsule. */
+  pool?: PoolOptions
   limits?: Partial<RuntimeLimits>
   /**
    * How many compiled modules no loaded capsule uses are kept, most recently released first, so
@@ -157,113 +169,159 @@ export function capsuleLogs(capsuleId: string, onLog: LogHandler | undefined, le
 /** Numbers default capsule ids across every runtime in the process, so two runtimes never collide. */
 let capsuleCounter = 0
 
-export function createRuntime(options: RuntimeOptions): Runtime {
+/** Everything one runtime holds. */
+interface RuntimeState {
+  readonly options: RuntimeOptions
+  readonly isolation: Isolation
+  readonly limits: RuntimeLimits
+  readonly cache: ModuleCache
+  readonly capsules: Map<string, Capsule>
+  /** Ids of loaded capsules and of capsules being loaded. */
+  readonly reserved: Set<string>
+  /** Loads in progress, so close() can wait for them to see that the runtime closed. */
+  readonly loading: Set<Promise<Capsule>>
+  /** This runtime's view of the safe fetch's log: its own capsules' events, ended by close(). */
+  readonly audit: AuditLog
+  /** The pool's worker threads, started with the first pooled capsule. */
+  pool: CapsulePool | undefined
+  closed: boolean
+}
+
+function runtimeState(options: RuntimeOptions): RuntimeState {
   checkRuntimeOptions(options)
-  const isolation = options.isolation ?? 'worker'
   const parsed = RuntimeLimitsSchema.safeParse({ ...DEFAULT_RUNTIME_LIMITS, ...options.limits })
   if (!parsed.success) throw new TypeError(`invalid runtime limits: ${oneLine(parsed.error)}`)
-  const limits = parsed.data
-  const { fetch } = options
-  const cache = new ModuleCache(options.moduleCacheSize)
-  const capsules = new Map<string, Capsule>()
-  const reserved = new Set<string>()
-  let closed = false
-  // This runtime's view of the safe fetch's log: its own capsules' events, ended by close().
-  const audit = new AuditLog()
-  const stopAudit = fetch.audit.on('request', (event) => {
-    if (reserved.has(event.capsuleId)) audit.record(event)
-  })
-
-  /** Loads in progress, so close() can wait for them to see that the runtime closed. */
-  const loading = new Set<Promise<Capsule>>()
-
-  function load(options: LoadOptions): Promise<Capsule> {
-    const pending = loadCapsule(options)
-    loading.add(pending)
-    void pending.finally(() => loading.delete(pending)).catch(() => undefined)
-    return pending
-  }
-
-  async function loadCapsule(load: LoadOptions): Promise<Capsule> {
-    if (closed) throw new CapsuleError('unloaded', 'the runtime is closed')
-    checkLoadOptions(load)
-    const { manifest, wasm, config } = await manifestFor(load.manifest, load.wasm)
-    if (wasm === undefined) throw new CapsuleError('load_failed', 'give the module as "wasm", or a manifest that names it')
-    const id = load.id ?? `${manifest?.name ?? 'capsule'}-${++capsuleCounter}`
-    if (reserved.has(id)) throw new CapsuleError('load_failed', `a capsule with id "${id}" is already loaded; unload it or pick another id`)
-    reserved.add(id)
-    let claimed = false
-    let lease: ModuleLease | undefined
-    try {
-      const asked = manifest?.limits ?? {}
-      const own = loweredLimits(limits, load.limits, asked)
-      lease = await cache.acquire(await readWasm(wasm as WasmSource), own.memoryBytes)
-      const { compiled } = lease
-      const { callTimeoutMs: _c, memoryBytes: _m, maxOutputBytes: _o, ...fetchLimits } = asked
-      let session: SafeFetchSession
-      try {
-        session = fetch.registerCapsule(id, manifest ? { http: manifest.capabilities?.http ?? [], limits: fetchLimits } : undefined)
-        claimed = true
-      } catch (cause) {
-        throw new CapsuleError('load_failed', `${manifest ? 'invalid manifest or id: ' : ''}${(cause as Error).message}`, { cause })
-      }
-      const http = new CapsuleHttp(session)
-      const engineOptions = {
-        compiled,
-        http,
-        // An Extism manifest's config is the capsule's default; the host's load config wins.
-        config: { ...config, ...load.config },
-        memoryBytes: own.memoryBytes,
-        maxOutputBytes: own.maxOutputBytes,
-        maxRequestBytes: session.limits.maxRequestBytes,
-        loadTimeoutMs: own.callTimeoutMs,
-        logs: capsuleLogs(id, load.onLog ?? options.onLog, load.logLevel ?? options.logLevel ?? DEFAULT_LOG_LEVEL),
-        ...(load.wasi ? { wasi: frozenGrants(load.wasi) } : {}),
-      }
-      const mode = load.isolation ?? isolation
-      const engine: CapsuleEngine = mode === 'inline' ? await createInlineEngine(engineOptions) : await createWorkerEngine(engineOptions)
-      if (closed) {
-        // close() ran while this capsule was loading: nothing of it may survive.
-        await engine.close()
-        throw new CapsuleError('unloaded', 'the runtime was closed while the capsule was loading')
-      }
-      const capsule = new Capsule(id, engine, compiled.exports, own.callTimeoutMs, async () => {
-        http.closeAll()
-        try {
-          await session.release()
-        } finally {
-          lease?.release()
-          capsules.delete(id)
-          reserved.delete(id)
-        }
-      })
-      capsules.set(id, capsule)
-      return capsule
-    } catch (error) {
-      reserved.delete(id)
-      // Release only what this load claimed: the id may belong to a capsule of another runtime.
-      lease?.release()
-      if (claimed) await fetch.releaseCapsule(id)
-      throw error
-    }
-  }
-
   return {
-    load,
-    capsules,
+    options,
+    isolation: options.isolation ?? 'worker',
+    limits: parsed.data,
+    cache: new ModuleCache(options.moduleCacheSize),
+    capsules: new Map(),
+    reserved: new Set(),
+    loading: new Set(),
+    audit: new AuditLog(),
+    pool: undefined,
+    closed: false,
+  }
+}
+
+/** What every engine is given for one capsule. */
+type EngineOptions = Parameters<typeof createWorkerEngine>[0]
+
+/** Starts the capsule's engine in its isolation mode. */
+function startEngine(state: RuntimeState, mode: Isolation, options: EngineOptions): Promise<CapsuleEngine> {
+  if (mode === 'inline') return createInlineEngine(options)
+  if (mode === 'worker') return createWorkerEngine(options)
+  state.pool ??= new CapsulePool(state.options.pool?.size ?? defaultPoolSize())
+  return state.pool.add(options)
+}
+
+/** The capsule's session in the safe fetch: under its manifest's capabilities and limits, if it has one. */
+function registerSession(state: RuntimeState, id: string, manifest: Manifest | undefined): SafeFetchSession {
+  const { callTimeoutMs: _c, memoryBytes: _m, maxOutputBytes: _o, ...fetchLimits } = manifest?.limits ?? {}
+  try {
+    return state.options.fetch.registerCapsule(id, manifest ? { http: manifest.capabilities?.http ?? [], limits: fetchLimits } : undefined)
+  } catch (cause) {
+    throw new CapsuleError('load_failed', `${manifest ? 'invalid manifest or id: ' : ''}${(cause as Error).message}`, { cause })
+  }
+}
+
+/** The engine's options for one capsule, from the load's options and its manifest's. */
+function engineOptionsFor(state: RuntimeState, load: LoadOptions, own: RuntimeLimits, compiled: CompiledCapsule, session: SafeFetchSession, config: Record<string, string> | undefined): EngineOptions {
+  const { options } = state
+  return {
+    compiled,
+    http: new CapsuleHttp(session),
+    // An Extism manifest's config is the capsule's default; the host's load config wins.
+    config: { ...config, ...load.config },
+    memoryBytes: own.memoryBytes,
+    maxOutputBytes: own.maxOutputBytes,
+    maxRequestBytes: session.limits.maxRequestBytes,
+    loadTimeoutMs: own.callTimeoutMs,
+    logs: capsuleLogs(session.capsuleId, load.onLog ?? options.onLog, load.logLevel ?? options.logLevel ?? DEFAULT_LOG_LEVEL),
+    ...(load.wasi ? { wasi: frozenGrants(load.wasi) } : {}),
+  }
+}
+
+/** Claims the capsule's id for the load, or refuses it when the runtime is closed or the id is taken. */
+async function claimId(state: RuntimeState, load: LoadOptions) {
+  if (state.closed) throw new CapsuleError('unloaded', 'the runtime is closed')
+  checkLoadOptions(load)
+  const found = await manifestFor(load.manifest, load.wasm)
+  if (found.wasm === undefined) throw new CapsuleError('load_failed', 'give the module as "wasm", or a manifest that names it')
+  const id = load.id ?? `${found.manifest?.name ?? 'capsule'}-${++capsuleCounter}`
+  if (state.reserved.has(id)) throw new CapsuleError('load_failed', `a capsule with id "${id}" is already loaded; unload it or pick another id`)
+  state.reserved.add(id)
+  return { ...found, wasm: found.wasm as WasmSource, id }
+}
+
+async function loadCapsule(state: RuntimeState, load: LoadOptions): Promise<Capsule> {
+  const { manifest, wasm, config, id } = await claimId(state, load)
+  let session: SafeFetchSession | undefined
+  let lease: ModuleLease | undefined
+  try {
+    const own = loweredLimits(state.limits, load.limits, manifest?.limits ?? {})
+    lease = await state.cache.acquire(await readWasm(wasm), own.memoryBytes)
+    session = registerSession(state, id, manifest)
+    const options = engineOptionsFor(state, load, own, lease.compiled, session, config)
+    const engine = await startEngine(state, load.isolation ?? state.isolation, options)
+    if (state.closed) {
+      // close() ran while this capsule was loading: nothing of it may survive.
+      await engine.close()
+      throw new CapsuleError('unloaded', 'the runtime was closed while the capsule was loading')
+    }
+    const { http } = options
+    const held = { session, lease }
+    const capsule = new Capsule(id, engine, lease.compiled.exports, own.callTimeoutMs, async () => {
+      http.closeAll()
+      try {
+        await held.session.release()
+      } finally {
+        held.lease.release()
+        state.capsules.delete(id)
+        state.reserved.delete(id)
+      }
+    })
+    state.capsules.set(id, capsule)
+    return capsule
+  } catch (error) {
+    state.reserved.delete(id)
+    // Release only what this load claimed: the id may belong to a capsule of another runtime.
+    lease?.release()
+    if (session) await state.options.fetch.releaseCapsule(id)
+    throw error
+  }
+}
+
+async function closeRuntime(state: RuntimeState, stopAudit: () => void): Promise<void> {
+  state.closed = true
+  await Promise.all([...state.capsules.values()].map((capsule) => capsule.unload()))
+  await Promise.allSettled(state.loading)
+  await state.pool?.close()
+  stopAudit()
+  state.audit.close()
+}
+
+export function createRuntime(options: RuntimeOptions): Runtime {
+  const state = runtimeState(options)
+  const stopAudit = options.fetch.audit.on('request', (event) => {
+    if (state.reserved.has(event.capsuleId)) state.audit.record(event)
+  })
+  return {
+    load(load: LoadOptions): Promise<Capsule> {
+      const pending = loadCapsule(state, load)
+      state.loading.add(pending)
+      void pending.finally(() => state.loading.delete(pending)).catch(() => undefined)
+      return pending
+    },
+    capsules: state.capsules,
     get compilations() {
-      return cache.compilations
+      return state.cache.compilations
     },
     get cachedModules() {
-      return cache.size
+      return state.cache.size
     },
-    audit,
-    async close() {
-      closed = true
-      await Promise.all([...capsules.values()].map((capsule) => capsule.unload()))
-      await Promise.allSettled(loading)
-      stopAudit()
-      audit.close()
-    },
+    audit: state.audit,
+    close: () => closeRuntime(state, stopAudit),
   }
 }

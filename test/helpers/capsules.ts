@@ -11,17 +11,22 @@ export function capsulePath(name: string): string {
   return path
 }
 
-/** Every isolation mode; inline needs JSPI (Node 25+), see `describeIsolations`. */
-export const ALL_ISOLATIONS = ['worker', 'inline'] as const
+/** Every isolation mode; inline and pool need JSPI (Node 25+), see `describeIsolations`. */
+export const ALL_ISOLATIONS = ['worker', 'inline', 'pool'] as const
 export type Isolation = (typeof ALL_ISOLATIONS)[number]
 
+/** True when this Node cannot run `isolation` (inline and pool suspend capsules through JSPI). */
+export function lacksJspiFor(isolation: Isolation): boolean {
+  return isolation !== 'worker' && !hasJspi()
+}
+
 /**
- * `describe.each(ALL_ISOLATIONS)(name, fn)`, with the inline suite reported as skipped (not left
- * out) on a Node without JSPI. `%s` in `name` is the isolation.
+ * `describe.each(ALL_ISOLATIONS)(name, fn)`, with the inline and pool suites reported as skipped
+ * (not left out) on a Node without JSPI. `%s` in `name` is the isolation.
  */
 export function describeIsolations(name: string, fn: (isolation: Isolation) => void): void {
   for (const isolation of ALL_ISOLATIONS) {
-    describe.skipIf(isolation === 'inline' && !hasJspi())(format(name, isolation), () => fn(isolation))
+    describe.skipIf(lacksJspiFor(isolation))(format(name, isolation), () => fn(isolation))
   }
 }
 

@@ -1,0 +1,189 @@
+// The pool isolation on the main thread: a fixed set of worker threads, each capsule on the least loaded one, reloaded there when its worker is replaced.
+import { availableParallelism } from 'node:os'
+import { existsSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { CapsuleError } from '../errors.js'
+import type { CapsuleEngine } from './capsule.js'
+import type { CapsuleHttp } from './capsule-http.js'
+import { requireJspi } from './inline-engine.js'
+import type { EngineLogs } from './logs.js'
+import type { CompiledCapsule } from './modules.js'
+import { PoolHost } from './pool-host.js'
+import { newStateWord, stopUnlessRunning, type PoolCapsuleSpec } from './pool-protocol.js'
+import { PoolThread, type ThreadSlot } from './pool-thread.js'
+import type { WasiGrants } from './wasi-grants.js'
+import { importClosure, outputOf, staleOutputs } from './worker-script.js'
+
+/** The pool's size when `pool.size` is not given: one worker per core Node reports. */
+export function defaultPoolSize(): number {
+  return availableParallelism()
+}
+
+/**
+ * The pool worker's script: beside this module when built; from src/ (tests), the build in dist/,
+ * refused when it is missing or older than any source it loads (as worker-script.ts does for the worker).
+ */
+export function poolScript(engineUrl = new URL(import.meta.url)): URL {
+  if (!engineUrl.pathname.endsWith('.ts')) return new URL('./pool-worker.js', engineUrl)
+  const srcRoot = fileURLToPath(new URL('../', engineUrl))
+  const distRoot = fileURLToPath(new URL('../../dist/', engineUrl))
+  const entry = join(srcRoot, 'runtime', 'pool-worker.ts')
+  const built = outputOf(srcRoot, distRoot, entry)
+  if (!existsSync(built)) throw new CapsuleError('load_failed', 'the pool worker script is not built; run "npm run build" first')
+  const stale = staleOutputs(srcRoot, distRoot, importClosure(entry, srcRoot))
+  if (stale.length > 0) {
+    const names = stale.map(({ source }) => relative(dirname(srcRoot), source))
+    throw new CapsuleError('load_failed', `the pool worker script in dist/ is older than ${names.join(', ')}; run "npm run build" first`)
+  }
+  return pathToFileURL(built)
+}
+
+export interface PoolEngineOptions {
+  readonly compiled: CompiledCapsule
+  readonly http: CapsuleHttp
+  readonly config: Record<string, string>
+  readonly memoryBytes: number
+  readonly maxRequestBytes: number
+  readonly maxOutputBytes: number
+  /** Instantiation (the module's start function) must finish within this; also how long an unloaded capsule may keep running. */
+  readonly loadTimeoutMs: number
+  readonly logs?: EngineLogs
+  readonly wasi?: WasiGrants
+}
+
+/** One capsule on the pool: its engine, and what its thread needs to instantiate it again. */
+class PoolSlot implements ThreadSlot, CapsuleEngine {
+  readonly host: PoolHost
+  readonly logs: EngineLogs | undefined
+  state = newStateWord()
+  #spec: Omit<PoolCapsuleSpec, 'state'>
+  #ready: Promise<void> = Promise.resolve()
+  #load: { resolve: () => void; reject: (error: CapsuleError) => void } | undefined
+  #loadTimer: NodeJS.Timeout | undefined
+  #dead: CapsuleError | undefined
+  #acked = false
+
+  constructor(
+    readonly thread: PoolThread,
+    readonly id: number,
+    readonly options: PoolEngineOptions,
+  ) {
+    this.host = new PoolHost(options.http)
+    this.logs = options.logs
+    this.#spec = {
+      module: options.compiled.module,
+      config: options.config,
+      memoryBytes: options.memoryBytes,
+      maxOutputBytes: options.maxOutputBytes,
+      maxRequestBytes: options.maxRequestBytes,
+      ...(options.logs ? { logLevel: options.logs.level } : {}),
+      ...(options.wasi ? { wasi: options.wasi } : {}),
+    }
+  }
+
+  /** Settles when the current instance is loaded; rejects (load_failed) when it cannot be. */
+  get ready(): Promise<void> {
+    return this.#ready
+  }
+
+  get alive(): boolean {
+    return this.#dead === undefined
+  }
+
+  instantiate(): void {
+    this.host.closeStreams()
+    clearTimeout(this.#loadTimer)
+    this.state = newStateWord()
+    this.#ready = new Promise((resolve, reject) => (this.#load = { resolve, reject }))
+    this.#ready.catch(() => undefined)
+    this.thread.post({ type: 'load', slot: this.id, spec: { ...this.#spec, state: this.state } })
+  }
+
+  instantiating(): void {
+    this.#loadTimer = setTimeout(() => this.#loadTimedOut(), this.options.loadTimeoutMs)
+  }
+
+  loaded(): void {
+    clearTimeout(this.#loadTimer)
+    this.#load?.resolve()
+  }
+
+  loadFailed(message: string): void {
+    clearTimeout(this.#loadTimer)
+    if (this.thread.slots.get(this.id) === this) this.thread.slots.delete(this.id)
+    const error = new CapsuleError('load_failed', message)
+    this.#dead ??= error
+    this.#load?.reject(error)
+  }
+
+  #loadTimedOut(): void {
+    this.loadFailed(`the capsule did not finish instantiating within ${this.options.loadTimeoutMs} ms`)
+    if (stopUnlessRunning(this.state)) this.thread.post({ type: 'unload', slot: this.id })
+    else this.thread.replace('another capsule on its pool worker did not finish instantiating in time')
+  }
+
+  unloaded(): void {
+    this.#acked = true
+  }
+
+  async call(name: string, input: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (this.#dead) throw this.#dead
+    await this.#ready
+    if (this.#dead) throw this.#dead
+    return this.thread.call(this, name, input, timeoutMs)
+  }
+
+  async close(): Promise<void> {
+    if (this.#dead?.code === 'unloaded') return
+    this.#dead = new CapsuleError('unloaded', 'the capsule was unloaded')
+    clearTimeout(this.#loadTimer)
+    this.options.http.closeAll()
+    if (this.thread.slots.get(this.id) !== this) return
+    this.thread.slots.delete(this.id)
+    const running = !stopUnlessRunning(this.state)
+    this.thread.failCallOf(this, new CapsuleError('unloaded', 'the capsule was unloaded during the call'))
+    this.thread.post({ type: 'unload', slot: this.id })
+    if (running) this.#watch()
+  }
+
+  /** It was running Wasm when unloaded: if its worker has not dropped it within its time limit, the worker is replaced. */
+  #watch(): void {
+    const generation = this.thread.replacements
+    setTimeout(() => {
+      if (!this.#acked && this.thread.replacements === generation) this.thread.replace('a capsule unloaded on its pool worker did not stop')
+    }, this.options.loadTimeoutMs).unref()
+  }
+}
+
+/** A fixed number of worker threads, started as capsules need them; each capsule goes to the least loaded. */
+export class CapsulePool {
+  readonly #threads: PoolThread[] = []
+  #nextSlot = 1
+
+  constructor(readonly size: number) {}
+
+  #pick(): PoolThread {
+    const least = this.#threads.reduce<PoolThread | undefined>((best, t) => (best === undefined || t.slots.size < best.slots.size ? t : best), undefined)
+    if (least && (least.slots.size === 0 || this.#threads.length >= this.size)) return least
+    const thread = new PoolThread(poolScript())
+    this.#threads.push(thread)
+    return thread
+  }
+
+  /** Instantiates a capsule on the least loaded worker. */
+  async add(options: PoolEngineOptions): Promise<CapsuleEngine> {
+    requireJspi('pool')
+    const thread = this.#pick()
+    const slot = new PoolSlot(thread, this.#nextSlot++, options)
+    thread.slots.set(slot.id, slot)
+    slot.instantiate()
+    await slot.ready
+    return slot
+  }
+
+  /** Ends every worker. */
+  async close(): Promise<void> {
+    await Promise.all(this.#threads.splice(0).map((thread) => thread.close()))
+  }
+}
