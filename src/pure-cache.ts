@@ -43,3 +43,14 @@ export class PureCache<V> {
     this.#entries.clear()
   }
 }
+
+/** Freezes a value and what its data properties hold; accessors (a lazily decoded body) are not read. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const property of Object.values(Object.getOwnPropertyDescriptors(value))) {
+      if ('value' in property) deepFreeze(property.value)
+    }
+  }
+  return value
+}

@@ -1,7 +1,7 @@
 // decide(): how rules, the policy callback and user gates combine into one fail-closed decision, plus a conformance suite for SecurityGate implementations.
 import { describe, expect, test, vi } from 'vitest'
 import { CapsuleHostError } from '../src/errors.js'
-import { decide, RESOLUTION_ERRORS, type Gatekeeper, type HostCall, type Policy, type PolicyRequest } from '../src/gate/decide.js'
+import { decide, decideByRules, RESOLUTION_ERRORS, type Gatekeeper, type HostCall, type Policy, type PolicyRequest } from '../src/gate/decide.js'
 import { withinHostTime } from '../src/fetch/host-deadline.js'
 import { compileRules, type Rule } from '../src/gate/rules.js'
 import type { Decision, GateRequest, GateVerdict, SecurityGate } from '../src/gate/types.js'
@@ -426,5 +426,49 @@ describe('sample gates decide what they claim', () => {
     { name: 'rules adapter: IPv6 literal denied', make: rulesGate, parts: { host: '[2001:db8::1]' }, verdict: { allow: false, reason: 'no rule allows host [2001:db8::1]' } },
   ] satisfies { name: string; make: () => SecurityGate; parts: RequestParts; verdict: GateVerdict }[])('$name', async ({ make, parts, verdict }) => {
     expect(await make().check(gateRequest(parts))).toEqual(verdict)
+  })
+})
+
+describe('decideByRules: the synchronous decision agrees with decide() wherever it answers', () => {
+  const rules: Rule[] = [
+    { host: 'api.example.com', routes: [{ path: '/v1/**', methods: ['GET'] }] },
+    { host: '*.cdn.example.com' },
+  ]
+  const gate: SecurityGate = { name: 'audit', check: () => ({ allow: true }) }
+  const policy: Policy = () => true
+  const configs: Array<[string, Gatekeeper, boolean]> = [
+    // [name, gatekeeper, whether decideByRules may answer at all]
+    ['rules only', { rules: compileRules(rules), policy: undefined, gates: [] }, true],
+    ['rules and a policy', { rules: compileRules(rules), policy, gates: [] }, true],
+    ['rules and a gate', { rules: compileRules(rules), policy: undefined, gates: [gate] }, false],
+    ['a policy only', { rules: [], policy, gates: [] }, false],
+    ['nothing', { rules: [], policy: undefined, gates: [] }, false],
+  ]
+  const requests: Array<[string, RequestParts]> = [
+    ['allowed by a route', {}],
+    ['route refuses the method', { method: 'POST' }],
+    ['no route matches the path', { path: '/admin' }],
+    ['a wildcard host', { host: 'a.cdn.example.com', path: '/x' }],
+    ['the wildcard apex', { host: 'cdn.example.com', path: '/x' }],
+    ['no rule matches the host', { host: 'other.example.com' }],
+    ['http refused', { scheme: 'http' }],
+    ['another port', { port: 8443 }],
+  ]
+  for (const [configName, keeper, mayAnswer] of configs) {
+    test.each(requests)(`${configName}: %s`, async (_name, parts) => {
+      const fast = decideByRules(keeper, gateRequest(parts))
+      if (!mayAnswer) return expect(fast).toBeUndefined()
+      // With a policy, a request no rule matched is the policy's: the fast path must not answer it.
+      if (fast === undefined) return expect(keeper.policy).toBeDefined()
+      expect(fast).toEqual(await decide(keeper, gateRequest(parts)))
+    })
+  }
+
+  test('the manifest is checked first, as decide() does', async () => {
+    const keeper: Gatekeeper = { rules: compileRules(rules), policy: undefined, gates: [] }
+    const capabilities = { undeclared: () => 'api.example.com is not declared' } as unknown as Parameters<typeof decide>[2]
+    const fast = decideByRules(keeper, gateRequest(), capabilities)
+    expect(fast).toMatchObject({ allowed: false, decidedBy: 'manifest' })
+    expect(fast).toEqual(await decide(keeper, gateRequest(), capabilities))
   })
 })

@@ -4,6 +4,7 @@ import { classifyAddress } from '../src/net/classify.js'
 import { headerObject } from '../src/net/headers.js'
 import { PureCache } from '../src/pure-cache.js'
 import { normaliseUrl } from '../src/url/normalise.js'
+import { parseRequest } from '../src/wire/parse.js'
 
 /** A cache over a counting function, so a test sees which keys were computed. */
 function counted(maxEntries: number, maxKeyLength = 100) {
@@ -120,5 +121,27 @@ describe('headerObject', () => {
     expect(Object.getOwnPropertyDescriptor(object, '__proto__')?.value).toBe('x, z')
     expect(object.constructor).toBe('y')
     expect(JSON.parse(JSON.stringify(object))).toEqual(JSON.parse('{"__proto__":"x, z","constructor":"y","tostring":"w"}'))
+  })
+})
+
+describe('parseRequest through its cache of validated request texts', () => {
+  const text = JSON.stringify({ url: 'http://cache.test/a', method: 'post', headers: { a: '1' } })
+
+  test('the same text, as bytes or text, gives the same frozen request, validated as ever', () => {
+    const first = parseRequest(text, 1 << 20)
+    expect(first).toEqual({ url: 'http://cache.test/a', method: 'POST', headers: { a: '1' } })
+    expect(Object.isFrozen(first) && Object.isFrozen(first.headers)).toBe(true)
+    expect(parseRequest(new TextEncoder().encode(text), 1 << 20)).toBe(first)
+  })
+
+  test.each([
+    ['not JSON', '{"url":', 'the request is not valid JSON'],
+    ['an unknown field', '{"url":"http://cache.test/","verb":"GET"}', 'invalid request'],
+    ['over the size limit', text, 'the request is'],
+  ])('%s is refused with invalid_request every time', (_name, bad, message) => {
+    const maxBytes = bad === text ? text.length - 1 : 1 << 20
+    for (let i = 0; i < 2; i++) {
+      expect(() => parseRequest(bad, maxBytes)).toThrow(expect.objectContaining({ code: 'invalid_request', message: expect.stringContaining(message) }))
+    }
   })
 })

@@ -1,6 +1,6 @@
 // Admits one hop: gates on the name, then one resolution checked against the address policy; explain() is this step alone.
 import { CapsuleHostError, isCapsuleHostError } from '../errors.js'
-import { decide, RESOLUTION_ERRORS, type Gatekeeper } from '../gate/decide.js'
+import { decide, decideByRules, RESOLUTION_ERRORS, type Gatekeeper } from '../gate/decide.js'
 import type { Decision, GateRequest, Refused } from '../gate/types.js'
 import type { AddressPolicy } from '../net/address-policy.js'
 import type { ClassifiedAddress } from '../net/classify.js'
@@ -142,13 +142,8 @@ export function gateRequest(url: NormalisedUrl, method: string, context: HopCont
 }
 
 /** The gates' decision; a `resolve()` a gate or the policy called can make it throw (blocked, dns_failed). */
-function decideHop(target: HopTarget, admission: Admission, context: HopContext, resolution: HopResolution): Promise<Decision> {
-  return decide(
-    admission.keeper,
-    gateRequest(target.url, target.method, context, resolution),
-    context.capabilities,
-    (step, work) => withinHostTime(context, step, work),
-  )
+function decideHop(request: GateRequest, admission: Admission, context: HopContext): Promise<Decision> {
+  return decide(admission.keeper, request, context.capabilities, (step, work) => withinHostTime(context, step, work))
 }
 
 /**
@@ -159,7 +154,9 @@ export async function admit(target: HopTarget, admission: Admission, context: Ho
   const resolution = new HopResolution(target.url, admission, context)
   let decision: Decision
   try {
-    decision = await decideHop(target, admission, context, resolution)
+    const request = gateRequest(target.url, target.method, context, resolution)
+    // Rules alone decide without an async step; the policy and gates are asked under their clocks.
+    decision = decideByRules(admission.keeper, request, context.capabilities) ?? (await decideHop(request, admission, context))
   } catch (error) {
     const own = isCapsuleHostError(error) ? error : new CapsuleHostError('internal', 'internal error while deciding', { cause: error })
     return own.code === 'blocked_address' ? blockedOutcome(own, target) : { decision: undefined, error: shownError(own, target) }

@@ -8,6 +8,7 @@ import { readAll, type ResponseHead } from '../net/dispatch-hop.js'
 import { checkRequestHeaders, CREDENTIAL_HEADERS, headerObject, type HeaderList } from '../net/headers.js'
 import type { ClassifiedAddress } from '../net/classify.js'
 import { HostClock, type HostBudget } from './host-deadline.js'
+import { deepFreeze } from '../pure-cache.js'
 import { normaliseUrl, type NormalisedUrl } from '../url/normalise.js'
 import type { HttpRequest } from '../wire/schemas.js'
 import { withSecrets, type RequestSecrets } from './secrets.js'
@@ -99,17 +100,6 @@ function middlewareRequest(hop: MiddlewareHop, state: { url: NormalisedUrl; body
       state.body = typeof next === 'string' ? encoder.encode(next) : next
     },
   }
-}
-
-/** Freezes a value and what its data properties hold; accessors (a lazily decoded body) are not read. */
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value)
-    for (const property of Object.values(Object.getOwnPropertyDescriptors(value))) {
-      if ('value' in property) deepFreeze(property.value)
-    }
-  }
-  return value
 }
 
 /** One hop's chain in progress: what the terminal will send, and what it has sent. */

@@ -2,7 +2,7 @@
 import { isCapsuleHostError } from '../errors.js'
 import { safeText } from '../safe-text.js'
 import { isHostTimeout, isStepCancellation } from '../fetch/host-deadline.js'
-import { matchRequest, type CompiledRule } from './rules.js'
+import { matchRequest, type CompiledRule, type RequestMatch } from './rules.js'
 import type { Capabilities } from './capabilities.js'
 import type { Decider, Decision, GateRequest, SecurityGate } from './types.js'
 
@@ -61,18 +61,8 @@ function rethrowIfResolution(error: unknown): void {
 async function accessDecision(keeper: Gatekeeper, request: GateRequest, within: HostCall): Promise<Decision | undefined> {
   if (keeper.rules.length === 0 && !keeper.policy) return undefined
   const match = matchRequest(keeper.rules, request)
-  if (match.allowed) {
-    const middleware = [...match.rule.middleware, ...(match.route?.middleware ?? [])]
-    return {
-      allowed: true,
-      decidedBy: match.rule.decider,
-      ...(middleware.length > 0 ? { middleware } : {}),
-      ...(match.route ? { route: match.route.path, params: match.params } : {}),
-    }
-  }
   // An origin rule that matched decides alone: its routes refused the path, so the policy is not asked.
-  if (match.rule) return { allowed: false, decidedBy: match.rule.decider, reason: match.reason, detail: match.detail }
-  if (!keeper.policy) return { allowed: false, decidedBy: 'rules', reason: match.reason, detail: match.detail }
+  if (match.allowed || match.rule || !keeper.policy) return ruleDecision(match)
   let verdict: unknown
   try {
     const { capsuleId, host, method, url, port, scheme, path, resolve } = request
@@ -102,6 +92,34 @@ async function gateDecision(gate: SecurityGate, request: GateRequest, within: Ho
     rethrowIfResolution(error)
     return { allowed: false, decidedBy, reason: 'a gate failed', detail: `gate ${gate.name} threw: ${describeThrown(error)}`, thrown: error }
   }
+}
+
+/**
+ * The decision when no host callback has a say: no host gates, and the rules decide alone (one
+ * matched, or none did and there is no policy). `undefined` when the policy or a gate must be
+ * asked: then `decide()` runs. Synchronous, so a rules-only request takes no async step here.
+ */
+export function decideByRules(keeper: Gatekeeper, request: GateRequest, capabilities?: Capabilities): Decision | undefined {
+  if (keeper.gates.length > 0 || keeper.rules.length === 0) return undefined
+  const undeclared = capabilities?.undeclared(request)
+  if (undeclared) return { allowed: false, decidedBy: 'manifest', reason: 'not declared in the manifest', detail: undeclared }
+  const match = matchRequest(keeper.rules, request)
+  if (!match.allowed && !match.rule && keeper.policy) return undefined
+  return ruleDecision(match)
+}
+
+/** What a rule match decides (an origin that matched with no route matching refuses alone). */
+function ruleDecision(match: RequestMatch): Decision {
+  if (match.allowed) {
+    const middleware = [...match.rule.middleware, ...(match.route?.middleware ?? [])]
+    return {
+      allowed: true,
+      decidedBy: match.rule.decider,
+      ...(middleware.length > 0 ? { middleware } : {}),
+      ...(match.route ? { route: match.route.path, params: match.params } : {}),
+    }
+  }
+  return { allowed: false, decidedBy: match.rule ? match.rule.decider : 'rules', reason: match.reason, detail: match.detail }
 }
 
 /**

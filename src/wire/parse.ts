@@ -1,6 +1,7 @@
 // Parses what a capsule sent (bytes, text, a value, or a request a worker already checked) into a typed request.
 import { z } from 'zod'
 import { CapsuleHostError } from '../errors.js'
+import { deepFreeze, PureCache } from '../pure-cache.js'
 import { safeText } from '../safe-text.js'
 import { HttpRequestSchema, REQUEST_BOUNDS, type HttpRequest } from './schemas.js'
 
@@ -38,21 +39,35 @@ function validate(value: unknown): HttpRequest {
   return result.data
 }
 
-function parseBytes(input: Uint8Array | string, maxBytes: number): unknown {
+/** The request's text, within `maxBytes` and valid UTF-8. */
+function requestText(input: Uint8Array | string, maxBytes: number): string {
   const size = typeof input === 'string' ? Buffer.byteLength(input) : input.byteLength
   if (size > maxBytes) throw invalid(tooLargeMessage(size, maxBytes))
-  let text: string
   try {
-    text = typeof input === 'string' ? input : utf8.decode(input)
+    return typeof input === 'string' ? input : utf8.decode(input)
   } catch (cause) {
     throw invalid('the request is not valid UTF-8', cause)
   }
+}
+
+function parseText(text: string): unknown {
   try {
     return JSON.parse(text)
   } catch (cause) {
     throw invalid('the request is not valid JSON', cause)
   }
 }
+
+function parseBytes(input: Uint8Array | string, maxBytes: number): unknown {
+  return parseText(requestText(input, maxBytes))
+}
+
+/**
+ * Requests validated recently, by their exact JSON text, frozen (every request of that text
+ * shares it): a capsule that sends the same small request again skips JSON.parse and zod. A
+ * refusal is never stored; a text over 4 KiB (a body) is validated each time.
+ */
+const VALIDATED = new PureCache((text: string) => deepFreeze(validate(parseText(text))), 1024, 4096)
 
 // A checked request travels as one frame: [body form: u8][head length: u32 LE][head JSON][body bytes].
 // The head is the validated request without its body, so the host never parses or transcodes the body.
@@ -135,5 +150,6 @@ export class CheckedRequest {
  */
 export function parseRequest(input: unknown, maxBytes: number): HttpRequest {
   if (input instanceof CheckedRequest) return input.parse(maxBytes)
-  return validate(input instanceof Uint8Array || typeof input === 'string' ? parseBytes(input, maxBytes) : input)
+  if (input instanceof Uint8Array || typeof input === 'string') return VALIDATED.get(requestText(input, maxBytes))
+  return validate(input)
 }
