@@ -22,7 +22,8 @@ const RESULT = 20
  * and the host's reply (and status) is the call's result. `legacy`: host calls only, as a
  * serveChannel client does, each reply posted back by postMessage.
  */
-function echoWorker(buffer: SharedArrayBuffer, mode: 'calls' | 'legacy', busy = new SharedArrayBuffer(4)): Worker {
+/** `busy` is the spin policy's busy word; in 'greet' mode also the flag the worker sets before its second post. */
+function echoWorker(buffer: SharedArrayBuffer, mode: 'calls' | 'legacy' | 'greet', busy = new SharedArrayBuffer(4)): Worker {
   const code = `
     const { workerData, parentPort } = require('node:worker_threads')
     Promise.all([import(workerData.channelUrl), import(workerData.spinUrl)]).then(([{ ChannelClient }, { SpinPolicy }]) => {
@@ -30,6 +31,13 @@ function echoWorker(buffer: SharedArrayBuffer, mode: 'calls' | 'legacy', busy = 
       if (workerData.mode === 'legacy') {
         parentPort.on('message', (bytes) => parentPort.postMessage(client.call(${HOST_OP}, bytes).bytes.slice()))
         return
+      }
+      if (workerData.mode === 'greet') {
+        client.post(17, new TextEncoder().encode('one'))
+        const reached = new Int32Array(workerData.busy)
+        Atomics.store(reached, 0, 1) // about to post the second
+        Atomics.notify(reached, 0)
+        client.post(18, new TextEncoder().encode('two'))
       }
       for (;;) {
         let call
@@ -67,6 +75,23 @@ describe('framing over a 16-byte data segment', () => {
     const result = await host.exchange(CALL, pattern(8))
     expect(result.bytes.buffer).not.toBe(buffer)
     expect(result.bytes.buffer instanceof SharedArrayBuffer).toBe(false)
+  })
+})
+
+describe('messages the host does not answer', () => {
+  test('two in a row both arrive, in order: the second waits until the first is taken', async () => {
+    const buffer = createChannelBuffer(64)
+    const host = new ChannelHost(buffer, reverse, (op) => op === 17 || op === 18 || op === RESULT)
+    const reached = new Int32Array(new SharedArrayBuffer(4))
+    const worker = echoWorker(buffer, 'greet', reached.buffer as SharedArrayBuffer)
+    const waited = Atomics.waitAsync(reached, 0, 0) // until the worker is at its second post
+    if (waited.async) await waited.value
+    const first = await host.exchange()
+    const second = await host.exchange()
+    expect([first.op, Buffer.from(first.bytes).toString(), second.op, Buffer.from(second.bytes).toString()]).toEqual([17, 'one', 18, 'two'])
+    expect(Buffer.from((await host.exchange(CALL, pattern(20))).bytes)).toEqual(Buffer.from(reversed(pattern(20))))
+    host.close()
+    await worker.terminate()
   })
 })
 

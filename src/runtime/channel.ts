@@ -122,8 +122,18 @@ export class ChannelClient {
     this.spin?.record(kind, performance.now() - began)
   }
 
+  /** A message the main thread does not answer (`post`) is taken once it sets IDLE: two in a row must not overwrite each other. */
+  #waitWhileMainReads(): void {
+    const control = this.#segments.control
+    for (let state = Atomics.load(control, STATE); state !== IDLE && state !== TO_WORKER; state = Atomics.load(control, STATE)) {
+      if (state === CLOSED) throw new ChannelClosedError('the host closed the channel')
+      Atomics.wait(control, STATE, state)
+    }
+  }
+
   /** Sends every segment of `payload` (each after the other side took the one before). */
   #send(op: number, payload: Uint8Array, status: number): void {
+    this.#waitWhileMainReads()
     let offset = 0
     for (;;) {
       offset = this.#segments.write(op, payload, offset, TO_MAIN, status)
@@ -208,6 +218,7 @@ export class ChannelHost implements Watch {
       const message = await this.#receive()
       if (this.isFinal(message.op)) {
         Atomics.store(this.#segments.control, STATE, IDLE)
+        Atomics.notify(this.#segments.control, STATE) // the worker may be waiting to post its next message
         return message
       }
       const reply = await this.handler(message.op, message.bytes)
