@@ -301,6 +301,35 @@ describe('200 open, unread streams on loopback (the issue\'s check)', () => {
   })
 })
 
+describe('the last bytes of a declared body', () => {
+  test('are not paused on: the body ends without a read, and a server that then closes the idle connection fails nothing', async () => {
+    const body = Buffer.alloc(DEFAULT_READ_AHEAD_BYTES, 0x62) // fills the read-ahead exactly with its last byte
+    const server = await startServer((_req, res) => {
+      res.writeHead(200, { 'content-length': body.length })
+      res.end(body)
+    })
+    server.server.keepAliveTimeout = 1
+    const serverClosed = new Promise<void>((resolve) => server.server.once('connection', (socket) => socket.once('close', () => resolve())))
+    // undici publishes the trailers when the message is complete: only after the end was seen.
+    const completed = new Promise<void>((resolve) => {
+      const listener = (message: unknown) => {
+        if ((message as { request: { path: string } }).request.path !== '/exact') return
+        unsubscribe('undici:request:trailers', listener)
+        resolve()
+      }
+      subscribe('undici:request:trailers', listener)
+    })
+    const fetch = testFetch({ rules: { host: 'api.test', httpsOnly: false, port: server.port } })
+    const stream = await fetch.stream({ url: `http://api.test:${server.port}/exact` }, ctx('exact'))
+    if ('error' in stream) throw new Error(JSON.stringify(stream.error))
+    await completed
+    await serverClosed
+    const pieces: Uint8Array[] = []
+    for (let piece = await stream.read(); piece !== null; piece = await stream.read()) pieces.push(piece)
+    expect(Buffer.concat(pieces).equals(body)).toBe(true)
+  })
+})
+
 /** Waits, one event-loop turn at a time (bounded), until `done()`; throws when it never is. */
 async function waitTurns(done: () => boolean, turns = 10_000): Promise<void> {
   for (let n = 0; n < turns; n++) {

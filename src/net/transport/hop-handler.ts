@@ -26,6 +26,13 @@ function responseHeaders(controller: Dispatcher.DispatchController, headers: Inc
   return pairs
 }
 
+/** The content-length of a final response that has a body (not HEAD, 204 or 304), when it is one number. */
+function declaredLength(method: string, status: number, headers: HeaderList): number | undefined {
+  if (method === 'HEAD' || status === 204 || status === 304) return undefined
+  const declared = headers.find(([name]) => name === 'content-length')?.[1]
+  return declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined
+}
+
 export class HopHandler implements Dispatcher.DispatchHandler {
   readonly #hop: Hop
   readonly #limits: HopLimits
@@ -37,6 +44,8 @@ export class HopHandler implements Dispatcher.DispatchHandler {
   #headSent = false
   #ended = false
   #failure: CapsuleHostError | undefined
+  /** The body's declared length (content-length of a response with a body), when there is one. */
+  #declaredLength: number | undefined
 
   constructor(hop: Hop, limits: HopLimits, sink: HeadSink) {
     this.#hop = hop
@@ -79,6 +88,7 @@ export class HopHandler implements Dispatcher.DispatchHandler {
     const rawHeaders = responseHeaders(controller, headers)
     const tooLarge = declaredTooLarge(this.#hop.method, statusCode, rawHeaders, this.#limits.maxBodyBytes)
     if (tooLarge) return this.fail(tooLarge)
+    this.#declaredLength = declaredLength(this.#hop.method, statusCode, rawHeaders)
     this.#headSent = true
     this.#sink.resolve({ status: statusCode, rawHeaders, body: this.#body })
   }
@@ -86,9 +96,13 @@ export class HopHandler implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     // An empty chunk would read as the end of the stream on the wire; there is nothing to pass on.
     if (this.#failure || chunk.byteLength === 0) return
-    const tooLarge = countedTooLarge(this.#body.received(chunk.byteLength), this.#limits.maxBodyBytes)
+    const received = this.#body.received(chunk.byteLength)
+    const tooLarge = countedTooLarge(received, this.#limits.maxBodyBytes)
     if (tooLarge) return this.fail(tooLarge)
-    if (!this.#body.push(chunk)) controller.pause()
+    // The last bytes of a declared body are never paused on: the socket holds nothing more of it,
+    // and a pause would hold back its end, so a server closing the idle connection in the
+    // meantime (its keep-alive timeout) would fail a body that had fully arrived.
+    if (!this.#body.push(chunk) && received !== this.#declaredLength) controller.pause()
   }
 
   onResponseEnd(): void {
