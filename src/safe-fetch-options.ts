@@ -1,6 +1,7 @@
 // The table of createSafeFetch's options and their checkers: unknown names and wrong shapes fail at creation.
 import { middlewareList } from './middleware/compose.js'
 import { addressPolicyProblem } from './net/address-policy.js'
+import { resolutionCacheProblem } from './net/resolution-cache.js'
 import { checkOptions, describeValue, is, type OptionCheck } from './options.js'
 import type { SafeFetchOptions } from './safe-fetch.js'
 
@@ -37,6 +38,7 @@ const SAFE_FETCH_OPTIONS: Readonly<Record<keyof SafeFetchOptions, OptionCheck>> 
   policy: is.function,
   gates,
   resolver: is.function,
+  dnsCache: resolutionCacheProblem,
   addressPolicy: addressPolicyProblem,
   tls: is.nested({ ca }),
   limits: is.object,

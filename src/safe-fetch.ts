@@ -21,7 +21,8 @@ import { createAddressPolicy, type AddressPolicyOptions } from './net/address-po
 import type { AddressClass } from './net/address-table.js'
 import type { BodyReader } from './net/dispatch-hop.js'
 import { headerObject, type HeaderList } from './net/headers.js'
-import { systemResolver, type Resolver } from './net/resolve.js'
+import { safeFetchResolver, type ResolutionCacheOptions } from './net/resolution-cache.js'
+import type { Resolver } from './net/resolve.js'
 import { checkSafeFetchOptions } from './safe-fetch-options.js'
 import { redactedUrl } from './url/normalise.js'
 import { parseRequest } from './wire/parse.js'
@@ -36,8 +37,18 @@ export interface SafeFetchOptions {
   policy?: Policy
   /** Host gates; every one must allow. */
   gates?: readonly SecurityGate[]
-  /** Name to addresses. Default: the system resolver, every address. */
+  /**
+   * Name to addresses, or `{ addresses, ttlMs }` (how long the answer may be kept). Default: the
+   * system resolver (getaddrinfo, every address) behind this safe fetch's resolution cache. A
+   * resolver given here is not cached unless `dnsCache` is an object.
+   */
   resolver?: Resolver
+  /**
+   * This safe fetch's own resolution cache, shared with no other: `{ maxEntries: 1000, minTtlMs:
+   * 1000, maxTtlMs: 300000, defaultTtlMs: 10000 }` by default, `false` for none. It keeps address
+   * strings only: every use is classified and checked against `addressPolicy` again.
+   */
+  dnsCache?: ResolutionCacheOptions | false
   /** `unsafeAllow`: CIDRs exempted from the address blocklist (`allow` is its deprecated alias). */
   addressPolicy?: AddressPolicyOptions
   tls?: { ca?: string | Buffer | ReadonlyArray<string | Buffer> }
@@ -540,7 +551,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     maxRedirects: options.maxRedirects ?? 0,
     admission: {
       keeper: { rules: compileRules(options.rules), policy: options.policy, gates: [...(options.gates ?? [])] },
-      resolver: options.resolver ?? systemResolver,
+      resolver: safeFetchResolver(options),
       addressPolicy: createAddressPolicy(options.addressPolicy),
       middleware: middlewareList(options.middleware, 'middleware'),
     },

@@ -17,7 +17,7 @@ function safeFetch(options?: unknown): SafeFetch {
   return fetch
 }
 
-const SAFE_FETCH_NAMES = 'rules, policy, gates, resolver, addressPolicy, tls, limits, maxRedirects, onRequest, onError, auditStream, middleware'
+const SAFE_FETCH_NAMES = 'rules, policy, gates, resolver, dnsCache, addressPolicy, tls, limits, maxRedirects, onRequest, onError, auditStream, middleware'
 const noop = () => undefined
 
 const UNKNOWN_SAFE_FETCH: ReadonlyArray<{ name: string; options: object; message: string }> = [
@@ -61,6 +61,9 @@ const BAD_SAFE_FETCH: ReadonlyArray<{ name: string; options: unknown; message: s
   },
   { name: 'policy a string', options: { policy: 'yes' }, message: 'createSafeFetch: policy must be a function, not a string' },
   { name: 'resolver an array', options: { resolver: ['127.0.0.1'] }, message: 'createSafeFetch: resolver must be a function, not an array' },
+  { name: 'dnsCache true', options: { dnsCache: true }, message: 'createSafeFetch: dnsCache must be false or an object such as { maxEntries: 1000, maxTtlMs: 60000 }, not a boolean' },
+  { name: 'dnsCache.maxEntrys', options: { dnsCache: { maxEntrys: 5 } }, message: 'createSafeFetch: unknown option "dnsCache.maxEntrys"; did you mean "dnsCache.maxEntries"?' },
+  { name: 'dnsCache floor above its ceiling', options: { dnsCache: { minTtlMs: 2, maxTtlMs: 1 } }, message: 'createSafeFetch: dnsCache.minTtlMs (2) must not be more than dnsCache.maxTtlMs (1)' },
   { name: 'onRequest an object', options: { onRequest: {} }, message: 'createSafeFetch: onRequest must be a function, not an object' },
   { name: 'onError a string', options: { onError: 'log' }, message: 'createSafeFetch: onError must be a function, not a string' },
   {
@@ -128,6 +131,7 @@ describe('createSafeFetch', () => {
       policy: () => false,
       gates: [{ name: 'open', check: () => ({ allow: true }) }],
       resolver: tableResolver({ 'api.test': ['127.0.0.1'] }),
+      dnsCache: { maxEntries: 10, minTtlMs: 0, maxTtlMs: 60_000, defaultTtlMs: 5_000 },
       addressPolicy: { unsafeAllow: ['127.0.0.1/32'] },
       tls: { ca: [TEST_CA, Buffer.from(TEST_CA)] },
       limits: { timeoutMs: 5_000 },

@@ -317,6 +317,22 @@ describe('which resolver a safe fetch caches', () => {
     expect(underlying.asked).toHaveLength(cached ? 1 : 2)
   })
 
+  test.each<[string, SafeFetchOptions['dnsCache'], number]>([
+    ["a host's resolver given to createSafeFetch without dnsCache: asked on every use", undefined, 3],
+    ["a host's resolver with dnsCache false: asked on every use", false, 3],
+    ["a host's resolver with dnsCache {}: asked once", {}, 1],
+    ["a host's resolver with dnsCache and a TTL floor and ceiling of 0: asked on every use", { minTtlMs: 0, maxTtlMs: 0 }, 3],
+  ])('%s', async (_name, dnsCache, asks) => {
+    const underlying = fakeLookup({ 'api.test': ['127.0.0.1'] })
+    const fetch = testFetch({ resolver: underlying.lookup, rules: { host: 'api.test', httpsOnly: false, port: 9 }, ...(dnsCache === undefined ? {} : { dnsCache }) })
+    for (let use = 0; use < 3; use++) expect(await fetch.explain({ url: 'http://api.test:9/' }, ctx())).toMatchObject({ allowed: true })
+    expect(underlying.asked).toHaveLength(asks)
+  })
+
+  test('createSafeFetch refuses a bad dnsCache with a TypeError naming it', () => {
+    expect(() => testFetch({ dnsCache: { maxEntries: 0 } })).toThrow(new TypeError('createSafeFetch: dnsCache.maxEntries must be a whole number >= 1, not 0'))
+  })
+
   test('the system resolver: cached by default, one cache per call (so per safe fetch), and not with dnsCache false', async () => {
     expect(safeFetchResolver({ dnsCache: false })).toBe(systemResolver)
     // localhost is in /etc/hosts: getaddrinfo answers it from the file, with no DNS packet.
