@@ -70,15 +70,23 @@ async function runHop(exchange: Exchange, target: HopTarget, request: Redirected
   // One connect budget per hop: resolution, TCP and TLS share it; the time of gates, the policy
   // and middleware in between is not part of it (the same with and without middleware).
   const connectDeadline = () => performance.now() + limits.connectTimeoutMs - resolutionMs
-  const hopLimits: HopLimits = { ...limits, connectDeadline: connectDeadline(), deadline }
-  const chain = [...admission.middleware, ...(decision.middleware ?? [])]
+  const hopLimits: HopLimits = {
+    connectTimeoutMs: limits.connectTimeoutMs,
+    connectDeadline: connectDeadline(),
+    firstByteTimeoutMs: limits.firstByteTimeoutMs,
+    idleTimeoutMs: limits.idleTimeoutMs,
+    deadline,
+    totalTimeoutMs: limits.totalTimeoutMs,
+    maxBodyBytes: limits.maxBodyBytes,
+  }
   const { url } = target
-  if (chain.length === 0) {
-    const head = await dispatchHop(dispatcher, { url, shown: target.shown, address: pinned, ...request }, hopLimits, signal)
+  if (admission.middleware.length === 0 && decision.middleware === undefined) {
+    const hop = { url, shown: target.shown, address: pinned, method: request.method, headers: request.headers, body: request.body }
+    const head = await dispatchHop(dispatcher, hop, hopLimits, signal)
     return { answer: { status: head.status, rawHeaders: head.rawHeaders, body: { stream: head.body }, upstream: true }, sentUrl: url }
   }
   return runMiddlewareHop({
-    chain,
+    chain: [...admission.middleware, ...(decision.middleware ?? [])],
     kind: prepared.mode === 'buffered' ? 'request' : 'stream',
     capsuleId: exchange.capsuleId,
     hop: context.hop,
