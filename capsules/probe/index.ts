@@ -19,6 +19,12 @@ import {
 } from "../sdk/env";
 import {
   Fnv1a32,
+  Header,
+  HeaderSet,
+  HttpError,
+  HttpRequest,
+  HttpResponse,
+  JsonValue,
   JsonWriter,
   Stream,
   fail,
@@ -31,6 +37,9 @@ import {
   outputBlock,
   outputString,
   parseJson,
+  parseResponse,
+  parseStreamStart,
+  requestBlock,
   streamBlock,
   takeBlock,
   toBlock,
@@ -350,5 +359,215 @@ export function spin_count(): i32 {
     x ^= x << 17;
   }
   outputString(x.toString());
+  return 0;
+}
+
+/** `{"error":{...}}` for a failed request. */
+function errorJson(e: HttpError): Uint8Array {
+  const w = new JsonWriter(64 + e.message.length);
+  w.beginObject().key("error");
+  e.write(w);
+  w.endObject();
+  return w.toBytes();
+}
+
+/** What `parsed` reads of a response, the way a capsule would: status, content-type, the body. */
+function readTypical(res: HttpResponse, w: JsonWriter): void {
+  const contentType = res.header("content-type");
+  w.beginObject().key("status").int(res.status).key("contentType");
+  if (contentType === null) w.null();
+  else w.string(contentType);
+  w.key("bodyBytes").int(res.body.length).endObject();
+}
+
+/**
+ * Input: a wire request JSON. Sends it through the SDK (requestBlock: the parseResponse path) and
+ * reads status, the content-type header and the body. Output: {"status","contentType","bodyBytes"}
+ * (contentType null when absent), or {"error":{...}} when the request failed.
+ */
+export function parsed(): i32 {
+  const res = requestBlock(inputBlock());
+  const err = res.error;
+  if (err !== null) {
+    output(errorJson(err));
+    return 0;
+  }
+  const w = new JsonWriter(96);
+  readTypical(res, w);
+  output(w.toBytes());
+  return 0;
+}
+
+/** Writes `headers` as [[name, value], ...]. */
+function writeHeaders(w: JsonWriter, headers: Array<Header>): void {
+  w.beginArray();
+  for (let i = 0; i < headers.length; i++) {
+    const h = unchecked(headers[i]);
+    w.beginArray().string(h.name).string(h.value).endArray();
+  }
+  w.endArray();
+}
+
+/** Writes the lookups of `names` in `set`: "header" (value or null each) and "values" (arrays). */
+function writeLookups(w: JsonWriter, set: HeaderSet, names: JsonValue): void {
+  w.key("header").beginArray();
+  for (let i = 0; i < names.size; i++) {
+    const value = set.header(names.at(i)!.str());
+    if (value === null) w.null();
+    else w.string(value);
+  }
+  w.endArray().key("values").beginArray();
+  for (let i = 0; i < names.size; i++) {
+    const values = set.headerValues(names.at(i)!.str());
+    w.beginArray();
+    for (let j = 0; j < values.length; j++) w.string(unchecked(values[j]));
+    w.endArray();
+  }
+  w.endArray();
+  w.key("headers");
+  writeHeaders(w, set.headers);
+  w.key("rawHeaders");
+  writeHeaders(w, set.rawHeaders);
+}
+
+function writeError(w: JsonWriter, e: HttpError | null): void {
+  w.key("error");
+  if (e === null) w.null();
+  else e.write(w);
+}
+
+/** sdk_parse for a buffered reply: everything parseResponse gives. */
+function describeResponse(reply: Uint8Array, names: JsonValue, w: JsonWriter): void {
+  const res = parseResponse(reply);
+  writeError(w, res.error);
+  w.key("status").int(res.status);
+  writeLookups(w, res, names);
+  w.key("bodyEncoding").string(res.bodyEncoding);
+  w.key("body").base64(res.body);
+  w.key("finalUrl").string(res.finalUrl);
+  w.key("redirects").int(res.redirects);
+  w.key("elapsedMs").number(res.elapsedMs);
+}
+
+/** sdk_parse for a stream start reply: everything parseStreamStart gives (the stream is not read). */
+function describeStream(reply: Uint8Array, names: JsonValue, w: JsonWriter): void {
+  const s = parseStreamStart(reply);
+  writeError(w, s.error);
+  w.key("status").int(s.status);
+  w.key("handle").string(s.handle);
+  writeLookups(w, s, names);
+}
+
+/**
+ * For tests of the SDK's reply parsing, without a host call. Input:
+ * {"kind":"response"|"stream","reply":"<the reply's text>","names":["<header name>",...]}.
+ * Output: {"error":{...}|null,"status",("handle"),"header":[value|null per name],
+ * "values":[[values] per name],"headers":[[n,v]],"rawHeaders":[[n,v]],
+ * and for a response "bodyEncoding","body" (base64 of the bytes),"finalUrl","redirects","elapsedMs"}.
+ */
+export function sdk_parse(): i32 {
+  const doc = parseJson(input());
+  const usage = 'sdk_parse input must be {"kind":"response"|"stream","reply":"...","names":[...]}';
+  if (doc === null || !doc.isObject) return fail(usage);
+  const reply = doc.get("reply");
+  const names = doc.get("names");
+  const kind = doc.getString("kind");
+  if (reply === null || !reply.isString || names === null || !names.isArray) return fail(usage);
+  const w = new JsonWriter(512);
+  w.beginObject();
+  if (kind == "response") describeResponse(reply.bytes(), names, w);
+  else if (kind == "stream") describeStream(reply.bytes(), names, w);
+  else return fail(usage);
+  w.endObject();
+  output(w.toBytes());
+  return 0;
+}
+
+/** A sum over what a capsule reads of `res` (typical: status, content-type, body; all: also meta and both header arrays). */
+function readingSum(res: HttpResponse, all: bool): i64 {
+  const contentType = res.header("content-type");
+  let sum: i64 = <i64>res.status + <i64>res.body.length + (contentType === null ? 0 : <i64>contentType.length);
+  if (all) {
+    sum += <i64>res.finalUrl.length + <i64>res.redirects + <i64>res.elapsedMs;
+    sum += <i64>res.headers.length + <i64>res.rawHeaders.length;
+  }
+  return sum;
+}
+
+const LOOP_USAGE = 'parse_loop input must be {"reply":"...","count":N,"read":"typical"|"all"}';
+
+/**
+ * For measuring the SDK's reply parsing (bench): input {"reply":"<reply text>","count":N,
+ * "read":"typical"|"all"}. Parses the reply N times with parseResponse, reading each time what
+ * `parsed` reads (typical) or also meta and both header arrays (all). Output: the sum of the
+ * readings (readingSum), so that nothing is optimised away.
+ */
+export function parse_loop(): i32 {
+  const doc = parseJson(input());
+  if (doc === null || !doc.isObject) return fail(LOOP_USAGE);
+  const reply = doc.get("reply");
+  const count = doc.getInteger("count", -1);
+  if (reply === null || !reply.isString || count < 0) return fail(LOOP_USAGE);
+  const all = doc.getString("read", "typical") == "all";
+  const bytes = reply.bytes();
+  let sum: i64 = 0;
+  for (let i: i64 = 0; i < count; i++) sum += readingSum(parseResponse(bytes), all);
+  outputString(sum.toString());
+  return 0;
+}
+
+/** Writes `v` back as JSON through the JsonValue API (objects by keys/items, arrays by size/at). */
+function rewrite(v: JsonValue, w: JsonWriter): void {
+  if (v.isNull) w.null();
+  else if (v.isBool) w.bool(v.boolean);
+  else if (v.isNumber) {
+    if (v.isInteger) w.int(v.i64());
+    else w.raw(utf8(v.f64().toString()));
+  } else if (v.isString) w.stringBytes(v.bytes());
+  else if (v.isArray) {
+    w.beginArray();
+    for (let i = 0; i < v.size; i++) rewrite(v.at(i)!, w);
+    w.endArray();
+  } else {
+    const keys = v.keys!;
+    const items = v.items!;
+    w.beginObject();
+    for (let i = 0; i < keys.length; i++) {
+      w.key(unchecked(keys[i]));
+      rewrite(unchecked(items[i]), w);
+    }
+    w.endObject();
+  }
+}
+
+/**
+ * For tests of the SDK's JSON reader: input, any bytes. Output: {"value":<the document written
+ * back through the JsonValue API>} or {"error":"<jsonError()>"}.
+ */
+export function json_rewrite(): i32 {
+  const doc = parseJson(input());
+  const w = new JsonWriter(256);
+  w.beginObject();
+  if (doc === null) w.key("error").string(jsonError());
+  else {
+    w.key("value");
+    rewrite(doc, w);
+  }
+  w.endObject();
+  output(w.toBytes());
+  return 0;
+}
+
+/**
+ * For tests of the SDK's request builder: input {"url":"...","responseHeaders":"<form>"?}.
+ * Output: HttpRequest.get(url)'s wire JSON, with .responseHeaders(form) when a form is given.
+ */
+export function request_json(): i32 {
+  const doc = parseJson(input());
+  if (doc === null || !doc.isObject) return fail('request_json input must be {"url":"...","responseHeaders":"..."}');
+  const req = HttpRequest.get(doc.getString("url"));
+  const form = doc.get("responseHeaders");
+  if (form !== null && form.isString) req.responseHeaders(form.str());
+  output(req.toJson());
   return 0;
 }

@@ -12,7 +12,18 @@ import {
 } from "./env";
 import { ByteBuffer } from "./bytes";
 import { decodeRange } from "./base64";
-import { JSON_ARRAY, JSON_OBJECT, JSON_STRING, JsonValue, JsonWriter, jsonError, parseJson } from "./json";
+import {
+  JSON_ARRAY,
+  JSON_OBJECT,
+  JSON_STRING,
+  JsonValue,
+  JsonWriter,
+  jsonError,
+  pairSpans,
+  parseJson,
+  spanEquals,
+  spanText,
+} from "./json";
 import { stringToBlock, takeBlock, toBlock } from "./memory";
 
 /** Size of the buffer a Stream reads into, unless stream() is given another. */
@@ -43,6 +54,9 @@ export const HOST_ERROR_CODES: StaticArray<string> = [
   "cancelled",
   "internal",
 ];
+
+/** The empty default of `raw` and `body` (zero-length, so one array serves every reply). */
+const NO_BYTES = new Uint8Array(0);
 
 export class Header {
   constructor(public name: string, public value: string) {}
@@ -100,6 +114,7 @@ export class HttpRequest {
   private maxResponseBytesValue: i64 = -1;
   private redirectMode: string | null = null;
   private integrityValue: string | null = null;
+  private headerForm: string | null = null;
 
   constructor(url: string, method: string = "GET") {
     this.url = url;
@@ -155,6 +170,12 @@ export class HttpRequest {
   maxResponseBytes(n: i64): HttpRequest { this.maxResponseBytesValue = n; return this; }
   /** A Subresource-Integrity string (e.g. "sha256-..."), checked on buffered bodies. */
   integrity(sri: string): HttpRequest { this.integrityValue = sri; return this; }
+  /**
+   * How the reply carries the response headers (`responseHeaders` on the wire): "list" (the
+   * host's default: `rawHeaders` only), "object" (`headers` only) or "both". Not sent unless set.
+   * The header accessors read any of the three.
+   */
+  responseHeaders(form: string): HttpRequest { this.headerForm = form; return this; }
 
   /** The wire request JSON. */
   toJson(): Uint8Array {
@@ -175,6 +196,8 @@ export class HttpRequest {
     if (text !== null) w.key("body").string(text);
     if (binary !== null) w.key("bodyBase64").base64(binary);
     if (this.base64Response) w.key("responseBody").string("base64");
+    const headerForm = this.headerForm;
+    if (headerForm !== null) w.key("responseHeaders").string(headerForm);
     const redirect = this.redirectMode;
     const integrity = this.integrityValue;
     if (
@@ -198,63 +221,256 @@ export class HttpRequest {
   }
 }
 
-/** Header accessors shared by responses and streams. */
+/**
+ * Header accessors shared by responses and streams. They read the reply's header forms where they
+ * lie (`rawHeaders`, a list of [name, value] pairs, and/or `headers`, an object), decoding only
+ * the values asked for; `headers` and `rawHeaders` are built on first use.
+ * Names compare case-insensitively in ASCII (header names are ASCII tokens).
+ */
 export class HeaderSet {
-  /** One entry per name (lower-case), repeated values joined with ", ". */
-  headers: Array<Header> = new Array<Header>();
-  /** Every header as received, in order. */
-  rawHeaders: Array<Header> = new Array<Header>();
+  /** The reply's `headers` object, when it came. */
+  private headerObject: JsonValue | null = null;
+  /** The reply's `rawHeaders` list, when it came. */
+  private headerList: JsonValue | null = null;
+  /** The spans of headerList's pairs (pairSpans), recorded on the first lookup. */
+  private pairs: Array<i32> | null = null;
+  private headersBuilt: Array<Header> | null = null;
+  private rawHeadersBuilt: Array<Header> | null = null;
 
-  /** The value of header `name` (case-insensitive), or null. */
-  header(name: string): string | null {
-    const lower = name.toLowerCase();
-    for (let i = 0; i < this.headers.length; i++) {
-      const h = unchecked(this.headers[i]);
-      if (h.name == lower || h.name.toLowerCase() == lower) return h.value;
-    }
-    return null;
+  /**
+   * One entry per name (lower-case), repeated values joined with ", ": the reply's `headers`, or
+   * made from `rawHeaders` when only the list came. Built on first use, then the same array.
+   */
+  get headers(): Array<Header> {
+    const built = this.headersBuilt;
+    if (built !== null) return built;
+    const object = this.headerObject;
+    const made = object !== null ? objectHeaders(object) : joinedHeaders(this.rawHeaders);
+    this.headersBuilt = made;
+    return made;
   }
 
-  /** Every value of header `name` (case-insensitive), in order, from rawHeaders. */
+  /**
+   * Every header as received, in order: the reply's `rawHeaders`, or one entry per member of
+   * `headers` when only the object came. Built on first use, then the same array.
+   */
+  get rawHeaders(): Array<Header> {
+    const built = this.rawHeadersBuilt;
+    if (built !== null) return built;
+    const list = this.headerList;
+    const object = this.headerObject;
+    let made: Array<Header>;
+    if (list !== null) made = this.listHeaders(list);
+    else made = object !== null ? objectHeaders(object) : new Array<Header>();
+    this.rawHeadersBuilt = made;
+    return made;
+  }
+
+  /**
+   * The value of header `name`, or null: from `headers` when the reply carried it, otherwise
+   * from `rawHeaders` with repeated values joined with ", ".
+   */
+  header(name: string): string | null {
+    const object = this.headerObject;
+    if (object !== null) {
+      const n = object.size;
+      for (let i = 0; i < n; i++) {
+        if (object.keyEquals(i, name, true)) return object.at(i)!.str();
+      }
+      return null;
+    }
+    const list = this.headerList;
+    if (list === null) return null;
+    const pairs = this.pairSpans(list);
+    let found: string | null = null;
+    for (let i = 0; i < pairs.length; i += 4) {
+      if (!spanEquals(list.src, unchecked(pairs[i]), unchecked(pairs[i + 1]), name, true)) continue;
+      const value = spanText(list.src, unchecked(pairs[i + 2]), unchecked(pairs[i + 3]));
+      found = found === null ? value : found + ", " + value;
+    }
+    return found;
+  }
+
+  /**
+   * Every value of header `name`, in order, from `rawHeaders`; when only `headers` came, its one
+   * (joined) value.
+   */
   headerValues(name: string): Array<string> {
-    const lower = name.toLowerCase();
     const out = new Array<string>();
-    for (let i = 0; i < this.rawHeaders.length; i++) {
-      const h = unchecked(this.rawHeaders[i]);
-      if (h.name == lower || h.name.toLowerCase() == lower) out.push(h.value);
+    const list = this.headerList;
+    if (list === null) {
+      const one = this.header(name);
+      if (one !== null) out.push(one);
+      return out;
+    }
+    const pairs = this.pairSpans(list);
+    for (let i = 0; i < pairs.length; i += 4) {
+      if (spanEquals(list.src, unchecked(pairs[i]), unchecked(pairs[i + 1]), name, true)) {
+        out.push(spanText(list.src, unchecked(pairs[i + 2]), unchecked(pairs[i + 3])));
+      }
+    }
+    return out;
+  }
+
+  /** Takes the header forms of the reply `doc` (an object); called while the reply is read. */
+  readHeaders(doc: JsonValue): void {
+    const object = doc.get("headers");
+    if (object !== null && object.kind == JSON_OBJECT) this.headerObject = object;
+    const list = doc.get("rawHeaders");
+    if (list !== null && list.kind == JSON_ARRAY) this.headerList = list;
+  }
+
+  private pairSpans(list: JsonValue): Array<i32> {
+    const kept = this.pairs;
+    if (kept !== null) return kept;
+    const pairs = pairSpans(list);
+    this.pairs = pairs;
+    return pairs;
+  }
+
+  private listHeaders(list: JsonValue): Array<Header> {
+    const pairs = this.pairSpans(list);
+    const out = new Array<Header>(pairs.length >> 2);
+    for (let i = 0; i < pairs.length; i += 4) {
+      const name = spanText(list.src, unchecked(pairs[i]), unchecked(pairs[i + 1]));
+      const value = spanText(list.src, unchecked(pairs[i + 2]), unchecked(pairs[i + 3]));
+      unchecked((out[i >> 2] = new Header(name, value)));
     }
     return out;
   }
 }
 
+/** One Header per member of a `headers` object, in order (a value that is not a string is ""). */
+function objectHeaders(object: JsonValue): Array<Header> {
+  const n = object.size;
+  const out = new Array<Header>(n);
+  for (let i = 0; i < n; i++) unchecked((out[i] = new Header(object.keyAt(i)!, object.at(i)!.str())));
+  return out;
+}
+
+/** One Header per name (lower-cased), in order of first appearance, repeats joined with ", ". */
+function joinedHeaders(list: Array<Header>): Array<Header> {
+  const out = new Array<Header>();
+  for (let i = 0; i < list.length; i++) {
+    const h = unchecked(list[i]);
+    const name = h.name.toLowerCase();
+    let j = 0;
+    while (j < out.length && unchecked(out[j]).name != name) j++;
+    if (j < out.length) unchecked(out[j]).value += ", " + h.value;
+    else out.push(new Header(name, h.value));
+  }
+  return out;
+}
+
 /** A buffered response. When `error` is set, the other fields are empty. */
 export class HttpResponse extends HeaderSet {
   status: i32 = 0;
-  /** The body bytes, decoded from the wire (text as UTF-8, base64 decoded, json as its JSON text). */
-  body: Uint8Array = new Uint8Array(0);
   /** "text", "base64" or "json" (a middleware answered with a JSON value; `body` is its JSON text). */
   bodyEncoding: string = "";
-  finalUrl: string = "";
-  redirects: i32 = 0;
-  elapsedMs: f64 = 0;
   error: HttpError | null = null;
   /** The host's reply exactly as received. */
-  raw: Uint8Array = new Uint8Array(0);
+  raw: Uint8Array = NO_BYTES;
+  /** The reply's `body` value, until `body` is first read. */
+  private bodyValue: JsonValue | null = null;
+  private bodyBytes: Uint8Array | null = null;
+  /** The reply, whose `meta` is read on first use of finalUrl, redirects or elapsedMs. */
+  private doc: JsonValue | null = null;
+  private metaRead: bool = false;
+  private finalUrlValue: string = "";
+  private redirectsValue: i32 = 0;
+  private elapsedMsValue: f64 = 0;
 
   /** No error and a 2xx status. */
   get ok(): bool {
     return this.error === null && this.status >= 200 && this.status < 300;
   }
 
+  /**
+   * The body bytes, decoded from the wire on first use (text as UTF-8 with escapes resolved,
+   * base64 decoded, json as its JSON text). Text without escapes and json are views of `raw`.
+   */
+  get body(): Uint8Array {
+    const bytes = this.bodyBytes;
+    if (bytes !== null) return bytes;
+    const value = this.bodyValue;
+    const made = value === null ? NO_BYTES : textBody(value, this.bodyEncoding);
+    this.bodyBytes = made;
+    this.bodyValue = null;
+    return made;
+  }
+
+  set body(bytes: Uint8Array) {
+    this.bodyBytes = bytes;
+    this.bodyValue = null;
+  }
+
+  get finalUrl(): string {
+    this.readMeta();
+    return this.finalUrlValue;
+  }
+
+  get redirects(): i32 {
+    this.readMeta();
+    return this.redirectsValue;
+  }
+
+  get elapsedMs(): f64 {
+    this.readMeta();
+    return this.elapsedMsValue;
+  }
+
   /** The body as UTF-8 text. */
   text(): string {
-    return String.UTF8.decodeUnsafe(this.body.dataStart, <usize>this.body.length);
+    const body = this.body;
+    return String.UTF8.decodeUnsafe(body.dataStart, <usize>body.length);
   }
 
   /** The body parsed as JSON, or null (see jsonError()). */
   json(): JsonValue | null {
     return parseJson(this.body);
   }
+
+  /** Takes the body of the reply `doc` (and `doc`, for meta); false when a base64 body is not base64. */
+  readBody(doc: JsonValue): bool {
+    const value = doc.get("body");
+    if (value !== null && value.kind == JSON_STRING && this.bodyEncoding == "base64") {
+      // Decoded now, so that a body that is not base64 is an error of the reply.
+      const decoded = base64Body(value);
+      if (decoded === null) return false;
+      this.bodyBytes = decoded;
+    } else {
+      this.bodyValue = value;
+    }
+    this.doc = doc;
+    return true;
+  }
+
+  private readMeta(): void {
+    if (this.metaRead) return;
+    this.metaRead = true;
+    const doc = this.doc;
+    const meta = doc !== null ? doc.get("meta") : null;
+    if (meta === null || !meta.isObject) return;
+    this.finalUrlValue = meta.getString("finalUrl");
+    this.redirectsValue = <i32>meta.getInteger("redirects");
+    this.elapsedMsValue = meta.getNumber("elapsedMs");
+  }
+}
+
+/** The bytes of a body that is not base64: a text string's value (a view when unescaped), or the value's JSON text. */
+function textBody(value: JsonValue, encoding: string): Uint8Array {
+  if (encoding == "json" || value.kind != JSON_STRING) return value.raw();
+  if (value.escaped) return value.bytes();
+  return value.src.subarray(value.start + 1, value.end - 1);
+}
+
+/** A base64 body string decoded, or null when it is not base64. */
+function base64Body(value: JsonValue): Uint8Array | null {
+  if (value.escaped) {
+    const text = value.bytes();
+    return decodeRange(text.dataStart, text.length);
+  }
+  return decodeRange(value.src.dataStart + <usize>(value.start + 1), value.end - value.start - 2);
 }
 
 /**
@@ -267,7 +483,7 @@ export class Stream extends HeaderSet {
   handle: string = "";
   error: HttpError | null = null;
   /** The start reply exactly as received. */
-  raw: Uint8Array = new Uint8Array(0);
+  raw: Uint8Array = NO_BYTES;
   /** Total body bytes read so far. */
   bytesRead: u64 = 0;
   private id: u64 = 0;
@@ -452,40 +668,47 @@ export function replyError(doc: JsonValue): HttpError | null {
   );
 }
 
-function readHeaders(doc: JsonValue, into: HeaderSet): void {
-  const h = doc.get("headers");
-  if (h !== null && h.kind == JSON_OBJECT) {
-    for (let i = 0; i < h.size; i++) {
-      into.headers.push(new Header(h.keyAt(i)!, h.at(i)!.str()));
-    }
-  }
-  const raw = doc.get("rawHeaders");
-  if (raw !== null && raw.kind == JSON_ARRAY) {
-    for (let i = 0; i < raw.size; i++) {
-      const pair = raw.at(i)!;
-      const name = pair.at(0);
-      const value = pair.at(1);
-      if (name !== null && value !== null) into.rawHeaders.push(new Header(name.str(), value.str()));
-    }
-  }
+/** The reply parsed (validated whole; members made on demand), or the error it stands for. */
+class Reply {
+  doc: JsonValue | null = null;
+  error: HttpError | null = null;
 }
 
-/** Reads an http_request reply. */
+function readReply(raw: Uint8Array): Reply {
+  const r = new Reply();
+  const doc = parseJson(raw);
+  if (doc === null) r.error = badReply(jsonError());
+  else if (!doc.isObject) r.error = badReply("not an object");
+  else r.error = replyError(doc);
+  if (r.error === null) r.doc = doc;
+  return r;
+}
+
+const TEXT = "text";
+const BASE64 = "base64";
+const JSON_ENCODING = "json";
+
+/** The reply's bodyEncoding ("text" when absent or not a string); the known ones without decoding. */
+function bodyEncodingOf(doc: JsonValue): string {
+  const v = doc.get("bodyEncoding");
+  if (v === null || !v.isString || v.equalsString(TEXT)) return TEXT;
+  if (v.equalsString(BASE64)) return BASE64;
+  if (v.equalsString(JSON_ENCODING)) return JSON_ENCODING;
+  return v.str();
+}
+
+/**
+ * Reads an http_request reply. The whole reply is checked to be JSON; then only status, the body
+ * (a base64 one is decoded at once, a text one on first use) and the members the accessors
+ * ask for are read.
+ */
 export function parseResponse(raw: Uint8Array): HttpResponse {
   const r = new HttpResponse();
   r.raw = raw;
-  const doc = parseJson(raw);
+  const reply = readReply(raw);
+  const doc = reply.doc;
   if (doc === null) {
-    r.error = badReply(jsonError());
-    return r;
-  }
-  if (!doc.isObject) {
-    r.error = badReply("not an object");
-    return r;
-  }
-  const err = replyError(doc);
-  if (err !== null) {
-    r.error = err;
+    r.error = reply.error;
     return r;
   }
   const status = doc.get("status");
@@ -494,56 +717,22 @@ export function parseResponse(raw: Uint8Array): HttpResponse {
     return r;
   }
   r.status = <i32>status.i64();
-  readHeaders(doc, r);
-  r.bodyEncoding = doc.getString("bodyEncoding", "text");
-  const body = doc.get("body");
-  if (body !== null) {
-    if (r.bodyEncoding == "json") {
-      r.body = body.raw().slice();
-    } else if (body.kind != JSON_STRING) {
-      r.body = body.raw().slice();
-    } else if (r.bodyEncoding == "base64") {
-      let decoded: Uint8Array | null;
-      if (body.escaped) {
-        const text = body.bytes();
-        decoded = decodeRange(text.dataStart, text.length);
-      } else {
-        decoded = decodeRange(raw.dataStart + <usize>(body.start + 1), body.end - body.start - 2);
-      }
-      if (decoded === null) {
-        r.error = badReply("body is not base64");
-        return r;
-      }
-      r.body = decoded;
-    } else {
-      r.body = body.bytes();
-    }
-  }
-  const meta = doc.get("meta");
-  if (meta !== null && meta.isObject) {
-    r.finalUrl = meta.getString("finalUrl");
-    r.redirects = <i32>meta.getInteger("redirects");
-    r.elapsedMs = meta.getNumber("elapsedMs");
+  r.readHeaders(doc);
+  r.bodyEncoding = bodyEncodingOf(doc);
+  if (!r.readBody(doc)) {
+    r.error = badReply("body is not base64");
   }
   return r;
 }
 
-/** Reads an http_stream_start reply. */
+/** Reads an http_stream_start reply (checked whole, as parseResponse does). */
 export function parseStreamStart(raw: Uint8Array, bufferSize: i32 = DEFAULT_STREAM_BUFFER): Stream {
   const s = new Stream(bufferSize);
   s.raw = raw;
-  const doc = parseJson(raw);
+  const reply = readReply(raw);
+  const doc = reply.doc;
   if (doc === null) {
-    s.error = badReply(jsonError());
-    return s;
-  }
-  if (!doc.isObject) {
-    s.error = badReply("not an object");
-    return s;
-  }
-  const err = replyError(doc);
-  if (err !== null) {
-    s.error = err;
+    s.error = reply.error;
     return s;
   }
   const handle = doc.get("handle");
@@ -553,6 +742,6 @@ export function parseStreamStart(raw: Uint8Array, bufferSize: i32 = DEFAULT_STRE
   }
   s.setHandle(handle.str());
   s.status = <i32>doc.getInteger("status");
-  readHeaders(doc, s);
+  s.readHeaders(doc);
   return s;
 }

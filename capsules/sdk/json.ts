@@ -1,8 +1,12 @@
 // A compact JSON reader and writer over UTF-8 bytes in linear memory.
 //
-// The reader parses a whole document into a tree of JsonValue. Each value remembers its span in
-// the source bytes, so a sub-document can be passed on verbatim (`raw()`), and strings are only
-// unescaped when asked for (`str()` / `bytes()`). Runs without escapes are bulk-copied.
+// parseJson validates the whole document in one pass that allocates nothing, then hands back the
+// root value only. Nested values are materialised as they are asked for: a container records the
+// spans of its direct members on its first get/at/keyAt/size (the root does so during the
+// validating pass), and a member becomes a JsonValue only when it is read. Each value remembers its
+// span in the source bytes, so a sub-document can be passed on verbatim (`raw()`), and strings are
+// only unescaped when asked for (`str()` / `bytes()`). Keys are compared with the source bytes,
+// without decoding, unless they hold escapes or non-ASCII bytes.
 // Errors are values: parseJson returns null and jsonError() says why.
 
 import { ByteBuffer } from "./bytes";
@@ -31,10 +35,15 @@ export class JsonValue {
   integer: i64 = 0;
   /** For strings: whether it contains backslash escapes. */
   escaped: bool = false;
-  /** For objects: the keys, in order (duplicates kept; get() returns the last, as JSON.parse does). */
-  keys: Array<string> | null = null;
-  /** For arrays: the elements; for objects: the values, parallel to `keys`. */
-  items: Array<JsonValue> | null = null;
+  /**
+   * For containers: the spans in `src` of the direct members, recorded on first use (members()).
+   * An object has four i32 per member (key start, key end, value start, value end; a key's span
+   * includes its quotes), an array two per element (start, end).
+   */
+  spans: Array<i32> | null = null;
+  /** For containers: the members made into values so far, by index. */
+  private children: Array<JsonValue | null> | null = null;
+  private keyList: Array<string> | null = null;
 
   constructor(kind: i32, src: Uint8Array, start: i32) {
     this.kind = kind;
@@ -50,19 +59,28 @@ export class JsonValue {
   get isArray(): bool { return this.kind == JSON_ARRAY; }
   get isObject(): bool { return this.kind == JSON_OBJECT; }
 
-  /** Number of elements (array) or members (object); 0 otherwise. */
-  get size(): i32 {
-    const items = this.items;
-    return items === null ? 0 : items.length;
+  /** The member spans of a container (see `spans`), recorded on the first call; empty otherwise. */
+  members(): Array<i32> {
+    const kept = this.spans;
+    if (kept !== null) return kept;
+    const spans = spanArray(16);
+    if (this.kind >= JSON_ARRAY) recordMembers(this.src.dataStart, this.start, this.end, this.kind, spans);
+    this.spans = spans;
+    return spans;
   }
 
-  /** The member `key` of an object, or null. */
+  /** Number of elements (array) or members (object); 0 otherwise. */
+  get size(): i32 {
+    if (this.kind < JSON_ARRAY) return 0;
+    return this.members().length / this.stride();
+  }
+
+  /** The member `key` of an object (the last one, as JSON.parse does, when a key repeats), or null. */
   get(key: string): JsonValue | null {
-    const keys = this.keys;
-    const items = this.items;
-    if (keys === null || items === null) return null;
-    for (let i = keys.length - 1; i >= 0; i--) {
-      if (unchecked(keys[i]) == key) return unchecked(items[i]);
+    if (this.kind != JSON_OBJECT) return null;
+    const spans = this.members();
+    for (let i = spans.length - 4; i >= 0; i -= 4) {
+      if (spanEquals(this.src, unchecked(spans[i]), unchecked(spans[i + 1]), key, false)) return this.at(i >> 2);
     }
     return null;
   }
@@ -71,18 +89,67 @@ export class JsonValue {
     return this.get(key) !== null;
   }
 
-  /** Element `i` of an array (or value `i` of an object), or null. */
+  /** Element `i` of an array (or value `i` of an object), or null. Made on first access, then kept. */
   at(i: i32): JsonValue | null {
-    const items = this.items;
-    if (items === null || i < 0 || i >= items.length) return null;
-    return unchecked(items[i]);
+    if (this.kind < JSON_ARRAY) return null;
+    const spans = this.members();
+    const stride = this.stride();
+    const n = spans.length / stride;
+    if (i < 0 || i >= n) return null;
+    let children = this.children;
+    if (children === null) {
+      children = new Array<JsonValue | null>(n);
+      this.children = children;
+    }
+    let v = unchecked(children[i]);
+    if (v === null) {
+      const at = i * stride + stride - 2;
+      v = valueAt(this.src, unchecked(spans[at]), unchecked(spans[at + 1]));
+      unchecked((children[i] = v));
+    }
+    return v;
   }
 
   /** Key `i` of an object, or null. */
   keyAt(i: i32): string | null {
-    const keys = this.keys;
-    if (keys === null || i < 0 || i >= keys.length) return null;
-    return unchecked(keys[i]);
+    if (this.kind != JSON_OBJECT || i < 0 || i >= this.size) return null;
+    const keys = this.keyList;
+    if (keys !== null) return unchecked(keys[i]);
+    const spans = this.members();
+    return spanText(this.src, unchecked(spans[i << 2]), unchecked(spans[(i << 2) + 1]));
+  }
+
+  /** Whether key `i` of an object is `key` (ASCII letters compared case-insensitively when `foldCase`). */
+  keyEquals(i: i32, key: string, foldCase: bool = false): bool {
+    if (this.kind != JSON_OBJECT || i < 0 || i >= this.size) return false;
+    const spans = this.members();
+    return spanEquals(this.src, unchecked(spans[i << 2]), unchecked(spans[(i << 2) + 1]), key, foldCase);
+  }
+
+  /** For objects: the keys, in order (duplicates kept; get() returns the last). Null otherwise. */
+  get keys(): Array<string> | null {
+    if (this.kind != JSON_OBJECT) return null;
+    const kept = this.keyList;
+    if (kept !== null) return kept;
+    const n = this.size;
+    const keys = new Array<string>(n);
+    for (let i = 0; i < n; i++) unchecked((keys[i] = this.keyAt(i)!));
+    this.keyList = keys;
+    return keys;
+  }
+
+  /** For arrays: the elements; for objects: the values, parallel to `keys`. Null otherwise. */
+  get items(): Array<JsonValue> | null {
+    if (this.kind < JSON_ARRAY) return null;
+    const n = this.size;
+    const items = new Array<JsonValue>(n);
+    for (let i = 0; i < n; i++) unchecked((items[i] = this.at(i)!));
+    return items;
+  }
+
+  /** Whether this is a string whose value is `s` (compared without decoding when it can be). */
+  equalsString(s: string): bool {
+    return this.kind == JSON_STRING && spanEquals(this.src, this.start, this.end, s, false);
   }
 
   /** The source bytes of this value, exactly as written (a view, not a copy). */
@@ -107,12 +174,7 @@ export class JsonValue {
   /** A string's value; "" for other kinds (use rawText() for their source). */
   str(): string {
     if (this.kind != JSON_STRING) return "";
-    const s = this.start + 1;
-    const e = this.end - 1;
-    if (!this.escaped) {
-      return String.UTF8.decodeUnsafe(this.src.dataStart + <usize>s, <usize>(e - s));
-    }
-    return unescapeRange(this.src.dataStart, s, e).toString();
+    return decodeString(this.src.dataStart, this.start, this.end, this.escaped);
   }
 
   /** A number's value; NaN for other kinds. */
@@ -141,6 +203,11 @@ export class JsonValue {
     const v = this.get(key);
     return v !== null && v.kind == JSON_NUMBER ? v.number : otherwise;
   }
+
+  /** i32 per member in `spans`. */
+  private stride(): i32 {
+    return this.kind == JSON_OBJECT ? 4 : 2;
+  }
 }
 
 let lastError: string = "";
@@ -150,22 +217,29 @@ export function jsonError(): string {
   return lastError;
 }
 
-/** Parses a JSON document; null (see jsonError()) when it is not valid JSON. */
+/** Parses a JSON document; null (see jsonError()) when it is not valid JSON. Validates all of it. */
 export function parseJson(src: Uint8Array): JsonValue | null {
-  const p = new Parser(src);
+  const p = validator;
+  p.reset(src);
   p.ws();
-  const v = p.value(0);
-  if (v === null) {
+  const start = p.pos;
+  // The root container records its members while it is validated; deeper ones wait until asked.
+  const c = start < p.end ? p.peek() : 0;
+  const record = c == 0x7b || c == 0x5b ? spanArray(32) : null;
+  if (!p.value(0, record)) {
     lastError = p.err;
     return null;
   }
+  const end = p.pos;
   p.ws();
   if (p.pos != p.end) {
     lastError = "unexpected data after the JSON value at byte " + p.pos.toString();
     return null;
   }
   lastError = "";
-  return v;
+  const root = valueAt(src, start, end);
+  root.spans = record;
+  return root;
 }
 
 /** Parses a JSON document given as a string. */
@@ -173,41 +247,305 @@ export function parseJsonString(s: string): JsonValue | null {
   return parseJson(Uint8Array.wrap(String.UTF8.encode(s, false, String.UTF8.ErrorMode.REPLACE)));
 }
 
-class Parser {
-  src: Uint8Array;
-  base: usize;
+/**
+ * For an array of arrays (such as `[["name","value"],...]`): the spans of the first two elements
+ * of each element that is an array of at least two, four i32 per pair (first start, first end,
+ * second start, second end). Other elements are passed over. No value is made.
+ */
+export function pairSpans(list: JsonValue): Array<i32> {
+  const out = spanArray(32);
+  if (list.kind != JSON_ARRAY) return out;
+  const base = list.src.dataStart;
+  const end = list.end;
+  let pos = skipWs(base, list.start + 1, end);
+  while (pos < end - 1) {
+    pos = load<u8>(base + <usize>pos) == 0x5b ? recordPair(base, pos, end, out) : skipValue(base, pos, end);
+    pos = skipWs(base, pos, end);
+    if (pos >= end || load<u8>(base + <usize>pos) != 0x2c) break;
+    pos = skipWs(base, pos + 1, end);
+  }
+  return out;
+}
+
+/**
+ * Records the spans of the first two elements of the validated array at `start` when it has two
+ * or more; returns the array's end.
+ */
+function recordPair(base: usize, start: i32, end: i32, out: Array<i32>): i32 {
+  const first = skipWs(base, start + 1, end);
+  if (first >= end || load<u8>(base + <usize>first) == 0x5d) return first + 1; // []
+  const firstEnd = skipValue(base, first, end);
+  let pos = skipWs(base, firstEnd, end);
+  if (pos >= end || load<u8>(base + <usize>pos) != 0x2c) return pos + 1; // one element
+  const second = skipWs(base, pos + 1, end);
+  const secondEnd = skipValue(base, second, end);
+  out.push(first);
+  out.push(firstEnd);
+  out.push(second);
+  out.push(secondEnd);
+  pos = skipWs(base, secondEnd, end);
+  if (pos < end && load<u8>(base + <usize>pos) == 0x5d) return pos + 1;
+  return skipNested(base, pos, end, 1); // more elements
+}
+
+/** An empty Array<i32> with room for `capacity` elements (push does not reallocate until then). */
+function spanArray(capacity: i32): Array<i32> {
+  const a = new Array<i32>(capacity);
+  a.length = 0; // keeps the buffer
+  return a;
+}
+
+/**
+ * Whether the JSON string at [start, end) of `src` (quotes included) has the value `s`; false for
+ * a span that is not a string. ASCII letters match either case when `foldCase`. Plain ASCII is
+ * compared in place; a string with escapes or other bytes is decoded first.
+ */
+export function spanEquals(src: Uint8Array, start: i32, end: i32, s: string, foldCase: bool): bool {
+  const base = src.dataStart;
+  if (end - start < 2 || load<u8>(base + <usize>start) != 0x22) return false;
+  const p = base + <usize>(start + 1);
+  const n = end - start - 2;
+  const len = s.length;
+  for (let i = 0; i < n; i++) {
+    let b = <u32>load<u8>(p + <usize>i);
+    if (b == 0x5c || b >= 0x80) return textEquals(spanText(src, start, end), s, foldCase);
+    if (i >= len) return false;
+    let c = <u32>load<u16>(changetype<usize>(s) + (<usize>i << 1));
+    if (foldCase) {
+      b = foldAscii(b);
+      c = foldAscii(c);
+    }
+    if (b != c) return false;
+  }
+  return n == len;
+}
+
+/** The value of the JSON string at [start, end) of `src` (quotes included); "" for other kinds. */
+export function spanText(src: Uint8Array, start: i32, end: i32): string {
+  const base = src.dataStart;
+  if (end - start < 2 || load<u8>(base + <usize>start) != 0x22) return "";
+  return decodeString(base, start, end, hasBackslash(base, start + 1, end - 1));
+}
+
+@inline function foldAscii(c: u32): u32 {
+  return c - 0x41 < 26 ? c | 0x20 : c;
+}
+
+function textEquals(a: string, b: string, foldCase: bool): bool {
+  if (!foldCase) return a == b;
+  const n = a.length;
+  if (n != b.length) return false;
+  for (let i = 0; i < n; i++) {
+    if (foldAscii(<u32>a.charCodeAt(i)) != foldAscii(<u32>b.charCodeAt(i))) return false;
+  }
+  return true;
+}
+
+function hasBackslash(base: usize, s: i32, e: i32): bool {
+  for (let i = s; i < e; i++) {
+    if (load<u8>(base + <usize>i) == 0x5c) return true;
+  }
+  return false;
+}
+
+/** The value of the validated string at [start, end) (quotes included). */
+function decodeString(base: usize, start: i32, end: i32, escaped: bool): string {
+  const s = start + 1;
+  const e = end - 1;
+  if (!escaped) return String.UTF8.decodeUnsafe(base + <usize>s, <usize>(e - s));
+  return unescapeRange(base, s, e).toString();
+}
+
+/** The value written at [start, end) of a validated document; a container's members wait until asked. */
+function valueAt(src: Uint8Array, start: i32, end: i32): JsonValue {
+  const base = src.dataStart;
+  const c = <u32>load<u8>(base + <usize>start);
+  let kind = JSON_NUMBER;
+  if (c == 0x22) kind = JSON_STRING;
+  else if (c == 0x7b) kind = JSON_OBJECT;
+  else if (c == 0x5b) kind = JSON_ARRAY;
+  else if (c == 0x74 || c == 0x66) kind = JSON_BOOL;
+  else if (c == 0x6e) kind = JSON_NULL;
+  const v = new JsonValue(kind, src, start);
+  v.end = end;
+  if (kind == JSON_STRING) v.escaped = hasBackslash(base, start + 1, end - 1);
+  else if (kind == JSON_BOOL) v.boolean = c == 0x74;
+  else if (kind == JSON_NUMBER) scanNumber(base, start, end, v);
+  return v;
+}
+
+@inline function isWs(c: u32): bool {
+  return c == 0x20 || c == 0x0a || c == 0x0d || c == 0x09;
+}
+
+function skipWs(base: usize, pos: i32, end: i32): i32 {
+  while (pos < end && isWs(<u32>load<u8>(base + <usize>pos))) pos++;
+  return pos;
+}
+
+/** The end of the validated string starting at `pos` (after its closing quote). */
+function skipString(base: usize, pos: i32, end: i32): i32 {
+  pos++;
+  while (pos < end) {
+    const c = <u32>load<u8>(base + <usize>pos);
+    if (c == 0x22) return pos + 1;
+    pos += c == 0x5c ? 2 : 1;
+  }
+  return end;
+}
+
+/** The end of the validated value starting at `pos`. */
+function skipValue(base: usize, pos: i32, end: i32): i32 {
+  if (pos >= end) return end;
+  const first = <u32>load<u8>(base + <usize>pos);
+  if (first == 0x22) return skipString(base, pos, end);
+  if (first != 0x7b && first != 0x5b) {
+    // A number or a literal: up to the next delimiter.
+    while (pos < end) {
+      const c = <u32>load<u8>(base + <usize>pos);
+      if (c == 0x2c || c == 0x7d || c == 0x5d || c == 0x3a || isWs(c)) break;
+      pos++;
+    }
+    return pos;
+  }
+  return skipNested(base, pos, end, 0);
+}
+
+/** The end of the container that is `depth` levels open at `pos` (0: the container starts at `pos`). */
+function skipNested(base: usize, pos: i32, end: i32, depth: i32): i32 {
+  while (pos < end) {
+    const c = <u32>load<u8>(base + <usize>pos);
+    if (c == 0x22) {
+      pos = skipString(base, pos, end);
+      continue;
+    }
+    pos++;
+    if (c == 0x7b || c == 0x5b) depth++;
+    else if ((c == 0x7d || c == 0x5d) && --depth == 0) return pos;
+  }
+  return end;
+}
+
+/**
+ * Records into `out` the member spans (see JsonValue.spans) of the validated container at
+ * [start, end). Every read stays inside the span, so a hand-made JsonValue cannot read past it.
+ */
+function recordMembers(base: usize, start: i32, end: i32, kind: i32, out: Array<i32>): void {
+  const isObject = kind == JSON_OBJECT;
+  let pos = skipWs(base, start + 1, end);
+  if (pos >= end - 1) return; // empty (or not a container)
+  while (pos < end) {
+    if (isObject) {
+      const keyEnd = skipString(base, pos, end);
+      out.push(pos);
+      out.push(keyEnd);
+      pos = skipWs(base, skipWs(base, keyEnd, end) + 1, end); // past the ':'
+    }
+    const valueEnd = skipValue(base, pos, end);
+    out.push(pos);
+    out.push(valueEnd);
+    pos = skipWs(base, valueEnd, end);
+    if (pos >= end || load<u8>(base + <usize>pos) != 0x2c) return;
+    pos = skipWs(base, pos + 1, end);
+  }
+}
+
+/**
+ * Scans the number at `pos` (before `end`); returns the position after it, or -(p + 1) when it is
+ * not a number, p being where it went wrong. Fills in `v`'s number fields when `v` is given.
+ */
+function scanNumber(base: usize, pos: i32, end: i32, v: JsonValue | null): i32 {
+  const start = pos;
+  let neg = false;
+  if (load<u8>(base + <usize>pos) == 0x2d) {
+    neg = true;
+    pos++;
+  }
+  const digitsStart = pos;
+  let acc: u64 = 0;
+  let overflow = false;
+  if (pos < end && load<u8>(base + <usize>pos) == 0x30) {
+    pos++;
+  } else {
+    while (pos < end) {
+      const d = <u32>load<u8>(base + <usize>pos) - 0x30;
+      if (d > 9) break;
+      if (acc > 922337203685477580) overflow = true;
+      acc = acc * 10 + <u64>d;
+      pos++;
+    }
+  }
+  if (pos == digitsStart) return -(pos + 1);
+  let integral = true;
+  if (pos < end && load<u8>(base + <usize>pos) == 0x2e) {
+    integral = false;
+    pos++;
+    const fracStart = pos;
+    while (pos < end && <u32>load<u8>(base + <usize>pos) - 0x30 <= 9) pos++;
+    if (pos == fracStart) return -(pos + 1);
+  }
+  if (pos < end && (load<u8>(base + <usize>pos) | 0x20) == 0x65) {
+    integral = false;
+    pos++;
+    if (pos < end && (load<u8>(base + <usize>pos) == 0x2b || load<u8>(base + <usize>pos) == 0x2d)) pos++;
+    const expStart = pos;
+    while (pos < end && <u32>load<u8>(base + <usize>pos) - 0x30 <= 9) pos++;
+    if (pos == expStart) return -(pos + 1);
+  }
+  if (v !== null) {
+    if (integral && !overflow && acc <= <u64>i64.MAX_VALUE) {
+      v.isInteger = true;
+      v.integer = neg ? -<i64>acc : <i64>acc;
+      v.number = neg && acc == 0 ? -0.0 : <f64>v.integer;
+    } else {
+      v.number = parseFloat(String.UTF8.decodeUnsafe(base + <usize>start, <usize>(pos - start)));
+    }
+  }
+  return pos;
+}
+
+/**
+ * Checks that a document is JSON, allocating nothing (but the root's member spans, when asked).
+ * Its failures name what went wrong and the byte where it did.
+ */
+class Validator {
+  base: usize = 0;
   pos: i32 = 0;
-  end: i32;
+  end: i32 = 0;
   err: string = "";
 
-  constructor(src: Uint8Array) {
-    this.src = src;
+  /** Starts on a new document. */
+  reset(src: Uint8Array): void {
     this.base = src.dataStart;
+    this.pos = 0;
     this.end = src.length;
+    this.err = "";
   }
 
   @inline peek(): u32 {
     return <u32>load<u8>(this.base + <usize>this.pos);
   }
 
-  fail(what: string): JsonValue | null {
+  fail(what: string): bool {
     if (this.err.length == 0) {
       this.err = this.pos < this.end
         ? what + " at byte " + this.pos.toString()
         : what + " at the end of the input";
     }
-    return null;
+    return false;
+  }
+
+  /** Fails at `pos`. */
+  failAt(pos: i32, what: string): bool {
+    this.pos = pos;
+    return this.fail(what);
   }
 
   ws(): void {
-    while (this.pos < this.end) {
-      const c = this.peek();
-      if (c == 0x20 || c == 0x0a || c == 0x0d || c == 0x09) this.pos++;
-      else break;
-    }
+    this.pos = skipWs(this.base, this.pos, this.end);
   }
 
-  literal(word: string, kind: i32, b: bool): JsonValue | null {
+  literal(word: string): bool {
     const n = word.length;
     if (this.end - this.pos < n) return this.fail("invalid literal");
     for (let i = 0; i < n; i++) {
@@ -215,32 +553,28 @@ class Parser {
         return this.fail("invalid literal");
       }
     }
-    const v = new JsonValue(kind, this.src, this.pos);
-    v.boolean = b;
     this.pos += n;
-    v.end = this.pos;
-    return v;
+    return true;
   }
 
-  value(depth: i32): JsonValue | null {
+  /** A value; a container records its member spans into `record` when one is given. */
+  value(depth: i32, record: Array<i32> | null = null): bool {
     if (this.pos >= this.end) return this.fail("expected a value");
     const c = this.peek();
     if (c == 0x22) return this.string();
-    if (c == 0x7b) return this.object(depth);
-    if (c == 0x5b) return this.array(depth);
-    if (c == 0x74) return this.literal("true", JSON_BOOL, true);
-    if (c == 0x66) return this.literal("false", JSON_BOOL, false);
-    if (c == 0x6e) return this.literal("null", JSON_NULL, false);
+    if (c == 0x7b) return this.object(depth, record);
+    if (c == 0x5b) return this.array(depth, record);
+    if (c == 0x74) return this.literal("true");
+    if (c == 0x66) return this.literal("false");
+    if (c == 0x6e) return this.literal("null");
     if (c == 0x2d || (c >= 0x30 && c <= 0x39)) return this.num();
     return this.fail("unexpected character");
   }
 
-  string(): JsonValue | null {
-    const v = new JsonValue(JSON_STRING, this.src, this.pos);
-    this.pos++; // opening quote
+  string(): bool {
     const base = this.base;
     const end = this.end;
-    let pos = this.pos;
+    let pos = this.pos + 1; // past the opening quote
     while (true) {
       // The common case: plain bytes.
       while (pos < end) {
@@ -248,172 +582,104 @@ class Parser {
         if (c == 0x22 || c == 0x5c || c < 0x20) break;
         pos++;
       }
-      if (pos >= end) {
-        this.pos = pos;
-        return this.fail("unterminated string");
-      }
+      if (pos >= end) return this.failAt(pos, "unterminated string");
       const c = <u32>load<u8>(base + <usize>pos);
       if (c == 0x22) break;
-      if (c < 0x20) {
-        this.pos = pos;
-        return this.fail("control character in string");
-      }
+      if (c < 0x20) return this.failAt(pos, "control character in string");
       // Backslash escape.
-      v.escaped = true;
-      if (pos + 1 >= end) {
-        this.pos = pos;
-        return this.fail("unterminated string");
-      }
+      if (pos + 1 >= end) return this.failAt(pos, "unterminated string");
       const e = <u32>load<u8>(base + <usize>(pos + 1));
       if (e == 0x75) {
-        if (pos + 6 > end || hex4(base + <usize>(pos + 2)) < 0) {
-          this.pos = pos;
-          return this.fail("invalid \\u escape");
-        }
+        if (pos + 6 > end || hex4(base + <usize>(pos + 2)) < 0) return this.failAt(pos, "invalid \\u escape");
         pos += 6;
       } else if (e == 0x22 || e == 0x5c || e == 0x2f || e == 0x62 || e == 0x66 || e == 0x6e || e == 0x72 || e == 0x74) {
         pos += 2;
       } else {
-        this.pos = pos;
-        return this.fail("invalid escape");
+        return this.failAt(pos, "invalid escape");
       }
     }
     this.pos = pos + 1;
-    v.end = this.pos;
-    return v;
+    return true;
   }
 
-  num(): JsonValue | null {
-    const v = new JsonValue(JSON_NUMBER, this.src, this.pos);
-    const base = this.base;
-    let pos = this.pos;
-    let neg = false;
-    if (load<u8>(base + <usize>pos) == 0x2d) {
-      neg = true;
-      pos++;
-    }
-    const digitsStart = pos;
-    let acc: u64 = 0;
-    let overflow = false;
-    if (pos < this.end && load<u8>(base + <usize>pos) == 0x30) {
-      pos++;
-    } else {
-      while (pos < this.end) {
-        const d = <u32>load<u8>(base + <usize>pos) - 0x30;
-        if (d > 9) break;
-        if (acc > 922337203685477580) overflow = true;
-        acc = acc * 10 + <u64>d;
-        pos++;
-      }
-    }
-    if (pos == digitsStart) {
-      this.pos = pos;
-      return this.fail("invalid number");
-    }
-    let integral = true;
-    if (pos < this.end && load<u8>(base + <usize>pos) == 0x2e) {
-      integral = false;
-      pos++;
-      const fracStart = pos;
-      while (pos < this.end && <u32>load<u8>(base + <usize>pos) - 0x30 <= 9) pos++;
-      if (pos == fracStart) {
-        this.pos = pos;
-        return this.fail("invalid number");
-      }
-    }
-    if (pos < this.end && (load<u8>(base + <usize>pos) | 0x20) == 0x65) {
-      integral = false;
-      pos++;
-      if (pos < this.end && (load<u8>(base + <usize>pos) == 0x2b || load<u8>(base + <usize>pos) == 0x2d)) pos++;
-      const expStart = pos;
-      while (pos < this.end && <u32>load<u8>(base + <usize>pos) - 0x30 <= 9) pos++;
-      if (pos == expStart) {
-        this.pos = pos;
-        return this.fail("invalid number");
-      }
-    }
-    v.end = pos;
+  num(): bool {
+    const pos = scanNumber(this.base, this.pos, this.end, null);
+    if (pos < 0) return this.failAt(-pos - 1, "invalid number");
     this.pos = pos;
-    if (integral && !overflow && acc <= <u64>i64.MAX_VALUE) {
-      v.isInteger = true;
-      v.integer = neg ? -<i64>acc : <i64>acc;
-      v.number = neg && acc == 0 ? -0.0 : <f64>v.integer;
-    } else {
-      v.number = parseFloat(v.rawText());
-    }
-    return v;
+    return true;
   }
 
-  array(depth: i32): JsonValue | null {
+  array(depth: i32, record: Array<i32> | null): bool {
     if (depth >= MAX_DEPTH) return this.fail("nested too deeply");
-    const v = new JsonValue(JSON_ARRAY, this.src, this.pos);
-    const items = new Array<JsonValue>();
-    v.items = items;
     this.pos++;
     this.ws();
     if (this.pos < this.end && this.peek() == 0x5d) {
       this.pos++;
-      v.end = this.pos;
-      return v;
+      return true;
     }
     while (true) {
       this.ws();
-      const item = this.value(depth + 1);
-      if (item === null) return null;
-      items.push(item);
-      this.ws();
-      if (this.pos >= this.end) return this.fail("unterminated array");
-      const c = this.peek();
-      this.pos++;
-      if (c == 0x2c) continue;
-      if (c == 0x5d) break;
-      this.pos--;
-      return this.fail("expected , or ]");
+      const start = this.pos;
+      if (!this.value(depth + 1)) return false;
+      if (record !== null) {
+        record.push(start);
+        record.push(this.pos);
+      }
+      const after = this.afterMember(0x5d, "unterminated array", "expected , or ]");
+      if (after != MORE) return after == CLOSED;
     }
-    v.end = this.pos;
-    return v;
   }
 
-  object(depth: i32): JsonValue | null {
+  object(depth: i32, record: Array<i32> | null): bool {
     if (depth >= MAX_DEPTH) return this.fail("nested too deeply");
-    const v = new JsonValue(JSON_OBJECT, this.src, this.pos);
-    const keys = new Array<string>();
-    const items = new Array<JsonValue>();
-    v.keys = keys;
-    v.items = items;
     this.pos++;
     this.ws();
     if (this.pos < this.end && this.peek() == 0x7d) {
       this.pos++;
-      v.end = this.pos;
-      return v;
+      return true;
     }
     while (true) {
       this.ws();
       if (this.pos >= this.end || this.peek() != 0x22) return this.fail("expected a string key");
-      const k = this.string();
-      if (k === null) return null;
+      const keyStart = this.pos;
+      if (!this.string()) return false;
+      const keyEnd = this.pos;
       this.ws();
       if (this.pos >= this.end || this.peek() != 0x3a) return this.fail("expected :");
       this.pos++;
       this.ws();
-      const item = this.value(depth + 1);
-      if (item === null) return null;
-      keys.push(k.str());
-      items.push(item);
-      this.ws();
-      if (this.pos >= this.end) return this.fail("unterminated object");
-      const c = this.peek();
-      this.pos++;
-      if (c == 0x2c) continue;
-      if (c == 0x7d) break;
-      this.pos--;
-      return this.fail("expected , or }");
+      const start = this.pos;
+      if (!this.value(depth + 1)) return false;
+      if (record !== null) {
+        record.push(keyStart);
+        record.push(keyEnd);
+        record.push(start);
+        record.push(this.pos);
+      }
+      const after = this.afterMember(0x7d, "unterminated object", "expected , or }");
+      if (after != MORE) return after == CLOSED;
     }
-    v.end = this.pos;
-    return v;
+  }
+
+  /** After a member: consumes "," (MORE) or `close` (CLOSED), or fails (FAILED). */
+  private afterMember(close: u32, unterminated: string, expected: string): i32 {
+    this.ws();
+    const c = this.pos < this.end ? this.peek() : 0;
+    if (c != 0x2c && c != close) {
+      this.fail(this.pos < this.end ? expected : unterminated);
+      return FAILED;
+    }
+    this.pos++;
+    return c == close ? CLOSED : MORE;
   }
 }
+
+/** The one validator parseJson uses (it never calls out while checking, so it is never re-entered). */
+const validator = new Validator();
+
+const FAILED: i32 = 0;
+const MORE: i32 = 1;
+const CLOSED: i32 = 2;
 
 /** Value of four hex digits at `p`, or -1. */
 function hex4(p: usize): i32 {
