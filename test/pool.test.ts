@@ -101,6 +101,16 @@ describe.skipIf(!hasJspi())('pool isolation', () => {
     expect((await again.call('echo', 'back')).text()).toBe('back')
   })
 
+  test('a capsule whose load waited behind a runaway on the same worker loads on the new worker', async () => {
+    const runtime = poolRuntime([], { pool: { size: 1 } })
+    const spinner = await runtime.load({ wasm: capsulePath('probe'), limits: { callTimeoutMs: 300 } })
+    const spinning = spinner.call('spin')
+    // Posted after the call, so the worker takes it only once the spin is over: here, when the worker is replaced.
+    const late = runtime.load({ wasm: capsulePath('probe') })
+    await expect(spinning).rejects.toMatchObject({ code: 'call_timeout' })
+    expect((await (await late).call('echo', 'loaded')).text()).toBe('loaded')
+  })
+
   test('a capsule that times out while it waits in a host call is stopped without replacing its worker: the call beside it completes', async () => {
     const held = await holdingServer()
     const runtime = poolRuntime([held.server.port], { pool: { size: 1 } })
@@ -144,6 +154,19 @@ describe.skipIf(!hasJspi())('pool isolation', () => {
     const capsules = await Promise.all(Array.from({ length: 6 }, (_, i) => runtime.load({ wasm: capsulePath('probe'), config: { n: String(i) } })))
     const seen = await Promise.all(capsules.map(async (c) => (await c.call('config_get', 'n')).text()))
     expect(seen).toEqual(['0', '1', '2', '3', '4', '5'])
+  })
+
+  test("Extism's kernel HTTP goes through the main thread's rules and audit", async () => {
+    const runtime = poolRuntime([upstream.server.port], { pool: { size: 1 } })
+    const events: Array<{ abi?: string; allowed: boolean }> = []
+    runtime.audit.on('request', (event) => void events.push(event))
+    const plugin = await runtime.load({ wasm: capsulePath('extism-http'), id: 'kernel-http' })
+    expect((await plugin.call('http_request', JSON.stringify({ url: url('/quick') }))).text()).toBe('quick')
+    await expect(plugin.call('http_request', JSON.stringify({ url: 'http://elsewhere.test/' }))).rejects.toMatchObject({ code: 'capsule_failed', hostCode: 'denied' })
+    expect(events).toMatchObject([
+      { abi: 'extism', allowed: true },
+      { abi: 'extism', allowed: false },
+    ])
   })
 
   test.skipIf(process.platform !== 'linux')('runtime.close() ends the pool: its worker threads are gone', async () => {

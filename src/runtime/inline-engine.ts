@@ -6,7 +6,7 @@ import type { CapsuleEngine } from './capsule.js'
 import type { CapsuleHttp, ReadResult } from './capsule-http.js'
 import { asyncHostFunctions, HOST_NAMESPACE, HostFailure, type HostIo, type MemoryRef } from './host-functions.js'
 import { CallBlockLedger, kernelFunctions, type CapsuleLog } from './kernel-guards.js'
-import { asyncKernelHttpFunctions, type KernelReply } from './kernel-http.js'
+import type { KernelReply } from './kernel-http.js'
 import { KERNEL_HTTP_NAMESPACE } from './module-bounds.js'
 import type { EngineLogs } from './logs.js'
 import type { CompiledCapsule } from './modules.js'
@@ -70,6 +70,8 @@ export class JspiCapsule {
   readonly #ledger: CallBlockLedger
   readonly #sleeps = new WasiSleeps()
   #slot: PluginSlot | undefined
+  /** Extism's kernel HTTP functions, loaded only for a module that imports them (their module loads zod: ~0.2-0.5 s in a new pool worker). */
+  #kernelHttp: typeof import('./kernel-http.js') | undefined
   #stopped = false
 
   private constructor(options: JspiCapsuleOptions) {
@@ -80,6 +82,7 @@ export class JspiCapsule {
   /** Instantiates the module (running its start function); a failure is `load_failed`. */
   static async open(options: JspiCapsuleOptions, io: JspiHostIo): Promise<JspiCapsule> {
     const capsule = new JspiCapsule(options)
+    if (WebAssembly.Module.imports(options.module).some((i) => i.module === KERNEL_HTTP_NAMESPACE)) capsule.#kernelHttp = await import('./kernel-http.js')
     capsule.#slot = await PluginSlot.open(() => capsule.#instantiate(io))
     return capsule
   }
@@ -105,12 +108,14 @@ export class JspiCapsule {
       [HOST_NAMESPACE]: asyncHostFunctions(host, ref),
       'extism:host/env': kernelFunctions(this.#ledger, this.#log, config, lines),
       ...wasiNamespace(ref, wasi, lines, (deadline) => wait(this.#sleeps.until(deadline, this.#checkpoint))),
-      [KERNEL_HTTP_NAMESPACE]: asyncKernelHttpFunctions({
-        send: (checked) => wait(io.kernelRequest(checked)),
-        refused: (error) => io.recordInvalid({ kind: 'request', error, abi: 'extism' }),
-        checkpoint: this.#checkpoint,
-        budget: this.#ledger,
-        maxRequestBytes: io.maxRequestBytes,
+      ...(this.#kernelHttp && {
+        [KERNEL_HTTP_NAMESPACE]: this.#kernelHttp.asyncKernelHttpFunctions({
+          send: (checked) => wait(io.kernelRequest(checked)),
+          refused: (error) => io.recordInvalid({ kind: 'request', error, abi: 'extism' }),
+          checkpoint: this.#checkpoint,
+          budget: this.#ledger,
+          maxRequestBytes: io.maxRequestBytes,
+        }),
       }),
     }
   }

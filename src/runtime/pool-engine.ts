@@ -5,14 +5,12 @@ import { dirname, join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { CapsuleError } from '../errors.js'
 import type { CapsuleEngine } from './capsule.js'
-import type { CapsuleHttp } from './capsule-http.js'
 import { requireJspi } from './inline-engine.js'
 import type { EngineLogs } from './logs.js'
-import type { CompiledCapsule } from './modules.js'
 import { PoolHost } from './pool-host.js'
 import { newStateWord, stopUnlessRunning, type PoolCapsuleSpec } from './pool-protocol.js'
 import { PoolThread, type ThreadSlot } from './pool-thread.js'
-import type { WasiGrants } from './wasi-grants.js'
+import type { WorkerEngineOptions } from './worker-engine.js'
 import { importClosure, outputOf, staleOutputs } from './worker-script.js'
 
 /** The pool's size when `pool.size` is not given: one worker per core Node reports. */
@@ -39,18 +37,8 @@ export function poolScript(engineUrl = new URL(import.meta.url)): URL {
   return pathToFileURL(built)
 }
 
-export interface PoolEngineOptions {
-  readonly compiled: CompiledCapsule
-  readonly http: CapsuleHttp
-  readonly config: Record<string, string>
-  readonly memoryBytes: number
-  readonly maxRequestBytes: number
-  readonly maxOutputBytes: number
-  /** Instantiation (the module's start function) must finish within this; also how long an unloaded capsule may keep running. */
-  readonly loadTimeoutMs: number
-  readonly logs?: EngineLogs
-  readonly wasi?: WasiGrants
-}
+/** The same options as a worker capsule's: `loadTimeoutMs` also bounds how long an unloaded capsule may keep running. */
+export type PoolEngineOptions = WorkerEngineOptions
 
 /** One capsule on the pool: its engine, and what its thread needs to instantiate it again. */
 class PoolSlot implements ThreadSlot, CapsuleEngine {
@@ -95,8 +83,11 @@ class PoolSlot implements ThreadSlot, CapsuleEngine {
     this.host.closeStreams()
     clearTimeout(this.#loadTimer)
     this.state = newStateWord()
-    this.#ready = new Promise((resolve, reject) => (this.#load = { resolve, reject }))
-    this.#ready.catch(() => undefined)
+    // A load still waiting (its worker was replaced meanwhile) keeps its promise: the new instance settles it.
+    if (!this.#load) {
+      this.#ready = new Promise((resolve, reject) => (this.#load = { resolve, reject }))
+      this.#ready.catch(() => undefined)
+    }
     this.thread.post({ type: 'load', slot: this.id, spec: { ...this.#spec, state: this.state } })
   }
 
@@ -107,6 +98,7 @@ class PoolSlot implements ThreadSlot, CapsuleEngine {
   loaded(): void {
     clearTimeout(this.#loadTimer)
     this.#load?.resolve()
+    this.#load = undefined
   }
 
   loadFailed(message: string): void {
@@ -115,6 +107,7 @@ class PoolSlot implements ThreadSlot, CapsuleEngine {
     const error = new CapsuleError('load_failed', message)
     this.#dead ??= error
     this.#load?.reject(error)
+    this.#load = undefined
   }
 
   #loadTimedOut(): void {
@@ -156,19 +149,20 @@ class PoolSlot implements ThreadSlot, CapsuleEngine {
   }
 }
 
-/** A fixed number of worker threads, started as capsules need them; each capsule goes to the least loaded. */
+/** A fixed number of worker threads, started with the first capsule; each capsule goes to the least loaded. */
 export class CapsulePool {
   readonly #threads: PoolThread[] = []
   #nextSlot = 1
 
   constructor(readonly size: number) {}
 
+  /** The least loaded thread; the first capsule starts them all at once (a thread takes ~0.1-0.5 s to start, mostly imports). */
   #pick(): PoolThread {
-    const least = this.#threads.reduce<PoolThread | undefined>((best, t) => (best === undefined || t.slots.size < best.slots.size ? t : best), undefined)
-    if (least && (least.slots.size === 0 || this.#threads.length >= this.size)) return least
-    const thread = new PoolThread(poolScript())
-    this.#threads.push(thread)
-    return thread
+    if (this.#threads.length === 0) {
+      const script = poolScript()
+      for (let i = 0; i < this.size; i++) this.#threads.push(new PoolThread(script, true))
+    }
+    return this.#threads.reduce((best, thread) => (thread.slots.size < best.slots.size ? thread : best))
   }
 
   /** Instantiates a capsule on the least loaded worker. */

@@ -40,8 +40,10 @@ export class PoolThread {
   /** How many times its worker was replaced (for tests and the docs' claims). */
   replacements = 0
 
-  constructor(script: URL) {
+  /** `start`: start the worker now, before any capsule needs it. */
+  constructor(script: URL, start = false) {
     this.#script = script
+    if (start) this.#worker = this.#start()
   }
 
   #start(): Worker {
