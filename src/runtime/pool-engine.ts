@@ -142,6 +142,7 @@ class PoolSlot implements ThreadSlot, CapsuleEngine {
 
   /** It was running Wasm when unloaded: if its worker has not dropped it within its time limit, the worker is replaced. */
   #watch(): void {
+    this.thread.unloading.set(this.id, this)
     const generation = this.thread.replacements
     setTimeout(() => {
       if (!this.#acked && this.thread.replacements === generation) this.thread.replace('a capsule unloaded on its pool worker did not stop')

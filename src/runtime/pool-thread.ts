@@ -30,6 +30,8 @@ interface PendingCall {
 
 export class PoolThread {
   readonly slots = new Map<number, ThreadSlot>()
+  /** Capsules unloaded while their Wasm was running, until their worker says it dropped them. */
+  readonly unloading = new Map<number, ThreadSlot>()
   readonly #calls = new Map<number, PendingCall>()
   readonly #script: URL
   #worker: Worker | undefined
@@ -128,6 +130,7 @@ export class PoolThread {
     void old?.terminate()
     this.replacements++
     const calls = [...this.#calls.keys()].map((id) => this.#settle(id)!)
+    this.unloading.clear()
     this.#worker = this.#start()
     for (const slot of this.slots.values()) slot.instantiate()
     for (const call of calls) {
@@ -140,6 +143,10 @@ export class PoolThread {
     if (worker !== this.#worker) return
     this.#started = true
     if (message.type === 'result' || message.type === 'failure') return this.#finish(message)
+    if (message.type === 'unloaded') {
+      this.unloading.get(message.slot)?.unloaded()
+      return void this.unloading.delete(message.slot)
+    }
     const slot = this.slots.get(message.slot)
     if (!slot) return
     switch (message.type) {
@@ -155,8 +162,6 @@ export class PoolThread {
         return slot.loaded()
       case 'load_error':
         return slot.loadFailed(message.message)
-      case 'unloaded':
-        return slot.unloaded()
     }
   }
 
