@@ -20,9 +20,10 @@ const RESULT = 20
 /**
  * A worker on the built channel: each call's bytes go back to the main thread as a host call,
  * and the host's reply (and status) is the call's result. `legacy`: host calls only, as a
- * serveChannel client does, each reply posted back by postMessage.
+ * serveChannel client does, each reply posted back by postMessage. `greet`: first two messages
+ * the host does not answer. `busy` is the spin policy's busy word; in `greet` mode also the flag
+ * the worker sets before its second message.
  */
-/** `busy` is the spin policy's busy word; in 'greet' mode also the flag the worker sets before its second post. */
 function echoWorker(buffer: SharedArrayBuffer, mode: 'calls' | 'legacy' | 'greet', busy = new SharedArrayBuffer(4)): Worker {
   const code = `
     const { workerData, parentPort } = require('node:worker_threads')

@@ -186,7 +186,8 @@ class WorkerEngine implements CapsuleEngine {
   async #exchange(call?: Uint8Array): Promise<ChannelMessage> {
     const exchanged = call ? this.#host.exchange(CALL_OP, call) : this.#host.exchange()
     const message = await Promise.race([exchanged.catch((error) => this.#failure(error)), this.#death])
-    await Promise.race([this.#logs.caughtUp(message), this.#death])
+    const behind = this.#logs.caughtUp(message)
+    if (behind) await Promise.race([behind, this.#death])
     return message
   }
 
