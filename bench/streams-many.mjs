@@ -17,13 +17,14 @@
 // undici counting bytes and raw undici running the same FNV-1a in JS. Every loop is bounded by a
 // count; it connects to nothing but the server it starts on 127.0.0.1; nothing asserts on time.
 
+import { createServer } from 'node:http'
 import os from 'node:os'
 import { finished } from 'node:stream/promises'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { Agent, request as undiciRequest } from 'undici'
 import { createRuntime, createSafeFetch, hasJspi } from '../dist/index.js'
-import { knob, listen, median, loadAverage, runBench } from './common.mjs'
+import { knob, median, loadAverage, runBench } from './common.mjs'
 
 const MiB = 1024 * 1024
 const CAPSULES = knob('BENCH_MANY_CAPSULES', 50)
@@ -38,17 +39,10 @@ const PROBE = new URL('../capsules/dist/probe.wasm', import.meta.url)
 const BLOCK = Buffer.alloc(MiB)
 for (let i = 0; i < BLOCK.length; i++) BLOCK[i] = (i * 31 + (i >> 8)) & 0xff
 
-/**
- * `/big?bytes=N`: N bytes of BLOCK, written as the socket drains. `connection: close`, so that a
- * stream left paused on its last chunk for longer than the server's keep-alive timeout (5 s; a
- * loaded machine gets there) still ends: before this change capsule-host failed such a stream
- * with `network` (it now never pauses on a declared body's last bytes), which would stop the
- * run of an older build.
- * @type {import('node:http').RequestListener}
- */
+/** `/big?bytes=N`: N bytes of BLOCK, written as the socket drains. @type {import('node:http').RequestListener} */
 function upstream(req, res) {
   const total = Number(new URL(req.url ?? '/', 'http://upstream').searchParams.get('bytes'))
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total, connection: 'close' })
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total })
   let sent = 0
   const pump = () => {
     while (sent < total) {
@@ -59,6 +53,24 @@ function upstream(req, res) {
     res.end()
   }
   pump()
+}
+
+/**
+ * A node:http server on 127.0.0.1 that keeps idle connections 60 s. Node's default (5 s) closes
+ * one once its response is written: before this change a stream paused on its last chunk that
+ * long then failed with `network` (and undici 7 asserts, exiting, when the response says
+ * `connection: close`). A loaded machine gets there, so this lets an older build run to the end.
+ * @param {import('node:http').RequestListener} handler
+ */
+async function listenKeptAlive(handler) {
+  const server = createServer({ keepAliveTimeout: 60_000 }, handler)
+  server.keepAliveTimeout = 60_000
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)))
+  const address = /** @type {import('node:net').AddressInfo} */ (server.address())
+  return {
+    port: address.port,
+    close: () => new Promise((resolve) => (server.closeAllConnections(), server.close(() => resolve(undefined)))),
+  }
 }
 
 /** Forces a full GC when the flag can be set at run time, so each memory sample starts level. */
@@ -185,7 +197,7 @@ function report(paths, fnvIndex) {
 async function main(cleanup) {
   const modes = /** @type {Array<'worker' | 'inline'>} */ (hasJspi() ? ['inline', 'worker'] : ['worker'])
   console.log(`streams-many: Node ${process.version}, ${os.availableParallelism()} CPUs, load average ${loadAverage()}`)
-  const server = await listen(upstream)
+  const server = await listenKeptAlive(upstream)
   cleanup.push(() => server.close())
   const rawBase = `http://127.0.0.1:${server.port}`
   const safeBase = `http://bench.test:${server.port}`

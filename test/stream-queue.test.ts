@@ -89,13 +89,14 @@ class FakeExchange implements BodySource {
 }
 
 describe('the reader queues about one read\'s worth', () => {
-  test('before the first read: one default read-ahead (64 KiB), then a pause, whatever the chunk size', () => {
+  test('before the first read: one default read-ahead (128 KiB), then a pause, whatever the chunk size', () => {
+    expect(DEFAULT_READ_AHEAD_BYTES).toBe(128 * KiB)
     for (const [size, queued] of [
-      [64 * KiB, 64 * KiB], // undici's chunk: one, and it pauses
-      [16 * KiB, 64 * KiB], // four
-      [40 * KiB, 80 * KiB], // two: the second passes 64 KiB, and the pause comes after it
-      [100 * KiB, 100 * KiB], // one larger chunk
-      [1, 64 * KiB],
+      [64 * KiB, 128 * KiB], // undici's chunk: two, and it pauses
+      [16 * KiB, 128 * KiB], // eight
+      [40 * KiB, 160 * KiB], // four: the fourth passes 128 KiB, and the pause comes after it
+      [100 * KiB, 200 * KiB], // two larger chunks
+      [1, 128 * KiB],
     ] as const) {
       const exchange = new FakeExchange(patternChunks(256 * KiB, size), 'ready')
       expect(exchange.reader.buffered, `chunks of ${size}`).toBe(queued)
@@ -132,17 +133,19 @@ describe('the reader queues about one read\'s worth', () => {
   })
 
   test('pause and resume come exactly at the read-ahead: a pause on the push that reaches it, a resume on the read that takes the queue below it', async () => {
-    const exchange = new FakeExchange(patternChunks(1 * MiB, 64 * KiB), 'ready')
+    const chunk = 64 * KiB
+    const exchange = new FakeExchange(patternChunks(1 * MiB, chunk), 'ready')
     const { reader, calls } = exchange
     expect(calls).toEqual(['pause'])
-    // 64 KiB queued; reads of 7 leave 7 or more queued: no resume, no push.
+    // One read-ahead queued; reads of 7 leave 7 or more queued: no resume, no push.
     for (let i = 0; i < 100; i++) expect((await reader.read(7))!.length).toBe(7)
     expect(calls).toEqual(['pause'])
-    expect(exchange.pushes).toHaveLength(1)
-    // A read of everything queued takes it below 7: one resume, one chunk, one pause again.
-    expect((await reader.read(64 * KiB))!.length).toBe(64 * KiB - 700)
+    expect(exchange.pushes).toHaveLength(DEFAULT_READ_AHEAD_BYTES / chunk)
+    // A read of everything queued takes it below its size: one resume, chunks up to it, one pause again.
+    expect((await reader.read(DEFAULT_READ_AHEAD_BYTES))!.length).toBe(DEFAULT_READ_AHEAD_BYTES - 700)
     expect(calls).toEqual(['pause', 'resume', 'pause'])
-    expect(reader.buffered).toBe(64 * KiB)
+    expect(reader.buffered).toBe(DEFAULT_READ_AHEAD_BYTES)
+    expect(exchange.pushes).toHaveLength((2 * DEFAULT_READ_AHEAD_BYTES) / chunk)
   })
 
   test.each(
@@ -198,7 +201,7 @@ describe('the reader queues about one read\'s worth', () => {
     subscribe('capsule-host:body-reader:paused', listener)
     try {
       const exchange = new FakeExchange(patternChunks(1 * MiB, 40 * KiB), 'ready')
-      expect(seen).toEqual([{ reader: exchange.reader, buffered: 80 * KiB, readAhead: DEFAULT_READ_AHEAD_BYTES }])
+      expect(seen).toEqual([{ reader: exchange.reader, buffered: 160 * KiB, readAhead: DEFAULT_READ_AHEAD_BYTES }])
     } finally {
       unsubscribe('capsule-host:body-reader:paused', listener)
     }

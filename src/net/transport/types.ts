@@ -34,7 +34,7 @@ export interface BodyReader {
    * The next chunk as received; or, with `maxBytes`, everything already received up to that
    * many bytes in one piece (waiting only when nothing is buffered). Never empty. The size also
    * says how much to receive ahead for the next read: a network reader queues about that much
-   * (capped; one chunk when no size is given) and then stops reading the socket.
+   * (capped; two chunks when no size is given) and then stops reading the socket.
    */
   read(maxBytes?: number): Promise<Uint8Array | null>
   /** Stops the exchange and releases its socket; idempotent. */
