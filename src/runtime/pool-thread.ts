@@ -71,12 +71,15 @@ export class PoolThread {
     return (this.#worker ??= this.#start())
   }
 
+  /** Sends to the worker (starting it if it has not started); nothing once the pool is closed. */
   post(message: ToPool, transfer: ArrayBuffer[] = []): void {
+    if (this.#closed) return
     this.#current().postMessage(message, transfer)
   }
 
   /** Runs one export of `slot`; at `timeoutMs` the capsule is stopped, and its worker replaced if it is still running. */
   call(slot: ThreadSlot, name: string, input: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (this.#closed) return Promise.reject(new CapsuleError('unloaded', 'the runtime was closed'))
     return new Promise((resolve, reject) => {
       const id = this.#nextCall++
       const timer = setTimeout(() => this.#expire(id, name, timeoutMs), timeoutMs)
@@ -124,6 +127,7 @@ export class PoolThread {
    * `capsule_failed` (hostCode `cancelled`), and every capsule still on it is instantiated again there.
    */
   replace(why: string): void {
+    if (this.#closed) return
     const old = this.#worker
     old?.removeAllListeners()
     old?.on('error', () => undefined)
@@ -189,6 +193,7 @@ export class PoolThread {
   async close(): Promise<void> {
     this.#closed = true
     for (const id of [...this.#calls.keys()]) this.#settle(id)?.reject(new CapsuleError('unloaded', 'the runtime was closed'))
+    for (const slot of [...this.slots.values()]) slot.loadFailed('the runtime was closed while the capsule was loading')
     await this.#worker?.terminate()
   }
 }
