@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { buffer as readAll } from 'node:stream/consumers'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import type { Isolation } from './runtime/runtime.js'
 import { LOG_LEVELS, type LogLevel } from './runtime/logs.js'
 import { safeText } from './safe-text.js'
 import { MAX_TIMER_MS } from './timers.js'
@@ -33,7 +34,7 @@ Options:
   --allow HOST|URL         allow https://HOST, or a URL such as http://HOST:8080; a path in the
                            URL (https://HOST/v1/**) allows only that route; repeatable
   --rules rules.json       rules from a file: an array of rules, or { "rules": [...] }
-  --isolation MODE         worker (default) or inline (needs Node 25+)
+  --isolation MODE         worker (default), inline or pool (inline and pool need Node 25+)
   --resolve NAME=IP        answer NAME with IP instead of DNS; repeatable
   --allow-address CIDR     exempt a CIDR from the address blocklist (for local servers); repeatable
   --ca file.pem            trust an extra CA certificate
@@ -263,8 +264,8 @@ function runPlan(values: RunValues, positionals: string[]) {
   if (wasm?.toLowerCase().endsWith('.json') && values.manifest === undefined) {
     throw new UsageError(`${wasm} looks like a manifest, not a module: give it as --manifest ${wasm}`)
   }
-  if (values.isolation !== undefined && values.isolation !== 'worker' && values.isolation !== 'inline') {
-    throw new UsageError(`--isolation ${values.isolation}: expected worker or inline`)
+  if (values.isolation !== undefined && !['worker', 'inline', 'pool'].includes(values.isolation)) {
+    throw new UsageError(`--isolation ${values.isolation}: expected worker, inline or pool`)
   }
   const level = values['log-level']
   if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
@@ -308,7 +309,7 @@ async function run(args: string[]): Promise<number> {
   })
   const runtime = api.createRuntime({
     fetch,
-    ...(values.isolation ? { isolation: values.isolation as 'worker' | 'inline' } : {}),
+    ...(values.isolation ? { isolation: values.isolation as Isolation } : {}),
     limits: plan.limits,
     // The engine has made each line safe to print (control characters escaped, capped).
     ...(plan.level ? { logLevel: plan.level, onLog: (e) => void process.stderr.write(`[${e.level}] ${e.message}\n`) } : {}),

@@ -2,7 +2,8 @@
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { createRuntime, hasJspi, type AuditEvent, type CapsuleLogEntry, type Runtime } from '../src/index.js'
+import { createRuntime, type AuditEvent, type CapsuleLogEntry, type Runtime } from '../src/index.js'
+import { ALL_ISOLATIONS, lacksJspiFor } from './helpers/capsules.js'
 import { closeAllFetches, testFetch } from './helpers/fetch.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
 
@@ -27,8 +28,8 @@ afterAll(async () => {
   await closeAllServers()
 })
 
-for (const isolation of ['worker', 'inline'] as const) {
-  const noJspi = isolation === 'inline' && !hasJspi()
+for (const isolation of ALL_ISOLATIONS) {
+  const noJspi = lacksJspiFor(isolation)
   const reason = noJspi ? ` (skipped: Node ${process.version} has no JSPI)` : notBuilt
   describe.skipIf(noJspi || !built)(`a C plugin (wasi-libc), isolation ${isolation}${reason}`, () => {
     const events: AuditEvent[] = []

@@ -42,7 +42,7 @@ describe('usage', () => {
     [['run', 'x.wasm'], 'run needs a capsule file and an export name'],
     [['run', 'x.wasm', 'f', 'extra'], 'run needs a capsule file and an export name'],
     [['run', 'x.wasm', 'f', '--bogus'], "Unknown option '--bogus'"],
-    [['run', 'x.wasm', 'f', '--isolation', 'thread'], '--isolation thread: expected worker or inline'],
+    [['run', 'x.wasm', 'f', '--isolation', 'thread'], '--isolation thread: expected worker, inline or pool'],
     [['run', 'x.wasm', 'f', '--timeout', 'soon'], '--timeout soon: expected a whole number'],
     [['run', 'x.wasm', 'f', '--input', '@/nonexistent/input.json'], 'cannot read input file'],
     [['explain'], 'explain needs exactly one URL'],

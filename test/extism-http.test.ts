@@ -3,8 +3,8 @@ import { existsSync, readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { CapsuleError, createRuntime, hasJspi, type AuditEvent, type Capsule, type Middleware, type Runtime } from '../src/index.js'
-import { capsulePath, type Isolation } from './helpers/capsules.js'
+import { CapsuleError, createRuntime, type AuditEvent, type Capsule, type Middleware, type Runtime } from '../src/index.js'
+import { ALL_ISOLATIONS, capsulePath, lacksJspiFor, type Isolation } from './helpers/capsules.js'
 import { closeAllFetches, tableResolver, testFetch } from './helpers/fetch.js'
 import { closeAllServers, readBody, startServer, type TestServer } from './helpers/servers.js'
 
@@ -262,8 +262,8 @@ function isolationSuite(isolation: Isolation, plugin: BodyPlugin) {
   })
 }
 
-for (const isolation of ['worker', 'inline'] as const) {
-  const noJspi = isolation === 'inline' && !hasJspi()
+for (const isolation of ALL_ISOLATIONS) {
+  const noJspi = lacksJspiFor(isolation)
   const reason = noJspi ? ` (skipped: Node ${process.version} has no JSPI)` : ''
   describe.skipIf(noJspi)(`Extism kernel HTTP, isolation ${isolation}${reason}`, () => {
     for (const plugin of PLUGINS) {

@@ -163,18 +163,18 @@ describe('createRuntime', () => {
     {
       name: 'rules belong to the safe fetch: no close match',
       options: { fetch, rules: [] },
-      message: 'createRuntime: unknown option "rules"; the options are fetch, isolation, limits, moduleCacheSize, onLog, logLevel',
+      message: 'createRuntime: unknown option "rules"; the options are fetch, isolation, pool, limits, moduleCacheSize, onLog, logLevel',
     },
     { name: 'no fetch', options: {}, message: 'createRuntime: "fetch" must be a safe fetch from createSafeFetch(...)' },
     { name: 'options undefined', options: undefined, message: 'createRuntime: "fetch" must be a safe fetch from createSafeFetch(...)' },
-    { name: 'isolation thread', options: { fetch, isolation: 'thread' }, message: 'createRuntime: isolation must be "worker" or "inline", not "thread"' },
+    { name: 'isolation thread', options: { fetch, isolation: 'thread' }, message: 'createRuntime: isolation must be "worker", "inline" or "pool", not "thread"' },
     { name: 'limits a number', options: { fetch, limits: 5 }, message: 'createRuntime: limits must be an object, not a number' },
     { name: 'onlog', options: { fetch, onlog: () => {} }, message: 'createRuntime: unknown option "onlog"; did you mean "onLog"?' },
     { name: 'onLog a string', options: { fetch, onLog: 'stderr' }, message: 'createRuntime: onLog must be a function, not a string' },
     { name: 'logLevel warning', options: { fetch, logLevel: 'warning' }, message: 'createRuntime: logLevel must be one of "trace", "debug", "info", "warn", "error", not "warning"; did you mean "warn"?' },
     { name: 'logLevel stdout (not a filter level)', options: { fetch, logLevel: 'stdout' }, message: 'createRuntime: logLevel must be one of "trace", "debug", "info", "warn", "error", not "stdout"' },
     { name: 'logLevel a number', options: { fetch, logLevel: 2 }, message: 'createRuntime: logLevel must be one of "trace", "debug", "info", "warn", "error", not 2' },
-    { name: 'wasi belongs to load', options: { fetch, wasi: {} }, message: 'createRuntime: unknown option "wasi"; the options are fetch, isolation, limits, moduleCacheSize, onLog, logLevel' },
+    { name: 'wasi belongs to load', options: { fetch, wasi: {} }, message: 'createRuntime: unknown option "wasi"; the options are fetch, isolation, pool, limits, moduleCacheSize, onLog, logLevel' },
   ]
   test.each(ROWS)('$name', ({ options, message }) => {
     expect(() => createRuntime(options as never)).toThrow(new TypeError(message))
@@ -200,7 +200,7 @@ describe('runtime.load', () => {
     { name: 'empty id', options: { wasm, id: '' }, message: 'load: id must be a non-empty string' },
     { name: 'config values not strings', options: { wasm, config: { retries: 3 } }, message: 'load: config must be an object of string values, such as { "region": "eu" }' },
     { name: 'config an array', options: { wasm, config: ['eu'] }, message: 'load: config must be an object of string values, such as { "region": "eu" }' },
-    { name: 'isolation thread', options: { wasm, isolation: 'thread' }, message: 'load: isolation must be "worker" or "inline", not "thread"' },
+    { name: 'isolation thread', options: { wasm, isolation: 'thread' }, message: 'load: isolation must be "worker", "inline" or "pool", not "thread"' },
     { name: 'limits a string', options: { wasm, limits: 'low' }, message: 'load: limits must be an object, not a string' },
     { name: 'onLog an object', options: { wasm, onLog: {} }, message: 'load: onLog must be a function, not an object' },
     { name: 'logLevel INFO', options: { wasm, logLevel: 'INFO' }, message: 'load: logLevel must be one of "trace", "debug", "info", "warn", "error", not "INFO"; did you mean "info"?' },

@@ -1,8 +1,5 @@
 // The pool isolation on the main thread: a fixed set of worker threads, each capsule on the least loaded one, reloaded there when its worker is replaced.
 import { availableParallelism } from 'node:os'
-import { existsSync } from 'node:fs'
-import { dirname, join, relative } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
 import { CapsuleError } from '../errors.js'
 import type { CapsuleEngine } from './capsule.js'
 import { requireJspi } from './inline-engine.js'
@@ -11,7 +8,7 @@ import { PoolHost } from './pool-host.js'
 import { newStateWord, stopUnlessRunning, type PoolCapsuleSpec } from './pool-protocol.js'
 import { PoolThread, type ThreadSlot } from './pool-thread.js'
 import type { WorkerEngineOptions } from './worker-engine.js'
-import { importClosure, outputOf, staleOutputs } from './worker-script.js'
+import { resolveWorkerScript } from './worker-script.js'
 
 /** The pool's size when `pool.size` is not given: one worker per core Node reports. */
 export function defaultPoolSize(): number {
@@ -23,18 +20,7 @@ export function defaultPoolSize(): number {
  * refused when it is missing or older than any source it loads (as worker-script.ts does for the worker).
  */
 export function poolScript(engineUrl = new URL(import.meta.url)): URL {
-  if (!engineUrl.pathname.endsWith('.ts')) return new URL('./pool-worker.js', engineUrl)
-  const srcRoot = fileURLToPath(new URL('../', engineUrl))
-  const distRoot = fileURLToPath(new URL('../../dist/', engineUrl))
-  const entry = join(srcRoot, 'runtime', 'pool-worker.ts')
-  const built = outputOf(srcRoot, distRoot, entry)
-  if (!existsSync(built)) throw new CapsuleError('load_failed', 'the pool worker script is not built; run "npm run build" first')
-  const stale = staleOutputs(srcRoot, distRoot, importClosure(entry, srcRoot))
-  if (stale.length > 0) {
-    const names = stale.map(({ source }) => relative(dirname(srcRoot), source))
-    throw new CapsuleError('load_failed', `the pool worker script in dist/ is older than ${names.join(', ')}; run "npm run build" first`)
-  }
-  return pathToFileURL(built)
+  return resolveWorkerScript(engineUrl, 'pool-worker', 'pool worker script')
 }
 
 /** The same options as a worker capsule's: `loadTimeoutMs` also bounds how long an unloaded capsule may keep running. */

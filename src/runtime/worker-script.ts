@@ -63,28 +63,24 @@ export function staleOutputs(srcRoot: string, distRoot: string, sources: readonl
 }
 
 /**
- * The worker's script for the engine module at `engineUrl`. Node cannot start a worker from
- * TypeScript source, so when the engine runs from `src/` (tests), the worker runs the build in
- * `dist/`; that build is refused when it is missing or older than any source it is built from
- * (worker-main.ts and what it imports), so an edit can never be silently not what runs.
+ * The built script of a thread entry (`worker-main`, `pool-worker`) beside the engine module at
+ * `engineUrl`. From dist/ that is the sibling `.js`. From src/ (tests run the sources) it is the
+ * dist/ build, refused with `load_failed` when it is missing or older than any source it imports.
  */
-export function resolveWorkerScript(engineUrl: URL): URL {
-  if (!engineUrl.pathname.endsWith('.ts')) return new URL('./worker-main.js', engineUrl)
+export function resolveWorkerScript(engineUrl: URL, entryName = 'worker-main', what = 'worker script'): URL {
+  if (!engineUrl.pathname.endsWith('.ts')) return new URL(`./${entryName}.js`, engineUrl)
   const srcRoot = fileURLToPath(new URL('../', engineUrl))
   const distRoot = fileURLToPath(new URL('../../dist/', engineUrl))
-  const entry = join(srcRoot, 'runtime', 'worker-main.ts')
+  const entry = join(srcRoot, 'runtime', `${entryName}.ts`)
   const built = outputOf(srcRoot, distRoot, entry)
   if (!existsSync(built)) {
-    throw new CapsuleError('load_failed', 'the worker script is not built; run "npm run build" first')
+    throw new CapsuleError('load_failed', `the ${what} is not built; run "npm run build" first`)
   }
   const stale = staleOutputs(srcRoot, distRoot, importClosure(entry, srcRoot))
   if (stale.length > 0) {
     const root = dirname(srcRoot)
     const names = stale.map(({ source }) => relative(root, source))
-    throw new CapsuleError(
-      'load_failed',
-      `the worker script in dist/ is older than ${names.join(', ')}; run "npm run build" first`,
-    )
+    throw new CapsuleError('load_failed', `the ${what} in dist/ is older than ${names.join(', ')}; run "npm run build" first`)
   }
   return pathToFileURL(built)
 }
