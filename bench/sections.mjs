@@ -5,6 +5,7 @@ import { finished } from 'node:stream/promises'
 import { Agent, request as undiciRequest } from 'undici'
 import { median } from './common.mjs'
 import { sequentialPaths } from './paths.mjs'
+import { unreadStreamsGrowth } from './unread-streams.mjs'
 import { collect, cpuMicros, fixed, otherLoad, quantile, range, ratio, relativeSpread, rssSampler, table } from './stats.mjs'
 
 const MiB = 1024 * 1024
@@ -130,12 +131,23 @@ export async function concurrencySection(bench, knobs) {
   console.log(table(header, rows))
 }
 
-/** Raw undici reading a body with on('data'), counting bytes. @param {Bench} bench @param {number} bytes */
-async function rawStream(bench, bytes) {
+/** 32-bit FNV-1a, byte at a time: the loop the probe capsule runs in Wasm. @param {number} hash @param {Uint8Array} bytes */
+function fnv1a(hash, bytes) {
+  let h = hash
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193)
+  return h
+}
+
+/** Raw undici reading a body with on('data'), counting bytes (and hashing them, like the probe, when asked). @param {Bench} bench @param {number} bytes */
+async function rawStream(bench, bytes, hash = false) {
   const { statusCode, body } = await undiciRequest(bench.rawUrl(`/big?bytes=${bytes}`), { dispatcher: bench.agent })
   if (statusCode !== 200) throw new Error(`raw undici: status ${statusCode}`)
   let n = 0
-  body.on('data', (/** @type {Buffer} */ chunk) => void (n += chunk.length))
+  let h = 0x811c9dc5 | 0
+  body.on('data', (/** @type {Buffer} */ chunk) => {
+    n += chunk.length
+    if (hash) h = fnv1a(h, chunk)
+  })
   await finished(body)
   return n
 }
@@ -202,7 +214,9 @@ export async function streamingSection(bench, knobs) {
     [
       { name: 'raw undici, on(data) counts bytes', mode: '-', once: () => rawStream(bench, one) },
       { name: 'safe fetch stream(), counts bytes', mode: '-', once: () => safeStream(bench, one, 'bench-stream') },
-      ...[...single].map(([mode, capsule]) => ({ name: 'probe.stream (capsule, FNV-1a in Wasm)', mode, once: () => capsuleStream(capsule, bench, one) })),
+      { name: 'raw undici + FNV-1a in JS', mode: '-', once: () => rawStream(bench, one, true) },
+      ...[...single].map(([mode, capsule]) => ({ name: 'probe.stream_many, 1 stream (counts bytes)', mode, once: () => heldStreams(capsule, bench.safeUrl(`/big?bytes=${one}`), 1) })),
+      ...[...single].map(([mode, capsule]) => ({ name: 'probe.stream (FNV-1a in Wasm)', mode, once: () => capsuleStream(capsule, bench, one) })),
     ],
     one,
     knobs.runs,
@@ -210,29 +224,27 @@ export async function streamingSection(bench, knobs) {
   console.log(`\n3a. one streamed GET of ${knobs.oneMiB} MiB a path, ${knobs.runs} runs interleaved; ${load()}`)
   console.log(oneTable)
   await manyStreams(bench, knobs)
+  unreadStreams()
+}
+
+/** 3c. The RSS of open, unread streams, each side alone in fresh processes (bench/unread-streams.mjs). */
+function unreadStreams() {
+  const { streams, raw, safe, runs } = unreadStreamsGrowth(3)
+  const each = (/** @type {number[]} */ xs) => xs.map((x) => fixed(x)).join(' / ')
+  console.log(`\n3c. ${streams} streams open and unread (64 MiB bodies, 4 a session; a fresh process a run, 1 s to fill):`)
+  console.log(`  RSS growth raw undici ${fixed(raw)} MiB (${each(runs.raw)}), safe fetch ${fixed(safe)} MiB (${each(runs.safe)}): ${ratio(safe / raw)} raw`)
 }
 
 /**
- * One capsule's share of the many-stream run: `count` streams opened together by
- * probe.hold_streams, read round-robin by probe.read_handle (http_stream_read: one chunk) until
- * each ends, so all stay open and the ones not being read queue what they may. The bytes read.
- * @param {import('../dist/index.js').Capsule} capsule @param {string} url @param {number} count @param {number} bytes
+ * One capsule's share of the many-stream run: probe.stream_many opens `count` streams and reads
+ * them in turn inside one call (http_stream_read_into, 256 KiB a read), as a capsule with several
+ * downloads does; the ones not being read queue what they may meanwhile. The bytes it read.
+ * @param {import('../dist/index.js').Capsule} capsule @param {string} url @param {number} count
  */
-async function heldStreams(capsule, url, count, bytes) {
-  const replies = /** @type {Array<{ handle?: string, status?: number }>} */ ((await capsule.call('hold_streams', JSON.stringify({ request: { url }, count }))).json())
-  const open = replies.map((reply) => {
-    if (reply.status !== 200 || reply.handle === undefined) throw new Error(`hold_streams: ${JSON.stringify(reply)}`)
-    return reply.handle
-  })
-  let read = 0
-  // Each read takes at least 1 byte: the bound is generous and never reached.
-  for (let turn = 0; open.length > 0 && turn < (count * bytes) / 1024; turn++) {
-    const at = turn % open.length
-    const chunk = (await capsule.call('read_handle', open[at])).bytes()
-    if (chunk.length === 0) open.splice(at, 1)
-    read += chunk.length
-  }
-  return read
+async function heldStreams(capsule, url, count) {
+  const out = /** @type {{ status: number, bytes: number }} */ ((await capsule.call('stream_many', JSON.stringify({ request: { url }, count }))).json())
+  if (out.status !== 200) throw new Error(`stream_many: ${JSON.stringify(out)}`)
+  return out.bytes
 }
 
 /** 3b. Many capsules streaming at once (raw undici: one Agent a "capsule", as the safe fetch has). @param {Bench} bench @param {{ manyMiB: number, capsules: number, perCapsule: number, runs: number, manyModes: string[] }} knobs */
@@ -256,7 +268,7 @@ async function manyStreams(bench, knobs) {
     if (!runtime) continue
     const capsules = await Promise.all(Array.from({ length: knobs.capsules }, (_, i) => runtime.load({ wasm: bench.probe, id: `bench-many-${mode}-${i}` })))
     const url = bench.safeUrl(`/big?bytes=${each}`)
-    paths.push({ name: `${knobs.capsules} capsules × ${knobs.perCapsule} streams`, mode, once: async () => sum(await Promise.all(capsules.map((c) => heldStreams(c, url, knobs.perCapsule, each)))) })
+    paths.push({ name: `${knobs.capsules} capsules × ${knobs.perCapsule} streams`, mode, once: async () => sum(await Promise.all(capsules.map((c) => heldStreams(c, url, knobs.perCapsule)))) })
   }
   const load = otherLoad()
   const many = await measureStreams(paths, each * streams, knobs.runs)

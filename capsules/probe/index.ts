@@ -41,6 +41,7 @@ import {
   parseStreamStart,
   requestBlock,
   streamBlock,
+  streamJson,
   takeBlock,
   toBlock,
   utf8,
@@ -153,6 +154,55 @@ export function hold_streams(): i32 {
     w.raw(reply);
   }
   w.endArray();
+  output(w.toBytes());
+  return 0;
+}
+
+/**
+ * Input: {"request":{...},"count":N}. Opens N streams with that request and reads them in turn,
+ * one http_stream_read_into (each stream's 256 KiB buffer) a turn, until every one has ended, all
+ * in this one call: what a capsule reading several downloads at once does. Closes each at its end.
+ * Output: {"status":200,"streams":N,"bytes":B,"chunks":C}, or the first start reply that failed.
+ */
+export function stream_many(): i32 {
+  const doc = parseJson(input());
+  if (doc === null) return fail("stream_many input is not JSON: " + jsonError());
+  const req = doc.get("request");
+  const count = doc.get("count");
+  if (req === null || count === null || !count.isNumber || !count.isInteger || count.integer < 1) {
+    return fail('stream_many input must be {"request":{...},"count":N} with N >= 1');
+  }
+  const streams = new Array<Stream>();
+  for (let i: i64 = 0; i < count.integer; i++) {
+    const s = streamJson(req.raw());
+    if (s.error !== null) {
+      for (let j = 0; j < streams.length; j++) unchecked(streams[j]).close();
+      output(s.raw);
+      return 0;
+    }
+    streams.push(s);
+  }
+  let bytes: u64 = 0;
+  let chunks: u64 = 0;
+  let open = streams.length;
+  const ended = new Array<bool>(streams.length);
+  while (open > 0) {
+    for (let i = 0; i < streams.length; i++) {
+      if (unchecked(ended[i])) continue;
+      const s = unchecked(streams[i]);
+      const chunk = s.read();
+      if (chunk === null) {
+        ended[i] = true;
+        open--;
+        s.close();
+        continue;
+      }
+      bytes += <u64>chunk.length;
+      chunks++;
+    }
+  }
+  const w = new JsonWriter(96);
+  w.beginObject().key("status").int(200).key("streams").int(streams.length).key("bytes").uint(bytes).key("chunks").uint(chunks).endObject();
   output(w.toBytes());
   return 0;
 }

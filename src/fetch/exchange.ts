@@ -127,16 +127,27 @@ function redirectTarget(exchange: Exchange, location: string, sentUrl: Normalise
 export async function exchange(exchange: Exchange): Promise<ExchangeResult> {
   const { prepared, trace } = exchange
   const { limits } = prepared
-  const seen = new Set<string>()
+  // The hops visited, for loop detection: made at the first redirect.
+  let seen: Set<string> | undefined
   let target: HopTarget = { url: prepared.url, method: prepared.method, shown: prepared.url }
   let request: RedirectedRequest = prepared
   for (let hop = 0; ; hop++) {
-    const context: HopContext = { capsuleId: exchange.capsuleId, capabilities: exchange.capabilities, hop, signal: exchange.signal, resolveTimeoutMs: limits.connectTimeoutMs, ...hostBudget(limits, exchange.deadline) }
+    const context: HopContext = {
+      capsuleId: exchange.capsuleId,
+      capabilities: exchange.capabilities,
+      hop,
+      signal: exchange.signal,
+      resolveTimeoutMs: limits.connectTimeoutMs,
+      hostTimeoutMs: limits.hostTimeoutMs,
+      deadline: exchange.deadline,
+      totalTimeoutMs: limits.totalTimeoutMs,
+    }
     const { answer, sentUrl } = await runHop(exchange, target, request, context)
-    seen.add(`${request.method} ${target.url.href}`)
     trace.followed(hop)
     const location = locationOf(answer)
     if (location === undefined || prepared.redirect === 'manual') return { answer, finalUrl: target.shown, redirects: hop }
+    seen ??= new Set<string>()
+    seen.add(`${request.method} ${target.url.href}`)
     if ('stream' in answer.body) answer.body.stream.cancel()
     if (prepared.redirect === 'error') {
       const message = `the response is a ${answer.status} redirect and options.redirect is "error"`

@@ -128,7 +128,18 @@ export async function bufferedReply(
 ): Promise<BufferedResponse> {
   const { status, rawHeaders, content, meta } = await scrubbedAnswer(result, prepared, secrets, trace, elapsedMs)
   const { body, bodyEncoding } = encodedBody(content, prepared)
-  return { status, headers: headerObject(rawHeaders), rawHeaders, body, bodyEncoding, meta }
+  let headers: Record<string, string> | undefined
+  return {
+    status,
+    // Made on first use (a caller that reads rawHeaders never pays for it), then kept.
+    get headers() {
+      return (headers ??= headerObject(rawHeaders))
+    },
+    rawHeaders,
+    body,
+    bodyEncoding,
+    meta,
+  }
 }
 
 /** A capsule's `http_request` reply, encoded once: JSON bytes, with the header form the request asked for. */
