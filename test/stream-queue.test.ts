@@ -1,5 +1,6 @@
 // The stream queue bound: a body reader queues about one read's worth (not a fixed high-water mark), as a unit and for 200 open, unread streams on loopback.
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { afterAll, describe, expect, test } from 'vitest'
 import type { AuditEvent, StreamedResponse } from '../src/index.js'
 import {
@@ -330,6 +331,34 @@ describe('the last bytes of a declared body', () => {
     const pieces: Uint8Array[] = []
     for (let piece = await stream.read(); piece !== null; piece = await stream.read()) pieces.push(piece)
     expect(Buffer.concat(pieces).equals(body)).toBe(true)
+  })
+})
+
+describe('a body that ends when the server closes (no length, not chunked)', () => {
+  test('is never paused: the server sends it all and closes before any read, and it arrives whole', async () => {
+    const body = Buffer.alloc(4 * DEFAULT_READ_AHEAD_BYTES, 0x63) // far more than one read-ahead
+    let serverClosed!: Promise<void>
+    const server = createNetServer((socket) => {
+      serverClosed = new Promise((resolve) => socket.once('close', () => resolve()))
+      socket.once('data', () => {
+        socket.write('HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n')
+        socket.end(body)
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = (server.address() as AddressInfo).port
+    try {
+      const fetch = testFetch({ rules: { host: 'api.test', httpsOnly: false, port } })
+      const stream = await fetch.stream({ url: `http://api.test:${port}/close-delimited` }, ctx('close-delimited'))
+      if ('error' in stream) throw new Error(JSON.stringify(stream.error))
+      // Paused on its last chunk when the server closed, undici 7 would fail an assertion and end the process.
+      await serverClosed
+      const pieces: Uint8Array[] = []
+      for (let piece = await stream.read(); piece !== null; piece = await stream.read()) pieces.push(piece)
+      expect(Buffer.concat(pieces).equals(body)).toBe(true)
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 })
 

@@ -33,6 +33,11 @@ function declaredLength(method: string, status: number, headers: HeaderList): nu
   return declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined
 }
 
+/** True when the body comes in chunked transfer coding (it ends with its last chunk, not a close). */
+function isChunked(headers: HeaderList): boolean {
+  return headers.some(([name, value]) => name === 'transfer-encoding' && /(?:^|,)\s*chunked\s*$/i.test(value))
+}
+
 export class HopHandler implements Dispatcher.DispatchHandler {
   readonly #hop: Hop
   readonly #limits: HopLimits
@@ -46,6 +51,12 @@ export class HopHandler implements Dispatcher.DispatchHandler {
   #failure: CapsuleHostError | undefined
   /** The body's declared length (content-length of a response with a body), when there is one. */
   #declaredLength: number | undefined
+  /**
+   * False for a body that ends only when the server closes (no length, not chunked): it is never
+   * paused, as undici 7 fails an assertion, and takes the process down, when such a connection
+   * closes while paused (nodejs/undici#5360). The body cap still bounds what it queues.
+   */
+  #pausable = true
 
   constructor(hop: Hop, limits: HopLimits, sink: HeadSink) {
     this.#hop = hop
@@ -89,6 +100,7 @@ export class HopHandler implements Dispatcher.DispatchHandler {
     const tooLarge = declaredTooLarge(this.#hop.method, statusCode, rawHeaders, this.#limits.maxBodyBytes)
     if (tooLarge) return this.fail(tooLarge)
     this.#declaredLength = declaredLength(this.#hop.method, statusCode, rawHeaders)
+    this.#pausable = this.#declaredLength !== undefined || isChunked(rawHeaders)
     this.#headSent = true
     this.#sink.resolve({ status: statusCode, rawHeaders, body: this.#body })
   }
@@ -102,7 +114,7 @@ export class HopHandler implements Dispatcher.DispatchHandler {
     // The last bytes of a declared body are never paused on: the socket holds nothing more of it,
     // and a pause would hold back its end, so a server closing the idle connection in the
     // meantime (its keep-alive timeout) would fail a body that had fully arrived.
-    if (!this.#body.push(chunk) && received !== this.#declaredLength) controller.pause()
+    if (!this.#body.push(chunk) && this.#pausable && received !== this.#declaredLength) controller.pause()
   }
 
   onResponseEnd(): void {
