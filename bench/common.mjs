@@ -20,6 +20,9 @@ export function knob(name, fallback) {
  */
 export async function listen(handler) {
   const server = createServer(handler)
+  // A keep-alive socket the server closes while undici reuses it fails that request; a long run
+  // with many capsules would hit Node's 5 s default now and then.
+  server.keepAliveTimeout = 60_000
   await new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(0, '127.0.0.1', () => resolve(undefined))
