@@ -22,8 +22,8 @@ const JSON_TEXT = JSON_BODY.toString()
 export const BLOCK = Buffer.alloc(MiB)
 for (let i = 0; i < BLOCK.length; i++) BLOCK[i] = (i * 31 + (i >> 8)) & 0xff
 
-/** @param {import('node:http').IncomingMessage} req @param {import('node:http').ServerResponse} res */
-function upstream(req, res) {
+/** The upstream: `/json` (the small body) and `/big?bytes=N` (N bytes of BLOCK, as fast as the socket takes them). @param {import('node:http').IncomingMessage} req @param {import('node:http').ServerResponse} res */
+export function upstream(req, res) {
   const url = new URL(req.url ?? '/', 'http://upstream')
   if (url.pathname === '/json') {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': JSON_BODY.length })

@@ -13,32 +13,14 @@ import { fileURLToPath } from 'node:url'
 import { Agent, request as undiciRequest } from 'undici'
 import { createSafeFetch } from '../dist/index.js'
 import { knob, listen, median } from './common.mjs'
-import { BLOCK } from './paths.mjs'
+import { upstream } from './paths.mjs'
 
 const MiB = 1024 * 1024
 const STREAMS = knob('BENCH_UNREAD_STREAMS', 200)
 
-/** Serves `/big?bytes=N` as fast as the socket takes it. */
-function serve() {
-  return listen((req, res) => {
-    const total = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('bytes'))
-    res.writeHead(200, { 'content-length': total })
-    let sent = 0
-    const pump = () => {
-      while (sent < total) {
-        const piece = BLOCK.subarray(0, Math.min(BLOCK.length, total - sent))
-        sent += piece.length
-        if (!res.write(piece)) return void res.once('drain', pump)
-      }
-      res.end()
-    }
-    pump()
-  })
-}
-
 /** One side in this process: the RSS growth of STREAMS open, unread streams. @param {'raw' | 'safe'} side */
 async function measureSide(side) {
-  const server = await serve()
+  const server = await listen(upstream)
   const url = (/** @type {string} */ host) => `http://${host}:${server.port}/big?bytes=${64 * MiB}`
   const agents = Array.from({ length: Math.ceil(STREAMS / 4) }, () => new Agent({ keepAliveTimeout: 30_000 }))
   const fetch = createSafeFetch({ rules: { host: 'bench.test', httpsOnly: false, port: server.port }, resolver: async () => ['127.0.0.1'], addressPolicy: { allow: ['127.0.0.1/32'] }, limits: { maxOpenStreams: 4 } })
