@@ -166,3 +166,13 @@ export const HOST_FAILURE_PREFIX = 'capsule-host '
 export function hostFailureMessage(error: WireError): string {
   return `${HOST_FAILURE_PREFIX}${error.code}: ${error.message}`
 }
+
+/**
+ * The error for a signal that aborted: its own CapsuleHostError reason (a request's control aborts
+ * with `timeout`, phase total, at its deadline, or `cancelled` on release), or else `cancelled`.
+ */
+export function cancelledBy(signal: AbortSignal): CapsuleHostError {
+  return isCapsuleHostError(signal.reason)
+    ? signal.reason
+    : new CapsuleHostError('cancelled', 'the request was cancelled', { cause: signal.reason })
+}

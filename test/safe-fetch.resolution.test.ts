@@ -310,3 +310,33 @@ describe('onRequest events', () => {
     expect(events.every((e) => typeof e.durationMs === 'number')).toBe(true)
   })
 })
+
+describe('a resolution that outlasts the request', () => {
+  /** A resolver that never answers, and events to see what was recorded. */
+  function hanging(options: SafeFetchOptions = {}) {
+    const events: Array<Record<string, unknown>> = []
+    const fetch = testFetch({
+      rules: { host: 'slow.test', httpsOnly: false },
+      resolver: () => new Promise<never>(() => undefined),
+      onRequest: (event) => void events.push(event as unknown as Record<string, unknown>),
+      ...options,
+    })
+    return { fetch, events }
+  }
+  const expected = { code: 'timeout', phase: 'total', message: 'the request took longer than 100 ms' }
+
+  test.each(['request', 'stream'] as const)('%s: the total deadline answers timeout (phase total), not cancelled', async (kind) => {
+    const { fetch, events } = hanging()
+    const reply = await fetch[kind]({ url: 'http://slow.test/', options: { timeoutMs: 100 } }, ctx(`slow-${kind}`))
+    expect(errorOf(reply)).toEqual(expected)
+    expect(events.at(-1)).toMatchObject({ allowed: true, decidedBy: 'rule:slow.test', code: 'timeout', phase: 'total' })
+  })
+
+  test("a policy waiting in resolve() when the deadline passes: the policy's step timed out (phase host), as any host step", async () => {
+    const { fetch, events } = hanging({ rules: [], policy: async (request) => (await request.resolve()).length > 0 })
+    const reply = await fetch.request({ url: 'http://slow.test/', options: { timeoutMs: 100 } }, ctx('slow-policy'))
+    const message = "the host's policy did not answer before the request's 100 ms time limit ran out"
+    expect(errorOf(reply)).toEqual({ code: 'timeout', phase: 'host', message })
+    expect(events.at(-1)).toMatchObject({ allowed: false, decidedBy: 'policy', code: 'timeout', phase: 'host' })
+  })
+})

@@ -1,5 +1,7 @@
 // Deadlines for the host's own steps (a gate, the policy, middleware): a clock raced against the step.
-import { CapsuleHostError, isCapsuleHostError } from '../errors.js'
+import { cancelledBy, CapsuleHostError, isCapsuleHostError } from '../errors.js'
+
+export { cancelledBy }
 
 /** What one host step may spend, and what bounds it from outside. */
 export interface HostBudget {
@@ -26,12 +28,6 @@ function stepCancelled(signal: AbortSignal): CapsuleHostError {
   return error
 }
 
-/** The error for a signal that aborted: its own CapsuleHostError reason, or `cancelled`. */
-export function cancelledBy(signal: AbortSignal): CapsuleHostError {
-  return isCapsuleHostError(signal.reason)
-    ? signal.reason
-    : new CapsuleHostError('cancelled', 'the request was cancelled', { cause: signal.reason })
-}
 
 /** `timeout`, phase `host`, credited to the step; the message is safe to show the capsule. */
 function hostTimeout(step: string, budget: HostBudget, byTotal: boolean): CapsuleHostError {

@@ -1,6 +1,6 @@
 // Sends one HTTP exchange to a checked address: assembles the transport pieces in src/net/transport/.
 import type { Dispatcher } from 'undici'
-import { cancelledBy } from '../fetch/host-deadline.js'
+import { cancelledBy } from '../errors.js'
 import { transportError } from './transport/errors.js'
 import { HopHandler } from './transport/hop-handler.js'
 import { pinnedDispatchOptions } from './transport/pin.js'

@@ -1,6 +1,6 @@
 // Resolves an allowed host once per hop and checks every address in the answer against the address policy.
 import { lookup } from 'node:dns/promises'
-import { CapsuleHostError } from '../errors.js'
+import { cancelledBy, CapsuleHostError } from '../errors.js'
 import type { NormalisedUrl } from '../url/normalise.js'
 import type { AddressPolicy } from './address-policy.js'
 import { classifyAddress, type ClassifiedAddress } from './classify.js'
@@ -76,8 +76,6 @@ function classifyAnswer(hostname: string, answer: unknown): ClassifiedAddress[] 
   })
 }
 
-const cancelled = () => new CapsuleHostError('cancelled', 'the request was cancelled')
-
 async function lookupAnswer(url: NormalisedUrl, resolver: Resolver, timeoutMs: number, signal?: AbortSignal) {
   let timer: NodeJS.Timeout | undefined
   let onAbort: (() => void) | undefined
@@ -86,7 +84,8 @@ async function lookupAnswer(url: NormalisedUrl, resolver: Resolver, timeoutMs: n
       () => reject(new CapsuleHostError('timeout', `resolving ${url.hostname} took longer than ${timeoutMs} ms`, { phase: 'connect' })),
       timeoutMs,
     )
-    onAbort = () => reject(cancelled())
+    // The request's own reason: `timeout` (phase total) when its deadline passed, else `cancelled`.
+    onAbort = () => reject(cancelledBy(signal!))
     if (signal?.aborted) onAbort()
     signal?.addEventListener('abort', onAbort, { once: true })
   })
@@ -118,7 +117,7 @@ export async function resolveAddresses(
   if (url.ipLiteral !== undefined) return classifyAnswer(url.hostname, [url.ipLiteral])
   const cached = cachedAnswers.get(resolver)?.(url.hostname)
   if (cached !== undefined) {
-    if (signal?.aborted) throw cancelled()
+    if (signal?.aborted) throw cancelledBy(signal)
     return classifyAnswer(url.hostname, cached)
   }
   return classifyAnswer(url.hostname, answerAddresses(await lookupAnswer(url, resolver, timeoutMs, signal)))
