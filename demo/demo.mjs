@@ -162,8 +162,10 @@ try {
     const reply = /** @type {any} */ (await probeRequest({ url: `${base}/api/users?page=1`, headers: { accept: 'application/json' } }))
     if (reply.error) return { ok: false, detail: `error ${JSON.stringify(reply.error)}` }
     const body = JSON.parse(reply.body)
-    const ok = reply.status === 200 && reply.bodyEncoding === 'text' && body.users.length === PAGES[0].users.length && body.next === 2
-    return { ok, detail: `status ${reply.status}, ${body.users.length} users, next ${body.next}, content-type ${reply.headers['content-type']}, ${reply.meta.elapsedMs} ms` }
+    // The reply carries the headers as rawHeaders, [name, value] pairs in order (responseHeaders: "list", the default).
+    const contentType = reply.rawHeaders.find((/** @type {[string, string]} */ [name]) => name === 'content-type')?.[1]
+    const ok = reply.status === 200 && reply.bodyEncoding === 'text' && body.users.length === PAGES[0].users.length && body.next === 2 && contentType === 'application/json'
+    return { ok, detail: `status ${reply.status}, ${body.users.length} users, next ${body.next}, content-type ${contentType}, ${reply.meta.elapsedMs} ms` }
   })
 
   await step(`2. report.summarise: page through the API, stream ${DOWNLOAD_BYTES / MiB} MiB, verify the checksum`, async () => {
