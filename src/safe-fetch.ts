@@ -340,6 +340,7 @@ function openedStream(state: SafeFetchState, flight: InFlight, handle: string, h
   const read = async (maxBytes?: number) => {
     // A misuse of the host API, not a failure of the stream: it stays as it was.
     if (reading) throw new TypeError('a read of this body is already pending; wait for it before reading again')
+    if (maxBytes !== undefined && !(maxBytes >= 1)) throw new RangeError(`maxBytes must be at least 1, not ${maxBytes}`)
     reading = true
     try {
       const chunk = await head.body.read(maxBytes)

@@ -134,6 +134,13 @@ describe('parseRequest through its cache of validated request texts', () => {
     expect(parseRequest(new TextEncoder().encode(text), 1 << 20)).toBe(first)
   })
 
+  test('a request with a body is validated each time, never kept', () => {
+    const withBody = JSON.stringify({ url: 'http://cache.test/a', method: 'POST', body: 'a capsule secret' })
+    expect(parseRequest(withBody, 1 << 20)).not.toBe(parseRequest(withBody, 1 << 20))
+    const withBase64 = JSON.stringify({ url: 'http://cache.test/a', method: 'POST', bodyBase64: 'AAEC' })
+    expect(parseRequest(withBase64, 1 << 20)).not.toBe(parseRequest(withBase64, 1 << 20))
+  })
+
   test.each([
     ['not JSON', '{"url":', 'the request is not valid JSON'],
     ['an unknown field', '{"url":"http://cache.test/","verb":"GET"}', 'invalid request'],

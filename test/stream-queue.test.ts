@@ -370,3 +370,15 @@ async function waitTurns(done: () => boolean, turns = 10_000): Promise<void> {
   }
   throw new Error(`not done after ${turns} event-loop turns`)
 }
+
+describe('a read of nothing', () => {
+  test.each([0, -1, Number.NaN])('read(%s) is a RangeError, the stream stays readable', async (maxBytes) => {
+    const server = await startServer((_req, res) => res.end('hello'))
+    const fetch = testFetch({ rules: { host: 'api.test', httpsOnly: false, port: server.port } })
+    const stream = await fetch.stream({ url: `http://api.test:${server.port}/` }, ctx('read-nothing'))
+    if ('error' in stream) throw new Error(JSON.stringify(stream.error))
+    await expect(stream.read(maxBytes)).rejects.toThrow(new RangeError(`maxBytes must be at least 1, not ${maxBytes}`))
+    expect(Buffer.from((await stream.read())!).toString()).toBe('hello')
+    stream.close()
+  })
+})

@@ -65,7 +65,7 @@ function parseBytes(input: Uint8Array | string, maxBytes: number): unknown {
 /**
  * Requests validated recently, by their exact JSON text, frozen (every request of that text
  * shares it): a capsule that sends the same small request again skips JSON.parse and zod. A
- * refusal is never stored; a text over 4 KiB (a body) is validated each time.
+ * refusal is never stored; a text over 4 KiB, or one with a body, is validated each time.
  */
 const VALIDATED = new PureCache((text: string) => deepFreeze(validate(parseText(text))), 1024, 4096)
 
@@ -150,6 +150,10 @@ export class CheckedRequest {
  */
 export function parseRequest(input: unknown, maxBytes: number): HttpRequest {
   if (input instanceof CheckedRequest) return input.parse(maxBytes)
-  if (input instanceof Uint8Array || typeof input === 'string') return VALIDATED.get(requestText(input, maxBytes))
+  if (input instanceof Uint8Array || typeof input === 'string') {
+    const text = requestText(input, maxBytes)
+    // A request with a body is validated each time: a capsule's bodies are never kept past its request.
+    return text.includes('"body') ? validate(parseText(text)) : VALIDATED.get(text)
+  }
   return validate(input)
 }

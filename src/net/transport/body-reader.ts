@@ -124,6 +124,8 @@ export class PullBodyReader implements BodyReader {
   }
 
   read(maxBytes = Number.POSITIVE_INFINITY): Promise<Uint8Array | null> {
+    // A read of nothing would return an empty chunk, which reads as the end: refused, as the scrubber refuses it.
+    if (!(maxBytes >= 1)) return Promise.reject(new RangeError(`maxBytes must be at least 1, not ${maxBytes}`))
     if (this.#failure) return Promise.reject(this.#failure)
     // One read at a time: a second would replace the first's waiter and leave it pending for ever.
     if (this.#waiter) return Promise.reject(new TypeError('a read of this body is already pending; wait for it before reading again'))

@@ -21,9 +21,11 @@ export interface HopLimits {
   /** From the connection to the final (non-1xx) response head; interim responses do not restart it. */
   readonly firstByteTimeoutMs: number
   readonly idleTimeoutMs: number
-  /** Absolute time (performance.now()) by which the whole exchange must end; Infinity: none. */
+  /**
+   * The request's total deadline (performance.now(); Infinity: none) and the limit it stands for.
+   * The transport does not time it: the request's control aborts the dispatch signal when it passes.
+   */
   readonly deadline: number
-  /** The total time the deadline stands for, for the error message. */
   readonly totalTimeoutMs: number
   readonly maxBodyBytes: number
 }
