@@ -2,7 +2,7 @@
 import { readdirSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { createRuntime, hasJspi, type Capsule, type Runtime, type RuntimeOptions } from '../src/index.js'
+import { createRuntime, hasJspi, type AuditEvent, type Capsule, type Runtime, type RuntimeOptions } from '../src/index.js'
 import { capsulePath } from './helpers/capsules.js'
 import { closeAllFetches, testFetch } from './helpers/fetch.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
@@ -77,6 +77,27 @@ describe.skipIf(!hasJspi())('pool isolation', () => {
     await local.arrived(20)
     local.release()
     for (const call of calls) expect((await call).json()).toMatchObject({ status: 200, body: 'released' })
+  })
+
+  test('a stream that opens for a capsule whose worker was replaced meanwhile is closed: the capsule keeps every stream slot', async () => {
+    const held = await holdingServer()
+    const runtime = poolRuntime([held.server.port, upstream.server.port], { pool: { size: 1 } })
+    const healthy = await runtime.load({ wasm: capsulePath('probe'), id: 'healthy-streams' })
+    const spinner = await runtime.load({ wasm: capsulePath('probe'), id: 'spinner-streams', limits: { callTimeoutMs: 300 } })
+    // The stream's event is recorded when it ends: here, when the answer nobody will see is discarded.
+    const ended = new Promise<AuditEvent>((resolve) => {
+      runtime.audit.on('request', (event) => {
+        if (event.capsuleId === 'healthy-streams' && event.kind === 'stream') resolve(event)
+      })
+    })
+    const inFlight = healthy.call('stream', JSON.stringify({ url: `http://api.test:${held.server.port}/hold` })).catch((e: unknown) => e)
+    await held.arrived(1)
+    await expect(spinner.call('spin')).rejects.toMatchObject({ code: 'call_timeout' })
+    expect(await inFlight).toMatchObject({ code: 'capsule_failed', hostCode: 'cancelled' })
+    held.release()
+    expect(await ended).toMatchObject({ kind: 'stream', allowed: true })
+    const replies = (await healthy.call('hold_streams', JSON.stringify({ request: { url: url('/quick') }, count: 4 }))).json<Array<{ status?: number }>>()
+    expect(replies.map((reply) => reply.status)).toEqual([200, 200, 200, 200])
   })
 
   test('a runaway capsule is stopped at its time limit; the capsule beside it on the same worker is cancelled, instantiated again, and its next call works', async () => {

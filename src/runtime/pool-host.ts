@@ -70,6 +70,19 @@ export class PoolHost {
     this.http.streamClose(call.handle)
   }
 
+  /**
+   * An answer the instance that asked will never see (its thread was replaced while the call was
+   * served): a stream it opened is closed now, or it would hold one of the capsule's stream slots
+   * until the capsule is unloaded.
+   */
+  discard(call: HostAsk, value: HostAnswer): void {
+    if (call.op !== 'streamStart' || !(value instanceof Uint8Array)) return
+    const opened = OPENED.exec(latin1.decode(value.subarray(0, 32)))
+    if (!opened) return
+    this.#streams.delete(opened[1]!)
+    this.http.streamClose(opened[1]!)
+  }
+
   /** Closes every stream the capsule still holds open (its instance is being replaced). */
   closeStreams(): void {
     for (const handle of this.#streams) this.http.streamClose(handle)

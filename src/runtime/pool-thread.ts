@@ -180,7 +180,7 @@ export class PoolThread {
   /** Answers to the worker that asked: a reply never reaches the worker that replaced it. */
   async #serve(worker: Worker, slot: ThreadSlot, ask: number, call: HostAsk): Promise<void> {
     const { value, transfer } = await slot.host.answer(call)
-    if (worker !== this.#worker) return
+    if (worker !== this.#worker) return slot.host.discard(call, value)
     try {
       worker.postMessage({ type: 'reply', ask, value } satisfies ToPool, transfer)
     } catch {
