@@ -7,6 +7,7 @@ import { readAll, type BodyReader } from '../net/dispatch-hop.js'
 import { headerObject, type HeaderList } from '../net/headers.js'
 import { checkIntegrity } from '../net/integrity.js'
 import type { BufferedResponse } from '../wire/schemas.js'
+import { utf8Bytes } from '../utf8-bytes.js'
 import type { ExchangeResult } from './exchange.js'
 import type { PreparedRequest } from './prepare.js'
 import type { RequestSecrets } from './secrets.js'
@@ -167,7 +168,7 @@ export async function wireReply(
   const headers = form === 'list' ? undefined : headerObject(rawHeaders)
   const reply = { status, headers, rawHeaders: form === 'object' ? undefined : rawHeaders, body, bodyEncoding, meta }
   // JSON.stringify leaves out the header form that is undefined. A fresh buffer of its own: Extism adopts it.
-  return { status, bytes: encoder.encode(JSON.stringify(reply)) }
+  return { status, bytes: utf8Bytes(JSON.stringify(reply)) }
 }
 
 /** A buffered reply whose body stays bytes (no text or base64 step): what Extism's kernel HTTP returns. */

@@ -2,10 +2,10 @@
 import { ABIS, type Abi } from '../audit.js'
 import { CapsuleHostError, wireErrorOf, type WireError } from '../errors.js'
 import type { SafeFetchSession, StreamedResponse } from '../safe-fetch.js'
+import { utf8Bytes } from '../utf8-bytes.js'
 import type { CheckedRequest } from '../wire/parse.js'
 import { extismHeaders, type KernelReply } from './kernel-http.js'
 
-const encoder = new TextEncoder()
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 /** Handles are positive decimal integers, written without leading zeros. */
@@ -18,7 +18,7 @@ export type RequestInput = Uint8Array | CheckedRequest
 export type ReadResult = { ok: true; bytes: Uint8Array } | { ok: false; error: WireError }
 
 function json(value: unknown): Uint8Array {
-  return encoder.encode(JSON.stringify(value))
+  return utf8Bytes(JSON.stringify(value))
 }
 
 /**

@@ -1,7 +1,7 @@
 // A loaded capsule: one call at a time, its output helpers, and unloading that leaves nothing behind.
 import { CapsuleError } from '../errors.js'
+import { utf8Bytes } from '../utf8-bytes.js'
 
-const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
 /** Runs a capsule's exports somewhere (a worker thread, or the host's thread). */
@@ -45,7 +45,7 @@ function isBuffer(value: unknown): value is ArrayBuffer | SharedArrayBuffer {
 
 function encodeInput(input: unknown): Uint8Array {
   if (input === undefined) return new Uint8Array(0)
-  if (typeof input === 'string') return encoder.encode(input)
+  if (typeof input === 'string') return utf8Bytes(input)
   if (ArrayBuffer.isView(input)) return new Uint8Array(input.buffer, input.byteOffset, input.byteLength)
   if (isBuffer(input)) return new Uint8Array(input)
   let text: string | undefined
@@ -57,7 +57,7 @@ function encodeInput(input: unknown): Uint8Array {
   if (text === undefined) {
     throw new CapsuleError('invalid_input', `a ${typeof input} has no JSON form; give a string, bytes or a JSON-serialisable value`)
   }
-  return encoder.encode(text)
+  return utf8Bytes(text)
 }
 
 /** Errors after which the capsule's state cannot be trusted: it is stopped and must be loaded again. */
