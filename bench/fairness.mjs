@@ -24,6 +24,7 @@ import os from 'node:os'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { createRuntime, createSafeFetch } from '../dist/index.js'
 import { knob, listen, median, loadAverage, runBench } from './common.mjs'
+import { quantile } from './stats.mjs'
 
 const RUNS = knob('BENCH_FAIRNESS_RUNS', 5)
 const REQUESTS = knob('BENCH_FAIRNESS_REQUESTS', 1000)
@@ -79,12 +80,6 @@ function startServer() {
 
 // ---------------------------------------------------------------------------------------------
 // Statistics and output.
-
-/** The q-quantile of `values` (nearest rank). @param {number[]} values @param {number} q */
-function quantile(values, q) {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]
-}
 
 /** `median (min–max)` of one figure over the runs. @param {number[]} values @param {(n: number) => string} format */
 function spread(values, format) {

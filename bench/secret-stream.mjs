@@ -24,6 +24,7 @@ import { finished } from 'node:stream/promises'
 import { Agent, request as undiciRequest } from 'undici'
 import { createSafeFetch, REDACTED } from '../dist/index.js'
 import { knob, listen, loadAverage, median, runBench } from './common.mjs'
+import { BLOCK } from './paths.mjs'
 
 const MiB = 1024 * 1024
 const BODY_BYTES = knob('BENCH_SECRET_STREAM_MIB', 64) * MiB
@@ -35,8 +36,8 @@ const TRACE = 't'.repeat(AUTHORIZATION.length)
 
 /** One 1 MiB block of each body, repeated by the server. */
 const BLOCKS = {
-  /** The pattern of bench/run.mjs. */
-  binary: Buffer.from(Array.from({ length: MiB }, (_, i) => (i * 31 + (i >> 8)) & 0xff)),
+  /** The pattern the main bench streams (bench/paths.mjs). */
+  binary: BLOCK,
   /** JSON lines of about 100 bytes, as bench/secret-scan.mjs (the token's first letters, never the token). */
   text: (() => {
     const line = Buffer.from(`${JSON.stringify({ id: 42, name: 'capsule-bench', ok: true, tags: ['alpha', 'beta'], note: 'ghp_ a reply' })}\n`)

@@ -64,7 +64,7 @@ export function hostBudget(limits: PreparedRequest['limits'], deadline: number) 
 }
 /** Runs one hop: straight to the transport, or through the middleware chain around it. */
 async function runHop(exchange: Exchange, target: HopTarget, request: RedirectedRequest, context: HopContext): Promise<HopOutcome> {
-  const { prepared, admission, dispatcher, signal, deadline } = exchange
+  const { prepared, admission, dispatcher, signal } = exchange
   const { limits } = prepared
   const { decision, pinned, resolutionMs } = await admitted(exchange, target, context, false)
   // One connect budget per hop: resolution, TCP and TLS share it; the time of gates, the policy
@@ -75,8 +75,6 @@ async function runHop(exchange: Exchange, target: HopTarget, request: Redirected
     connectDeadline: connectDeadline(),
     firstByteTimeoutMs: limits.firstByteTimeoutMs,
     idleTimeoutMs: limits.idleTimeoutMs,
-    deadline,
-    totalTimeoutMs: limits.totalTimeoutMs,
     maxBodyBytes: limits.maxBodyBytes,
   }
   const { url } = target
@@ -138,9 +136,7 @@ export async function exchange(exchange: Exchange): Promise<ExchangeResult> {
       hop,
       signal: exchange.signal,
       resolveTimeoutMs: limits.connectTimeoutMs,
-      hostTimeoutMs: limits.hostTimeoutMs,
-      deadline: exchange.deadline,
-      totalTimeoutMs: limits.totalTimeoutMs,
+      ...hostBudget(limits, exchange.deadline),
     }
     const { answer, sentUrl } = await runHop(exchange, target, request, context)
     trace.followed(hop)

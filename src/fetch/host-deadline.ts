@@ -42,6 +42,11 @@ function isTotalTimeout(error: unknown): boolean {
   return isCapsuleHostError(error) && error.code === 'timeout' && error.phase === 'total'
 }
 
+/** A host step's error for its signal's abort: the request's total deadline passing is the step's own timeout; anything else cancels it. */
+function stepStopped(step: string, budget: HostBudget, signal: AbortSignal): CapsuleHostError {
+  return isTotalTimeout(signal.reason) ? hostTimeout(step, budget, true) : stepCancelled(signal)
+}
+
 /** True for the error a host step's clock gives when it runs out. */
 export function isHostTimeout(error: unknown): error is CapsuleHostError {
   return isCapsuleHostError(error) && error.code === 'timeout' && error.phase === 'host'
@@ -62,7 +67,7 @@ export class HostClock {
   #timer: NodeJS.Timeout | undefined
   #stopped = false
   #fail: (error: CapsuleHostError) => void = () => undefined
-  readonly #onAbort = () => this.#end(this.#stoppedBy(this.#budget.signal!))
+  readonly #onAbort = () => this.#end(stepStopped(this.#step, this.#budget, this.#budget.signal!))
 
   constructor(budget: HostBudget, step: string) {
     this.#budget = budget
@@ -72,7 +77,7 @@ export class HostClock {
     // Nobody may be racing it any more when it fires; that is not an unhandled rejection.
     this.expired.catch(() => undefined)
     if (budget.signal?.aborted) {
-      this.#end(this.#stoppedBy(budget.signal))
+      this.#end(stepStopped(this.#step, budget, budget.signal))
     } else {
       budget.signal?.addEventListener('abort', this.#onAbort, { once: true })
       this.resume()
@@ -83,7 +88,7 @@ export class HostClock {
     if (this.#stopped || this.#timer) return
     const now = performance.now()
     this.#since = now
-    // The request's control also aborts the signal at the deadline (see #stoppedBy): the same error either way.
+    // The request's control also aborts the signal at the deadline (see stepStopped): the same error either way.
     const byTotal = this.#budget.deadline < now + this.#remaining
     const wait = byTotal ? this.#budget.deadline - now : this.#remaining
     this.#timer = setTimeout(() => this.#end(hostTimeout(this.#step, this.#budget, byTotal)), Math.max(0, wait))
@@ -102,10 +107,6 @@ export class HostClock {
     this.#budget.signal?.removeEventListener('abort', this.#onAbort)
   }
 
-  /** The step's error for an abort: the total deadline passing is this step's timeout; anything else cancels it. */
-  #stoppedBy(signal: AbortSignal): CapsuleHostError {
-    return isTotalTimeout(signal.reason) ? hostTimeout(this.#step, this.#budget, true) : stepCancelled(signal)
-  }
 
   #end(error: CapsuleHostError): void {
     this.stop()
@@ -118,7 +119,7 @@ export class HostClock {
  * or the clock's timeout; a late answer (or a late failure) of the callback is ignored.
  */
 export async function withinHostTime<T>(budget: HostBudget, step: string, work: () => T | PromiseLike<T>): Promise<T> {
-  if (budget.signal?.aborted) throw isTotalTimeout(budget.signal.reason) ? hostTimeout(step, budget, true) : stepCancelled(budget.signal)
+  if (budget.signal?.aborted) throw stepStopped(step, budget, budget.signal)
   const clock = new HostClock(budget, step)
   try {
     return await Promise.race([new Promise<T>((resolve) => resolve(work())), clock.expired])

@@ -6,7 +6,7 @@ import type { Answer } from '../middleware/results.js'
 import { readAll, type BodyReader } from '../net/dispatch-hop.js'
 import { headerObject, type HeaderList } from '../net/headers.js'
 import { checkIntegrity } from '../net/integrity.js'
-import type { BufferedResponse } from '../wire/schemas.js'
+import type { BufferedResponse, HeaderForm } from '../wire/schemas.js'
 import { utf8Bytes } from '../utf8-bytes.js'
 import type { ExchangeResult } from './exchange.js'
 import type { PreparedRequest } from './prepare.js'
@@ -143,13 +143,19 @@ export async function bufferedReply(
   }
 }
 
+/**
+ * The header fields of a capsule's reply in the form its request asked for: `rawHeaders` (list),
+ * `headers` (object, made only then) or both; the other is undefined, which JSON leaves out.
+ */
+export function headerForms(form: HeaderForm, rawHeaders: HeaderList, headers: () => Record<string, string>) {
+  return { headers: form === 'list' ? undefined : headers(), rawHeaders: form === 'object' ? undefined : rawHeaders }
+}
+
 /** A capsule's `http_request` reply, encoded once: JSON bytes, with the header form the request asked for. */
 export interface WireReply {
   readonly status: number
   readonly bytes: Uint8Array
 }
-
-const encoder = new TextEncoder()
 
 /**
  * What `http_request` hands a capsule: the reply JSON with `rawHeaders` (default), `headers`, or
@@ -164,9 +170,7 @@ export async function wireReply(
 ): Promise<WireReply> {
   const { status, rawHeaders, content, meta } = await scrubbedAnswer(result, prepared, secrets, trace, elapsedMs)
   const { body, bodyEncoding } = encodedBody(content, prepared)
-  const form = prepared.responseHeaders
-  const headers = form === 'list' ? undefined : headerObject(rawHeaders)
-  const reply = { status, headers, rawHeaders: form === 'object' ? undefined : rawHeaders, body, bodyEncoding, meta }
+  const reply = { status, ...headerForms(prepared.responseHeaders, rawHeaders, () => headerObject(rawHeaders)), body, bodyEncoding, meta }
   // JSON.stringify leaves out the header form that is undefined. A fresh buffer of its own: Extism adopts it.
   return { status, bytes: utf8Bytes(JSON.stringify(reply)) }
 }
@@ -189,7 +193,7 @@ export async function bytesReply(
   elapsedMs: () => number,
 ): Promise<BytesResponse> {
   const { status, rawHeaders, content, meta } = await scrubbedAnswer(result, prepared, secrets, trace, elapsedMs)
-  const body = content.kind === 'json' ? encoder.encode(JSON.stringify(content.value) ?? 'null') : content.bytes
+  const body = content.kind === 'json' ? utf8Bytes(JSON.stringify(content.value) ?? 'null') : content.bytes
   return { status, rawHeaders, body, meta }
 }
 

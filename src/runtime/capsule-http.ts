@@ -1,6 +1,7 @@
 // One capsule's HTTP host service: the four host functions on bytes, over its safe-fetch session.
 import { ABIS, type Abi } from '../audit.js'
 import { CapsuleHostError, wireErrorOf, type WireError } from '../errors.js'
+import { headerForms } from '../fetch/reply.js'
 import type { SafeFetchSession, StreamedResponse } from '../safe-fetch.js'
 import { utf8Bytes } from '../utf8-bytes.js'
 import type { CheckedRequest } from '../wire/parse.js'
@@ -61,14 +62,8 @@ export class CapsuleHttp {
       reply = { error: wireErrorOf(error) }
     }
     if ('error' in reply) return json(reply)
-    const form = reply.responseHeaders
-    // The header form the request asked for (rawHeaders by default); JSON.stringify leaves out the other.
-    return json({
-      handle: reply.handle,
-      status: reply.status,
-      headers: form === 'list' ? undefined : reply.headers,
-      rawHeaders: form === 'object' ? undefined : reply.rawHeaders,
-    })
+    // The header form the request asked for (rawHeaders by default).
+    return json({ handle: reply.handle, status: reply.status, ...headerForms(reply.responseHeaders, reply.rawHeaders, () => reply.headers) })
   }
 
   /**

@@ -2,15 +2,14 @@
 import { CapsuleHostError, type TimeoutPhase } from '../../errors.js'
 import type { NormalisedUrl } from '../../url/normalise.js'
 
-/** The phases the transport times; `host` belongs to the host's own steps. */
-export type NetworkPhase = Exclude<TimeoutPhase, 'host'>
+/** The phases a hop times; `total` is the request control's and `host` the host's own steps'. */
+export type NetworkPhase = Exclude<TimeoutPhase, 'host' | 'total'>
 
 export function timeoutError(phase: NetworkPhase, ms: number, url: NormalisedUrl): CapsuleHostError {
   const what = {
     connect: `connecting to ${url.host}`,
     first_byte: `waiting for the response from ${url.host}`,
     idle: `waiting for the next body chunk from ${url.host}`,
-    total: `the request to ${url.host}`,
   }[phase]
   return new CapsuleHostError('timeout', `${what} took longer than ${Math.round(ms)} ms`, { phase })
 }

@@ -14,6 +14,7 @@ export interface Hop {
   readonly body: Uint8Array | undefined
 }
 
+/** A hop's own limits. The request's total deadline is not among them: its control aborts the dispatch signal when it passes. */
 export interface HopLimits {
   /** The configured connect budget (for messages) and the time it runs out (resolution used part of it). */
   readonly connectTimeoutMs: number
@@ -21,12 +22,6 @@ export interface HopLimits {
   /** From the connection to the final (non-1xx) response head; interim responses do not restart it. */
   readonly firstByteTimeoutMs: number
   readonly idleTimeoutMs: number
-  /**
-   * The request's total deadline (performance.now(); Infinity: none) and the limit it stands for.
-   * The transport does not time it: the request's control aborts the dispatch signal when it passes.
-   */
-  readonly deadline: number
-  readonly totalTimeoutMs: number
   readonly maxBodyBytes: number
 }
 
