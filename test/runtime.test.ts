@@ -304,6 +304,21 @@ describeIsolations('isolation %s', (isolation) => {
       await expect(runtime.load({ wasm: wasi })).rejects.toMatchObject({ code: 'load_failed', message: expect.stringContaining('"wasi_snapshot_preview1" "fd_teleport"') })
     })
 
+    test('a module importing AssemblyScript\'s default env.abort fails at load with the fix named', async () => {
+      const bytes = tinyModule({ imports: [['env', 'abort']], exports: ['f'] })
+      await expect(runtime.load({ wasm: bytes })).rejects.toMatchObject({
+        code: 'load_failed',
+        message: 'the capsule imports "env" "abort", which capsule-host does not provide (it provides extism:host/user, extism:host/env and wasi_snapshot_preview1): ' +
+          'AssemblyScript\'s default abort hook; build with the SDK\'s preset (an asconfig.json with "extends": "./node_modules/capsule-host/capsules/asconfig.preset.json") ' +
+          'or pass --use abort=~lib/capsule-host/capsules/sdk/abort/capsuleAbort to asc',
+      })
+      const other = tinyModule({ imports: [['env', 'teleport']], exports: ['f'] })
+      await expect(runtime.load({ wasm: other })).rejects.toMatchObject({
+        code: 'load_failed',
+        message: 'the capsule imports "env" "teleport", which capsule-host does not provide (it provides extism:host/user, extism:host/env and wasi_snapshot_preview1)',
+      })
+    })
+
     test('bytes that are not Wasm, a missing file and an unknown scheme fail at load', async () => {
       await expect(runtime.load({ wasm: Uint8Array.from([1, 2, 3]) })).rejects.toMatchObject({ code: 'load_failed' })
       await expect(runtime.load({ wasm: '/nonexistent/probe.wasm' })).rejects.toMatchObject({ code: 'load_failed' })

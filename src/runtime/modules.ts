@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { CapsuleError } from '../errors.js'
+import type { WasmModule } from '../wasm-types.js'
 import { HOST_FUNCTION_NAMES, HOST_NAMESPACE } from './host-functions.js'
 import { boundModule, KERNEL_HTTP_NAMESPACE, ModuleBoundError, moduleBounds, WASI_IMPORT_NAMESPACE } from './module-bounds.js'
 import { publicExportName, WASI_FUNCTION_NAMES } from './wasi.js'
@@ -61,6 +62,12 @@ export async function readWasm(source: WasmSource): Promise<Uint8Array> {
   }
 }
 
+/** The fix for an import a compiler adds by default, named in the load error (docs/capsules.md). */
+const COMPILER_IMPORT_HINTS: ReadonlyMap<string, string> = new Map([
+  ['env.abort', `AssemblyScript's default abort hook; build with the SDK's preset (an asconfig.json with "extends": "./node_modules/capsule-host/capsules/asconfig.preset.json") or pass --use abort=~lib/capsule-host/capsules/sdk/abort/capsuleAbort to asc`],
+  ['env.trace', `AssemblyScript's trace(); remove it, or log through Extism's log functions (extism:host/env log_info and its kin)`],
+])
+
 /**
  * Refuses, at load time, a module importing anything the runtime does not provide, naming it.
  * The module is the rewritten one: its WASI imports are under WASI_IMPORT_NAMESPACE, named here as
@@ -74,7 +81,8 @@ function checkImports(module: WebAssembly.Module): void {
       throw new CapsuleError('load_failed', `the capsule imports ${what}, which is not a WASI preview 1 function capsule-host provides; it provides ${WASI_FUNCTION_NAMES.join(', ')}`)
     }
     if (namespace !== HOST_NAMESPACE && namespace !== EXTISM_KERNEL && namespace !== KERNEL_HTTP_NAMESPACE && moved !== WASI_IMPORT_NAMESPACE) {
-      throw new CapsuleError('load_failed', `the capsule imports ${what}, which capsule-host does not provide (it provides ${HOST_NAMESPACE}, ${EXTISM_KERNEL} and wasi_snapshot_preview1)`)
+      const hint = COMPILER_IMPORT_HINTS.get(`${namespace}.${name}`)
+      throw new CapsuleError('load_failed', `the capsule imports ${what}, which capsule-host does not provide (it provides ${HOST_NAMESPACE}, ${EXTISM_KERNEL} and wasi_snapshot_preview1)${hint === undefined ? '' : `: ${hint}`}`)
     }
     if (kind !== 'function') {
       throw new CapsuleError('load_failed', `the capsule imports ${what}, a ${kind}; capsule-host provides only functions (declare and export tables, memories and globals instead)`)
@@ -86,7 +94,7 @@ function checkImports(module: WebAssembly.Module): void {
 }
 
 export interface CompiledCapsule {
-  readonly module: WebAssembly.Module
+  readonly module: WasmModule
   /** sha256 of the original bytes. */
   readonly hash: string
   /** The function exports (the rewrite's own table exports are not functions, so never listed). */
