@@ -1,0 +1,246 @@
+// createTestHost: scripted upstreams plus a safe fetch and runtime wired to reach exactly those servers, and run() for one export call.
+import type { AuditEvent } from '../audit.js'
+import { CapsuleError, type CapsuleErrorCode, type ErrorCode } from '../errors.js'
+import type { Rule } from '../gate/rules.js'
+import type { SecurityGate } from '../gate/types.js'
+import type { Limits } from '../limits.js'
+import type { MiddlewareOption } from '../middleware/types.js'
+import type { Resolver } from '../net/resolve.js'
+import { checkOptions, type OptionCheck } from '../options.js'
+import type { Capsule, CallInput } from '../runtime/capsule.js'
+import type { LogHandler, LogLevel } from '../runtime/logs.js'
+import type { WasmSource } from '../runtime/modules.js'
+import { createRuntime, type Isolation, type LoadOptions, type Runtime, type RuntimeLimits } from '../runtime/runtime.js'
+import { createSafeFetch, type SafeFetch } from '../safe-fetch.js'
+import { loadMocks, type MockDescription } from './mocks.js'
+import { startUpstreams, UPSTREAM_ADDRESS, type Upstream, type Upstreams } from './upstreams.js'
+
+/** createTestHost's options. Unknown names are a TypeError. */
+export interface TestHostOptions {
+  /** The scripted upstreams: a mock description, or the path of a JSON file holding one. Default: no upstreams. */
+  mocks?: MockDescription | string
+  /** How the runtime runs capsules. Default `worker` (works on every Node); `inline` and `pool` need JSPI (Node 25+). */
+  isolation?: Isolation
+  /**
+   * More rules, after the kit's own (one per upstream: its name, its port, its scheme). A rule whose
+   * `host` is an upstream name and that gives no `port` gets that upstream's port (and
+   * `httpsOnly: false` for an HTTP upstream) and replaces the kit's rule for it: use it to
+   * restrict routes or add middleware. Default: none.
+   */
+  rules?: Rule | readonly Rule[]
+  /** Global middleware of the safe fetch (one or a list). Default: none. */
+  middleware?: MiddlewareOption
+  /** Host gates of the safe fetch; every one must allow. Default: none. */
+  gates?: readonly SecurityGate[]
+  /** The safe fetch's limits (`createSafeFetch`'s `limits`). Default: its defaults. */
+  limits?: Partial<Limits>
+  /** The most redirects a request may ask to follow. Default 0. */
+  maxRedirects?: number
+  /** The runtime's limits (call time, memory, output size). Default: createRuntime's. */
+  runtimeLimits?: Partial<RuntimeLimits>
+  /** Receives the capsules' log lines (createRuntime's `onLog`). Default: dropped. */
+  onLog?: LogHandler
+  /** The lowest Extism log level passed to `onLog`. Default `info`. */
+  logLevel?: LogLevel
+}
+
+/** What run() loads a module with (LoadOptions without `wasm`); the same module and options share one loaded capsule. */
+export type RunLoadOptions = Omit<LoadOptions, 'wasm' | 'onLog'>
+
+/** The outcome of one export call made by run(). */
+export interface RunResult {
+  /** `ok` when the export returned; `failed` when the load or the call failed (`error` says how). */
+  readonly status: 'ok' | 'failed'
+  /** The output as text (UTF-8); empty when the call failed. */
+  readonly output: string
+  /** The output's bytes; empty when the call failed. */
+  readonly bytes: Uint8Array
+  /** Why the load or the call failed: the CapsuleError's code, the host function's wire code, its message. */
+  readonly error?: { readonly code: CapsuleErrorCode; readonly hostCode?: ErrorCode; readonly message: string }
+  /** The audit events of the requests this call made, in the order they ended. */
+  readonly audit: readonly AuditEvent[]
+}
+
+/** A running test host. Close it when done (or `await using`). */
+export interface TestHost {
+  /** The safe fetch, wired to the upstreams (call `request`, `stream` or `explain` on it directly). */
+  readonly fetch: SafeFetch
+  /** The runtime, on `fetch`. */
+  readonly runtime: Runtime
+  /** Every audit event since the host started, oldest first (a live list). */
+  readonly audit: readonly AuditEvent[]
+  /** The started upstreams (names, the CA, each server). */
+  readonly upstreams: Upstreams
+  /** The upstream called `name` (its `received` list, port, origin); a TypeError for an unknown name. */
+  upstream(name: string): Upstream
+  /** `http://<name>:<port><path>`, https for a TLS upstream. */
+  url(name: string, path?: string): string
+  /**
+   * Loads the module (once per module and `load` options) and calls `exportName` with `input`.
+   * A failed load or call is a `failed` result, not a rejection.
+   */
+  run(wasm: WasmSource, exportName: string, input?: CallInput, load?: RunLoadOptions): Promise<RunResult>
+  /** Closes the runtime, the safe fetch and the upstreams; idempotent. */
+  close(): Promise<void>
+  /** The same as `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+const passedOn: OptionCheck = () => undefined
+const TEST_HOST_OPTIONS: Readonly<Record<keyof TestHostOptions, OptionCheck>> = {
+  mocks: passedOn,
+  isolation: passedOn,
+  rules: passedOn,
+  middleware: passedOn,
+  gates: passedOn,
+  limits: passedOn,
+  maxRedirects: passedOn,
+  runtimeLimits: passedOn,
+  onLog: passedOn,
+  logLevel: passedOn,
+}
+
+/** Exactly the upstream names, to the loopback address; any other name fails as a DNS error would. */
+function upstreamResolver(names: readonly string[]): Resolver {
+  const known = new Set(names)
+  return async (hostname) => {
+    if (known.has(hostname)) return [UPSTREAM_ADDRESS]
+    throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname} (the test host resolves only its upstreams)`), { code: 'ENOTFOUND' })
+  }
+}
+
+/** The kit's rule per upstream, except where a host rule for that name (without a port) takes its place. */
+function upstreamRules(upstreams: Upstreams, extra: Rule | readonly Rule[] | undefined): Rule[] {
+  const given: readonly Rule[] = extra === undefined ? [] : Array.isArray(extra) ? extra : [extra as Rule]
+  const isUpstream = (rule: Rule) => typeof rule?.host === 'string' && upstreams.names.includes(rule.host) && rule.port === undefined
+  const forUpstream = (name: string): Rule => {
+    const { port, tls } = upstreams.upstream(name)
+    return { host: name, port, httpsOnly: tls }
+  }
+  const replaced = new Set(given.filter(isUpstream).map((rule) => rule.host))
+  const own = upstreams.names.filter((name) => !replaced.has(name)).map(forUpstream)
+  const completed = given.map((rule) => (isUpstream(rule) ? { ...forUpstream(rule.host), ...rule, port: upstreams.upstream(rule.host).port } : rule))
+  return [...own, ...completed]
+}
+
+function wiredFetch(upstreams: Upstreams, options: TestHostOptions): SafeFetch {
+  return createSafeFetch({
+    rules: upstreamRules(upstreams, options.rules),
+    resolver: upstreamResolver(upstreams.names),
+    addressPolicy: { unsafeAllow: [`${UPSTREAM_ADDRESS}/32`] },
+    ...(upstreams.ca ? { tls: { ca: upstreams.ca } } : {}),
+    ...(options.middleware ? { middleware: options.middleware } : {}),
+    ...(options.gates ? { gates: options.gates } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.maxRedirects !== undefined ? { maxRedirects: options.maxRedirects } : {}),
+  })
+}
+
+/** What a failed load or call becomes in a RunResult. */
+const failure = (error: CapsuleError, audit: readonly AuditEvent[]): RunResult => ({
+  status: 'failed',
+  output: '',
+  bytes: new Uint8Array(0),
+  error: { code: error.code, ...(error.hostCode ? { hostCode: error.hostCode } : {}), message: error.message },
+  audit,
+})
+
+/** One loaded capsule of run(), with the calls made on it chained so each call's events are its own. */
+interface Loaded {
+  readonly capsule: Promise<Capsule>
+  queue: Promise<unknown>
+}
+
+/** run(): loads once per (module, options), calls in turn, and gathers each call's events by capsule id. */
+function runner(fetch: SafeFetch, runtime: Runtime): TestHost['run'] {
+  // By path (or URL) text, or by the bytes object itself; then by the load options.
+  const modules = new Map<unknown, Map<string, Loaded>>()
+  const loadedFor = (wasm: WasmSource, load: RunLoadOptions | undefined): Loaded => {
+    const id = wasm instanceof URL ? wasm.href : wasm
+    const key = JSON.stringify(load ?? {})
+    let entries = modules.get(id)
+    if (!entries) modules.set(id, (entries = new Map()))
+    let loaded = entries.get(key)
+    if (!loaded) {
+      const capsule = runtime.load({ ...load, wasm })
+      capsule.catch(() => entries.delete(key))
+      entries.set(key, (loaded = { capsule, queue: Promise.resolve() }))
+    }
+    return loaded
+  }
+  const callOnce = async (loaded: Loaded, exportName: string, input: CallInput): Promise<RunResult> => {
+    let capsule: Capsule
+    try {
+      capsule = await loaded.capsule
+    } catch (error) {
+      if (error instanceof CapsuleError) return failure(error, [])
+      throw error
+    }
+    const audit: AuditEvent[] = []
+    const stop = fetch.audit.on('request', (event) => {
+      if (event.capsuleId === capsule.id) audit.push(event)
+    })
+    try {
+      const output = await capsule.call(exportName, input)
+      return { status: 'ok', output: output.text(), bytes: output.bytes(), audit }
+    } catch (error) {
+      if (error instanceof CapsuleError) return failure(error, audit)
+      throw error
+    } finally {
+      stop()
+    }
+  }
+  return (wasm, exportName, input, load) => {
+    const loaded = loadedFor(wasm, load)
+    const result = loaded.queue.then(() => callOnce(loaded, exportName, input))
+    loaded.queue = result.catch(() => undefined)
+    return result
+  }
+}
+
+/**
+ * Starts the mocks' upstreams and a safe fetch and runtime that reach exactly them: their names
+ * resolve to 127.0.0.1 (every other name fails with `dns_failed`), only 127.0.0.1/32 is exempted
+ * from the address blocklist, and one rule per upstream allows its name on its port.
+ */
+export async function createTestHost(options: TestHostOptions = {}): Promise<TestHost> {
+  checkOptions('createTestHost', options, TEST_HOST_OPTIONS)
+  const mocks = typeof options.mocks === 'string' ? await loadMocks(options.mocks) : (options.mocks ?? { upstreams: {} })
+  const upstreams = await startUpstreams(mocks)
+  let fetch: SafeFetch | undefined
+  let runtime: Runtime
+  try {
+    fetch = wiredFetch(upstreams, options)
+    runtime = createRuntime({
+      fetch,
+      isolation: options.isolation ?? 'worker',
+      ...(options.runtimeLimits ? { limits: options.runtimeLimits } : {}),
+      ...(options.onLog ? { onLog: options.onLog } : {}),
+      ...(options.logLevel ? { logLevel: options.logLevel } : {}),
+    })
+  } catch (error) {
+    await fetch?.close()
+    await upstreams.close()
+    throw error
+  }
+  const audit: AuditEvent[] = []
+  fetch.audit.on('request', (event) => void audit.push(event))
+  let closing: Promise<void> | undefined
+  const close = () =>
+    (closing ??= (async () => {
+      await runtime.close()
+      await fetch.close()
+      await upstreams.close()
+    })())
+  return {
+    fetch,
+    runtime,
+    audit,
+    upstreams,
+    upstream: (name) => upstreams.upstream(name),
+    url: (name, path) => upstreams.url(name, path),
+    run: runner(fetch, runtime),
+    close,
+    [Symbol.asyncDispose]: close,
+  }
+}
