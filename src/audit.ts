@@ -12,15 +12,18 @@ export type Abi = (typeof ABIS)[number]
 
 /** One request's outcome. Never contains a query string, a header value, a body or a secret. */
 export interface AuditEvent {
+  /** The capsule that made the request (its load `id`), or the `capsuleId` host code passed. */
   capsuleId: string
   /** Unique within this safe fetch: `<capsuleId>#<n>`. */
   requestId: string
+  /** `request`: a buffered request (`http_request`); `stream`: a streamed one (`http_stream_start`). */
   kind: 'request' | 'stream'
   /**
    * The ABI the request came through, set by the host function that served it (never from
    * anything the capsule wrote). Host code calling the safe fetch directly gets `capsule-host`.
    */
   abi: Abi
+  /** The method the capsule asked for; undefined when the request failed validation. */
   method: string | undefined
   /**
    * The capsule's own URL (never one middleware set): origin and path, with any query string
@@ -51,7 +54,9 @@ export interface AuditEvent {
   detail?: string
   /** The class of the address dialled, or of the blocked address that refused the request. */
   addressClass?: string
+  /** The HTTP status the capsule received (upstream's or a middleware's); absent with a `code`. */
   status?: number
+  /** The wire error code the capsule received (docs/errors.md); absent when it got a response. */
   code?: ErrorCode
   /** For `timeout`: which wait ran out (`host`: a gate, the policy or middleware did not answer in time). */
   phase?: TimeoutPhase
@@ -59,18 +64,22 @@ export interface AuditEvent {
   error?: { name: string; message: string; stack?: string }
   /** Secret occurrences replaced by `[redacted]` in what the capsule received. */
   redactions: number
-  /** Body bytes received (for a stream, counted to its end) and sent. */
+  /** Response body bytes received (for a stream, counted to its end). */
   bytesIn: number
+  /** Request body bytes sent. */
   bytesOut: number
   /** Redirect hops followed. */
   redirects: number
+  /** How long the request took, in whole ms (a stream: until it ended or was closed). */
   durationMs: number
 }
 
+/** Receives each audit event as it is recorded; what it throws is swallowed. */
 export type AuditListener = (event: AuditEvent) => void
 
 /** Where a safe fetch writes its events: a listener, an async iterator, or a stream as JSON lines. */
 export interface AuditSink {
+  /** Takes one event as a JSON line (with its newline); a sink that throws is ignored for that line. */
   write(line: string): unknown
 }
 
