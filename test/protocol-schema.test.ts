@@ -5,7 +5,7 @@ import { z } from 'zod'
 import { CapsuleHostError, ERROR_CODES, INTERNAL_WIRE_ERROR, TIMEOUT_PHASES } from '../src/errors.js'
 import { CapsuleHttp } from '../src/runtime/capsule-http.js'
 import { PROTOCOL_SCHEMA_FILE, PROTOCOL_SCHEMA_ID, protocolJsonSchemaText } from '../src/wire/json-schema.js'
-import { HttpRequestSchema, REQUEST_BOUNDS } from '../src/wire/schemas.js'
+import { HttpRequestSchema, REQUEST_BOUNDS, STREAM_NEXT_TAG } from '../src/wire/schemas.js'
 import { closeAllFetches, testFetch } from './helpers/fetch.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
 
@@ -31,7 +31,7 @@ describe('its structure', () => {
     expect(doc.title).toMatch(/wire protocol/)
     expect(doc.description).toMatch(/npm run schema/)
     expect(Object.keys(doc.$defs)).toEqual(
-      expect.arrayContaining(['HttpRequest', 'RequestOptions', 'BufferedResponse', 'StreamStart', 'ErrorReply', 'WireError', 'ErrorCode', 'TimeoutPhase']),
+      expect.arrayContaining(['HttpRequest', 'RequestOptions', 'BufferedResponse', 'StreamStart', 'ErrorReply', 'WireError', 'ErrorCode', 'TimeoutPhase', 'StreamNextTag']),
     )
   })
 
@@ -39,6 +39,13 @@ describe('its structure', () => {
     expect(doc.$defs.ErrorCode?.enum).toEqual([...ERROR_CODES])
     expect(doc.$defs.ErrorCode?.enum).toContain('internal')
     expect(doc.$defs.TimeoutPhase?.enum).toEqual([...TIMEOUT_PHASES])
+  })
+
+  test("http_stream_next's tag bytes are STREAM_NEXT_TAG (data, end, error), integers", () => {
+    expect(doc.$defs.StreamNextTag).toMatchObject({ type: 'integer', enum: [STREAM_NEXT_TAG.data, STREAM_NEXT_TAG.end, STREAM_NEXT_TAG.error] })
+    expect(STREAM_NEXT_TAG).toEqual({ data: 0, end: 1, error: 2 })
+    const valid = validatorOf('StreamNextTag')
+    expect([0, 1, 2, 3, -1, 0.5, '0'].map(valid)).toEqual([true, true, true, false, false, false, false])
   })
 
   test('every $ref points at a $defs entry of the document', () => {

@@ -29,6 +29,7 @@ import {
   Stream,
   fail,
   fromBlock,
+  http_stream_next,
   input,
   inputBlock,
   jsonError,
@@ -619,5 +620,71 @@ export function request_json(): i32 {
   const form = doc.get("responseHeaders");
   if (form !== null && form.isString) req.responseHeaders(form.str());
   output(req.toJson());
+  return 0;
+}
+
+// ---- stream errors as values (http_stream_next) ----
+
+/**
+ * Reads one opened stream to its end or its first error with Stream.next(), and writes what
+ * happened: {"status","bytes","fnv1a32","end":true}, or {"status","bytes","error":{...},"again":
+ * "<code of one more next()>"} (the SDK repeats the error). Closes the stream. True when it ended.
+ */
+function readAttempt(s: Stream, w: JsonWriter): bool {
+  const hash = new Fnv1a32();
+  let failed: HttpError | null = null;
+  for (let r = s.next(); !r.done; r = s.next()) {
+    const error = r.error;
+    if (error !== null) {
+      failed = error;
+      break;
+    }
+    hash.update(r.bytes!);
+  }
+  w.beginObject().key("status").int(s.status).key("bytes").uint(s.bytesRead).key("fnv1a32").string(hash.hex());
+  if (failed === null) w.key("end").bool(true);
+  else {
+    w.key("error");
+    failed.write(w);
+    const again = s.next().error;
+    w.key("again").string(again !== null ? again.code : "none");
+  }
+  w.endObject();
+  s.close();
+  return failed === null;
+}
+
+/**
+ * Input: a JSON array of wire requests. Streams each in turn with Stream.next() (errors as
+ * values), stopping after the first that reads to its end: a download retried on another route.
+ * Output: {"attempts":[...]}, one entry per request tried: readAttempt's, or {"start":{...}} with
+ * the start reply when the stream did not open.
+ */
+export function stream_attempts(): i32 {
+  const doc = parseJson(input());
+  if (doc === null || !doc.isArray) return fail("stream_attempts input must be a JSON array of requests");
+  const w = new JsonWriter(256);
+  w.beginObject().key("attempts").beginArray();
+  for (let i = 0; i < doc.size; i++) {
+    const s = streamJson(doc.at(i)!.raw());
+    if (s.error !== null) {
+      w.beginObject().key("start").raw(s.raw).endObject();
+      continue;
+    }
+    if (readAttempt(s, w)) break;
+  }
+  w.endArray().endObject();
+  output(w.toBytes());
+  return 0;
+}
+
+/**
+ * Input: {"handle":H,"capacity":C} (any i64s). Calls http_stream_next(H, C) once.
+ * Output: the host's reply block verbatim (its tag byte, then the bytes or the error JSON).
+ */
+export function next_raw(): i32 {
+  const doc = parseJson(input());
+  if (doc === null || !doc.isObject) return fail('next_raw input must be {"handle":H,"capacity":C}');
+  outputBlock(http_stream_next(doc.getInteger("handle"), doc.getInteger("capacity")));
   return 0;
 }

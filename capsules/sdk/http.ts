@@ -2,6 +2,7 @@
 // AssemblyScript has no exceptions, so failures are values: check `.error` first.
 
 import {
+  block_to_mem,
   free,
   http_request,
   http_stream_close,
@@ -24,7 +25,23 @@ import {
   spanEquals,
   spanText,
 } from "./json";
-import { stringToBlock, takeBlock, toBlock } from "./memory";
+import { fromBlock, stringToBlock, takeBlock, toBlock } from "./memory";
+
+/**
+ * handle: the numeric stream handle; capacity: the most body bytes to take (>= 1). Returns the
+ * offset of a block whose first byte says what follows: STREAM_DATA (1 to capacity bytes of the
+ * body), STREAM_END (nothing) or STREAM_ERROR (`{"error":{...}}` JSON). Never traps on a stream
+ * error or a bad argument.
+ */
+@external("extism:host/user", "http_stream_next")
+export declare function http_stream_next(handle: u64, capacity: u64): u64;
+
+/** The first byte of an http_stream_next reply: the next bytes of the body follow. */
+export const STREAM_DATA: u8 = 0;
+/** The first byte of an http_stream_next reply: the body ended; nothing follows. */
+export const STREAM_END: u8 = 1;
+/** The first byte of an http_stream_next reply: the stream failed; `{"error":{...}}` follows. */
+export const STREAM_ERROR: u8 = 2;
 
 /** Size of the buffer a Stream reads into, unless stream() is given another. */
 export const DEFAULT_STREAM_BUFFER: i32 = 256 * 1024;
@@ -474,14 +491,40 @@ function base64Body(value: JsonValue): Uint8Array | null {
 }
 
 /**
- * An open response stream. Read with read() until it returns null, then close().
- * When `error` is set the stream never opened; read() returns null and close() does nothing.
+ * What Stream.next() gives. Exactly one of three: `bytes` (the next piece of the body, at least
+ * one byte: a view of the stream's buffer, valid until the next read), `error` (the stream
+ * failed: its code is one of HOST_ERROR_CODES, or INVALID_REPLY), or neither, and then `done` is
+ * true: the body ended.
+ */
+export class StreamResult {
+  constructor(public bytes: Uint8Array | null, public error: HttpError | null) {}
+
+  /** True at the end of the body (no bytes, no error). */
+  get done(): bool {
+    return this.bytes === null && this.error === null;
+  }
+}
+
+/**
+ * An open response stream. Read with next() (errors as values) or read() (errors trap) until the
+ * end, then close(). When `error` is set the stream never opened; next() returns that error,
+ * read() returns null and close() does nothing.
+ *
+ *   for (let r = s.next(); !r.done; r = s.next()) {
+ *     if (r.error !== null) { report(r.error!); break; }   // a reset, an idle timeout, the cap...
+ *     hash.update(r.bytes!);
+ *   }
  */
 export class Stream extends HeaderSet {
   status: i32 = 0;
   /** The host's handle string. */
   handle: string = "";
   error: HttpError | null = null;
+  /**
+   * The error that failed the body, once next() has returned it (the host has then freed the
+   * handle). Every later next() returns it again; read() returns null and readInto() 0.
+   */
+  readError: HttpError | null = null;
   /** The start reply exactly as received. */
   raw: Uint8Array = NO_BYTES;
   /** Total body bytes read so far. */
@@ -490,6 +533,8 @@ export class Stream extends HeaderSet {
   private fast: bool = false;
   private bufferSize: i32;
   private buffer: Uint8Array | null = null;
+  /** next()'s buffer: one tag byte, then up to bufferSize bytes of the body. */
+  private frame: Uint8Array | null = null;
   private pending: Uint8Array | null = null;
   private pendingAt: i32 = 0;
   private ended: bool = false;
@@ -506,12 +551,69 @@ export class Stream extends HeaderSet {
   }
 
   /**
+   * The next piece of the body, the end, or the error that failed the stream, as a value
+   * (http_stream_next): a timeout, a reset or the body cap is `result.error` (codes `timeout`
+   * with phase `idle`, `network`, `too_large`, ...), and the capsule goes on. After the end, next()
+   * returns the end again; after an error, the same error (`readError`). A closed stream's next()
+   * is the host's `invalid_request` (the handle is no longer open). The bytes live in the
+   * stream's reusable buffer until the next read (copy them with slice() to keep them).
+   */
+  next(): StreamResult {
+    const notOpened = this.error;
+    if (notOpened !== null) return new StreamResult(null, notOpened);
+    const failed = this.readError;
+    if (failed !== null) return new StreamResult(null, failed);
+    if (this.ended) return new StreamResult(null, null);
+    if (!this.fast) return this.failWith(badReply("the handle " + this.handle + " is not a decimal number"));
+    let buf = this.frame;
+    if (buf === null) {
+      buf = new Uint8Array(this.bufferSize + 1);
+      this.frame = buf;
+    }
+    const off = http_stream_next(this.id, <u64>this.bufferSize);
+    const n = length(off);
+    if (n == 0) return this.failWith(badReply("an empty http_stream_next reply"));
+    let reply: Uint8Array;
+    if (n <= <u64>buf.length) {
+      block_to_mem(off, <u64>buf.dataStart, n);
+      reply = buf.subarray(0, <i32>n);
+    } else {
+      reply = fromBlock(off); // an error reply longer than the buffer
+    }
+    free(off);
+    return this.nextOf(reply);
+  }
+
+  /** The StreamResult of one http_stream_next reply (tag byte, then what it says). */
+  private nextOf(reply: Uint8Array): StreamResult {
+    const tag = unchecked(reply[0]);
+    if (tag == STREAM_DATA && reply.length > 1) {
+      this.bytesRead += <u64>(reply.length - 1);
+      return new StreamResult(reply.subarray(1), null);
+    }
+    if (tag == STREAM_END && reply.length == 1) {
+      this.ended = true;
+      return new StreamResult(null, null);
+    }
+    if (tag != STREAM_ERROR) return this.failWith(badReply("an http_stream_next reply with tag " + tag.toString()));
+    const parsed = readReply(reply.subarray(1));
+    const error = parsed.error;
+    return this.failWith(error !== null ? error : badReply("an http_stream_next error reply without an error"));
+  }
+
+  private failWith(error: HttpError): StreamResult {
+    this.readError = error;
+    return new StreamResult(null, error);
+  }
+
+  /**
    * The next piece of the body, or null at the end. The bytes live in the stream's reusable
    * buffer: they are valid until the next read() (copy them with slice() to keep them).
-   * A read error (timeout, reset, body cap) makes the host fail the whole call.
+   * A read error (timeout, reset, body cap) makes the host fail the whole call: use next() to
+   * get it as a value instead.
    */
   read(): Uint8Array | null {
-    if (this.error !== null || this.ended || this.closed) return null;
+    if (this.error !== null || this.readError !== null || this.ended || this.closed) return null;
     if (this.fast) {
       let buf = this.buffer;
       if (buf === null) {
@@ -534,7 +636,7 @@ export class Stream extends HeaderSet {
 
   /** Reads up to dest.length bytes into `dest`; returns the count, 0 at the end. */
   readInto(dest: Uint8Array): i32 {
-    if (this.error !== null || this.ended || this.closed || dest.length == 0) return 0;
+    if (this.error !== null || this.readError !== null || this.ended || this.closed || dest.length == 0) return 0;
     if (this.fast) {
       const n = <i32>http_stream_read_into(this.id, <u64>dest.dataStart, <u64>dest.length);
       if (n <= 0) {
@@ -577,6 +679,7 @@ export class Stream extends HeaderSet {
     this.closed = true;
     this.pending = null;
     this.buffer = null;
+    this.frame = null;
     const b = stringToBlock(this.handle);
     http_stream_close(b);
     free(b);

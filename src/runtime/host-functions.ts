@@ -1,17 +1,20 @@
 // The Extism host functions a capsule imports from `extism:host/user`, bound to capsule memory.
 import type { CallContext } from '@extism/extism'
 import { hostFailureMessage, type WireError } from '../errors.js'
+import { utf8Bytes } from '../utf8-bytes.js'
+import { STREAM_NEXT_TAG } from '../wire/schemas.js'
 import type { ReadResult } from './capsule-http.js'
 import { makeBlock, storeCopy, type KernelBudget } from './kernel-guards.js'
 
 export const HOST_NAMESPACE = 'extism:host/user'
 
-/** The four functions of the wire protocol, then capsule-host's fast-path extensions. */
+/** The four functions of the wire protocol, the stream reader with errors as values, then capsule-host's fast-path extensions. */
 export const HOST_FUNCTION_NAMES = [
   'http_request',
   'http_stream_start',
   'http_stream_read',
   'http_stream_close',
+  'http_stream_next',
   'http_stream_read_into',
   'mem_to_block',
   'block_to_mem',
@@ -90,14 +93,36 @@ function copyInto(ref: MemoryRef, dest: bigint, capacity: bigint, bytes: Uint8Ar
   return BigInt(bytes.byteLength)
 }
 
-function handleOf(handle: bigint): string {
-  if (handle <= 0n) fail({ code: 'invalid_request', message: `${handle} is not a stream handle` })
-  return handle.toString()
+/** What is wrong with a numeric handle and a capacity a capsule passed, if anything. */
+function argumentError(handle: bigint, capacity: bigint): WireError | undefined {
+  if (handle <= 0n) return { code: 'invalid_request', message: `${handle} is not a stream handle` }
+  if (capacity <= 0n) return { code: 'invalid_request', message: 'the read capacity must be at least 1 byte' }
+  return undefined
 }
 
-function capacityOf(capacity: bigint): number {
-  if (capacity <= 0n) fail({ code: 'invalid_request', message: 'the read capacity must be at least 1 byte' })
-  return Number(capacity)
+/** The checked arguments of http_stream_read_into; bad ones fail the call. */
+function readArguments(handle: bigint, capacity: bigint): [string, number] {
+  const error = argumentError(handle, capacity)
+  if (error) fail(error)
+  return [handle.toString(), Number(capacity)]
+}
+
+/** A block made for one reply: the tag byte, then `payload`. */
+function tagged(tag: number, payload: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(1 + payload.byteLength)
+  frame[0] = tag
+  frame.set(payload, 1)
+  return frame
+}
+
+/**
+ * http_stream_next's reply (STREAM_NEXT_TAG): the data tag and the bytes, the end tag alone, or
+ * the error tag and `{"error":{...}}`. One copy of the chunk, into a block made for the reply.
+ */
+function nextReply(result: ReadResult): Uint8Array {
+  if (!result.ok) return tagged(STREAM_NEXT_TAG.error, utf8Bytes(JSON.stringify({ error: result.error })))
+  if (result.bytes.byteLength === 0) return Uint8Array.of(STREAM_NEXT_TAG.end)
+  return tagged(STREAM_NEXT_TAG.data, result.bytes)
 }
 
 /** Functions shared by both modes: they touch only memory, never the network. */
@@ -120,9 +145,15 @@ export function syncHostFunctions(io: HostIo<'sync'>, ref: MemoryRef) {
     http_stream_read: (context: CallContext, offset: bigint) =>
       store(io, context, unwrap(io.streamRead(blockBytes(context, offset), Number.POSITIVE_INFINITY))),
     http_stream_close: (context: CallContext, offset: bigint) => io.streamClose(blockBytes(context, offset)),
+    // A bad argument or a failed read is an error reply (nextReply), never a trap.
+    http_stream_next: (context: CallContext, handle: bigint, capacity: bigint) => {
+      const refused = argumentError(handle, capacity)
+      const result = refused ? { ok: false as const, error: refused } : io.streamRead(handle.toString(), Number(capacity))
+      return store(io, context, nextReply(result), true)
+    },
     http_stream_read_into: (_context: CallContext, handle: bigint, dest: bigint, capacity: bigint) => {
       linearMemory(ref, dest, capacity) // fail before any I/O when the range is bad
-      return copyInto(ref, dest, capacity, unwrap(io.streamRead(handleOf(handle), capacityOf(capacity))))
+      return copyInto(ref, dest, capacity, unwrap(io.streamRead(...readArguments(handle, capacity))))
     },
     ...memoryFunctions(io, ref),
   }
@@ -152,10 +183,18 @@ export function asyncHostFunctions(io: HostIo<'async'>, ref: MemoryRef) {
     http_stream_close: (context: CallContext, offset: bigint) => {
       void io.streamClose(blockBytes(context, offset))
     },
+    // A bad argument or a failed read is an error reply; only a stopped call (checkpoint) traps.
+    http_stream_next: async (context: CallContext, handle: bigint, capacity: bigint) => {
+      io.checkpoint()
+      const refused = argumentError(handle, capacity)
+      const result = refused ? { ok: false as const, error: refused } : await io.streamRead(handle.toString(), Number(capacity))
+      io.checkpoint()
+      return store(io, context, nextReply(result), true)
+    },
     http_stream_read_into: async (_context: CallContext, handle: bigint, dest: bigint, capacity: bigint) => {
       io.checkpoint()
       linearMemory(ref, dest, capacity)
-      const result = await io.streamRead(handleOf(handle), capacityOf(capacity))
+      const result = await io.streamRead(...readArguments(handle, capacity))
       io.checkpoint()
       return copyInto(ref, dest, capacity, unwrap(result))
     },

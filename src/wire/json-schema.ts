@@ -9,6 +9,7 @@ import {
   REQUEST_BOUNDS,
   RequestOptionsSchema,
   ResponseHeadersSchema,
+  StreamNextTagSchema,
   TimeoutPhaseSchema,
   WireBufferedReplySchema,
   WireErrorSchema,
@@ -38,10 +39,28 @@ const DEFS: ReadonlyArray<readonly [z.ZodType, DefMeta]> = [
     },
   ],
   [WireBufferedReplySchema, { id: 'BufferedResponse', description: 'The reply of http_request when the exchange succeeded (any HTTP status).' }],
-  [WireStreamStartSchema, { id: 'StreamStart', description: 'The reply of http_stream_start when the stream opened; read the body with http_stream_read(handle).' }],
+  [
+    WireStreamStartSchema,
+    { id: 'StreamStart', description: 'The reply of http_stream_start when the stream opened; read the body with http_stream_next(handle, capacity) (errors as values) or http_stream_read(handle) (errors trap).' },
+  ],
   [ResponseHeadersSchema, { id: 'ResponseHeaders', description: 'One entry per lower-case header name, repeated values joined with ", ".' }],
   [RawHeadersSchema, { id: 'RawHeaders', description: 'Every response header as received, in order, as [name, value] pairs.' }],
-  [ErrorReplySchema, { id: 'ErrorReply', description: 'The reply of http_request or http_stream_start when the request failed; never a trap.' }],
+  [
+    ErrorReplySchema,
+    {
+      id: 'ErrorReply',
+      description: 'The reply of http_request or http_stream_start when the request failed (never a trap); also what follows the error tag (2) of an http_stream_next reply, when reading the stream failed.',
+    },
+  ],
+  [
+    StreamNextTagSchema,
+    {
+      id: 'StreamNextTag',
+      description:
+        'The first byte of the block http_stream_next(handle, capacity) returns: 0 = the next 1 to capacity bytes of the body follow; ' +
+        '1 = the body ended (nothing follows); 2 = the stream failed, and an ErrorReply follows as UTF-8 JSON. After 1 or 2 the handle is freed.',
+    },
+  ],
   [WireErrorSchema, { id: 'WireError', description: 'What went wrong, without host-side detail. `phase` is present on `timeout` errors only.' }],
   [ErrorCodeSchema, { id: 'ErrorCode', description: 'The closed set of error codes (docs/errors.md).' }],
   [TimeoutPhaseSchema, { id: 'TimeoutPhase', description: 'Which wait ran out, for `timeout` errors; `host` is a gate, the policy or middleware on the host.' }],
@@ -64,6 +83,8 @@ const FIELDS: ReadonlyArray<readonly [z.ZodType, string]> = [
 /** Checks zod cannot put into JSON Schema (they are refinements), written out by hand. */
 function addRefinements({ zodSchema, jsonSchema }: { zodSchema: unknown; jsonSchema: z.core.JSONSchema.BaseSchema }): void {
   if (zodSchema === HttpRequestSchema) jsonSchema.not = { required: ['body', 'bodyBase64'] }
+  // A byte: zod says number for numeric literals; integer is what generated types should use.
+  if (zodSchema === StreamNextTagSchema) jsonSchema.type = 'integer'
   if (zodSchema === HeadersSchema) {
     const [object, pairs] = jsonSchema.anyOf ?? []
     if (object?.type !== 'object' || pairs?.type !== 'array') throw new Error('protocol schema: Headers is no longer an object or pairs')
@@ -105,7 +126,8 @@ export function protocolJsonSchema(): Record<string, unknown> {
     title: 'capsule-host wire protocol',
     description:
       'The JSON a capsule exchanges with capsule-host through the host functions http_request and http_stream_start: ' +
-      'the request (#/$defs/HttpRequest) and the replies (#/$defs/BufferedResponse, #/$defs/StreamStart, #/$defs/ErrorReply). ' +
+      'the request (#/$defs/HttpRequest) and the replies (#/$defs/BufferedResponse, #/$defs/StreamStart, #/$defs/ErrorReply); ' +
+      'and the tag byte that starts each http_stream_next reply (#/$defs/StreamNextTag), whose error form carries an ErrorReply. ' +
       'Generated from src/wire/schemas.ts by `npm run schema`; do not edit by hand. ' +
       'Some checks are the host\'s alone (URL normalisation, header values, the request size), see docs/protocol.md.',
     $defs: defs,

@@ -136,6 +136,16 @@ export const ErrorReplySchema = z.strictObject({
   error: WireErrorSchema,
 })
 
+/**
+ * The first byte of an `http_stream_next` reply block, which says what the rest of the block is:
+ * `data` (1 to `capacity` bytes of the body follow), `end` (nothing follows: the body ended) or
+ * `error` (an ErrorReply's JSON follows, UTF-8: the stream failed). After `end` or `error` the
+ * handle is freed. The same values are the SDK's STREAM_DATA, STREAM_END and STREAM_ERROR.
+ */
+export const STREAM_NEXT_TAG = Object.freeze({ data: 0, end: 1, error: 2 } as const)
+
+export const StreamNextTagSchema = z.literal([STREAM_NEXT_TAG.data, STREAM_NEXT_TAG.end, STREAM_NEXT_TAG.error])
+
 export type BufferedResponse = z.infer<typeof BufferedResponseSchema>
 export type StreamStart = z.infer<typeof StreamStartSchema>
 

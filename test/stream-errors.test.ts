@@ -1,0 +1,212 @@
+// Stream errors as values: http_stream_next and the SDK's Stream.next() against real failing upstreams, in every isolation; the trapping reads still trap.
+import { readFileSync } from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { z } from 'zod'
+import { createRuntime, type Capsule, type Runtime } from '../src/index.js'
+import { STREAM_NEXT_TAG } from '../src/wire/schemas.js'
+import { capsulePath, describeIsolations, fnv1a32, type Isolation } from './helpers/capsules.js'
+import { closeAllFetches, testFetch } from './helpers/fetch.js'
+import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
+
+/** A deterministic body of `size` bytes. */
+function pattern(size: number): Buffer {
+  const body = Buffer.alloc(size)
+  for (let i = 0; i < size; i++) body[i] = (i * 7 + (i >> 9)) & 0xff
+  return body
+}
+
+const GOOD = pattern(200_000)
+/** Larger than the cap the capsule asks for, sent without a content-length (so only the running count finds it). */
+const OVER_CAP = pattern(64 * 1024)
+const CAP = 1000
+
+function upstream(req: IncomingMessage, res: ServerResponse): void {
+  switch (req.url) {
+    case '/good':
+      return void res.end(GOOD)
+    case '/reset':
+      // Chunked, so the body is unfinished when the socket goes: destroyed once "part" is on the wire.
+      res.writeHead(200)
+      return void res.write('part', () => res.socket?.destroy())
+    case '/stall':
+      res.writeHead(200)
+      return void res.write('first')
+    case '/over-cap':
+      res.writeHead(200)
+      return void res.end(OVER_CAP)
+    case '/small':
+      return void res.end('hello')
+    default:
+      res.statusCode = 404
+      res.end('missing')
+  }
+}
+
+let server: TestServer
+beforeAll(async () => {
+  server = await startServer(upstream)
+})
+
+const runtimes: Runtime[] = []
+afterAll(async () => {
+  await Promise.all(runtimes.map((r) => r.close()))
+  await closeAllFetches()
+  await closeAllServers()
+})
+
+function runtimeFor(isolation: Isolation): Runtime {
+  const runtime = createRuntime({ fetch: testFetch({ rules: { host: 'api.test', httpsOnly: false, port: server.port } }), isolation })
+  runtimes.push(runtime)
+  return runtime
+}
+
+const url = (path: string) => `http://api.test:${server.port}${path}`
+
+/** The ErrorReply of the committed protocol.schema.json, as a validator. */
+const errorReplyValid = (() => {
+  const doc = JSON.parse(readFileSync(new URL('../protocol.schema.json', import.meta.url), 'utf8')) as Record<string, unknown>
+  const schema = z.fromJSONSchema({ ...doc, $ref: '#/$defs/ErrorReply' } as Parameters<typeof z.fromJSONSchema>[0])
+  return (value: unknown) => schema.safeParse(value).success
+})()
+
+/** One http_stream_next reply, decoded: its tag, and the bytes or the error reply after it. */
+type NextReply = { tag: 'data'; bytes: Buffer } | { tag: 'end' } | { tag: 'error'; error: { code: string; message: string; phase?: string } }
+
+function decodeNext(reply: Uint8Array): NextReply {
+  const rest = Buffer.from(reply.subarray(1))
+  switch (reply[0]) {
+    case STREAM_NEXT_TAG.data:
+      return { tag: 'data', bytes: rest }
+    case STREAM_NEXT_TAG.end:
+      expect(rest.byteLength, 'the end tag stands alone').toBe(0)
+      return { tag: 'end' }
+    case STREAM_NEXT_TAG.error: {
+      const parsed = JSON.parse(rest.toString('utf8')) as unknown
+      expect(errorReplyValid(parsed), `the error reply validates as ErrorReply: ${rest.toString('utf8')}`).toBe(true)
+      return { tag: 'error', error: (parsed as { error: { code: string; message: string } }).error }
+    }
+    default:
+      throw new Error(`unknown http_stream_next tag ${reply[0]}`)
+  }
+}
+
+/** The failing streams: what breaks, the request, and the exact code (and phase) the capsule gets. */
+const FAILURES: ReadonlyArray<readonly [string, () => object, string, string | undefined]> = [
+  ['a reset mid-body', () => ({ url: url('/reset') }), 'network', undefined],
+  ['a stall past the idle timeout', () => ({ url: url('/stall'), options: { idleTimeoutMs: 100 } }), 'timeout', 'idle'],
+  ['a body past the stream byte cap', () => ({ url: url('/over-cap'), options: { maxResponseBytes: CAP } }), 'too_large', undefined],
+]
+
+describeIsolations('isolation %s', (isolation) => {
+  let probe: Capsule
+  beforeAll(async () => {
+    probe = await runtimeFor(isolation).load({ wasm: capsulePath('probe'), id: `stream-errors-${isolation}` })
+  })
+
+  const next = async (capsule: Capsule, handle: number | bigint, capacity: number | bigint) =>
+    decodeNext((await capsule.call('next_raw', `{"handle":${handle},"capacity":${capacity}}`)).bytes())
+  const open = async (capsule: Capsule, request: object) => {
+    const [start] = (await capsule.call('hold_streams', { request, count: 1 })).json<Array<{ handle: string }>>()
+    return Number(start!.handle)
+  }
+
+  describe.each(FAILURES)('%s', (_name, request, code, phase) => {
+    test(`Stream.next() gets ${code} as a value, reports it, and the retry on a second route succeeds`, async () => {
+      type Attempt = { status: number; bytes: number; fnv1a32: string; end?: true; error?: { code: string; phase?: string }; again?: string }
+      const { attempts } = (await probe.call('stream_attempts', [request(), { url: url('/good') }])).json<{ attempts: Attempt[] }>()
+      expect(attempts).toHaveLength(2)
+      const [failed, retried] = attempts
+      expect(failed).toMatchObject({ status: 200, error: { code }, again: code })
+      expect(failed!.error!.phase).toBe(phase)
+      expect(failed).not.toHaveProperty('end')
+      if (code === 'too_large') expect(failed!.bytes).toBeLessThanOrEqual(CAP)
+      expect(retried).toEqual({ status: 200, bytes: GOOD.length, fnv1a32: fnv1a32(GOOD), end: true })
+    })
+
+    test(`the trapping read (http_stream_read_into) still fails the call with hostCode ${code}`, async () => {
+      await expect(probe.call('stream', request())).rejects.toMatchObject({ code: 'capsule_failed', hostCode: code })
+    })
+
+    test('http_stream_next: data, then the error reply; the handle is freed (a further read is invalid_request, every slot opens again)', async () => {
+      const capsule = await runtimeFor(isolation).load({ wasm: capsulePath('probe') })
+      const handle = await open(capsule, request())
+      const replies: NextReply[] = []
+      for (let reply = await next(capsule, handle, 64 * 1024); ; reply = await next(capsule, handle, 64 * 1024)) {
+        replies.push(reply)
+        if (reply.tag !== 'data') break
+      }
+      const last = replies.at(-1)!
+      expect(last).toMatchObject({ tag: 'error', error: { code } })
+      if (last.tag === 'error') expect(last.error.phase).toBe(phase)
+      expect(await next(capsule, handle, 16)).toMatchObject({ tag: 'error', error: { code: 'invalid_request', message: `"${handle}" is not an open stream handle of this capsule` } })
+      const starts = (await capsule.call('hold_streams', { request: { url: url('/stall') }, count: 4 })).json<Array<{ handle?: string }>>()
+      expect(starts.map((s) => typeof s.handle)).toEqual(['string', 'string', 'string', 'string'])
+      await capsule.unload()
+    })
+  })
+
+  test('a stream that does not open is reported as the start reply, and the next request is tried', async () => {
+    const { attempts } = (await probe.call('stream_attempts', [{ url: 'http://elsewhere.test/' }, { url: url('/small') }])).json<{ attempts: object[] }>()
+    expect(attempts).toEqual([{ start: { error: { code: 'denied', message: expect.any(String) } } }, { status: 200, bytes: 5, fnv1a32: fnv1a32(Buffer.from('hello')), end: true }])
+  })
+
+  describe('http_stream_next boundaries', () => {
+    let capsule: Capsule
+    beforeAll(async () => {
+      capsule = await runtimeFor(isolation).load({ wasm: capsulePath('probe') })
+    })
+    afterAll(async () => capsule.unload())
+
+    test('read after the end: the end once, then invalid_request (the handle was freed at the end)', async () => {
+      const handle = await open(capsule, { url: url('/small') })
+      expect(await next(capsule, handle, 1024)).toEqual({ tag: 'data', bytes: Buffer.from('hello') })
+      expect(await next(capsule, handle, 1024)).toEqual({ tag: 'end' })
+      expect(await next(capsule, handle, 1024)).toMatchObject({ tag: 'error', error: { code: 'invalid_request', message: `"${handle}" is not an open stream handle of this capsule` } })
+    })
+
+    test('read after an error: the error once, then invalid_request', async () => {
+      const handle = await open(capsule, { url: url('/stall'), options: { idleTimeoutMs: 100 } })
+      expect(await next(capsule, handle, 1024)).toEqual({ tag: 'data', bytes: Buffer.from('first') })
+      expect(await next(capsule, handle, 1024)).toMatchObject({ tag: 'error', error: { code: 'timeout', phase: 'idle' } })
+      expect(await next(capsule, handle, 1024)).toMatchObject({ tag: 'error', error: { code: 'invalid_request' } })
+    })
+
+    test('a closed handle is invalid_request', async () => {
+      const handle = await open(capsule, { url: url('/stall') })
+      expect((await capsule.call('close_handle', String(handle))).text()).toBe('closed')
+      expect(await next(capsule, handle, 1024)).toMatchObject({ tag: 'error', error: { code: 'invalid_request', message: `"${handle}" is not an open stream handle of this capsule` } })
+    })
+
+    test.each<[string, bigint, RegExp]>([
+      ['0', 0n, /^0 is not a stream handle$/],
+      ['negative', -1n, /^-1 is not a stream handle$/],
+      ['i64 minimum', -(2n ** 63n), /is not a stream handle$/],
+      ['never opened', 9999n, /^"9999" is not an open stream handle of this capsule$/],
+      // 19 digits: the worker refuses it as too long before the main thread sees it; the others find no such handle.
+      ['huge', 2n ** 62n, /handle/],
+    ])('bad handle (%s) is invalid_request', async (_name, handle, message) => {
+      const reply = await next(capsule, handle, 1024)
+      expect(reply).toMatchObject({ tag: 'error', error: { code: 'invalid_request' } })
+      if (reply.tag === 'error') expect(reply.error.message).toMatch(message)
+    })
+
+    test.each<[string, bigint]>([
+      ['0', 0n],
+      ['negative', -1n],
+      ['i64 minimum', -(2n ** 63n)],
+    ])('capacity %s is invalid_request, and the stream is left as it was', async (_name, capacity) => {
+      const handle = await open(capsule, { url: url('/small') })
+      expect(await next(capsule, handle, capacity)).toMatchObject({ tag: 'error', error: { code: 'invalid_request', message: 'the read capacity must be at least 1 byte' } })
+      expect(await next(capsule, handle, 1024)).toEqual({ tag: 'data', bytes: Buffer.from('hello') })
+      expect(await next(capsule, handle, 1024)).toEqual({ tag: 'end' })
+    })
+
+    test('capacity 1 takes one byte a read; a huge capacity (2^62) takes what has arrived', async () => {
+      const handle = await open(capsule, { url: url('/small') })
+      expect(await next(capsule, handle, 1)).toEqual({ tag: 'data', bytes: Buffer.from('h') })
+      expect(await next(capsule, handle, 2n ** 62n)).toEqual({ tag: 'data', bytes: Buffer.from('ello') })
+      expect(await next(capsule, handle, 2n ** 62n)).toEqual({ tag: 'end' })
+    })
+  })
+})
