@@ -1,0 +1,222 @@
+// The AssemblyScript SDK tested directly: capsules/sdk-selftest runs its JSON reader and writer, base64, request builder and stream reader on the cases in test/fixtures/sdk-cases/*.json, checked against JavaScript's own (JSON.parse, Buffer, the host's zod request schema) and a real loopback server.
+import { readFileSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { createRuntime, type Capsule, type Runtime } from '../src/index.js'
+import { capsulePath } from './helpers/capsules.js'
+import { closeAllFetches, testFetch } from './helpers/fetch.js'
+import { closeAllServers } from './helpers/servers.js'
+
+/** A case's input: a JSON text, UTF-8 bytes in hex, or pieces repeated. */
+interface Input {
+  name: string
+  json?: string
+  hex?: string
+  repeat?: Array<[string, number]>
+}
+
+function fixture<T>(name: string): T {
+  return JSON.parse(readFileSync(new URL(`./fixtures/sdk-cases/${name}`, import.meta.url), 'utf8')) as T
+}
+
+function bytesOf(c: Input): Buffer {
+  if (c.hex !== undefined) return Buffer.from(c.hex, 'hex')
+  if (c.repeat !== undefined) return Buffer.from(c.repeat.map(([s, n]) => s.repeat(n)).join(''), 'utf8')
+  return Buffer.from(c.json ?? '', 'utf8')
+}
+
+let runtime: Runtime
+let selftest: Capsule
+beforeAll(async () => {
+  runtime = createRuntime({ fetch: testFetch({ rules: [] }), isolation: 'worker' })
+  selftest = await runtime.load({ wasm: capsulePath('sdk-selftest'), id: 'sdk-selftest' })
+})
+afterAll(async () => {
+  await runtime?.close()
+  await closeAllFetches()
+  await closeAllServers()
+})
+
+// ---- JSON reading ----
+
+/** What json_parse says of a value (see capsules/sdk-selftest/index.ts). */
+type Tree =
+  | { t: 'null' }
+  | { t: 'bool'; v: boolean }
+  | { t: 'num'; raw: string; bits: string; int: string | null; i64or: string }
+  | { t: 'str'; bytes: string; utf16: string; equalsItself: boolean }
+  | { t: 'arr'; size: number; items: Tree[]; itemsSame: boolean; outOfRangeNull: boolean }
+  | { t: 'obj'; size: number; items: Tree[]; itemsSame: boolean; outOfRangeNull: boolean; keys: string[]; get: number[] }
+type Parsed = { ok: true; raw: string; tree: Tree } | { ok: false; error: string }
+
+const fromUnits = (hex: string) => String.fromCharCode(...(hex.match(/.{4}/g) ?? []).map((u) => parseInt(u, 16)))
+const fromBits = (hex: string) => Buffer.from(hex, 'hex').readDoubleBE(0)
+
+/** The JavaScript value the SDK read (strings from str(), numbers from f64()). */
+function toJs(t: Tree): unknown {
+  switch (t.t) {
+    case 'null': return null
+    case 'bool': return t.v
+    case 'num': return fromBits(t.bits)
+    case 'str': return fromUnits(t.utf16)
+    case 'arr': return t.items.map(toJs)
+    case 'obj': return Object.fromEntries(t.keys.map((k, i) => [fromUnits(k), toJs(t.items[i]!)]))
+  }
+}
+
+const I64_MIN = -(2n ** 63n)
+const I64_MAX = 2n ** 63n - 1n
+
+/** The i64 an integer literal holds, or null when it has a fraction or exponent or does not fit. */
+function i64Of(raw: string): string | null {
+  if (!/^-?\d+$/.test(raw)) return null
+  const n = BigInt(raw)
+  return n >= I64_MIN && n <= I64_MAX ? n.toString() : null
+}
+
+/** Every way the accessors disagree with each other or with the source, by path. */
+function inconsistencies(t: Tree, path = '$'): string[] {
+  switch (t.t) {
+    case 'num': {
+      const int = i64Of(t.raw)
+      const out = []
+      if (t.int !== int) out.push(`${path}: i64 ${t.int} for ${t.raw}, expected ${int}`)
+      if (t.i64or !== (int ?? '-42')) out.push(`${path}: i64(-42) ${t.i64or} for ${t.raw}`)
+      return out
+    }
+    case 'str':
+      return t.equalsItself ? [] : [`${path}: equalsString(str()) is false`]
+    case 'arr':
+    case 'obj': {
+      const out = t.items.flatMap((item, i) => inconsistencies(item, `${path}[${i}]`))
+      if (t.size !== t.items.length || !t.itemsSame || !t.outOfRangeNull) out.push(`${path}: size/items/at disagree`)
+      if (t.t === 'obj') {
+        t.keys.forEach((k, i) => {
+          if (t.get[i] !== t.keys.lastIndexOf(k)) out.push(`${path}: get(key ${i}) gave member ${t.get[i]}, not the last with that key`)
+        })
+      }
+      return out
+    }
+    default:
+      return []
+  }
+}
+
+/** UTF-8 bytes of each string's bytes() and of its str(), for strings anywhere in the tree. */
+function stringBytes(t: Tree): Array<{ bytes: string; ofStr: string }> {
+  if (t.t === 'str') return [{ bytes: t.bytes, ofStr: Buffer.from(fromUnits(t.utf16), 'utf8').toString('hex') }]
+  if (t.t === 'arr' || t.t === 'obj') return t.items.flatMap(stringBytes)
+  return []
+}
+
+async function parse(input: Buffer): Promise<Parsed> {
+  return (await selftest.call('json_parse', input)).json<Parsed>()
+}
+
+function jsonParse(input: Buffer): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(input.toString('utf8')) }
+  } catch {
+    return { ok: false }
+  }
+}
+
+/** The document's own bytes, without the whitespace around it. */
+const trimmed = (input: Buffer) => Buffer.from(input.toString('latin1').replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, ''), 'latin1')
+
+describe('JSON: documents that must be accepted read as JSON.parse reads them', () => {
+  const { cases } = fixture<{ cases: Input[] }>('json-accept.json')
+  test.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    const input = bytesOf(c)
+    const expected = jsonParse(input)
+    expect(expected.ok, 'JSON.parse accepts it').toBe(true)
+    const parsed = await parse(input)
+    if (!parsed.ok) throw new Error(`the SDK refused it: ${parsed.error}`)
+    expect(toJs(parsed.tree)).toEqual((expected as { value: unknown }).value)
+    expect(inconsistencies(parsed.tree)).toEqual([])
+    for (const s of stringBytes(parsed.tree)) expect(s.bytes).toBe(s.ofStr)
+    expect(parsed.raw).toBe(trimmed(input).toString('hex'))
+  })
+})
+
+describe('JSON: documents that must be refused are refused, with the byte where they went wrong', () => {
+  const { cases } = fixture<{ cases: Array<Input & { error: string }> }>('json-reject.json')
+  test.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    const input = bytesOf(c)
+    expect(jsonParse(input).ok, 'JSON.parse refuses it').toBe(false)
+    expect(await parse(input)).toEqual({ ok: false, error: c.error })
+  })
+})
+
+interface ImplementationCase extends Input {
+  sdk: 'accept' | 'reject'
+  jsonParse: 'accept' | 'reject'
+  value?: unknown
+  bytes?: string[]
+  error?: string
+}
+
+describe('JSON: what the SDK does where JSON leaves it open, or differs from JSON.parse', () => {
+  const { cases } = fixture<{ cases: ImplementationCase[] }>('json-implementation.json')
+  test.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    const input = bytesOf(c)
+    expect(jsonParse(input).ok ? 'accept' : 'reject', 'JSON.parse').toBe(c.jsonParse)
+    const parsed = await parse(input)
+    if (c.sdk === 'reject') {
+      expect(parsed).toEqual({ ok: false, error: c.error })
+      return
+    }
+    if (!parsed.ok) throw new Error(`the SDK refused it: ${parsed.error}`)
+    expect(toJs(parsed.tree)).toEqual(c.value)
+    expect(stringBytes(parsed.tree).map((s) => s.bytes)).toEqual(c.bytes)
+    expect(inconsistencies(parsed.tree)).toEqual([])
+  })
+})
+
+/** A deterministic stream of numbers in [0, 1) (a linear congruential generator), for sweeps. */
+function lcg(seed: number): () => number {
+  let state = seed
+  return () => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0
+    return state / 2 ** 32
+  }
+}
+
+/** `count` finite f64 values of every magnitude: random bit patterns, subnormals and integers. */
+function sweepValues(count: number, seed: number): number[] {
+  const next = lcg(seed)
+  const out: number[] = []
+  const bits = Buffer.alloc(8)
+  while (out.length < count) {
+    for (let i = 0; i < 8; i++) bits[i] = Math.floor(next() * 256)
+    if (out.length % 10 === 9) bits[0] = bits[0]! & 0x80 // a subnormal (or zero)
+    const value = bits.readDoubleBE(0)
+    if (Number.isFinite(value)) out.push(value)
+  }
+  return out
+}
+
+describe('JSON: number text reads as the f64 JSON.parse reads (a sweep)', () => {
+  const values = sweepValues(3000, 7)
+  const next = lcg(11)
+  const texts = [
+    ...values.map(String),
+    ...values.map((v) => v.toPrecision(17)),
+    ...values.map((v) => v.toExponential(20)),
+    ...values.map((v) => v.toPrecision(1 + Math.floor(next() * 16))),
+    ...Array.from({ length: 3000 }, () => `${Math.floor(next() * 1e9)}e${Math.floor(next() * 700) - 350}`),
+    ...Array.from({ length: 3000 }, () => `${next() < 0.5 ? '-' : ''}0.${String(Math.floor(next() * 1e9)).padStart(9, '0')}${'0'.repeat(Math.floor(next() * 20))}${Math.floor(next() * 1e6)}`),
+  ]
+  test.each(Array.from({ length: Math.ceil(texts.length / 3000) }, (_, i) => [i, texts.slice(i * 3000, i * 3000 + 3000)] as const))(
+    'batch %i',
+    async (_i, batch) => {
+      const parsed = await parse(Buffer.from(`[${batch.join(',')}]`))
+      if (!parsed.ok || parsed.tree.t !== 'arr') throw new Error(`refused: ${JSON.stringify(parsed)}`)
+      const wrong = parsed.tree.items.flatMap((item, i) => {
+        const expected = JSON.parse(batch[i]!) as number
+        const got = item.t === 'num' ? fromBits(item.bits) : NaN
+        return Object.is(got, expected) ? [] : [`${batch[i]}: ${got}, JSON.parse ${expected}`]
+      })
+      expect(wrong.slice(0, 10), `${wrong.length} of ${batch.length} numbers read wrong`).toEqual([])
+    },
+  )
+})
