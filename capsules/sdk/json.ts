@@ -493,7 +493,8 @@ function scanNumber(base: usize, pos: i32, end: i32, v: JsonValue | null): i32 {
     if (pos == expStart) return -(pos + 1);
   }
   if (v !== null) {
-    if (integral && !overflow && acc <= <u64>i64.MAX_VALUE) {
+    // -9223372036854775808 (i64's minimum) is an i64 too, though its magnitude is not.
+    if (integral && !overflow && acc <= (neg ? <u64>i64.MIN_VALUE : <u64>i64.MAX_VALUE)) {
       v.isInteger = true;
       v.integer = neg ? -<i64>acc : <i64>acc;
       v.number = neg && acc == 0 ? -0.0 : <f64>v.integer;
