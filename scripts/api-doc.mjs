@@ -13,8 +13,8 @@ import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import ts from 'typescript'
 
-/** Where the sources are read from: this repository, or the copy `--root` names. */
-let ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+/** This repository: where the sources are read from unless a caller names a copy (`--root`). */
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..')
 
 /**
  * Every declaration the page documents: its file; for an options table the constant whose
@@ -108,9 +108,9 @@ function defaultInProse(text) {
   return match?.[1]
 }
 
-const source = (file) => ts.createSourceFile(file, readFileSync(join(ROOT, file), 'utf8'), ts.ScriptTarget.ES2022, true)
+const source = (root, file) => ts.createSourceFile(file, readFileSync(join(root, file), 'utf8'), ts.ScriptTarget.ES2022, true)
 
-function findDeclaration(file, name) {
+function findDeclaration(root, file, name) {
   let found
   const visit = (node) => {
     if (found) return
@@ -121,13 +121,13 @@ function findDeclaration(file, name) {
       if (declaration) found = declaration
     }
   }
-  ts.forEachChild(source(file), visit)
+  ts.forEachChild(source(root, file), visit)
   return found
 }
 
 /** The defaults object literal of `const NAME = Object.freeze({ ... })` (or a plain literal), as name -> source text. */
-function defaultsOf(file, constant) {
-  const declaration = findDeclaration(file, constant)
+function defaultsOf(root, file, constant) {
+  const declaration = findDeclaration(root, file, constant)
   let literal = declaration?.initializer
   if (literal && ts.isCallExpression(literal)) literal = literal.arguments[0]
   if (!literal || !ts.isObjectLiteralExpression(literal)) throw new Error(`${file}: ${constant} is not an object literal`)
@@ -167,8 +167,8 @@ function membersOf(node, defaults) {
 const headerOf = (node) => (ts.isClassDeclaration(node) ? 'member' : 'property')
 
 /** The markdown of one section (what goes between its markers), from the source as it is now. */
-export function renderSection(section) {
-  const node = findDeclaration(section.file, section.name)
+export function renderSection(section, root = REPO) {
+  const node = findDeclaration(root, section.file, section.name)
   if (!node) throw new Error(`${section.file} declares no ${section.name}`)
   const doc = docOf(ts.isVariableDeclaration(node) ? node.parent.parent : node)
   const lines = [`<sub>${section.file}</sub>`, '']
@@ -180,7 +180,7 @@ export function renderSection(section) {
   } else {
     const heritage = node.heritageClauses?.map((h) => h.getText()).join(' ')
     if (heritage) lines.push(`\`${heritage}\``, '')
-    const defaults = section.defaults ? defaultsOf(section.file, section.defaults) : undefined
+    const defaults = section.defaults ? defaultsOf(root, section.file, section.defaults) : undefined
     const header = headerOf(node)
     const rows = membersOf(node, defaults)
     if (section.output) {
@@ -195,14 +195,14 @@ export function renderSection(section) {
 }
 
 /** The property names of a section's declaration (for the example check). */
-function propertyNames(section) {
-  const node = findDeclaration(section.file, section.name)
+function propertyNames(section, root) {
+  const node = findDeclaration(root, section.file, section.name)
   return node && (ts.isInterfaceDeclaration(node) || ts.isClassDeclaration(node)) ? membersOf(node).map((row) => row.name) : []
 }
 
 const open = (name) => `<!-- api:${name} -->`
 const close = (name) => `<!-- /api:${name} -->`
-const available = () => SECTIONS.filter((section) => !section.optional || existsSync(join(ROOT, section.file)))
+const available = (root) => SECTIONS.filter((section) => !section.optional || existsSync(join(root, section.file)))
 
 /** The first code block after a section's closing marker, before the next heading. */
 function exampleAfter(doc, name) {
@@ -212,13 +212,13 @@ function exampleAfter(doc, name) {
 }
 
 /** Every problem with the page: a missing or unknown section, a stale table, an option without an example. */
-export function problemsOf(doc) {
+export function problemsOf(doc, root = REPO) {
   const problems = []
   const known = new Set(SECTIONS.map((s) => s.name))
   for (const [, name] of doc.matchAll(/<!-- api:([\w$]+) -->/g)) {
     if (!known.has(name)) problems.push(`${name}: the page has a table for it, but scripts/api-doc.mjs's SECTIONS does not list it`)
   }
-  for (const section of available()) {
+  for (const section of available(root)) {
     const start = doc.indexOf(open(section.name))
     const end = doc.indexOf(close(section.name))
     if (start < 0 || end < start) {
@@ -226,12 +226,12 @@ export function problemsOf(doc) {
       continue
     }
     const present = doc.slice(start + open(section.name).length, end).trim()
-    const expected = renderSection(section)
+    const expected = renderSection(section, root)
     if (present !== expected) problems.push(`${section.name}: the table is stale; ${firstDifference(present, expected)}`)
     if (section.example) {
       const example = exampleAfter(doc, section.name)
       if (example === undefined) problems.push(`${section.name}: no example code block after its table`)
-      else for (const name of propertyNames(section)) {
+      else for (const name of propertyNames(section, root)) {
         if (!new RegExp(`\\b${name}\\b`).test(example)) problems.push(`${section.name}.${name}: not used in the example after the table`)
       }
     }
@@ -249,13 +249,13 @@ function firstDifference(present, expected) {
 }
 
 /** The page with every table regenerated (a section without markers is left for a person to place). */
-export function regenerate(doc) {
+export function regenerate(doc, root = REPO) {
   let text = doc
-  for (const section of available()) {
+  for (const section of available(root)) {
     const start = text.indexOf(open(section.name))
     const end = text.indexOf(close(section.name))
     if (start < 0 || end < start) continue
-    text = `${text.slice(0, start + open(section.name).length)}\n${renderSection(section)}\n${text.slice(end)}`
+    text = `${text.slice(0, start + open(section.name).length)}\n${renderSection(section, root)}\n${text.slice(end)}`
   }
   return text
 }
@@ -266,19 +266,16 @@ function main(argv) {
     if (at >= 0 && !argv[at + 1]) throw new Error(`${flag} needs a path`)
     return at >= 0 ? argv[at + 1] : undefined
   }
-  const path = value('--doc') ?? join(ROOT, 'docs/api.md')
-  ROOT = value('--root') ?? ROOT
-  const doc = readFileSync(path, 'utf8')
-  if (argv.includes('--write')) {
-    writeFileSync(path, regenerate(doc))
-  }
-  const problems = problemsOf(readFileSync(path, 'utf8'))
+  const path = value('--doc') ?? join(REPO, 'docs/api.md')
+  const root = value('--root') ?? REPO
+  if (argv.includes('--write')) writeFileSync(path, regenerate(readFileSync(path, 'utf8'), root))
+  const problems = problemsOf(readFileSync(path, 'utf8'), root)
   for (const problem of problems) console.error(`${relative(process.cwd(), path)}: ${problem}`)
   if (problems.length > 0) {
     console.error(`${problems.length} problem(s); regenerate the tables with: node scripts/api-doc.mjs --write`)
     process.exitCode = 1
   } else {
-    console.log(`${relative(process.cwd(), path)}: ${available().length} tables match the sources`)
+    console.log(`${relative(process.cwd(), path)}: ${available(root).length} tables match the sources`)
   }
 }
 
