@@ -499,10 +499,232 @@ function scanNumber(base: usize, pos: i32, end: i32, v: JsonValue | null): i32 {
       v.integer = neg ? -<i64>acc : <i64>acc;
       v.number = neg && acc == 0 ? -0.0 : <f64>v.integer;
     } else {
-      v.number = parseFloat(String.UTF8.decodeUnsafe(base + <usize>start, <usize>(pos - start)));
+      v.number = decimalToF64(base, start, pos);
     }
   }
   return pos;
+}
+
+// ---- number text to f64, correctly rounded ----
+//
+// AssemblyScript's parseFloat is not correctly rounded (some 17-digit numbers come out orders of
+// magnitude off), so number text is converted here. At most 15 significant digits with a power of
+// ten up to 22 take one f64 multiplication or division of two exact values, whose one rounding is
+// the right one. Other numbers are worked out exactly on their decimal digits: the digits are
+// halved or doubled (a binary shift done in decimal) until the value lies in [0.5, 1), then
+// shifted up by 53 bits and rounded half to even. DECIMAL_DIGITS significant digits are kept; a
+// nonzero digit dropped past them only breaks ties (`truncated`), which is all it can change (a
+// binary64 halfway point has at most 767 significant digits).
+
+const DECIMAL_DIGITS: i32 = 800;
+/** The digits (0-9, one a byte), and room for a left shift's new digits in front of them. */
+const DIGIT_ROOM: i32 = DECIMAL_DIGITS + 32;
+const DIGITS = memory.data(DIGIT_ROOM);
+const SHIFTED = memory.data(DIGIT_ROOM);
+/** The largest shift one step makes (a digit times 2^60 plus a carry still fits a u64). */
+const MAX_SHIFT: u32 = 60;
+/** Bits a shift by 10^i may move without overshooting: floor(log2(10^i)). */
+const SHIFT_FOR_POWER: StaticArray<u32> = [1, 3, 6, 9, 13, 16, 19, 23, 26];
+const EXACT_POWERS: StaticArray<f64> = [
+  1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/** A decimal number 0.d[0]d[1]...d[nd-1] x 10^dp, without trailing zeros. */
+class Decimal {
+  nd: i32 = 0;
+  dp: i32 = 0;
+  /** A nonzero digit was dropped past DECIMAL_DIGITS. */
+  truncated: bool = false;
+
+  @inline digit(i: i32): u32 {
+    return <u32>load<u8>(DIGITS + <usize>i);
+  }
+
+  /** Reads the digits and exponent of validated number text [pos, end) without its sign. */
+  read(base: usize, pos: i32, end: i32): void {
+    this.nd = 0;
+    this.dp = 0;
+    this.truncated = false;
+    let fraction = false;
+    for (; pos < end; pos++) {
+      const c = <u32>load<u8>(base + <usize>pos);
+      if (c == 0x2e) {
+        fraction = true;
+        continue;
+      }
+      const d = c - 0x30;
+      if (d > 9) break;
+      if (d == 0 && this.nd == 0) {
+        if (fraction) this.dp--; // a leading zero of the fraction
+        continue;
+      }
+      if (!fraction) this.dp++;
+      if (this.nd < DECIMAL_DIGITS) store<u8>(DIGITS + <usize>(this.nd++), <u8>d);
+      else if (d != 0) this.truncated = true;
+    }
+    if (pos < end) this.dp += readExponent(base, pos + 1, end); // past the 'e'
+    this.trim();
+  }
+
+  trim(): void {
+    while (this.nd > 0 && this.digit(this.nd - 1) == 0) this.nd--;
+  }
+
+  /** Divides by 2^k (k <= MAX_SHIFT), digit by digit. */
+  shiftRight(k: u32): void {
+    const nd = this.nd;
+    let r: u64 = 0;
+    let read = 0;
+    while (r >> k == 0) {
+      if (read >= nd) {
+        if (r == 0) return; // zero stays zero
+        while (r >> k == 0) {
+          r *= 10;
+          read++;
+        }
+        break;
+      }
+      r = r * 10 + <u64>this.digit(read++);
+    }
+    this.dp -= read - 1;
+    const mask: u64 = (<u64>1 << k) - 1;
+    let written = 0;
+    while (read < nd) {
+      store<u8>(DIGITS + <usize>(written++), <u8>(r >> k));
+      r = (r & mask) * 10 + <u64>this.digit(read++);
+    }
+    while (r > 0) {
+      const d = r >> k;
+      if (written < DECIMAL_DIGITS) store<u8>(DIGITS + <usize>(written++), <u8>d);
+      else if (d > 0) this.truncated = true;
+      r = (r & mask) * 10;
+    }
+    this.nd = written;
+    this.trim();
+  }
+
+  /** Multiplies by 2^k (k <= MAX_SHIFT), from the last digit to the first. */
+  shiftLeft(k: u32): void {
+    let at = DIGIT_ROOM;
+    let carry: u64 = 0;
+    for (let i = this.nd - 1; i >= 0; i--) {
+      const n = (<u64>this.digit(i) << k) + carry;
+      carry = n / 10;
+      store<u8>(SHIFTED + <usize>(--at), <u8>(n - carry * 10));
+    }
+    while (carry > 0) {
+      const q = carry / 10;
+      store<u8>(SHIFTED + <usize>(--at), <u8>(carry - q * 10));
+      carry = q;
+    }
+    const count = DIGIT_ROOM - at;
+    const keep = count < DECIMAL_DIGITS ? count : DECIMAL_DIGITS;
+    for (let i = keep; i < count; i++) {
+      if (load<u8>(SHIFTED + <usize>(at + i)) != 0) this.truncated = true;
+    }
+    memory.copy(DIGITS, SHIFTED + <usize>at, <usize>keep);
+    this.dp += count - this.nd;
+    this.nd = keep;
+    this.trim();
+  }
+
+  shiftRightBy(bits: i32): void {
+    while (bits > 0) {
+      const k = bits < <i32>MAX_SHIFT ? <u32>bits : MAX_SHIFT;
+      this.shiftRight(k);
+      bits -= <i32>k;
+    }
+  }
+
+  /** The integer part, rounded half to even by the digits after it (dp <= 19). */
+  roundedInteger(): u64 {
+    let n: u64 = 0;
+    let i = 0;
+    for (; i < this.dp && i < this.nd; i++) n = n * 10 + <u64>this.digit(i);
+    for (; i < this.dp; i++) n *= 10;
+    return this.roundsUp(this.dp) ? n + 1 : n;
+  }
+
+  private roundsUp(at: i32): bool {
+    if (at < 0 || at >= this.nd) return false;
+    const d = this.digit(at);
+    if (d != 5) return d > 5;
+    if (at + 1 < this.nd || this.truncated) return true; // more than half
+    return at > 0 && (this.digit(at - 1) & 1) == 1; // exactly half: to even
+  }
+
+  /** The value as an f64 when one exact multiplication or division gives it; NaN otherwise. */
+  exactly(): f64 {
+    const exp10 = this.dp - this.nd;
+    if (this.truncated || this.nd > 15 || exp10 < -22 || exp10 > 22) return NaN;
+    let m: u64 = 0;
+    for (let i = 0; i < this.nd; i++) m = m * 10 + <u64>this.digit(i);
+    const power = unchecked(EXACT_POWERS[exp10 < 0 ? -exp10 : exp10]);
+    return exp10 < 0 ? <f64>m / power : <f64>m * power;
+  }
+
+  /** The bits of the nearest binary64 (sign left out). */
+  binary64(): u64 {
+    if (this.nd == 0 || this.dp < -330) return 0;
+    if (this.dp > 310) return INFINITY_BITS;
+    let exp = 0; // value = this x 2^exp
+    while (this.dp > 0) {
+      const n = this.dp < SHIFT_FOR_POWER.length ? unchecked(SHIFT_FOR_POWER[this.dp]) : 27;
+      this.shiftRight(n);
+      exp += <i32>n;
+    }
+    while (this.dp < 0 || (this.dp == 0 && this.digit(0) < 5)) {
+      const n = -this.dp < SHIFT_FOR_POWER.length ? unchecked(SHIFT_FOR_POWER[-this.dp]) : 27;
+      this.shiftLeft(n);
+      exp -= <i32>n;
+    }
+    exp--; // from [0.5, 1) to [1, 2)
+    if (exp < -1022) {
+      this.shiftRightBy(-1022 - exp); // subnormal: fewer mantissa bits
+      exp = -1022;
+    }
+    if (exp > 1023) return INFINITY_BITS;
+    this.shiftLeft(53);
+    let mant = this.roundedInteger();
+    if (mant == <u64>1 << 53) {
+      mant >>= 1; // rounding carried into a new bit
+      exp++;
+      if (exp > 1023) return INFINITY_BITS;
+    }
+    const biased: u64 = (mant & (<u64>1 << 52)) == 0 ? 0 : <u64>(exp + 1023);
+    return (biased << 52) | (mant & ((<u64>1 << 52) - 1));
+  }
+}
+
+const INFINITY_BITS: u64 = 0x7ff0000000000000;
+const decimal = new Decimal();
+
+/** The exponent of validated number text at [pos, end) (after the 'e'), held to +-100000. */
+function readExponent(base: usize, pos: i32, end: i32): i32 {
+  let negative = false;
+  const sign = <u32>load<u8>(base + <usize>pos);
+  if (sign == 0x2b || sign == 0x2d) {
+    negative = sign == 0x2d;
+    pos++;
+  }
+  let e = 0;
+  for (; pos < end; pos++) {
+    const d = <u32>load<u8>(base + <usize>pos) - 0x30;
+    if (d > 9) break;
+    if (e < 100000) e = e * 10 + <i32>d;
+  }
+  return negative ? -e : e;
+}
+
+/** The f64 nearest the validated number text [start, end), ties to even. */
+function decimalToF64(base: usize, start: i32, end: i32): f64 {
+  const negative = load<u8>(base + <usize>start) == 0x2d;
+  const d = decimal;
+  d.read(base, negative ? start + 1 : start, end);
+  let v = d.exactly();
+  if (isNaN(v)) v = reinterpret<f64>(d.binary64());
+  return negative ? -v : v;
 }
 
 /**
