@@ -77,6 +77,19 @@ function shown(value: unknown): string {
   return describeValue(value)
 }
 
+/** A value JSON.stringify writes as it is: no functions, undefined, non-finite numbers or cycles; plain objects only. */
+function isJsonValue(value: unknown, seen: Set<object> = new Set()): boolean {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true
+  if (typeof value === 'number') return Number.isFinite(value)
+  if (typeof value !== 'object' || seen.has(value)) return false
+  const proto = Object.getPrototypeOf(value)
+  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) return false
+  seen.add(value)
+  const fine = Object.values(value).every((item) => isJsonValue(item, seen))
+  seen.delete(value)
+  return fine
+}
+
 const DelayMs = z.int(must(`a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`)).min(0, must('at least 0')).max(MAX_TIMER_MS, must(`at most ${MAX_TIMER_MS}`))
 const Base64 = z.base64(must('base64 (A-Z, a-z, 0-9, +, /, padded with =)'))
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
@@ -89,7 +102,7 @@ const FRAMING_HEADERS = ['content-length', 'transfer-encoding', 'connection']
 const ChunkSchema = z
   .strictObject({ data: z.string(must('a string')).optional(), dataBase64: Base64.optional(), delayMs: DelayMs.optional() }, must('an object'))
   .check((ctx) => {
-    const given = ['data', 'dataBase64'].filter((key) => Object.hasOwn(ctx.value, key))
+    const given = (['data', 'dataBase64'] as const).filter((key) => ctx.value[key] !== undefined)
     if (given.length !== 1) ctx.issues.push({ code: 'custom', input: ctx.value, message: given.length === 0 ? 'needs "data" or "dataBase64"' : 'has both "data" and "dataBase64"; give one' })
   })
 
@@ -110,7 +123,7 @@ const RouteFields = z.strictObject(
       .record(z.string().regex(TOKEN, must('a header name')), z.union([HeaderValue, z.array(HeaderValue)], must('a string or a list of strings')), must('an object of header names to values'))
       .optional(),
     body: z.string(must('a string')).optional(),
-    json: z.json(must('a JSON value')).optional(),
+    json: z.custom<unknown>(isJsonValue, { error: (issue) => `must be a JSON value (no functions, undefined, NaN, Infinity or cycles), not ${shown(issue.input)}` }).optional(),
     bodyBase64: Base64.optional(),
     chunks: z.array(ChunkSchema, must('a list of chunks')).optional(),
     delayMs: DelayMs.optional(),
@@ -122,7 +135,7 @@ const RouteFields = z.strictObject(
 
 /** The problems that span fields: two bodies, a body on a status that has none, a mid-body reset with nothing to cut. */
 function routeProblem(route: z.infer<typeof RouteFields>): { message: string; path?: string[] } | undefined {
-  const bodies = BODY_FIELDS.filter((key) => Object.hasOwn(route, key))
+  const bodies = BODY_FIELDS.filter((key) => route[key] !== undefined)
   if (bodies.length > 1) return { message: `has ${bodies.map((key) => `"${key}"`).join(' and ')}; give at most one of body, json, bodyBase64, chunks` }
   if (bodies.length > 0 && (route.status === 204 || route.status === 304)) return { message: `has a body, but a ${route.status} response has none` }
   if (route.reset === 'mid-body' && bodies.length === 0) return { message: 'resets mid-body but has no body to cut; give body, json, bodyBase64 or chunks' }
@@ -190,6 +203,7 @@ function objectKind(path: readonly PropertyKey[]): string {
 
 function issueText(issue: z.core.$ZodIssue): string {
   const where = issue.path.length === 0 ? 'the description' : pathText(issue.path)
+  if (issue.code === 'invalid_key') return `${where} is not a header name (letters, digits and !#$%&'*+.^_\`|~-)`
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0]!
     const near = closestName(key, KNOWN_KEYS[objectKind(issue.path)] ?? [])
@@ -205,8 +219,10 @@ function issueText(issue: z.core.$ZodIssue): string {
  */
 export function parseMocks(value: unknown, source = 'mock description'): MockDescription {
   const result = MockDescriptionSchema.safeParse(value)
-  if (!result.success) throw new TypeError(`${source}: ${issueText(result.error.issues[0]!)}`)
-  return result.data
+  if (result.success) return result.data
+  // An unknown field first: a misspelt one also makes the field it meant look missing.
+  const issues = result.error.issues
+  throw new TypeError(`${source}: ${issueText(issues.find((issue) => issue.code === 'unrecognized_keys') ?? issues[0]!)}`)
 }
 
 /**

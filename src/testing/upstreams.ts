@@ -41,6 +41,11 @@ export interface Upstream {
   url(path?: string): string
   /** What it received, oldest first (a live list: it grows as requests arrive). */
   readonly received: readonly ReceivedRequest[]
+  /**
+   * Resolves once `count` requests were received in all (at once when they already were), so a
+   * test can wait for a request that is held by a delay; rejects when the upstreams close first.
+   */
+  whenReceived(count: number): Promise<void>
 }
 
 /** The upstreams of one description, started. */
@@ -65,6 +70,8 @@ interface UpstreamState {
   readonly routes: readonly MockRoute[]
   readonly served: number[]
   readonly received: ReceivedRequest[]
+  /** Waiters of whenReceived(), each with the count it waits for. */
+  readonly waiters: Set<{ readonly count: number; readonly resolve: () => void }>
   /** Aborts pending delays when the upstreams close. */
   readonly signal: AbortSignal
 }
@@ -111,7 +118,7 @@ function received(req: IncomingMessage, bytes: Buffer, route: number | undefined
 function bodyBytes(route: MockRoute): Buffer {
   if (route.body !== undefined) return Buffer.from(route.body, 'utf8')
   if (route.bodyBase64 !== undefined) return Buffer.from(route.bodyBase64, 'base64')
-  if (Object.hasOwn(route, 'json')) return Buffer.from(JSON.stringify(route.json), 'utf8')
+  if (route.json !== undefined) return Buffer.from(JSON.stringify(route.json), 'utf8')
   return Buffer.alloc(0)
 }
 
@@ -139,7 +146,7 @@ function notFound(state: UpstreamState, req: IncomingMessage, res: ServerRespons
 /** Writes the route's status, headers and body (whole, cut in half, or chunk by chunk). */
 async function answer(route: MockRoute, res: ServerResponse, signal: AbortSignal): Promise<void> {
   for (const [name, value] of Object.entries(route.headers ?? {})) res.setHeader(name, value as string | string[])
-  if (Object.hasOwn(route, 'json') && !res.hasHeader('content-type')) res.setHeader('content-type', 'application/json')
+  if (route.json !== undefined && !res.hasHeader('content-type')) res.setHeader('content-type', 'application/json')
   res.statusCode = route.status ?? 200
   if (route.chunks) {
     res.flushHeaders()
@@ -161,6 +168,7 @@ async function serve(state: UpstreamState, req: IncomingMessage, res: ServerResp
   const bytes = await readBody(req)
   const index = pickRoute(state, req.method ?? '', req.url ?? '')
   state.received.push(received(req, bytes, index))
+  for (const waiter of state.waiters) if (state.received.length >= waiter.count) waiter.resolve()
   const route = index === undefined ? undefined : state.routes[index]!
   if (!route) return notFound(state, req, res)
   await pause(route.delayMs, state.signal)
@@ -182,13 +190,34 @@ function listening(state: UpstreamState, tls: { cert: string; key: string } | un
   return { server, sockets }
 }
 
+function whenReceived(state: UpstreamState, count: number): Promise<void> {
+  if (state.received.length >= count) return Promise.resolve()
+  if (state.signal.aborted) return Promise.reject(new Error(`upstream ${state.name} closed before it received ${count} requests`))
+  return new Promise((resolve, reject) => {
+    const onClose = () => {
+      state.waiters.delete(waiter)
+      reject(new Error(`upstream ${state.name} closed before it received ${count} requests`))
+    }
+    const waiter = {
+      count,
+      resolve: () => {
+        state.waiters.delete(waiter)
+        state.signal.removeEventListener('abort', onClose)
+        resolve()
+      },
+    }
+    state.waiters.add(waiter)
+    state.signal.addEventListener('abort', onClose, { once: true })
+  })
+}
+
 interface Running {
   readonly upstream: Upstream
   close(): Promise<void>
 }
 
 async function startOne(name: string, mock: MockUpstream, signal: AbortSignal, tls: { cert: string; key: string } | undefined): Promise<Running> {
-  const state: UpstreamState = { name, routes: mock.routes, served: mock.routes.map(() => 0), received: [], signal }
+  const state: UpstreamState = { name, routes: mock.routes, served: mock.routes.map(() => 0), received: [], waiters: new Set(), signal }
   const { server, sockets } = listening(state, mock.tls ? tls : undefined)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -199,7 +228,15 @@ async function startOne(name: string, mock: MockUpstream, signal: AbortSignal, t
   })
   const port = (server.address() as AddressInfo).port
   const origin = `${mock.tls ? 'https' : 'http'}://${name}:${port}`
-  const upstream: Upstream = { name, tls: mock.tls === true, port, origin, url: (path = '/') => origin + withSlash(path), received: state.received }
+  const upstream: Upstream = {
+    name,
+    tls: mock.tls === true,
+    port,
+    origin,
+    url: (path = '/') => origin + withSlash(path),
+    received: state.received,
+    whenReceived: (count) => whenReceived(state, count),
+  }
   const close = () =>
     new Promise<void>((resolve) => {
       for (const socket of sockets) socket.destroy()
@@ -218,6 +255,8 @@ export async function startUpstreams(description: MockDescription): Promise<Upst
   const entries = Object.entries(mocks.upstreams)
   const tlsNames = entries.filter(([, mock]) => mock.tls).map(([name]) => name)
   const certificates = tlsNames.length > 0 ? makeTestCertificates(tlsNames) : undefined
+  // The server sends its own certificate only: a client that does not trust the CA cannot verify it.
+  const serverTls = certificates && { cert: certificates.cert, key: certificates.key }
   const stop = new AbortController()
   const running = new Map<string, Running>()
   let closing: Promise<void> | undefined
@@ -227,7 +266,7 @@ export async function startUpstreams(description: MockDescription): Promise<Upst
       await Promise.all([...running.values()].map((entry) => entry.close()))
     })())
   try {
-    for (const [name, mock] of entries) running.set(name, await startOne(name, mock, stop.signal, certificates))
+    for (const [name, mock] of entries) running.set(name, await startOne(name, mock, stop.signal, serverTls))
   } catch (error) {
     await close()
     throw error
