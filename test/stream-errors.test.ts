@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { z } from 'zod'
-import { createRuntime, type Capsule, type Runtime } from '../src/index.js'
+import { createRuntime, type AuditEvent, type Capsule, type Runtime } from '../src/index.js'
 import { STREAM_NEXT_TAG } from '../src/wire/schemas.js'
 import { capsulePath, describeIsolations, fnv1a32, type Isolation } from './helpers/capsules.js'
 import { closeAllFetches, testFetch } from './helpers/fetch.js'
@@ -49,6 +49,8 @@ beforeAll(async () => {
 })
 
 const runtimes: Runtime[] = []
+/** Every audit event of every runtime here. */
+const events: AuditEvent[] = []
 afterAll(async () => {
   await Promise.all(runtimes.map((r) => r.close()))
   await closeAllFetches()
@@ -56,7 +58,9 @@ afterAll(async () => {
 })
 
 function runtimeFor(isolation: Isolation): Runtime {
-  const runtime = createRuntime({ fetch: testFetch({ rules: { host: 'api.test', httpsOnly: false, port: server.port } }), isolation })
+  const fetch = testFetch({ rules: { host: 'api.test', httpsOnly: false, port: server.port } })
+  fetch.audit.on('request', (event) => events.push(event))
+  const runtime = createRuntime({ fetch, isolation })
   runtimes.push(runtime)
   return runtime
 }
@@ -92,7 +96,7 @@ function decodeNext(reply: Uint8Array): NextReply {
 }
 
 /** The failing streams: what breaks, the request, and the exact code (and phase) the capsule gets. */
-const FAILURES: ReadonlyArray<readonly [string, () => object, string, string | undefined]> = [
+const FAILURES: ReadonlyArray<readonly [string, () => { url: string }, string, string | undefined]> = [
   ['a reset mid-body', () => ({ url: url('/reset') }), 'network', undefined],
   ['a stall past the idle timeout', () => ({ url: url('/stall'), options: { idleTimeoutMs: 100 } }), 'timeout', 'idle'],
   ['a body past the stream byte cap', () => ({ url: url('/over-cap'), options: { maxResponseBytes: CAP } }), 'too_large', undefined],
@@ -122,10 +126,20 @@ describeIsolations('isolation %s', (isolation) => {
       expect(failed).not.toHaveProperty('end')
       if (code === 'too_large') expect(failed!.bytes).toBeLessThanOrEqual(CAP)
       expect(retried).toEqual({ status: 200, bytes: GOOD.length, fnv1a32: fnv1a32(GOOD), end: true })
+      // Audited as a trapping read is: the failed stream with its code, the retry with its bytes.
+      const mine = events.filter((e) => e.capsuleId === `stream-errors-${isolation}` && e.kind === 'stream')
+      const [failedEvent, retriedEvent] = mine.slice(-2)
+      expect(failedEvent).toMatchObject({ url: request().url, allowed: true, code })
+      expect(failedEvent!.phase).toBe(phase)
+      expect(retriedEvent).toMatchObject({ url: url('/good'), allowed: true, status: 200, bytesIn: GOOD.length })
+      expect(retriedEvent).not.toHaveProperty('code')
     })
 
-    test(`the trapping read (http_stream_read_into) still fails the call with hostCode ${code}`, async () => {
-      await expect(probe.call('stream', request())).rejects.toMatchObject({ code: 'capsule_failed', hostCode: code })
+    test.each([
+      ['stream', 'http_stream_read_into'],
+      ['stream_plain', 'http_stream_read'],
+    ])(`the trapping read (probe.%s: %s) still fails the call with hostCode ${code}`, async (name) => {
+      await expect(probe.call(name, request())).rejects.toMatchObject({ code: 'capsule_failed', hostCode: code })
     })
 
     test('http_stream_next: data, then the error reply; the handle is freed (a further read is invalid_request, every slot opens again)', async () => {
