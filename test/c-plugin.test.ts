@@ -2,10 +2,9 @@
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { createRuntime, type AuditEvent, type CapsuleLogEntry, type Runtime } from '../src/index.js'
+import type { CapsuleLogEntry } from '../src/index.js'
+import { createTestHost, type TestHost } from '../src/testing/index.js'
 import { ALL_ISOLATIONS, lacksJspiFor } from './helpers/capsules.js'
-import { closeAllFetches, testFetch } from './helpers/fetch.js'
-import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
 
 const PLUGIN = fileURLToPath(new URL('../capsules/dist/c-http.wasm', import.meta.url))
 const built = existsSync(PLUGIN)
@@ -13,48 +12,45 @@ const notBuilt = built ? '' : ' (skipped: capsules/dist/c-http.wasm was not buil
 /** wasi-libc's errno for a path with no preopened directory to resolve it in. */
 const ENOTCAPABLE = 76
 
-let server: TestServer
-beforeAll(async () => {
-  server = await startServer((req, res) => {
-    if (req.url === '/missing') return void res.writeHead(404).end('no such thing')
-    res.setHeader('content-type', 'application/json')
-    res.end(JSON.stringify({ from: 'upstream', path: req.url }))
-  })
-})
-const runtimes: Runtime[] = []
-afterAll(async () => {
-  await Promise.all(runtimes.map((r) => r.close()))
-  await closeAllFetches()
-  await closeAllServers()
-})
+const MOCKS = {
+  upstreams: {
+    'api.test': {
+      routes: [
+        { path: '/missing', status: 404, body: 'no such thing' },
+        { path: '/hello', json: { from: 'upstream', path: '/hello' } },
+      ],
+    },
+  },
+}
 
 for (const isolation of ALL_ISOLATIONS) {
   const noJspi = lacksJspiFor(isolation)
   const reason = noJspi ? ` (skipped: Node ${process.version} has no JSPI)` : notBuilt
   describe.skipIf(noJspi || !built)(`a C plugin (wasi-libc), isolation ${isolation}${reason}`, () => {
-    const events: AuditEvent[] = []
     const logs: CapsuleLogEntry[] = []
-    const load = async () => {
-      const fetch = testFetch({ rules: { host: 'api.test', httpsOnly: false, port: server.port }, onRequest: (e) => void events.push(e) })
-      const runtime = createRuntime({ fetch, isolation, onLog: (entry) => void logs.push(entry) })
-      runtimes.push(runtime)
-      return runtime.load({ wasm: PLUGIN, id: `c-http-${isolation}` })
-    }
+    let host: TestHost
+    beforeAll(async () => {
+      host = await createTestHost({ mocks: MOCKS, isolation, onLog: (entry) => void logs.push(entry) })
+    })
+    afterAll(() => host.close())
+    // A fresh capsule for each test (run() loads once per module and options).
+    let loads = 0
+    const run = (name: string, input?: string) => host.run(PLUGIN, name, input, { id: `c-http-${isolation}-${++loads}` })
 
     test('fetch: a GET the rules allow, through the kernel http_request; its printf arrives as a stdout line', async () => {
-      const plugin = await load()
-      const url = `http://api.test:${server.port}/hello`
-      const [status, body] = (await plugin.call('fetch', url)).text().split('\n')
+      const url = host.url('api.test', '/hello')
+      const result = await run('fetch', url)
+      const [status, body] = result.output.split('\n')
       expect(status).toBe('200')
       expect(JSON.parse(body!)).toEqual({ from: 'upstream', path: '/hello' })
-      expect(events.at(-1)).toMatchObject({ capsuleId: `c-http-${isolation}`, abi: 'extism', allowed: true, status: 200, decidedBy: 'rule:api.test' })
-      expect(logs.at(-1)).toEqual({ capsuleId: `c-http-${isolation}`, level: 'stdout', message: `fetching ${url}` })
+      expect(host.upstream('api.test').received.at(-1)).toMatchObject({ method: 'GET', path: '/hello', route: 1 })
+      expect(result.audit).toEqual([expect.objectContaining({ capsuleId: `c-http-${isolation}-${loads}`, abi: 'extism', allowed: true, status: 200, decidedBy: 'rule:api.test' })])
+      expect(logs.at(-1)).toEqual({ capsuleId: `c-http-${isolation}-${loads}`, level: 'stdout', message: `fetching ${url}` })
     })
 
     test('fetch: a 404 is a status, not an error; the plugin says so on stderr', async () => {
-      const plugin = await load()
-      expect((await plugin.call('fetch', `http://api.test:${server.port}/missing`)).text()).toBe('404\nno such thing')
-      expect(logs.at(-1)).toEqual({ capsuleId: `c-http-${isolation}`, level: 'stderr', message: 'status 404' })
+      expect((await run('fetch', host.url('api.test', '/missing'))).output).toBe('404\nno such thing')
+      expect(logs.at(-1)).toEqual({ capsuleId: `c-http-${isolation}-${loads}`, level: 'stderr', message: 'status 404' })
     })
 
     test.each([
@@ -62,25 +58,21 @@ for (const isolation of ALL_ISOLATIONS) {
       { name: 'another port of the allowed host', url: 'http://api.test:1/', code: 'denied', decidedBy: 'rules' },
       { name: 'the metadata address', url: 'http://169.254.169.254/latest/meta-data/', code: 'denied', decidedBy: 'rules' },
     ])('fetch refused: $name -> $code, the call fails with the code first', async ({ url, code, decidedBy }) => {
-      const plugin = await load()
-      const seen = server.requests.length
-      await expect(plugin.call('fetch', url)).rejects.toMatchObject({ code: 'capsule_failed', hostCode: code, message: expect.stringContaining(`" failed: ${code}: `) })
-      expect(events.at(-1)).toMatchObject({ abi: 'extism', allowed: false, code, decidedBy })
-      expect(server.requests.length).toBe(seen)
+      const seen = host.upstream('api.test').received.length
+      const result = await run('fetch', url)
+      expect(result).toMatchObject({ status: 'failed', error: { code: 'capsule_failed', hostCode: code, message: expect.stringContaining(`" failed: ${code}: `) } })
+      expect(result.audit).toEqual([expect.objectContaining({ abi: 'extism', allowed: false, code, decidedBy })])
+      expect(host.upstream('api.test').received.length).toBe(seen)
     })
 
     test("sandbox: libc's fopen and opendir find no file system, and getenv no environment", async () => {
-      const plugin = await load()
-      expect((await plugin.call('sandbox')).json()).toEqual({ open: ENOTCAPABLE, opendir: ENOTCAPABLE, home: 'unset' })
+      expect(JSON.parse((await run('sandbox')).output)).toEqual({ open: ENOTCAPABLE, opendir: ENOTCAPABLE, home: 'unset' })
     })
 
     test("a plugin's own error (error_set, return 1) fails the call with its text", async () => {
-      const plugin = await load()
-      await expect(plugin.call('fetch', 'http://api.test/"')).rejects.toMatchObject({
-        code: 'capsule_failed',
-        hostCode: undefined,
-        message: expect.stringContaining('the URL may not hold a quote or a backslash'),
-      })
+      const result = await run('fetch', 'http://api.test/"')
+      expect(result).toMatchObject({ status: 'failed', error: { code: 'capsule_failed', message: expect.stringContaining('the URL may not hold a quote or a backslash') } })
+      expect(result.error).not.toHaveProperty('hostCode')
     })
   })
 }
