@@ -9,7 +9,7 @@
 // without decoding, unless they hold escapes or non-ASCII bytes.
 // Errors are values: parseJson returns null and jsonError() says why.
 
-import { ByteBuffer } from "./bytes";
+import { ByteBuffer, decodeUtf8Range } from "./bytes";
 import { encodeInto } from "./base64";
 
 export const JSON_NULL: i32 = 0;
@@ -157,9 +157,9 @@ export class JsonValue {
     return this.src.subarray(this.start, this.end);
   }
 
-  /** The source text of this value, exactly as written. */
+  /** The source text of this value, exactly as written (ill-formed UTF-8 as U+FFFD). */
   rawText(): string {
-    return String.UTF8.decodeUnsafe(this.src.dataStart + <usize>this.start, <usize>(this.end - this.start));
+    return decodeUtf8Range(this.src.dataStart + <usize>this.start, this.end - this.start);
   }
 
   /** A string's value as UTF-8 bytes (escapes resolved); the raw text for other kinds. */
@@ -171,7 +171,11 @@ export class JsonValue {
     return unescapeRange(this.src.dataStart, s, e).toBytes();
   }
 
-  /** A string's value; "" for other kinds (use rawText() for their source). */
+  /**
+   * A string's value; "" for other kinds (use rawText() for their source). Ill-formed UTF-8 reads
+   * as U+FFFD (one per maximal subpart, as TextDecoder), a lone surrogate escape as U+FFFD too;
+   * bytes() keeps ill-formed bytes as they are.
+   */
   str(): string {
     if (this.kind != JSON_STRING) return "";
     return decodeString(this.src.dataStart, this.start, this.end, this.escaped);
@@ -352,7 +356,7 @@ function hasBackslash(base: usize, s: i32, e: i32): bool {
 function decodeString(base: usize, start: i32, end: i32, escaped: bool): string {
   const s = start + 1;
   const e = end - 1;
-  if (!escaped) return String.UTF8.decodeUnsafe(base + <usize>s, <usize>(e - s));
+  if (!escaped) return decodeUtf8Range(base + <usize>s, e - s);
   return unescapeRange(base, s, e).toString();
 }
 
