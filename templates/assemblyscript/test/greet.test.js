@@ -14,7 +14,7 @@ before(async () => {
 after(() => host.close())
 
 /** The capsule's config: its API is the mock upstream (on loopback, at a port chosen at start). */
-const load = () => ({ config: { api_url: host.url('greetings.test') } })
+const load = () => ({ config: { api_url: host.upstream('greetings.test').origin } })
 
 test('greet says the greeting to the name', async () => {
   const result = await host.run(WASM, 'greet', 'Ada', load())
@@ -44,7 +44,7 @@ test('an API error fails the call', async () => {
     mocks: { upstreams: { 'greetings.test': { tls: true, routes: [{ path: '/greeting', status: 503, body: 'down' }] } } },
   })
   try {
-    const result = await broken.run(WASM, 'greet', 'Ada', { config: { api_url: broken.url('greetings.test') } })
+    const result = await broken.run(WASM, 'greet', 'Ada', { config: { api_url: broken.upstream('greetings.test').origin } })
     assert.equal(result.status, 'failed')
     assert.match(result.error.message, /the greeting API answered 503/)
   } finally {
