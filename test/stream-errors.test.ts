@@ -195,7 +195,7 @@ describeIsolations('isolation %s', (isolation) => {
     test.each<[string, bigint, RegExp]>([
       ['0', 0n, /^0 is not a stream handle$/],
       ['negative', -1n, /^-1 is not a stream handle$/],
-      ['i64 minimum', -(2n ** 63n), /is not a stream handle$/],
+      ['i64 minimum', -(2n ** 63n), /^-9223372036854775808 is not a stream handle$/],
       ['never opened', 9999n, /^"9999" is not an open stream handle of this capsule$/],
       // 19 digits: the worker refuses it as too long before the main thread sees it; the others find no such handle.
       ['huge', 2n ** 62n, /handle/],
@@ -214,6 +214,10 @@ describeIsolations('isolation %s', (isolation) => {
       expect(await next(capsule, handle, capacity)).toMatchObject({ tag: 'error', error: { code: 'invalid_request', message: 'the read capacity must be at least 1 byte' } })
       expect(await next(capsule, handle, 1024)).toEqual({ tag: 'data', bytes: Buffer.from('hello') })
       expect(await next(capsule, handle, 1024)).toEqual({ tag: 'end' })
+    })
+
+    test('the probe refuses a handle or capacity that is not an i64 integer (it would not pass it on exactly)', async () => {
+      await expect(capsule.call('next_raw', `{"handle":1,"capacity":${2n ** 63n}}`)).rejects.toMatchObject({ code: 'capsule_failed' })
     })
 
     test('capacity 1 takes one byte a read; a huge capacity (2^62) takes what has arrived', async () => {

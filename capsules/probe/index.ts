@@ -684,7 +684,11 @@ export function stream_attempts(): i32 {
  */
 export function next_raw(): i32 {
   const doc = parseJson(input());
-  if (doc === null || !doc.isObject) return fail('next_raw input must be {"handle":H,"capacity":C}');
-  outputBlock(http_stream_next(doc.getInteger("handle"), doc.getInteger("capacity")));
+  const handle = doc !== null && doc.isObject ? doc.get("handle") : null;
+  const capacity = doc !== null && doc.isObject ? doc.get("capacity") : null;
+  if (handle === null || capacity === null || !handle.isInteger || !capacity.isInteger) {
+    return fail('next_raw input must be {"handle":H,"capacity":C} with i64 integers');
+  }
+  outputBlock(http_stream_next(handle.integer, capacity.integer));
   return 0;
 }
