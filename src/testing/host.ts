@@ -17,7 +17,7 @@ import { startUpstreams, UPSTREAM_ADDRESS, type Upstream, type Upstreams } from 
 
 /** createTestHost's options. Unknown names are a TypeError. */
 export interface TestHostOptions {
-  /** The scripted upstreams: a mock description, or the path of a JSON file holding one. Default: no upstreams. */
+  /** The scripted upstreams: a mock description, or the path of a JSON file holding one. Default: none (no upstreams). */
   mocks?: MockDescription | string
   /** How the runtime runs capsules. Default `worker` (works on every Node); `inline` and `pool` need JSPI (Node 25+). */
   isolation?: Isolation
@@ -32,13 +32,13 @@ export interface TestHostOptions {
   middleware?: MiddlewareOption
   /** Host gates of the safe fetch; every one must allow. Default: none. */
   gates?: readonly SecurityGate[]
-  /** The safe fetch's limits (`createSafeFetch`'s `limits`). Default: its defaults. */
+  /** The safe fetch's limits (`createSafeFetch`'s `limits`). Default: `DEFAULT_LIMITS`. */
   limits?: Partial<Limits>
   /** The most redirects a request may ask to follow. Default 0. */
   maxRedirects?: number
-  /** The runtime's limits (call time, memory, output size). Default: createRuntime's. */
+  /** The runtime's limits (call time, memory, output size). Default: `DEFAULT_RUNTIME_LIMITS`. */
   runtimeLimits?: Partial<RuntimeLimits>
-  /** Receives the capsules' log lines (createRuntime's `onLog`). Default: dropped. */
+  /** Receives the capsules' log lines (createRuntime's `onLog`). Default: none (lines are dropped). */
   onLog?: LogHandler
   /** The lowest Extism log level passed to `onLog`. Default `info`. */
   logLevel?: LogLevel

@@ -7,9 +7,9 @@ import { MAX_TIMER_MS } from '../timers.js'
 
 /** One piece of a streamed body: written, flushed, and waited for before the next. */
 export interface MockChunk {
-  /** The piece as text (sent as UTF-8). Give this or `dataBase64`. */
+  /** The piece as text (sent as UTF-8). Give this or `dataBase64`. Default: none. */
   readonly data?: string
-  /** The piece as base64 bytes. Give this or `data`. */
+  /** The piece as base64 bytes. Give this or `data`. Default: none. */
   readonly dataBase64?: string
   /** Milliseconds to wait before writing this piece. Default 0. */
   readonly delayMs?: number
@@ -32,23 +32,23 @@ export interface MockRoute {
   readonly status?: number
   /** Response headers; a list repeats the header (`set-cookie`). Default none (`json` adds `content-type: application/json`). */
   readonly headers?: Readonly<Record<string, string | readonly string[]>>
-  /** The body as text (UTF-8). At most one of `body`, `json`, `bodyBase64` and `chunks`; default empty. */
+  /** The body as text (UTF-8). Give at most one of `body`, `json`, `bodyBase64` and `chunks`. Default: none (an empty body). */
   readonly body?: string
-  /** The body as JSON (any JSON value, `null` too), with `content-type: application/json` unless `headers` set one. */
+  /** The body as JSON (any JSON value, `null` too), with `content-type: application/json` unless `headers` set one. Default: none. */
   readonly json?: unknown
-  /** The body as base64 bytes. */
+  /** The body as base64 bytes. Default: none. */
   readonly bodyBase64?: string
-  /** A streamed body (chunked, no content-length): each piece after its own delay. */
+  /** A streamed body (chunked, no content-length): each piece after its own delay. Default: none. */
   readonly chunks?: readonly MockChunk[]
   /** Milliseconds to wait, after the request was read, before the status line. Default 0. */
   readonly delayMs?: number
   /**
    * Breaks the connection: `before-headers` closes it with no answer (after `delayMs`);
    * `mid-body` sends the status, headers and the first half of the body (or every chunk) and
-   * then closes it, so the body never completes. Default: none.
+   * then closes it, so the body never completes. Default: none (a full answer).
    */
   readonly reset?: MockReset
-  /** Answer this many requests, then let the next matching route answer. Default: every request. */
+  /** Answer this many requests, then let the next matching route answer. Default: none (every request). */
   readonly times?: number
 }
 
