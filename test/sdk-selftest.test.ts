@@ -220,3 +220,79 @@ describe('JSON: number text reads as the f64 JSON.parse reads (a sweep)', () => 
     },
   )
 })
+
+// ---- JSON writing ----
+
+type WriteOp = [string, unknown?]
+
+async function write(ops: WriteOp[]): Promise<Buffer> {
+  return Buffer.from((await selftest.call('json_write', ops)).bytes())
+}
+
+describe('JsonWriter writes exactly the expected text', () => {
+  const { cases } = fixture<{ cases: Array<{ name: string; ops: WriteOp[]; text?: string; hex?: string }> }>('json-write.json')
+  test.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    const out = await write(c.ops)
+    if (c.hex !== undefined) {
+      expect(out.toString('hex')).toBe(c.hex)
+      return
+    }
+    expect(out.toString('utf8')).toBe(c.text)
+    expect(Buffer.from(c.text!, 'utf8').equals(out), 'the text is the whole output').toBe(true)
+    const oneDocument = !c.name.startsWith('values one after another')
+    if (oneDocument) expect(() => JSON.parse(c.text!)).not.toThrow()
+  })
+})
+
+describe('JsonWriter round trips', () => {
+  test('number(v) reads back as v with JSON.parse for 5000 f64 values (-0 as 0, as JSON.stringify writes it)', async () => {
+    const values = sweepValues(5000, 3)
+    const ops: WriteOp[] = [['beginArray'], ...values.map((v): WriteOp => ['number', bitsHex(v)]), ['endArray']]
+    const read = JSON.parse((await write(ops)).toString('utf8')) as number[]
+    const wrong = values.flatMap((v, i) => (Object.is(read[i], Object.is(v, -0) ? 0 : v) ? [] : [`${v} read back as ${read[i]}`]))
+    expect(wrong.slice(0, 10), `${wrong.length} of ${values.length}`).toEqual([])
+  })
+
+  test('string(s) reads back as s for all 65536 code units in a row, lone surrogates as U+FFFD', async () => {
+    const units = Array.from({ length: 0x10000 }, (_, u) => u)
+    const hex = units.map((u) => u.toString(16).padStart(4, '0')).join('')
+    const text = (await write([['string', { utf16: hex }]])).toString('utf8')
+    // U+DBFF then U+DC00 is a pair (U+10FC00); every other surrogate is lone. Buffer writes lone ones as U+FFFD too.
+    const expected = Buffer.from(String.fromCharCode(...units), 'utf8').toString('utf8')
+    expect(expected).toContain('\u{10fc00}')
+    expect(JSON.parse(text) === expected).toBe(true)
+  })
+
+  test('string(s) reads back as s for every supplementary plane\'s first and last code point', async () => {
+    const points = Array.from({ length: 16 }, (_, i) => [0x10000 * (i + 1), 0x10000 * (i + 1) + 0xffff]).flat()
+    const s = String.fromCodePoint(...points)
+    const hex = Array.from({ length: s.length }, (_, i) => s.charCodeAt(i).toString(16).padStart(4, '0')).join('')
+    expect(JSON.parse((await write([['string', { utf16: hex }]])).toString('utf8'))).toBe(s)
+  })
+
+  test('what the writer writes, the reader reads: a document of every kind read back through json_parse', async () => {
+    const doc = { a: [1, -2.5, 'x\u0000y', { '': null }], 'k\u00e9': true, n: -9007199254740991, e: 1e-300 }
+    const parsed = await parse(Buffer.from(JSON.stringify(doc)))
+    if (!parsed.ok) throw new Error(parsed.error)
+    const rewritten = await write(treeOps(parsed.tree))
+    expect(JSON.parse(rewritten.toString('utf8'))).toEqual(doc)
+  })
+})
+
+function bitsHex(v: number): string {
+  const b = Buffer.alloc(8)
+  b.writeDoubleBE(v)
+  return b.toString('hex')
+}
+
+/** Writer calls that write the value `t` describes (strings by their bytes, numbers by their bits). */
+function treeOps(t: Tree): WriteOp[] {
+  switch (t.t) {
+    case 'null': return [['null']]
+    case 'bool': return [['bool', t.v]]
+    case 'num': return [['number', t.bits]]
+    case 'str': return [['stringBytes', t.bytes]]
+    case 'arr': return [['beginArray'], ...t.items.flatMap(treeOps), ['endArray']]
+    case 'obj': return [['beginObject'], ...t.keys.flatMap((k, i) => [['key', { utf16: k }] as WriteOp, ...treeOps(t.items[i]!)]), ['endObject']]
+  }
+}
