@@ -296,3 +296,57 @@ function treeOps(t: Tree): WriteOp[] {
     case 'obj': return [['beginObject'], ...t.keys.flatMap((k, i) => [['key', { utf16: k }] as WriteOp, ...treeOps(t.items[i]!)]), ['endObject']]
   }
 }
+
+// ---- base64 ----
+
+interface Base64Out {
+  encode: string[]
+  encodedLength: number[]
+  decode: Array<string | null>
+  decodeBytes: Array<string | null>
+}
+
+async function base64(encode: Buffer[], decode: unknown[]): Promise<Base64Out> {
+  return (await selftest.call('base64', { encode: encode.map((b) => b.toString('hex')), decode })).json<Base64Out>()
+}
+
+describe('base64', () => {
+  const { cases } = fixture<{ cases: Array<{ name: string; text: unknown; bytes: string | null }> }>('base64.json')
+  test.each(cases.map((c) => [c.name, c] as const))('decode: %s', async (_name, c) => {
+    const out = await base64([], [c.text])
+    expect(out.decode).toEqual([c.bytes])
+    expect(out.decodeBytes).toEqual([c.bytes])
+  })
+
+  /** Bytes 0..n-1 of a fixed pseudo-random sequence. */
+  const bytes = (n: number, seed: number) => {
+    const next = lcg(seed)
+    return Buffer.from(Array.from({ length: n }, () => Math.floor(next() * 256)))
+  }
+  const lengths = Array.from({ length: 301 }, (_, n) => n)
+
+  test('encode: every length 0..300 is what Buffer writes, with padding, and encodedLength says its size', async () => {
+    const inputs = lengths.map((n) => bytes(n, n + 1))
+    const out = await base64(inputs, [])
+    expect(out.encode).toEqual(inputs.map((b) => b.toString('base64')))
+    expect(out.encodedLength).toEqual(out.encode.map((s) => s.length))
+    expect(out.encode.every((s) => s.length % 4 === 0)).toBe(true)
+  })
+
+  test('decode: every length 0..300 reads back, padded, unpadded and URL-safe', async () => {
+    const inputs = lengths.map((n) => bytes(n, 1000 + n))
+    const texts = inputs.flatMap((b) => [b.toString('base64'), b.toString('base64').replace(/=+$/, ''), b.toString('base64url')])
+    const out = await base64([], texts)
+    const expected = inputs.flatMap((b) => [b.toString('hex'), b.toString('hex'), b.toString('hex')])
+    expect(out.decode).toEqual(expected)
+    expect(out.decodeBytes).toEqual(expected)
+  })
+
+  test('every byte value, and every three-byte group of one value, round trips', async () => {
+    const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
+    const triples = Array.from({ length: 256 }, (_, i) => Buffer.from([i, i, i]))
+    const out = await base64([all, ...triples], [all.toString('base64'), ...triples.map((t) => t.toString('base64'))])
+    expect(out.encode).toEqual([all, ...triples].map((b) => b.toString('base64')))
+    expect(out.decode).toEqual([all, ...triples].map((b) => b.toString('hex')))
+  })
+})
