@@ -34,6 +34,7 @@ export interface Limits {
   hostTimeoutMs: number
 }
 
+/** The host ceilings a safe fetch has when its `limits` option leaves them out (docs/api.md#limits). */
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxRequestBytes: 1 * MiB,
   maxResponseBytes: 10 * MiB,
@@ -77,20 +78,30 @@ export function resolveLimits(overrides: Partial<Limits> = {}): Readonly<Limits>
 
 /** The limits one request runs under, after the capsule's options were clamped to the host's. */
 export interface EffectiveLimits {
+  /** Limits.connectTimeoutMs, or the request's lower `connectTimeoutMs`. */
   connectTimeoutMs: number
+  /** Limits.firstByteTimeoutMs, or the request's lower `firstByteTimeoutMs`. */
   firstByteTimeoutMs: number
+  /** Limits.idleTimeoutMs, or the request's lower `idleTimeoutMs`. */
   idleTimeoutMs: number
   /** Infinity: no total deadline. */
   totalTimeoutMs: number
   /** Each host step's budget (the host's; a capsule cannot change it). */
   hostTimeoutMs: number
+  /** The body cap: maxResponseBytes (buffered) or maxStreamBytes (stream), or the request's lower cap. */
   maxBodyBytes: number
+  /** Redirects this request may follow: 0 unless it asked to follow, then at most the host's `maxRedirects`. */
   maxRedirects: number
 }
 
+/** The capsule's value when it asked for one, but never above the host's ceiling. */
 const tighter = (requested: number | undefined, ceiling: number) =>
   requested === undefined ? ceiling : Math.min(requested, ceiling)
 
+/**
+ * The limits one request runs under: each of the host's ceilings, lowered by the capsule's request
+ * `options` (a larger value is clamped, never an error); the buffered or the stream ceilings by `mode`.
+ */
 export function effectiveLimits(
   limits: Readonly<Limits>,
   maxRedirects: number,

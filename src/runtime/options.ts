@@ -4,8 +4,10 @@ import { checkOptions, closestName, describeValue, is, optionProblem, type Optio
 import { LOG_LEVELS } from './logs.js'
 import type { LoadOptions, RuntimeOptions } from './runtime.js'
 
+/** The isolation modes (RuntimeOptions.isolation, LoadOptions.isolation). */
 const ISOLATIONS = ['worker', 'inline', 'pool'] as const
 
+/** One of ISOLATIONS; a near miss (`"Worker"`, `"pol"`) gets a suggestion. */
 const isolation: OptionCheck = (value, path) => {
   if ((ISOLATIONS as readonly unknown[]).includes(value)) return undefined
   const near = typeof value === 'string' ? closestName(value.toLowerCase(), ISOLATIONS) : undefined
@@ -21,23 +23,28 @@ const poolSize: OptionCheck = (value, path) =>
 
 const POOL_OPTIONS = { size: poolSize } as const
 
+/** A WasmSource: a path, a URL, or the module's bytes (shape only; reading it is the loader's job). */
 const wasm: OptionCheck = (value, path) =>
   typeof value === 'string' || value instanceof URL || value instanceof Uint8Array || value instanceof ArrayBuffer
     ? undefined
     : `${path} must be a file path, a URL or the module's bytes, not ${describeValue(value)}`
 
+/** A manifest value or the path of its JSON file (its content is validated when it is read). */
 const manifest: OptionCheck = (value, path) =>
   typeof value === 'string' || (typeof value === 'object' && value !== null && !Array.isArray(value))
     ? undefined
     : `${path} must be a manifest object (a capsule.json or an Extism manifest) or the path of one, not ${describeValue(value)}`
 
+/** A capsule id: a non-empty string (uniqueness is checked when the capsule registers). */
 const id: OptionCheck = (value, path) => (typeof value === 'string' && value !== '' ? undefined : `${path} must be a non-empty string`)
 
+/** Extism config: an object whose values are all strings. */
 const config: OptionCheck = (value, path) =>
   is.object(value, path) === undefined && Object.values(value as object).every((v) => typeof v === 'string')
     ? undefined
     : `${path} must be an object of string values, such as { "region": "eu" }`
 
+/** One of LOG_LEVELS; a near miss or a longer word that starts with a level (`"warning"`) gets a suggestion. */
 const logLevel: OptionCheck = (value, path) => {
   if ((LOG_LEVELS as readonly unknown[]).includes(value)) return undefined
   const lower = typeof value === 'string' ? value.toLowerCase() : undefined

@@ -17,6 +17,11 @@ const refusingFetch = (() =>
 
 const ignore = () => undefined
 
+/**
+ * The Extism plugin options every capsule gets: no Extism WASI, no Extism worker, no Extism HTTP
+ * (its fetch refuses, its allowed hosts are none), Extism's own log text kept only as the last
+ * error, and its block memory capped at the capsule's memory limit.
+ */
 export function extismOptions(
   functions: NonNullable<ExtismPluginOptions['functions']>,
   config: Record<string, string>,
