@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createRuntime, type Capsule, type Runtime } from '../src/index.js'
+import { HttpRequestSchema } from '../src/wire/schemas.js'
 import { capsulePath } from './helpers/capsules.js'
 import { closeAllFetches, testFetch } from './helpers/fetch.js'
 import { closeAllServers } from './helpers/servers.js'
@@ -348,5 +349,42 @@ describe('base64', () => {
     const out = await base64([all, ...triples], [all.toString('base64'), ...triples.map((t) => t.toString('base64'))])
     expect(out.encode).toEqual([all, ...triples].map((b) => b.toString('base64')))
     expect(out.decode).toEqual([all, ...triples].map((b) => b.toString('hex')))
+  })
+})
+
+// ---- requests ----
+
+interface RequestCase {
+  name: string
+  request: { make: 'new' | 'get' | 'post'; url: string; method?: string; ops?: unknown[][] }
+  wire: string
+  schema: string
+}
+
+/** What HttpRequestSchema says of a wire request: ok, or its issues as "path: message". */
+function schemaVerdict(wire: unknown): string {
+  const checked = HttpRequestSchema.safeParse(wire)
+  return checked.success ? 'ok' : checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')
+}
+
+describe('HttpRequest.toJson writes the wire request the host reads', () => {
+  const { cases } = fixture<{ cases: RequestCase[] }>('requests.json')
+  test.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    const wire = (await selftest.call('build_request', c.request)).text()
+    expect(wire).toBe(c.wire)
+    expect(schemaVerdict(JSON.parse(wire))).toBe(c.schema)
+  })
+
+  test('a binary body of every length 0..64 and of every byte value is the base64 of its bytes', async () => {
+    const bodies = [...Array.from({ length: 65 }, (_, n) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 37 + n) & 255))), Buffer.from(Array.from({ length: 256 }, (_, i) => i))]
+    for (const body of bodies) {
+      const wire = (await selftest.call('build_request', { make: 'post', url: 'https://api.test/', ops: [['bodyBytes', body.toString('hex')]] })).json<{ bodyBase64: string }>()
+      expect(wire.bodyBase64).toBe(body.toString('base64'))
+      expect(schemaVerdict(wire)).toBe('ok')
+    }
+  })
+
+  test('a request the builder cannot describe is a failed call that names the call', async () => {
+    await expect(selftest.call('build_request', { make: 'get', url: 'https://api.test/', ops: [['cookie', 'a=1']] })).rejects.toThrow('unknown builder call ["cookie","a=1"]')
   })
 })
