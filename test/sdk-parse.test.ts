@@ -1,6 +1,8 @@
 // The AssemblyScript SDK's reply parsing, through the real probe capsule: parseResponse / parseStreamStart on a table of reply texts (every header form, bodies, errors, invalid replies), the JSON reader, the request builder, and `parsed` against a loopback server.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { ERROR_CODES, TIMEOUT_PHASES } from '../src/errors.js'
 import { createRuntime, type Capsule, type Runtime } from '../src/index.js'
+import { ErrorReplySchema } from '../src/wire/schemas.js'
 import { capsulePath } from './helpers/capsules.js'
 import { closeAllFetches, testFetch } from './helpers/fetch.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
@@ -264,6 +266,32 @@ describe('parseResponse: error replies and invalid replies', () => {
     expect(parsed.error).toEqual(invalid('body is not base64'))
     // As before: the status and headers read so far stay.
     expect(parsed).toMatchObject({ status: 200, header: ['b'], body: '' })
+  })
+})
+
+describe('every host error code and timeout phase (src/errors.ts) reads back as sent, from both parsers', () => {
+  const rows: Array<[string, string | undefined]> = [
+    ...ERROR_CODES.map((code): [string, undefined] => [code, undefined]),
+    ...TIMEOUT_PHASES.map((phase): [string, string] => ['timeout', phase]),
+  ]
+  test.each(rows)('%s %s', async (code, phase) => {
+    const error = { code, message: `a ${code} message with "quotes" and \u00e9`, ...(phase === undefined ? {} : { phase }) }
+    const text = JSON.stringify({ error })
+    expect(ErrorReplySchema.safeParse(JSON.parse(text)).success, 'a reply the host may send').toBe(true)
+    for (const kind of ['response', 'stream'] as const) {
+      const parsed = await parse(kind, text, ['content-type'])
+      expect(parsed.error).toEqual(error)
+      expect(parsed).toMatchObject({ status: 0, header: [null], rawHeaders: [] })
+    }
+  })
+
+  test.each<[string, string, Parsed['error']]>([
+    ['a code the SDK does not list is passed on as it came', '{"error":{"code":"rate_limited","message":"m"}}', { code: 'rate_limited', message: 'm' }],
+    ['a code that is not a string reads as invalid_reply', '{"error":{"code":5,"message":"m"}}', { code: 'invalid_reply', message: 'm' }],
+    ['a message that is not a string reads as ""', '{"error":{"code":"network","message":["m"]}}', { code: 'network', message: '' }],
+    ['unknown members of the error are passed over', '{"error":{"code":"denied","message":"m","retryAfterMs":5,"detail":{}}}', { code: 'denied', message: 'm' }],
+  ])('%s', async (_name, text, error) => {
+    for (const kind of ['response', 'stream'] as const) expect((await parse(kind, text)).error).toEqual(error)
   })
 })
 
