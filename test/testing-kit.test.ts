@@ -1,4 +1,5 @@
 // capsule-host/testing: every route feature against real requests (safe fetch and a real capsule), what upstreams received, audit, TLS, isolation, bad descriptions, close.
+import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
@@ -6,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { BufferedResponse, ErrorReply, StreamedResponse } from '../src/index.js'
-import { createTestHost, loadMocks, parseMocks, startUpstreams, type MockDescription, type MockRoute, type TestHost } from '../src/testing/index.js'
+import { createTestHost, loadMocks, makeTestCertificates, parseMocks, startUpstreams, type MockDescription, type MockRoute, type TestHost } from '../src/testing/index.js'
 import { capsulePath, describeIsolations, fnv1a32 } from './helpers/capsules.js'
 
 const PROBE = capsulePath('probe')
@@ -204,6 +205,23 @@ describe('TLS upstreams', () => {
     ['api.test', true, 'ERR_TLS_CERT_ALTNAME_INVALID'],
   ])('a client naming %s, trusting the CA: %s -> %s', async (name, trusts, outcome) => {
     expect(await handshake(name, trusts ? host.upstreams.ca : undefined)).toBe(outcome)
+  })
+
+  test('makeTestCertificates: a CA, and a server certificate it issued for every name, valid from an hour ago for a week', () => {
+    const now = Date.parse('2026-12-01T12:00:00Z')
+    const made = makeTestCertificates(['a.test', 'b.test'], now)
+    const ca = new X509Certificate(made.ca)
+    const cert = new X509Certificate(made.cert)
+    expect([ca.ca, cert.ca]).toEqual([true, false])
+    expect(cert.checkIssued(ca) && cert.verify(ca.publicKey)).toBe(true)
+    expect(ca.verify(ca.publicKey)).toBe(true)
+    expect(cert.subjectAltName).toBe('DNS:a.test, DNS:b.test')
+    expect(['a.test', 'b.test', 'c.test', 'sub.a.test'].map((name) => cert.checkHost(name) ?? null)).toEqual(['a.test', 'b.test', null, null])
+    expect([cert.validFrom, cert.validTo]).toEqual(['Dec  1 11:00:00 2026 GMT', 'Dec  8 12:00:00 2026 GMT'])
+    expect(cert.keyUsage ?? []).toEqual(['1.3.6.1.5.5.7.3.1'])
+    expect(made.key).toMatch(/^-----BEGIN PRIVATE KEY-----\n/)
+    expect(cert.checkPrivateKey(createPrivateKey(made.key))).toBe(true)
+    expect(() => makeTestCertificates([])).toThrow(new TypeError('makeTestCertificates: give at least one name for the server certificate'))
   })
 
   test('the HTTP upstreams of a description with no TLS upstream make no CA', async () => {

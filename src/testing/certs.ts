@@ -101,6 +101,7 @@ function newKey() {
  * for `names` (EC P-256, valid from an hour ago for a week). Takes a few milliseconds.
  */
 export function makeTestCertificates(names: readonly string[], now = Date.now()): TestCertificates {
+  if (names.length === 0) throw new TypeError('makeTestCertificates: give at least one name for the server certificate')
   const ca = { name: `capsule-host/testing CA ${randomBytes(4).toString('hex')}`, ...newKey() }
   const caCert = certificate(
     {
@@ -118,7 +119,7 @@ export function makeTestCertificates(names: readonly string[], now = Date.now())
   const server = newKey()
   const serverCert = certificate(
     {
-      subject: names[0] ?? 'capsule-host test server',
+      subject: names[0]!,
       spki: server.spki,
       extensions: [
         extension('2.5.29.19', true, sequence()), // basicConstraints CA:FALSE
