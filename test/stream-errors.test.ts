@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { z } from 'zod'
 import { createRuntime, type AuditEvent, type Capsule, type Runtime } from '../src/index.js'
+import { createTestHost } from '../src/testing/index.js'
 import { STREAM_NEXT_TAG } from '../src/wire/schemas.js'
 import { capsulePath, describeIsolations, fnv1a32, type Isolation } from './helpers/capsules.js'
 import { closeAllFetches, testFetch } from './helpers/fetch.js'
@@ -226,5 +227,46 @@ describeIsolations('isolation %s', (isolation) => {
       expect(await next(capsule, handle, 2n ** 62n)).toEqual({ tag: 'data', bytes: Buffer.from('ello') })
       expect(await next(capsule, handle, 2n ** 62n)).toEqual({ tag: 'end' })
     })
+  })
+})
+
+describeIsolations('through the test kit (%s): three failed downloads in a row, then one that ends', (isolation) => {
+  test('each failure is a value with its exact code, the fourth URL is read to its end, and the audit agrees', async () => {
+    await using host = await createTestHost({
+      isolation,
+      mocks: {
+        upstreams: {
+          'files.test': {
+            routes: [
+              { path: '/reset', chunks: [{ data: 'part' }], reset: 'mid-body' },
+              // The second chunk comes long after the capsule's idle timeout (the host's close ends the wait).
+              { path: '/stall', chunks: [{ data: 'first' }, { data: 'late', delayMs: 60_000 }] },
+              { path: '/over-cap', chunks: [{ data: 'x'.repeat(64 * 1024) }] },
+              { path: '/good', body: 'the whole file' },
+            ],
+          },
+        },
+      },
+    })
+    const at = (path: string) => host.url('files.test', path)
+    const requests = [
+      { url: at('/reset') },
+      { url: at('/stall'), options: { idleTimeoutMs: 100 } },
+      { url: at('/over-cap'), options: { maxResponseBytes: CAP } },
+      { url: at('/good') },
+    ]
+    const result = await host.run(capsulePath('probe'), 'stream_attempts', requests)
+    expect(result.status).toBe('ok')
+    const { attempts } = JSON.parse(result.output) as { attempts: Array<{ error?: { code: string; phase?: string }; end?: true; bytes: number }> }
+    expect(attempts.map((a) => a.error?.code ?? (a.end ? 'end' : '?'))).toEqual(['network', 'timeout', 'too_large', 'end'])
+    expect(attempts[1]!.error!.phase).toBe('idle')
+    expect(attempts[3]!.bytes).toBe('the whole file'.length)
+    expect(result.audit.map((e) => [e.url, e.code ?? e.status])).toEqual([
+      [at('/reset'), 'network'],
+      [at('/stall'), 'timeout'],
+      [at('/over-cap'), 'too_large'],
+      [at('/good'), 200],
+    ])
+    expect(host.upstream('files.test').received.map((r) => r.path)).toEqual(['/reset', '/stall', '/over-cap', '/good'])
   })
 })
