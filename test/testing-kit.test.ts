@@ -471,6 +471,7 @@ describe('options and close', () => {
   test.each([
     [{ mock: {} }, 'createTestHost: unknown option "mock"; did you mean "mocks"?'],
     [{ isolation: 'threads' }, 'createRuntime: isolation must be "worker", "inline" or "pool", not "threads"'],
+    [{ rules: [{ host: 'x.test', bogus: 1 }] }, 'rules[0] (host "x.test"): unknown field "bogus"; a rule has id, host, httpsOnly, port, routes, middleware'],
   ])('%j -> %s', async (options, message) => {
     await expect(createTestHost(options as never)).rejects.toThrow(new TypeError(message))
   })

@@ -22,7 +22,7 @@ export interface TestHostOptions {
   /** How the runtime runs capsules. Default `worker` (works on every Node); `inline` and `pool` need JSPI (Node 25+). */
   isolation?: Isolation
   /**
-   * More rules, after the kit's own (one per upstream: its name, its port, its scheme). A rule whose
+   * More rules, before the kit's own (one per upstream: its name, its port, its scheme). A rule whose
    * `host` is an upstream name and that gives no `port` gets that upstream's port (and
    * `httpsOnly: false` for an HTTP upstream) and replaces the kit's rule for it: use it to
    * restrict routes or add middleware. Default: none.
@@ -120,7 +120,8 @@ function upstreamRules(upstreams: Upstreams, extra: Rule | readonly Rule[] | und
   const replaced = new Set(given.filter(isUpstream).map((rule) => rule.host))
   const own = upstreams.names.filter((name) => !replaced.has(name)).map(forUpstream)
   const completed = given.map((rule) => (isUpstream(rule) ? { ...forUpstream(rule.host), ...rule, port: upstreams.upstream(rule.host).port } : rule))
-  return [...own, ...completed]
+  // The host's rules first, so an error in one names its own index (`rules[0]`).
+  return [...completed, ...own]
 }
 
 function wiredFetch(upstreams: Upstreams, options: TestHostOptions): SafeFetch {
