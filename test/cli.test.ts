@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import type { AuditEvent } from '../src/audit.js'
+import { PIPE_COLUMNS, screenOf, summaryLines } from '../src/cli/summary.js'
 import { capsulePath } from './helpers/capsules.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
 
@@ -304,5 +306,171 @@ describe('run, WASI grants', () => {
     expect(stdout).toBe('spoken')
     expect(stderr).toContain('[stdout] out one')
     expect(stderr).toContain('[stderr] err one')
+  })
+})
+
+describe('run --mock', () => {
+  const mockFile = (description: unknown) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'capsule-host-')), 'mocks.json')
+    writeFileSync(file, typeof description === 'string' ? description : JSON.stringify(description))
+    return file
+  }
+  const MOCKS = {
+    upstreams: {
+      'api.test': {
+        routes: [
+          { path: '/hello', json: { hi: true } },
+          { path: '/chunks', chunks: [{ data: 'ab' }, { data: 'cdef' }] },
+        ],
+      },
+      'secure.test': { tls: true, routes: [{ path: '/s', body: 'over tls' }] },
+    },
+  }
+  const runProbe = (url: string, ...flags: string[]) => cli('run', capsulePath('probe'), 'request', '--input', JSON.stringify({ url }), '--mock', mockFile(MOCKS), ...flags)
+
+  test('a mock name on its default port reaches its upstream; no --allow, --resolve or --allow-address', async () => {
+    const { code, stdout, stderr } = await runProbe('http://api.test/hello')
+    expect(code).toBe(0)
+    const reply = JSON.parse(stdout)
+    expect(reply.status).toBe(200)
+    expect(JSON.parse(reply.body)).toEqual({ hi: true })
+    expect(stderr).toMatch(/^allowed GET http:\/\/api\.test\/hello -> 200 \(rule:api\.test, \d+ ms\)\n$/)
+  })
+
+  test('an HTTPS upstream: its CA is trusted', async () => {
+    const { code, stdout } = await runProbe('https://secure.test/s')
+    expect(code).toBe(0)
+    expect(JSON.parse(stdout)).toMatchObject({ status: 200, body: 'over tls' })
+  })
+
+  test('an unscripted path gets the mock\'s 404, which names it', async () => {
+    const { code, stdout } = await runProbe('http://api.test/nothing')
+    expect(code).toBe(0)
+    const reply = JSON.parse(stdout)
+    expect(reply.status).toBe(404)
+    expect(reply.body).toContain('/nothing')
+  })
+
+  test.each([
+    ['a name the mocks do not have', 'https://other.test/x', 'refused GET https://other.test/x -> denied: no rule matches the host'],
+    ['a mock name on another scheme', 'https://api.test/hello', 'refused GET https://api.test/hello -> denied'],
+    ['a mock name on a port that is not its own', 'http://api.test:8080/hello', 'refused GET http://api.test:8080/hello -> denied'],
+  ])('%s is refused, before any lookup', async (_, url, line) => {
+    const { code, stdout, stderr } = await runProbe(url)
+    expect(code).toBe(0)
+    expect(JSON.parse(stdout).error.code).toBe('denied')
+    expect(stderr).toContain(line)
+  })
+
+  test.each([
+    ['/nonexistent/mocks.json', (file: string) => `--mock ${file}: cannot read the mock file (ENOENT)`],
+    [mockFile('{ not json'), (file: string) => `--mock ${file}: not JSON`],
+    [mockFile({ upstreams: { 'api.test': { routes: [{ path: '/x', status: 99 }] } } }), (file: string) => `--mock ${file}: upstreams["api.test"].routes[0].status must be from 200 to 599, not 99`],
+  ])('a bad mock file %s is a usage error naming it', async (file, message) => {
+    const { code, stderr } = await cli('run', capsulePath('probe'), 'echo', '--mock', file)
+    expect(code).toBe(2)
+    expect(stderr).toContain(`capsule-host: ${message(file)}`)
+  })
+})
+
+describe('run --summary', () => {
+  const withMocks = () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'capsule-host-')), 'mocks.json')
+    writeFileSync(file, JSON.stringify({ upstreams: { 'api.test': { routes: [{ path: '/chunks', chunks: [{ data: 'ab' }, { data: 'cdef' }] }] } } }))
+    return ['--mock', file]
+  }
+
+  test('after the decision lines: a table of the requests and a total, with no escape codes in a pipe', async () => {
+    const { code, stdout, stderr } = await cli('run', capsulePath('probe'), 'stream', '--input', '{"url":"http://api.test/chunks?token=x"}', '--summary', ...withMocks())
+    expect(code).toBe(0)
+    expect(JSON.parse(stdout)).toMatchObject({ status: 200, bytes: 6 })
+    const lines = stderr.trimEnd().split('\n')
+    expect(lines[0]).toMatch(/^allowed GET http:\/\/api\.test\/chunks\?… -> 200/)
+    // The time column is as wide as its widest cell, which depends on how long the request took.
+    expect(lines.slice(1)).toEqual([
+      expect.stringMatching(/^decision  status  bytes  +time  url$/),
+      expect.stringMatching(/^-+$/),
+      expect.stringMatching(/^allowed   200       6 B  +\d+ ms  GET http:\/\/api\.test\/chunks\?… \(stream\)$/),
+      '1 request: 1 answered, 0 failed, 0 refused; 6 B in',
+    ])
+    expect(stderr).not.toContain('\x1b')
+    expect(stderr).not.toContain('token')
+  })
+
+  test('with --verbose: the audit JSON lines, then the table', async () => {
+    const { code, stderr } = await cli('run', capsulePath('probe'), 'request', '--input', '{"url":"http://169.254.169.254/"}', '--verbose', '--summary')
+    expect(code).toBe(0)
+    const [json, ...table] = stderr.trimEnd().split('\n')
+    expect(JSON.parse(json!)).toMatchObject({ allowed: false, code: 'denied', url: 'http://169.254.169.254/' })
+    expect(table[0]).toMatch(/^decision  status  bytes  +time  url$/)
+    expect(table[2]).toMatch(/^refused   denied    0 B  +\d+ ms  GET http:\/\/169\.254\.169\.254\/$/)
+    expect(table[3]).toBe('1 request: 0 answered, 0 failed, 1 refused; 0 B in')
+  })
+
+  test('a call with no request says so', async () => {
+    const { code, stderr } = await cli('run', capsulePath('probe'), 'echo', '--input', 'x', '--summary')
+    expect(code).toBe(0)
+    expect(stderr.trimEnd().split('\n').at(-1)).toBe('0 requests: 0 answered, 0 failed, 0 refused; 0 B in')
+  })
+})
+
+describe('summaryLines: one screen, cut to its width', () => {
+  const event = (n: number, more: Partial<AuditEvent> = {}): AuditEvent => ({
+    capsuleId: 'c', requestId: `c#${n}`, kind: 'request', abi: 'capsule-host', method: 'GET', url: `https://api.test/items/${n}`,
+    allowed: true, decidedBy: 'rule:api.test', redactions: 0, bytesIn: 0, bytesOut: 0, redirects: 0, durationMs: n, status: 200, ...more,
+  })
+
+  test('columns: decision, status or code, bytes and time right-aligned, then the URL; bytes in B, KiB, MiB', () => {
+    const lines = summaryLines([
+      event(1, { bytesIn: 1023 }),
+      event(2, { bytesIn: 1024, code: 'timeout', status: undefined }),
+      event(3, { allowed: false, code: 'denied', status: undefined, bytesIn: 5 * 1024 * 1024, method: 'POST', kind: 'stream' }),
+    ], { columns: 120, rows: 40 })
+    expect(lines).toEqual([
+      'decision  status     bytes  time  url',
+      '-------------------------------------',
+      'allowed   200       1023 B  1 ms  GET https://api.test/items/1',
+      'allowed   timeout  1.0 KiB  2 ms  GET https://api.test/items/2',
+      'refused   denied   5.0 MiB  3 ms  POST https://api.test/items/3 (stream)',
+      '3 requests: 1 answered, 1 failed, 1 refused; 5.0 MiB in',
+    ])
+  })
+
+  test.each([[20], [39], [40], [41]])('every line fits %i columns, the cut ones ending in …', (columns) => {
+    const lines = summaryLines([event(1, { url: `https://api.test/${'x'.repeat(80)}` })], { columns, rows: 40 })
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(columns)
+    expect(lines[2]).toMatch(/…$/)
+  })
+
+  // 10 rows: the header, the rule and the total take 3, one is kept free: 6 for requests.
+  test.each([
+    [6, 6, false],
+    [7, 5, true],
+    [50, 5, true],
+  ])('%i requests on a 10-row screen: %i rows shown, a "more" line: %s', (count, shown, more) => {
+    const lines = summaryLines(Array.from({ length: count }, (_, i) => event(i + 1)), { columns: 100, rows: 10 })
+    expect(lines.length).toBeLessThan(10)
+    expect(lines.filter((line) => line.startsWith('allowed'))).toHaveLength(shown)
+    expect(lines.includes(`… ${count - shown} more requests (see --verbose for every event)`)).toBe(more)
+    expect(lines.at(-1)).toBe(`${count} requests: ${count} answered, 0 failed, 0 refused; 0 B in`)
+  })
+
+  test('a URL with control characters is printed escaped', () => {
+    const [, , row] = summaryLines([event(1, { url: 'https://api.test/a\u001b[2Jb' })], { columns: 100, rows: 40 })
+    expect(row).not.toContain('\u001b')
+  })
+
+  test.each<[{ isTTY?: boolean; columns?: number; rows?: number }, Record<string, string>, { columns?: number; rows?: number }]>([
+    [{ isTTY: true, columns: 72, rows: 20 }, { COLUMNS: '200' }, { columns: 72, rows: 20 }],
+    [{}, { COLUMNS: '60', LINES: '15' }, { columns: 60, rows: 15 }],
+    [{}, { COLUMNS: 'wide', LINES: '0' }, { columns: undefined, rows: undefined }],
+    [{}, {}, { columns: undefined, rows: undefined }],
+  ])('screenOf(%j, %j)', (stream, env, screen) => {
+    expect(screenOf(stream, env)).toEqual(screen)
+  })
+
+  test('without a width the pipe default is used', () => {
+    const lines = summaryLines([event(1, { url: `https://api.test/${'x'.repeat(300)}` })], {})
+    expect(lines[2]).toHaveLength(PIPE_COLUMNS)
   })
 })
