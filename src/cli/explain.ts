@@ -2,17 +2,13 @@
 import type { Explanation } from '../safe-fetch.js'
 import { safeText } from '../safe-text.js'
 import { createFetch, loadApi } from './api.js'
-import { fetchOptions } from './fetch-flags.js'
+import { FETCH_FLAG_OPTIONS, fetchOptions } from './fetch-flags.js'
 import { parse, print, usage, UsageError } from './usage.js'
 
 const OPTIONS = {
-  allow: { type: 'string', multiple: true },
-  rules: { type: 'string' },
-  resolve: { type: 'string', multiple: true },
-  'allow-address': { type: 'string', multiple: true },
+  ...FETCH_FLAG_OPTIONS,
   method: { type: 'string' },
   json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
 } as const
 
 

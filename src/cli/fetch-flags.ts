@@ -1,6 +1,15 @@
 // The safe-fetch flags both commands take (--allow, --rules, --resolve, --allow-address) turned into createSafeFetch options.
 import { readText, UsageError } from './usage.js'
 
+/** The parseArgs options of these flags (and -h), shared by run and explain. */
+export const FETCH_FLAG_OPTIONS = {
+  allow: { type: 'string', multiple: true },
+  rules: { type: 'string' },
+  resolve: { type: 'string', multiple: true },
+  'allow-address': { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
 export type Rule = { host: string; httpsOnly?: boolean; port?: number | number[]; routes?: { path: string }[] }
 
 export interface FetchFlags {

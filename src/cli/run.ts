@@ -6,16 +6,13 @@ import { LOG_LEVELS, type LogLevel } from '../runtime/logs.js'
 import { safeText } from '../safe-text.js'
 import { MAX_TIMER_MS } from '../timers.js'
 import { createFetch, loadApi } from './api.js'
-import { fetchOptions, pairs } from './fetch-flags.js'
+import { FETCH_FLAG_OPTIONS, fetchOptions, pairs } from './fetch-flags.js'
 import { startMocks, type MockWiring } from './mocks.js'
 import { screenOf, summaryLines } from './summary.js'
 import { parse, print, readText, usage, UsageError, wholeNumber } from './usage.js'
 
 const OPTIONS = {
-  allow: { type: 'string', multiple: true },
-  rules: { type: 'string' },
-  resolve: { type: 'string', multiple: true },
-  'allow-address': { type: 'string', multiple: true },
+  ...FETCH_FLAG_OPTIONS,
   mock: { type: 'string' },
   input: { type: 'string' },
   stdin: { type: 'boolean' },
@@ -31,7 +28,6 @@ const OPTIONS = {
   'wasi-env': { type: 'string', multiple: true },
   verbose: { type: 'boolean' },
   summary: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
 } as const
 
 const PAGE_BYTES = 64 * 1024
