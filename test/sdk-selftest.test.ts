@@ -1,11 +1,12 @@
 // The AssemblyScript SDK tested directly: capsules/sdk-selftest runs its JSON reader and writer, base64, request builder and stream reader on the cases in test/fixtures/sdk-cases/*.json, checked against JavaScript's own (JSON.parse, Buffer, the host's zod request schema) and a real loopback server.
 import { readFileSync } from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createRuntime, type Capsule, type Runtime } from '../src/index.js'
 import { HttpRequestSchema } from '../src/wire/schemas.js'
-import { capsulePath } from './helpers/capsules.js'
-import { closeAllFetches, testFetch } from './helpers/fetch.js'
-import { closeAllServers } from './helpers/servers.js'
+import { capsulePath, fnv1a32 } from './helpers/capsules.js'
+import { closeAllFetches, tableResolver, testFetch } from './helpers/fetch.js'
+import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
 
 /** A case's input: a JSON text, UTF-8 bytes in hex, or pieces repeated. */
 interface Input {
@@ -25,12 +26,79 @@ function bytesOf(c: Input): Buffer {
   return Buffer.from(c.json ?? '', 'utf8')
 }
 
+/** A piece of a served body: text, hex, or `pattern` bytes of a fixed sequence, `repeat` times. */
+interface Piece {
+  text?: string
+  hex?: string
+  pattern?: number
+  repeat?: number
+}
+
+/** `size` bytes of a fixed sequence. */
+function pattern(size: number): Buffer {
+  const body = Buffer.alloc(size)
+  for (let i = 0; i < size; i++) body[i] = (i * 7 + (i >> 9)) & 0xff
+  return body
+}
+
+function pieceBytes(p: Piece): Buffer[] {
+  const one = p.text !== undefined ? Buffer.from(p.text, 'utf8') : p.hex !== undefined ? Buffer.from(p.hex, 'hex') : pattern(p.pattern ?? 0)
+  return Array.from({ length: p.repeat ?? 1 }, () => one)
+}
+
+/** What the server answers on one path. */
+interface Served {
+  status?: number
+  headers?: Array<[string, string]>
+  chunks: Buffer[]
+  length?: boolean
+  hang?: boolean
+}
+
+/** The loopback server's routes, by path, filled in from the fixtures below. */
+const routes = new Map<string, Served>()
+
+async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const route = routes.get(req.url ?? '')
+  if (req.url === '/reset') {
+    res.writeHead(200)
+    return void res.write('part', () => res.socket?.destroy()) // chunked, so the body is unfinished
+  }
+  if (route === undefined) return void res.writeHead(404).end('no such route')
+  if (route.hang) return
+  const total = route.chunks.reduce((n, c) => n + c.length, 0)
+  const headers = [...(route.headers ?? []), ...(route.length ? [['content-length', String(total)]] : [])].flat()
+  res.writeHead(route.status ?? 200, headers)
+  for (const chunk of route.chunks) await new Promise<void>((resolve, reject) => res.write(chunk, (e) => (e ? reject(e) : resolve())))
+  res.end()
+}
+
 let runtime: Runtime
 let selftest: Capsule
+let server: TestServer
+/** A loopback port nothing listens on (a server's, closed). */
+let closedPort: number
 beforeAll(async () => {
-  runtime = createRuntime({ fetch: testFetch({ rules: [] }), isolation: 'worker' })
+  server = await startServer(serve)
+  const closed = await startServer(() => undefined)
+  closedPort = closed.port
+  await closed.close()
+  const fetch = testFetch({
+    resolver: tableResolver({ 'api.test': ['127.0.0.1'], 'elsewhere.test': ['127.0.0.1'], 'blocked.test': ['127.0.0.2'] }),
+    rules: [
+      { host: 'api.test', httpsOnly: false, port: [server.port, closedPort] },
+      { host: 'nowhere.test', httpsOnly: false, port: server.port },
+      { host: 'blocked.test', httpsOnly: false, port: server.port },
+    ],
+    maxRedirects: 3,
+  })
+  runtime = createRuntime({ fetch, isolation: 'worker' })
   selftest = await runtime.load({ wasm: capsulePath('sdk-selftest'), id: 'sdk-selftest' })
 })
+
+/** A fixture URL with {port} and {closed} filled in, or the server's URL for `path`. */
+const urlOf = (c: { url?: string; path?: string }) =>
+  (c.url ?? `http://api.test:{port}${c.path}`).replace('{port}', String(server.port)).replace('{closed}', String(closedPort))
 afterAll(async () => {
   await runtime?.close()
   await closeAllFetches()
@@ -386,5 +454,156 @@ describe('HttpRequest.toJson writes the wire request the host reads', () => {
 
   test('a request the builder cannot describe is a failed call that names the call', async () => {
     await expect(selftest.call('build_request', { make: 'get', url: 'https://api.test/', ops: [['cookie', 'a=1']] })).rejects.toThrow('unknown builder call ["cookie","a=1"]')
+  })
+})
+
+// ---- a real host: buffered exchanges and streams ----
+
+interface ExchangeCase {
+  name: string
+  path?: string
+  url?: string
+  method?: string
+  serve?: Piece & { status?: number; headers?: Array<[string, string]>; hang?: boolean }
+  ops: unknown[][]
+  expect: { error?: string; phase?: string; status?: number; bodyEncoding?: string; body?: string; json?: unknown; redirects?: number; finalPath?: string }
+}
+
+/** What `send` reads of a response (capsules/sdk-selftest describeResponse). */
+interface Described {
+  error: { code: string; message: string; phase?: string } | null
+  ok: boolean
+  status: number
+  bodyEncoding: string
+  body: string
+  headers: Array<[string, string]>
+  rawHeaders: Array<[string, string]>
+  finalUrl: string
+  redirects: number
+  json: unknown
+}
+
+/** Whether `wanted` appears in `list` in order (other entries may come between). */
+function inOrder(list: Array<[string, string]>, wanted: Array<[string, string]>): boolean {
+  let at = 0
+  for (const entry of list) if (at < wanted.length && entry[0] === wanted[at]![0] && entry[1] === wanted[at]![1]) at++
+  return at === wanted.length
+}
+
+/** `headers` with names lower-cased and repeats joined with ", ", in first-seen order. */
+function joined(headers: Array<[string, string]>): Array<[string, string]> {
+  const out = new Map<string, string>()
+  for (const [name, value] of headers) {
+    const key = name.toLowerCase()
+    out.set(key, out.has(key) ? `${out.get(key)}, ${value}` : value)
+  }
+  return [...out]
+}
+
+describe('request() and parseResponse through a real host and a loopback server', () => {
+  const { cases } = fixture<{ cases: ExchangeCase[] }>('exchanges.json')
+  for (const c of cases) {
+    if (c.serve && c.path) routes.set(c.path, { status: c.serve.status, headers: c.serve.headers, chunks: c.serve.hang ? [] : pieceBytes(c.serve), hang: c.serve.hang })
+  }
+  test.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    const request = { make: 'new', url: urlOf(c), ...(c.method === undefined ? {} : { method: c.method }), ops: c.ops }
+    const got = (await selftest.call('send', request)).json<Described>()
+    if (c.expect.error !== undefined) {
+      expect(got.error?.code, got.error?.message).toBe(c.expect.error)
+      expect(got.error?.phase).toBe(c.expect.phase)
+      expect(got).toMatchObject({ ok: false, status: 0, bodyEncoding: '', body: '', headers: [], rawHeaders: [], json: null })
+      return
+    }
+    expect(got.error).toBeNull()
+    expect(got).toMatchObject({ status: c.expect.status, bodyEncoding: c.expect.bodyEncoding, ok: got.status >= 200 && got.status < 300 })
+    const body = c.expect.body !== undefined ? Buffer.from(c.expect.body, 'utf8') : Buffer.concat(pieceBytes(c.serve ?? {}))
+    expect(got.body).toBe(body.toString('hex'))
+    if (c.expect.json !== undefined) expect(got.json).toEqual(c.expect.json)
+    const final = c.expect.finalPath === undefined ? c.serve : routes.get(c.expect.finalPath)
+    const served = (final?.headers ?? []).map(([n, v]): [string, string] => [n.toLowerCase(), v])
+    const form = c.ops.find((op) => op[0] === 'responseHeaders')?.[1] ?? 'list'
+    if (form !== 'object') expect(inOrder(got.rawHeaders, served), JSON.stringify(got.rawHeaders)).toBe(true)
+    expect(inOrder(got.headers, joined(served)), JSON.stringify(got.headers)).toBe(true)
+    expect(got.redirects).toBe(c.expect.redirects ?? 0)
+    expect(got.finalUrl).toBe(c.expect.finalPath === undefined ? request.url : `http://api.test:${server.port}${c.expect.finalPath}`)
+  })
+
+  test('what the upstream received: the method, every header in order with repeats, and the body bytes', async () => {
+    const received: Array<{ method?: string; headers: string[]; body: Buffer }> = []
+    routes.set('/echo', { chunks: [Buffer.from('ok')] })
+    server.server.prependListener('request', (req: IncomingMessage) => {
+      if (req.url !== '/echo') return
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => chunks.push(chunk))
+      req.on('end', () => received.push({ method: req.method, headers: req.rawHeaders, body: Buffer.concat(chunks) }))
+    })
+    const url = `http://api.test:${server.port}/echo`
+    const binary = pattern(70_000)
+    const sends = [
+      { make: 'post', url, ops: [['header', 'x-a', '1'], ['header', 'X-B', 'two'], ['header', 'x-a', '3'], ['body', 'caf\u00e9 \n']] },
+      { make: 'new', url, method: 'put', ops: [['bodyBytes', binary.toString('hex')]] },
+      { make: 'new', url, method: 'DELETE', ops: [] },
+    ]
+    for (const request of sends) expect((await selftest.call('send', request)).json<Described>().status).toBe(200)
+    expect(received.map((r) => r.method)).toEqual(['POST', 'PUT', 'DELETE'])
+    const pairs = (flat: string[]) => Array.from({ length: flat.length / 2 }, (_, i): [string, string] => [flat[2 * i]!.toLowerCase(), flat[2 * i + 1]!])
+    expect(inOrder(pairs(received[0]!.headers), [['x-a', '1'], ['x-b', 'two'], ['x-a', '3']])).toBe(true)
+    expect(received[0]!.body.toString('utf8')).toBe(sends[0]!.ops[3]![1])
+    expect(received[1]!.body.equals(binary)).toBe(true)
+    expect(received[2]!.body.length).toBe(0)
+  })
+})
+
+interface StreamCase {
+  name: string
+  url?: string
+  status?: number
+  chunks?: Piece[]
+  length?: boolean
+  mode: 'read' | 'readInto' | 'readAll'
+  size?: number
+  bufferSize?: number
+  error?: string
+}
+
+/** What stream_read reports (capsules/sdk-selftest). */
+interface StreamRead {
+  error: { code: string } | null
+  status: number
+  handle: string
+  pieces: number[]
+  bytes: number
+  bytesRead: number
+  fnv1a32: string
+  done: boolean
+  afterEnd: boolean
+  afterClose: boolean
+}
+
+const DEFAULT_STREAM_BUFFER = 256 * 1024
+
+describe('stream() read to its end through the SDK (the trapping read path)', () => {
+  const { cases } = fixture<{ cases: StreamCase[] }>('streams.json')
+  cases.forEach((c, i) => {
+    if (c.chunks) routes.set(`/stream/${i}`, { status: c.status, chunks: c.chunks.flatMap(pieceBytes), length: c.length })
+  })
+  test.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
+    const url = c.url !== undefined ? urlOf(c) : `http://api.test:${server.port}/stream/${i}`
+    const input = { request: { make: 'get', url }, mode: c.mode, size: c.size ?? 0, bufferSize: c.bufferSize ?? 0 }
+    const got = (await selftest.call('stream_read', input)).json<StreamRead>()
+    if (c.error !== undefined) {
+      expect(got).toMatchObject({ error: { code: c.error }, status: 0, handle: '', pieces: [], bytes: 0, done: false, afterEnd: true, afterClose: true })
+      return
+    }
+    const body = Buffer.concat((c.chunks ?? []).flatMap(pieceBytes))
+    expect(got).toMatchObject({ error: null, status: c.status ?? 200, bytes: body.length, bytesRead: body.length, fnv1a32: fnv1a32(body), done: true, afterEnd: true, afterClose: true })
+    const bound = c.mode === 'readInto' ? c.size! : c.mode === 'readAll' ? Infinity : (c.bufferSize ?? 0) > 0 ? c.bufferSize! : DEFAULT_STREAM_BUFFER
+    expect(got.pieces.filter((n) => n > bound || n === 0)).toEqual(c.mode === 'readAll' && body.length === 0 ? [0] : [])
+    if (c.mode === 'readAll') expect(got.pieces).toEqual([body.length])
+  })
+
+  test('a read that fails (the socket reset mid-body) fails the whole call with the host code', async () => {
+    const input = { request: { make: 'get', url: `http://api.test:${server.port}/reset` }, mode: 'read' }
+    await expect(selftest.call('stream_read', input)).rejects.toMatchObject({ code: 'capsule_failed', hostCode: 'network' })
   })
 })
