@@ -156,10 +156,12 @@ function membersOf(node, defaults) {
     if (ts.isMethodSignature(member) || ts.isMethodDeclaration(member)) type = `(${parameters(member)}) => ${returnType(member)}`
     else if (ts.isGetAccessorDeclaration(member)) type = returnType(member)
     else type = member.type ? member.type.getText() : 'unknown'
-    const stated = doc.defaultValue ?? defaults?.get(name) ?? defaultInProse(doc.text)
+    // A @defaultValue tag is markdown as written; a value from code or a "Default 8" is shown as code.
+    const valued = defaults?.get(name) ?? defaultInProse(doc.text)
+    const asCode = valued === undefined ? undefined : valued.startsWith('`') ? valued : code(valued)
     const fallback = optional ? '—' : ts.isPropertySignature(member) || ts.isPropertyDeclaration(member) ? 'required' : '(method)'
     const description = doc.deprecated !== undefined ? `**Deprecated.** ${doc.deprecated}` : doc.text
-    rows.push({ name, optional, type, default: stated === undefined ? fallback : stated.startsWith('`') ? stated : code(stated), description })
+    rows.push({ name, optional, type, default: doc.defaultValue !== undefined ? cell(doc.defaultValue) : (asCode ?? fallback), description })
   }
   return rows
 }
