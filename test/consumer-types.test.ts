@@ -71,7 +71,7 @@ function compile(files: Record<string, string>): Promise<{ code: number; report:
   mkdirSync(join(project, 'src'))
   for (const [name, text] of Object.entries(files)) writeFileSync(join(project, 'src', name), text)
   return new Promise((resolve) => {
-    execFile(process.execPath, [TSC, '-p', project], { timeout: COMPILE_MS }, (error, stdout, stderr) => {
+    execFile(process.execPath, [TSC, '-p', project], { cwd: project, timeout: COMPILE_MS }, (error, stdout, stderr) => {
       resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, report: `${stdout}${stderr}` })
     })
   })
@@ -84,8 +84,7 @@ test('a consumer of capsule-host and capsule-host/testing compiles with skipLibC
 })
 
 test('the project really has no DOM lib: a use of the WebAssembly namespace fails there', { timeout: COMPILE_MS }, async () => {
-  const { code, report } = await compile({ 'index.ts': CONSUMER, 'wasm.ts': 'export type M = WebAssembly.Module\n' })
+  const { code, report } = await compile({ 'wasm.ts': 'export type M = WebAssembly.Module\n' })
   expect(code).not.toBe(0)
-  expect(report).toContain("src/wasm.ts(1,17): error TS2503: Cannot find namespace 'WebAssembly'.")
-  expect(report.split('\n').filter((line) => line.includes('error'))).toHaveLength(1)
+  expect(report.trim()).toBe("src/wasm.ts(1,17): error TS2503: Cannot find namespace 'WebAssembly'.")
 })
