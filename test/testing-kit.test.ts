@@ -501,6 +501,18 @@ describe('options and close', () => {
     expect(await dial(api.port)).toBe('ECONNREFUSED')
   })
 
+  test('createTestHost() with no options: no upstreams, no CA, and a capsule still runs', async () => {
+    const bare = await createTestHost()
+    try {
+      expect([bare.upstreams.names, bare.upstreams.ca]).toEqual([[], undefined])
+      expect(await bare.run(PROBE, 'echo', 'alone')).toMatchObject({ status: 'ok', output: 'alone', audit: [] })
+      // No rule at all: everything is denied by default.
+      expect(await bare.fetch.explain({ url: 'http://api.test/' }, ctx)).toMatchObject({ allowed: false, code: 'denied', decidedBy: 'default' })
+    } finally {
+      await bare.close()
+    }
+  })
+
   test('startUpstreams(): close() twice, and Symbol.asyncDispose is the same close', async () => {
     const upstreams = await startUpstreams({ upstreams: { 'a.test': { routes: [] } } })
     const port = upstreams.upstream('a.test').port
