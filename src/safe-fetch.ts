@@ -31,27 +31,41 @@ import { rootCertificates } from 'node:tls'
 
 /** createSafeFetch's options. An unknown name or a wrong shape is a TypeError at creation, with a suggestion. */
 export interface SafeFetchOptions {
-  /** Origin rules (one or a list). A request must match one, or be allowed by `policy`. */
+  /**
+   * Origin rules (one or a list). A request must match one, or be allowed by `policy`. With no
+   * rules, no policy and no gates, every request is denied.
+   */
   rules?: Rule | readonly Rule[]
-  /** Decides requests that no origin rule matched. */
+  /** Decides requests that no origin rule matched (never asked when an origin matched but no route did). */
   policy?: Policy
-  /** Host gates; every one must allow. */
+  /** Host gates, run in order after the rules or policy; every one must allow. */
   gates?: readonly SecurityGate[]
   /**
    * Name to addresses, or `{ addresses, ttlMs }` (how long the answer may be kept). Default: the
    * system resolver (getaddrinfo, every address) behind this safe fetch's resolution cache. A
    * resolver given here is not cached unless `dnsCache` is an object.
+   * @defaultValue the system resolver (getaddrinfo), cached
    */
   resolver?: Resolver
   /**
    * This safe fetch's own resolution cache, shared with no other: `{ maxEntries: 1000, minTtlMs:
    * 1000, maxTtlMs: 300000, defaultTtlMs: 10000 }` by default, `false` for none. It keeps address
    * strings only: every use is classified and checked against `addressPolicy` again.
+   * @defaultValue `{ maxEntries: 1000, minTtlMs: 1000, maxTtlMs: 300000, defaultTtlMs: 10000 }`
    */
   dnsCache?: ResolutionCacheOptions | false
-  /** `unsafeAllow`: CIDRs exempted from the address blocklist (`allow` is its deprecated alias). */
+  /**
+   * `unsafeAllow`: CIDRs exempted from the address blocklist (`allow` is its deprecated alias).
+   * @defaultValue `{}`: every address must be global unicast
+   */
   addressPolicy?: AddressPolicyOptions
+  /**
+   * TLS to upstreams. `ca`: certificates (PEM, one or a list) trusted in addition to Node's
+   * bundled roots, for a private or test CA.
+   * @defaultValue Node's bundled root certificates only
+   */
   tls?: { ca?: string | Buffer | ReadonlyArray<string | Buffer> }
+  /** Host ceilings (body sizes, streams, timeouts); any subset, the rest keep DEFAULT_LIMITS. */
   limits?: Partial<Limits>
   /** The most redirects a request may ask to follow. Default 0: a 3xx goes back to the capsule. */
   maxRedirects?: number
@@ -540,6 +554,10 @@ function registerSession(state: SafeFetchState, capsuleId: string, restriction?:
   return sessionApi(state, session)
 }
 
+/**
+ * The guarded HTTP client every capsule request goes through: validation, gates, a checked and
+ * pinned address, middleware, limits, an audit event per request. Throws a TypeError for a bad option.
+ */
 export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   checkSafeFetchOptions(options)
   const limits = resolveLimits(options.limits)

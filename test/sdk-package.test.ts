@@ -10,6 +10,9 @@ import { startServer } from './helpers/servers.js'
 const repo = fileURLToPath(new URL('..', import.meta.url))
 const packageJson = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8'))
 
+/** An optimising AssemblyScript build takes seconds, more on a loaded 2-core machine. */
+const COMPILE_TIMEOUT_MS = 120_000
+
 /** A capsule using the SDK's input, output, JSON, HTTP and a trap, as an author would write it. */
 const CAPSULE = `
 import { HttpRequest, inputString, outputString, request } from "capsule-host/sdk";
@@ -31,14 +34,14 @@ export function boom(): i32 {
 `
 
 /** Runs the installed AssemblyScript compiler in `dir` with its asconfig.json; the .wasm bytes or the diagnostics. */
-async function compile(dir: string, extraArgs: string[] = []): Promise<{ binary?: Uint8Array; diagnostics: string }> {
+async function compile(dir: string, extraArgs: string[] = []): Promise<{ binary?: Uint8Array<ArrayBuffer>; diagnostics: string }> {
   const asc = (await import('assemblyscript/asc')).default
-  let binary: Uint8Array | undefined
+  let binary: Uint8Array<ArrayBuffer> | undefined
   const stderr = asc.createMemoryStream()
   const result = await asc.main(['assembly/index.ts', '--baseDir', dir, '--outFile', 'build/capsule.wasm', ...extraArgs], {
     stderr,
-    writeFile(name: string, contents: Uint8Array) {
-      if (name.endsWith('.wasm')) binary = contents
+    writeFile(name: string, contents: string | Uint8Array) {
+      if (name.endsWith('.wasm') && typeof contents !== 'string') binary = new Uint8Array(contents)
     },
   })
   const diagnostics = stderr.toString()
@@ -91,7 +94,7 @@ describe('the SDK as a dependency of a capsule project outside the repository', 
       code: 'capsule_failed',
       message: expect.stringContaining('abort: boom from here (assembly/index.ts:'),
     })
-  })
+  }, COMPILE_TIMEOUT_MS)
 
   test('without the preset the build imports env.abort, and loading names the fix', async () => {
     // asc reads an asconfig.json in the project by default: without one, only the flags given here apply.
@@ -106,5 +109,5 @@ describe('the SDK as a dependency of a capsule project outside the repository', 
     } finally {
       await bare.close()
     }
-  })
+  }, COMPILE_TIMEOUT_MS)
 })

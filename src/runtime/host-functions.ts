@@ -6,19 +6,7 @@ import { STREAM_NEXT_TAG } from '../wire/schemas.js'
 import type { ReadResult } from './capsule-http.js'
 import { makeBlock, storeCopy, type KernelBudget } from './kernel-guards.js'
 
-export const HOST_NAMESPACE = 'extism:host/user'
-
-/** The four functions of the wire protocol, the stream reader with errors as values, then capsule-host's fast-path extensions. */
-export const HOST_FUNCTION_NAMES = [
-  'http_request',
-  'http_stream_start',
-  'http_stream_read',
-  'http_stream_close',
-  'http_stream_next',
-  'http_stream_read_into',
-  'mem_to_block',
-  'block_to_mem',
-] as const
+export { HOST_FUNCTION_NAMES, HOST_NAMESPACE } from './host-names.js'
 
 /**
  * A host function failed the capsule call with a wire error (a stream read error, a bad handle).

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { CapsuleError } from '../errors.js'
 import type { WasmModule } from '../wasm-types.js'
-import { HOST_FUNCTION_NAMES, HOST_NAMESPACE } from './host-functions.js'
+import { HOST_FUNCTION_NAMES, HOST_NAMESPACE } from './host-names.js'
 import { boundModule, KERNEL_HTTP_NAMESPACE, ModuleBoundError, moduleBounds, WASI_IMPORT_NAMESPACE } from './module-bounds.js'
 import { publicExportName, WASI_FUNCTION_NAMES } from './wasi.js'
 

@@ -24,6 +24,7 @@ export interface PoolOptions {
   size?: number
 }
 
+/** The limits of each call a capsule runs. */
 export interface RuntimeLimits {
   /** Longest a single call may run; past it the capsule is stopped. */
   callTimeoutMs: number
@@ -48,6 +49,7 @@ const RuntimeLimitsSchema = z.strictObject({
 /** zod's report on one line: messages go to logs and terminals. */
 const oneLine = (error: z.ZodError) => z.prettifyError(error).replace(/\n\s*/g, '; ')
 
+/** createRuntime's options. An unknown name or a wrong shape is a TypeError, with a suggestion. */
 export interface RuntimeOptions {
   /** The safe fetch every capsule's requests go through (`createSafeFetch(...)`). */
   fetch: SafeFetch
@@ -58,6 +60,7 @@ export interface RuntimeOptions {
   isolation?: Isolation
   /** The pool of `isolation: 'pool'` (also for loads that ask for it); started with its first capsule. */
   pool?: PoolOptions
+  /** Runtime-wide call limits (any subset; the rest keep DEFAULT_RUNTIME_LIMITS); a capsule can only lower them. */
   limits?: Partial<RuntimeLimits>
   /**
    * How many compiled modules no loaded capsule uses are kept, most recently released first, so
@@ -74,6 +77,7 @@ export interface RuntimeOptions {
   logLevel?: LogLevel
 }
 
+/** runtime.load()'s options. A bad option fails the load with `load_failed`, naming it. */
 export interface LoadOptions {
   /** A file path, a `file:`, `http:` or `https:` URL, or the module's bytes. Optional when the manifest names it. */
   wasm?: WasmSource
@@ -104,7 +108,9 @@ export interface LoadOptions {
   wasi?: WasiGrants
 }
 
+/** Loads capsules and runs their calls; owns their threads and their sessions in the safe fetch. */
 export interface Runtime {
+  /** Compiles (or reuses) the module, checks its imports and manifest, and starts the capsule; fails with `load_failed`. */
   load(options: LoadOptions): Promise<Capsule>
   /** Loaded capsules by id. */
   readonly capsules: ReadonlyMap<string, Capsule>
@@ -302,6 +308,7 @@ async function closeRuntime(state: RuntimeState, stopAudit: () => void): Promise
   state.audit.close()
 }
 
+/** Creates a runtime on a safe fetch. Throws a TypeError for a bad option. */
 export function createRuntime(options: RuntimeOptions): Runtime {
   const state = runtimeState(options)
   const stopAudit = options.fetch.audit.on('request', (event) => {
