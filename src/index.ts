@@ -39,6 +39,7 @@ export {
   StreamStartSchema,
   ErrorReplySchema,
   REQUEST_BOUNDS,
+  STREAM_NEXT_TAG,
 } from './wire/schemas.js'
 export { MAX_TIMER_MS } from './timers.js'
 export { CheckedRequest } from './wire/parse.js'
