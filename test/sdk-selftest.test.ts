@@ -607,3 +607,17 @@ describe('stream() read to its end through the SDK (the trapping read path)', ()
     await expect(selftest.call('stream_read', input)).rejects.toMatchObject({ code: 'capsule_failed', hostCode: 'network' })
   })
 })
+
+describe('parseJsonString: a document given as an AssemblyScript string', () => {
+  const units = (s: string) => Array.from({ length: s.length }, (_, i) => s.charCodeAt(i).toString(16).padStart(4, '0')).join('')
+  test.each<[string, string, unknown]>([
+    ['reads as parseJson reads its UTF-8', '{"a":[1,"\u00e9\ud83d\ude00"],"b":-0.0}', { a: [1, '\u00e9\ud83d\ude00'], b: -0 }],
+    ['a lone surrogate in the string is encoded as U+FFFD first', '["a\ud800b"]', ['a\ufffdb']],
+    ['a lone surrogate outside a JSON string is not JSON', '[\udc00]', 'unexpected character at byte 1'],
+    ['an error names the byte of the UTF-8 form', '["\u00e9",]', 'unexpected character at byte 6'],
+  ])('%s', async (_name, text, expected) => {
+    const parsed = (await selftest.call('json_parse_string', { utf16: units(text) })).json<Parsed>()
+    if (typeof expected === 'string') expect(parsed).toEqual({ ok: false, error: expected })
+    else expect(parsed.ok && toJs(parsed.tree)).toEqual(expected)
+  })
+})
