@@ -317,6 +317,17 @@ describeIsolations('through a real capsule (probe.wasm), isolation %s', (isolati
     expect(capsuleHost.audit.slice(-2)).toEqual([...result.audit, ...next.audit])
   })
 
+  test.each([
+    ['status and repeated headers', { url: '/text' }, { status: 203, body: 'héllo', rawHeaders: expect.arrayContaining([['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['x-one', '1']]) }],
+    ['bytes, as base64', { url: '/bytes', responseBody: 'base64' }, { status: 200, body: 'AAEC/w==', bodyEncoding: 'base64' }],
+    ['a POST with a body, to a prefix route', { url: '/items/9', method: 'POST', body: '{"name":"x"}' }, { status: 201, body: '{"made":true}' }],
+  ])('request, %s: the reply the capsule gets', async (_, { url, ...request }: { url: string; method?: string; body?: string }, reply) => {
+    const result = await probe('request', { url: capsuleHost.url('api.test', url), ...request })
+    expect(JSON.parse(result.output)).toMatchObject(reply)
+    const received = capsuleHost.upstream('api.test').received.at(-1)
+    expect(received).toMatchObject({ method: request.method ?? 'GET', path: url, body: request.body ?? '' })
+  })
+
   test('stream: the chunks reach the capsule whole (bytes and FNV-1a of what was scripted)', async () => {
     const result = await probe('stream', { url: capsuleHost.url('api.test', '/stream') })
     const bytes = Buffer.concat([Buffer.from('first,'), Buffer.from([0, 255]), Buffer.from('last')])
