@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The capsule-host command line: create a capsule project, run a capsule's export, or explain what the rules decide for a URL.
 import { explain } from './cli/explain.js'
-import { newProject, templateNames } from './cli/new.js'
+import { newProject } from './cli/new.js'
 import { run } from './cli/run.js'
 import { ownPackage, print, usage, UsageError } from './cli/usage.js'
 
@@ -12,11 +12,11 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'explain') return await explain(rest)
     if (command === 'new') return await newProject(rest)
     if (command === '--version') return print(`capsule-host ${ownPackage().version}`)
-    if (command === '--help' || command === '-h' || command === 'help') return print(usage(undefined, templateNames))
+    if (command === '--help' || command === '-h' || command === 'help') return print(usage(undefined))
     throw new UsageError(command ? `unknown command "${command}"` : 'no command given')
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
-    process.stderr.write(`capsule-host: ${error.message}\n\n${usage(command, templateNames)}\n`)
+    process.stderr.write(`capsule-host: ${error.message}\n\n${usage(command)}\n`)
     return 2
   }
 }

@@ -27,7 +27,7 @@ function decisionLines(method: string, url: string, decision: Explanation): stri
 
 export async function explain(args: string[]): Promise<number> {
   const { values, positionals } = parse(OPTIONS, args)
-  if (values.help) return print(usage('explain', () => []))
+  if (values.help) return print(usage('explain'))
   const [url, ...extra] = positionals
   if (!url || extra.length) throw new UsageError('explain needs exactly one URL')
   const api = await loadApi()

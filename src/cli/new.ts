@@ -1,9 +1,9 @@
 // `capsule-host new <name>`: a capsule project written from templates/<lang>/, ready for npm install, build and test.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, relative, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { packageNameProblem, unscoped } from './package-name.js'
 import { progressOn } from './progress.js'
+import { TEMPLATES, templateNames } from './templates.js'
 import { ownPackage, parse, print, usage, UsageError } from './usage.js'
 
 const OPTIONS = {
@@ -13,22 +13,8 @@ const OPTIONS = {
 } as const
 
 const DEFAULT_LANG = 'assemblyscript'
-/** Where the templates live in the installed package (dist/cli/ and src/cli/ alike are two folders down). */
-const TEMPLATES = fileURLToPath(new URL('../../templates/', import.meta.url))
-/**
- * Template files whose real name npm would drop or act on when packing capsule-host: written
- * under their real name. (`npm pack` leaves out every `.gitignore`.)
- */
+/** Template files stored under another name, because `npm pack` leaves out every `.gitignore`. */
 const RENAMED: Readonly<Record<string, string>> = { gitignore: '.gitignore' }
-
-/** The languages there are templates for, sorted. */
-export function templateNames(): string[] {
-  if (!existsSync(TEMPLATES)) return []
-  return readdirSync(TEMPLATES, { withFileTypes: true })
-    .filter((entry) => entry.isDirectory())
-    .map((entry) => entry.name)
-    .sort()
-}
 
 /** Every file under `dir`, as paths relative to it, sorted. */
 function filesUnder(dir: string, prefix = ''): string[] {
@@ -82,7 +68,7 @@ function nextSteps(name: string, dir: string): string {
 
 export async function newProject(args: string[]): Promise<number> {
   const plan = newPlan(args)
-  if (!plan) return print(usage('new', templateNames))
+  if (!plan) return print(usage('new'))
   const from = join(TEMPLATES, plan.lang)
   const values: Values = { name: plan.name, wasmName: unscoped(plan.name), capsuleHostVersion: ownPackage().version }
   const progress = progressOn(process.stderr)

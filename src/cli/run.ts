@@ -88,7 +88,7 @@ function runFetchOptions(values: RunValues, plan: RunPlan, mocks: MockWiring | u
   return {
     ...flags,
     ...(mocks ? mocks.merge(flags) : {}),
-    ...(ca.length ? { tls: { ca: ca.join('\n') } } : {}),
+    ...(ca.length ? { tls: { ca } } : {}),
     ...(plan.maxResponseBytes ? { limits: { maxResponseBytes: plan.maxResponseBytes } } : {}),
     ...(values.verbose ? { auditStream: process.stderr } : {}),
     onRequest: (e: AuditEvent) => {
@@ -105,7 +105,7 @@ function printSummary(events: readonly AuditEvent[]): void {
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse(OPTIONS, args)
-  if (values.help) return print(usage('run', () => []))
+  if (values.help) return print(usage('run'))
   const plan = runPlan(values, positionals)
   const input = values.stdin ? await readAll(process.stdin) : plan.input
   const api = await loadApi()

@@ -1,6 +1,7 @@
 // The CLI's help texts, its usage error, and argument parsing that turns a bad flag into that error.
 import { readFileSync } from 'node:fs'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { templateNames } from './templates.js'
 
 /** A mistake in how the command was called: printed with the command's help, exit code 2. */
 export class UsageError extends Error {}
@@ -89,10 +90,10 @@ Options:
 
 Progress lines are printed on stderr when it is a terminal, never in a pipe.`
 
-export function usage(command: string | undefined, templates: () => readonly string[]): string {
+export function usage(command: string | undefined): string {
   if (command === 'run') return RUN
   if (command === 'explain') return EXPLAIN
-  if (command === 'new') return newUsage(templates())
+  if (command === 'new') return newUsage(templateNames())
   return MAIN
 }
 
