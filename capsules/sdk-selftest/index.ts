@@ -20,14 +20,12 @@ import {
   base64Encode,
   fail,
   input,
-  inputBlock,
   jsonError,
   jsonString,
   output,
   parseJson,
   parseJsonString,
   request,
-  requestBlock,
   stream,
   utf8,
 } from "../sdk";
@@ -356,14 +354,6 @@ export function send(): i32 {
   if (req === null) return 1;
   const w = new JsonWriter(512);
   describeResponse(request(req), w);
-  output(w.toBytes());
-  return 0;
-}
-
-/** Input: a wire request JSON, sent as it is (requestBlock). Output: as `send`. */
-export function send_wire(): i32 {
-  const w = new JsonWriter(512);
-  describeResponse(requestBlock(inputBlock()), w);
   output(w.toBytes());
   return 0;
 }
