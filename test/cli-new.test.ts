@@ -119,7 +119,7 @@ describe('capsule-host new refuses, with exit code 2, and writes nothing', () =>
     [['new', '../up'], '"../up" is not a valid npm package name: a name cannot start with "."'],
     [['new', 'a/b'], '"a/b" is not a valid npm package name: a name may hold only URL-safe characters'],
     [['new', 'cap', '--lang', 'rust'], '--lang rust: there is no template for it; templates: assemblyscript'],
-    [['new', 'cap', '--lang'], "Option '--lang <value>' argument missing"],
+    [['new', 'cap', '--lang'], "Option '--lang <value>' argument missing; templates: assemblyscript"],
     [['new', 'cap', '--bogus'], "Unknown option '--bogus'"],
   ])('%j', async (args, message) => {
     const cwd = scratch()

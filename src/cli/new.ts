@@ -33,9 +33,19 @@ function fill(text: string, values: Values, file: string): string {
   })
 }
 
+/** The flags; a --lang without a value is told which languages there are. */
+function parseNew(args: string[]) {
+  try {
+    return parse(OPTIONS, args)
+  } catch (error) {
+    if (error instanceof UsageError && error.message.includes("'--lang")) throw new UsageError(`${error.message}; templates: ${templateNames().join(', ')}`)
+    throw error
+  }
+}
+
 /** What `new` was asked for, checked before anything is written. */
 function newPlan(args: string[]) {
-  const { values, positionals } = parse(OPTIONS, args)
+  const { values, positionals } = parseNew(args)
   if (values.help) return undefined
   if (positionals.length !== 1) throw new UsageError('new needs exactly one project name, such as: capsule-host new my-capsule')
   const name = positionals[0]!
