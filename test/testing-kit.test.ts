@@ -12,6 +12,8 @@ import { capsulePath, describeIsolations, fnv1a32 } from './helpers/capsules.js'
 
 const PROBE = capsulePath('probe')
 const ctx = { capsuleId: 'kit-test' }
+/** A request's own first-byte limit, for the routes held by a 60 s delay (other requests keep the default). */
+const QUICK = { firstByteTimeoutMs: 200 }
 
 /** The buffered response of a reply that must have succeeded. */
 function ok(reply: BufferedResponse | ErrorReply): BufferedResponse {
@@ -57,7 +59,7 @@ const MOCKS: MockDescription = {
 
 let host: TestHost
 beforeAll(async () => {
-  host = await createTestHost({ mocks: MOCKS, limits: { firstByteTimeoutMs: 200 } })
+  host = await createTestHost({ mocks: MOCKS })
 })
 afterAll(() => host.close())
 
@@ -98,7 +100,7 @@ describe('routes, through the safe fetch', () => {
   })
 
   test('delayMs holds the status line: a first-byte limit below it times out', async () => {
-    expect(errorOf(await get('/slow'))).toMatchObject({ code: 'timeout', phase: 'first_byte' })
+    expect(errorOf(await get('/slow', { options: QUICK }))).toMatchObject({ code: 'timeout', phase: 'first_byte' })
   })
 
   test('reset before-headers: the connection closes with no answer (network)', async () => {
@@ -169,7 +171,7 @@ describe('what an upstream received', () => {
     expect(api.origin).toBe(`http://api.test:${api.port}`)
     expect(host.url('api.test', 'x')).toBe(`http://api.test:${api.port}/x`)
     const count = api.received.length + 1
-    const pending = host.fetch.request({ url: host.url('api.test', '/held') }, ctx)
+    const pending = host.fetch.request({ url: host.url('api.test', '/held'), options: QUICK }, ctx)
     await api.whenReceived(count)
     expect(api.received.at(-1)).toMatchObject({ path: '/held', route: ROUTES.findIndex((r) => r.path === '/held') })
     expect(errorOf(await pending)).toMatchObject({ code: 'timeout', phase: 'first_byte' })
@@ -300,7 +302,7 @@ describe('audit', () => {
 describeIsolations('through a real capsule (probe.wasm), isolation %s', (isolation) => {
   let capsuleHost: TestHost
   beforeAll(async () => {
-    capsuleHost = await createTestHost({ mocks: MOCKS, isolation, limits: { firstByteTimeoutMs: 200 } })
+    capsuleHost = await createTestHost({ mocks: MOCKS, isolation })
   })
   afterAll(() => capsuleHost.close())
   const probe = (name: string, request: object) => capsuleHost.run(PROBE, name, JSON.stringify(request))
@@ -338,7 +340,7 @@ describeIsolations('through a real capsule (probe.wasm), isolation %s', (isolati
     ['/gone', 'network'],
     ['/slow', 'timeout'],
   ])('request %s: the capsule gets the wire error %s as a value', async (path, code) => {
-    const result = await probe('request', { url: capsuleHost.url('api.test', path) })
+    const result = await probe('request', { url: capsuleHost.url('api.test', path), options: QUICK })
     expect(result.status).toBe('ok')
     expect(JSON.parse(result.output).error).toMatchObject({ code })
     expect(result.audit[0]).toMatchObject({ allowed: true, code })
