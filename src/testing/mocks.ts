@@ -93,9 +93,9 @@ function isJsonValue(value: unknown, seen: Set<object> = new Set()): boolean {
 const DelayMs = z.int(must(`a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`)).min(0, must('at least 0')).max(MAX_TIMER_MS, must(`at most ${MAX_TIMER_MS}`))
 const Base64 = z.base64(must('base64 (A-Z, a-z, 0-9, +, /, padded with =)'))
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-/** Header values Node can write: no control characters but tab. */
+/** Header values Node can write: Latin-1, no control characters but tab. */
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
-const HeaderValue = z.string(must('a string')).regex(HEADER_VALUE, must('a header value without control characters (no CR or LF)'))
+const HeaderValue = z.string(must('a string')).regex(HEADER_VALUE, must('a header value: Latin-1 text without control characters (no CR or LF)'))
 /** Framing headers the server sets itself; a scripted one would contradict the body it sends. */
 const FRAMING_HEADERS = ['content-length', 'transfer-encoding', 'connection']
 
