@@ -1,19 +1,21 @@
 // `capsule-host new`: the project it writes, the names, languages and folders it refuses, and progress on a terminal only.
 import { execFile, execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { describe, expect, test } from 'vitest'
+import { afterEach, describe, expect, test, vi } from 'vitest'
 import { packageNameProblem, MAX_NAME_LENGTH } from '../src/cli/package-name.js'
 import { progressOn } from '../src/cli/progress.js'
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 const REPO = fileURLToPath(new URL('..', import.meta.url))
 
-function cli(cwd: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+const cli = (cwd: string, ...args: string[]) => cliWith(process.env, cwd, ...args)
+
+function cliWith(env: NodeJS.ProcessEnv, cwd: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd, timeout: 20_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { cwd, env, timeout: 20_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr })
     })
   })
@@ -28,6 +30,16 @@ function filesUnder(dir: string, prefix = ''): string[] {
   return readdirSync(join(dir, prefix), { withFileTypes: true })
     .flatMap((e) => (e.isDirectory() ? filesUnder(dir, join(prefix, e.name)) : [join(prefix, e.name)]))
     .sort()
+}
+
+/** script(1), which runs a command on a pty: how these tests see what a terminal would. */
+function hasScript(): boolean {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
 }
 
 const TEMPLATE_FILES = ['.gitignore', 'README.md', 'asconfig.json', 'assembly/index.ts', 'assembly/tsconfig.json', 'mocks.json', 'package.json', 'test/greet.test.js']
@@ -215,20 +227,81 @@ describe('progress', () => {
     expect(written).toEqual(['\r\x1b[2K… write a', '\r\x1b[2K✗ write a\n'])
   })
 
-  const hasScript = (() => {
-    try {
-      execFileSync('script', ['--version'], { stdio: 'ignore' })
-      return true
-    } catch {
-      return false
-    }
-  })()
-
-  test.skipIf(!hasScript)('the real CLI on a terminal (script(1) gives it a pty): one ✓ line per file', () => {
+  test.skipIf(!hasScript())('the real CLI on a terminal (script(1) gives it a pty): one ✓ line per file', () => {
     const cwd = scratch()
     const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} new my-cap`
     const out = execFileSync('script', ['-qec', command, '/dev/null'], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } })
     for (const file of TEMPLATE_FILES) expect(out).toContain(`✓ write ${file}`)
     expect(out).toContain('Created my-cap in my-cap')
+  })
+})
+
+describe('new --install: npm install and npm run build in the project', () => {
+  /** A stand-in npm first on PATH: it logs where and with what it ran, and fails when told to. */
+  function fakeNpm(failOn?: string) {
+    const bin = scratch()
+    const log = join(bin, 'npm.log')
+    writeFileSync(join(bin, 'npm'), [
+      '#!/bin/sh',
+      'echo "$PWD|$*" >> "$FAKE_NPM_LOG"',
+      'echo "npm says $*"',
+      'if [ "$*" = "$FAKE_NPM_FAIL" ]; then echo "boom" >&2; exit 3; fi',
+      '',
+    ].join('\n'))
+    chmodSync(join(bin, 'npm'), 0o755)
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_NPM_LOG: log, FAKE_NPM_FAIL: failOn ?? '' }
+    return { env, ran: () => (existsSync(log) ? readFileSync(log, 'utf8').trimEnd().split('\n') : []) }
+  }
+
+  test('runs them in order in the project folder; in a pipe their output is not shown', async () => {
+    const cwd = scratch()
+    const npm = fakeNpm()
+    const { code, stdout, stderr } = await cliWith(npm.env, cwd, 'new', 'my-cap', '--install')
+    expect(code).toBe(0)
+    expect(npm.ran()).toEqual([`${join(cwd, 'my-cap')}|install`, `${join(cwd, 'my-cap')}|run build`])
+    expect(stdout).toContain('Created my-cap in my-cap, installed and built')
+    expect(stdout).not.toContain('npm install')
+    expect(stderr).toBe('')
+  })
+
+  test('a failing step stops there: exit 1, its output and which step on stderr', async () => {
+    const cwd = scratch()
+    const npm = fakeNpm('install')
+    const { code, stdout, stderr } = await cliWith(npm.env, cwd, 'new', 'my-cap', '--install')
+    expect(code).toBe(1)
+    expect(npm.ran()).toEqual([`${join(cwd, 'my-cap')}|install`])
+    expect(stderr).toBe(`npm says install\nboom\ncapsule-host: npm install failed (exit 3) in ${join(cwd, 'my-cap')}\n`)
+    expect(stdout).toBe('')
+  })
+
+  test.skipIf(!hasScript())('on a terminal each npm step is a line with its seconds', () => {
+    const cwd = scratch()
+    const npm = fakeNpm()
+    const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} new my-cap --install`
+    const out = execFileSync('script', ['-qec', command, '/dev/null'], { cwd, encoding: 'utf8', env: { ...npm.env, NO_COLOR: '1' } })
+    expect(out).toMatch(/✓ npm install \(\d+ s\)/)
+    expect(out).toMatch(/✓ npm run build \(\d+ s\)/)
+  })
+})
+
+describe('a timed step', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  test('counts its seconds on its line, once a second, and ends with them', () => {
+    vi.useFakeTimers()
+    const written: string[] = []
+    const progress = progressOn({ isTTY: true, write: (text: string) => written.push(text) }, { NO_COLOR: '' })
+    progress.step('npm install', { timed: true })
+    vi.advanceTimersByTime(2000)
+    progress.done()
+    vi.advanceTimersByTime(5000)
+    expect(written).toEqual([
+      '\r\x1b[2K… npm install (0 s)',
+      '\r\x1b[2K… npm install (1 s)',
+      '\r\x1b[2K… npm install (2 s)',
+      '\r\x1b[2K✓ npm install (2 s)\n',
+    ])
   })
 })

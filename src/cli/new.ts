@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, relative, resolve } from 'node:path'
 import { packageNameProblem, unscoped } from './package-name.js'
+import { installSteps } from './npm-steps.js'
 import { progressOn } from './progress.js'
 import { TEMPLATES, templateNames } from './templates.js'
 import { ownPackage, parse, print, usage, UsageError } from './usage.js'
@@ -9,6 +10,7 @@ import { ownPackage, parse, print, usage, UsageError } from './usage.js'
 const OPTIONS = {
   lang: { type: 'string' },
   dir: { type: 'string' },
+  install: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -58,19 +60,18 @@ function newPlan(args: string[]) {
   if (existsSync(dir) && (!statSync(dir).isDirectory() || readdirSync(dir).length > 0)) {
     throw new UsageError(`${dir} exists and is not an empty folder: give another --dir or name`)
   }
-  return { name, lang, dir }
+  return { name, lang, dir, install: values.install === true }
 }
 
-/** The next steps, printed on stdout (the command's result, in a pipe too). */
-function nextSteps(name: string, dir: string): string {
+/** The next steps, printed on stdout (the command's result, in a pipe too); `installed` after --install. */
+function nextSteps(name: string, dir: string, installed: boolean): string {
   const shown = relative(process.cwd(), dir) || '.'
   return [
-    `Created ${name} in ${shown}`,
+    `Created ${name} in ${shown}${installed ? ', installed and built' : ''}`,
     '',
     'Next:',
     `  cd ${shown.includes(' ') ? JSON.stringify(shown) : shown}`,
-    '  npm install',
-    '  npm run build      # assembly/index.ts -> build/' + unscoped(name) + '.wasm',
+    ...(installed ? [] : ['  npm install', `  npm run build      # assembly/index.ts -> build/${unscoped(name)}.wasm`]),
     '  npm test           # runs the capsule against the mock upstreams in mocks.json',
     '  npm run try        # capsule-host run ... --mock mocks.json',
   ].join('\n')
@@ -95,5 +96,9 @@ export async function newProject(args: string[]): Promise<number> {
     }
   }
   progress.done()
-  return print(nextSteps(plan.name, plan.dir))
+  if (plan.install) {
+    const code = await installSteps(plan.dir, progress)
+    if (code !== 0) return code
+  }
+  return print(nextSteps(plan.name, plan.dir, plan.install))
 }

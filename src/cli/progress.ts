@@ -7,8 +7,8 @@ export interface ProgressStream {
 
 /** Steps of one piece of work. Each `step` is shown until the next one (or `done`) replaces it. */
 export interface Progress {
-  /** Shows that `text` is under way. */
-  step(text: string): void
+  /** Shows that `text` is under way; with `timed`, the seconds it has taken are counted on its line. */
+  step(text: string, options?: { timed?: boolean }): void
   /** Marks the current step finished. */
   done(): void
   /** Marks the current step failed. */
@@ -19,9 +19,18 @@ const QUIET: Progress = { step() {}, done() {}, fail() {} }
 
 /** Erase the line and go back to its start. */
 const CLEAR_LINE = '\r\x1b[2K'
+/** How often a timed step's line is drawn again. */
+const TICK_MS = 1000
 
 function paint(code: number, text: string, colour: boolean): string {
   return colour ? `\x1b[${code}m${text}\x1b[0m` : text
+}
+
+/** The step on screen: its text, and for a timed one its start and redraw timer. */
+interface Current {
+  readonly text: string
+  readonly started: number
+  readonly timer: NodeJS.Timeout | undefined
 }
 
 /**
@@ -31,16 +40,23 @@ function paint(code: number, text: string, colour: boolean): string {
 export function progressOn(stream: ProgressStream, env: NodeJS.ProcessEnv = process.env): Progress {
   if (!stream.isTTY) return QUIET
   const colour = env.NO_COLOR === undefined
-  let current: string | undefined
+  let current: Current | undefined
+  const seconds = (step: Current) => Math.floor((Date.now() - step.started) / 1000)
+  const draw = (step: Current) =>
+    stream.write(`${CLEAR_LINE}${paint(2, '…', colour)} ${step.text}${step.timer ? paint(2, ` (${seconds(step)} s)`, colour) : ''}`)
   const settle = (mark: string) => {
-    if (current !== undefined) stream.write(`${CLEAR_LINE}${mark} ${current}\n`)
+    if (current === undefined) return
+    clearInterval(current.timer)
+    stream.write(`${CLEAR_LINE}${mark} ${current.text}${current.timer ? ` (${seconds(current)} s)` : ''}\n`)
     current = undefined
   }
   return {
-    step(text) {
+    step(text, options) {
       settle(paint(32, '✓', colour))
-      current = text
-      stream.write(`${CLEAR_LINE}${paint(2, '…', colour)} ${text}`)
+      // The timer never keeps the process alive on its own.
+      const timer = options?.timed ? setInterval(() => current && draw(current), TICK_MS).unref() : undefined
+      current = { text, started: Date.now(), timer }
+      draw(current)
     },
     done() {
       settle(paint(32, '✓', colour))

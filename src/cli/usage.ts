@@ -86,9 +86,12 @@ Options:
   --lang LANG              the capsule's language; templates: ${templates.join(', ')}
                            (default assemblyscript)
   --dir PATH               the project folder (default ./<name without scope>)
+  --install                then run npm install and npm run build in it (their output is
+                           shown only when one fails; exit 1 then)
   -h, --help               this help
 
-Progress lines are printed on stderr when it is a terminal, never in a pipe.`
+Progress lines (each file, each npm step with its seconds) are printed on stderr when it is a
+terminal, never in a pipe.`
 
 export function usage(command: string | undefined): string {
   if (command === 'run') return RUN
