@@ -290,6 +290,42 @@ describe('JSON: number text reads as the f64 JSON.parse reads (a sweep)', () => 
   )
 })
 
+describe('JsonValue accessors on every kind of value, with their defaults', () => {
+  interface Access {
+    get: Tree | null
+    at: Tree | null
+    keyAt: string | null
+    getString: string
+    getNumber: string
+    str: string
+    f64: string
+    rawText: string
+    [other: string]: unknown
+  }
+  const number = (bits: string) => (Number.isNaN(fromBits(bits)) ? 'NaN' : fromBits(bits))
+  const value = (t: Tree | null) => (t === null ? '(none)' : toJs(t))
+  const { cases } = fixture<{ cases: Array<{ name: string; doc: string; key: string; index: number; expect: Record<string, unknown> }> }>('json-access.json')
+  test.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    const out = (await selftest.call('json_access', { doc: c.doc, key: c.key, index: c.index })).json<Access>()
+    const readable = {
+      ...out,
+      get: value(out.get),
+      at: value(out.at),
+      keyAt: out.keyAt === null ? null : fromUnits(out.keyAt),
+      getString: fromUnits(out.getString),
+      getNumber: number(out.getNumber),
+      str: fromUnits(out.str),
+      f64: number(out.f64),
+      rawText: fromUnits(out.rawText),
+    }
+    expect(readable).toEqual(c.expect)
+  })
+
+  test('a doc that is not JSON is its error', async () => {
+    expect((await selftest.call('json_access', { doc: '{"a":', key: 'a', index: 0 })).json()).toEqual({ error: 'expected a value at the end of the input' })
+  })
+})
+
 // ---- JSON writing ----
 
 type WriteOp = [string, unknown?]

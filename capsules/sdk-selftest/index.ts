@@ -183,6 +183,50 @@ export function json_parse_string(): i32 {
   return 0;
 }
 
+/** Writes a value that may be absent: null, or what describe() says of it. */
+function describeOrNull(v: JsonValue | null, w: JsonWriter): void {
+  if (v === null) w.null();
+  else describe(v, w);
+}
+
+/** What the accessors of `v` give for `key` and `index`, on any kind of value (see json_access). */
+function describeAccess(v: JsonValue, key: string, index: i32, w: JsonWriter): void {
+  w.beginObject().key("get");
+  describeOrNull(v.get(key), w);
+  w.key("has").bool(v.has(key)).key("at");
+  describeOrNull(v.at(index), w);
+  const keyAt = v.keyAt(index);
+  w.key("keyAt");
+  if (keyAt === null) w.null();
+  else w.string(unitsOf(keyAt));
+  w.key("keyEquals").bool(v.keyEquals(index, key)).key("keyEqualsFolded").bool(v.keyEquals(index, key, true));
+  w.key("getString").string(unitsOf(v.getString(key, "otherwise")));
+  w.key("getInteger").string(v.getInteger(key, -7).toString());
+  w.key("getNumber").string(bitsOf(v.getNumber(key, -7.5)));
+  w.key("size").int(v.size).key("keysNull").bool(v.keys === null).key("itemsNull").bool(v.items === null);
+  w.key("str").string(unitsOf(v.str())).key("f64").string(bitsOf(v.f64())).key("i64").string(v.i64(-9).toString());
+  w.key("equalsString").bool(v.equalsString(key)).key("rawText").string(unitsOf(v.rawText()));
+  w.endObject();
+}
+
+/**
+ * Input: {"doc":"<JSON text>","key":"<string argument>","index":N}. Output: {"error":"..."} when
+ * the text is not JSON, else what every accessor of the root gives for that key and index:
+ * get, has, at (as json_parse's trees, or null), keyAt, keyEquals (exact and ASCII-folded),
+ * getString("otherwise"), getInteger(-7), getNumber(-7.5) (bits), size, keys/items null,
+ * str(), f64() (bits), i64(-9), equalsString(key) and rawText().
+ */
+export function json_access(): i32 {
+  const req = parseJson(input());
+  if (req === null || !req.isObject) return fail('json_access input must be {"doc":"...","key":"...","index":N}');
+  const doc = parseJson(req.get("doc")!.bytes());
+  const w = new JsonWriter(256);
+  if (doc === null) w.beginObject().key("error").string(jsonError()).endObject();
+  else describeAccess(doc, stringArg(req.get("key")), <i32>req.getInteger("index"), w);
+  output(w.toBytes());
+  return 0;
+}
+
 // ---- JSON writing ----
 
 /** Applies one writer operation [name, arg]; false for an unknown one. */

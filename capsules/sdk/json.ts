@@ -186,7 +186,10 @@ export class JsonValue {
     return this.kind == JSON_NUMBER ? this.number : NaN;
   }
 
-  /** An integer's value; `otherwise` for other kinds and for numbers with a fraction. */
+  /**
+   * An integer's value; `otherwise` for other kinds and for numbers not written as an integer
+   * that fits an i64 (with a fraction or an exponent, so 1e2 too; see isInteger).
+   */
   i64(otherwise: i64 = 0): i64 {
     return this.kind == JSON_NUMBER && this.isInteger ? this.integer : otherwise;
   }
