@@ -64,9 +64,12 @@ function bytesOfHex(hex: string): Uint8Array {
 
 /** The UTF-16 code units of `s`, four hex digits each. */
 function unitsOf(s: string): string {
-  let out = "";
-  for (let i = 0; i < s.length; i++) out += (<u32>s.charCodeAt(i)).toString(16).padStart(4, "0");
-  return out;
+  const out = new ByteBuffer(s.length * 4);
+  for (let i = 0; i < s.length; i++) {
+    const unit = <i32>s.charCodeAt(i);
+    for (let shift = 12; shift >= 0; shift -= 4) out.byte(<u8>HEX.charCodeAt((unit >> shift) & 15));
+  }
+  return out.toString();
 }
 
 /** A string argument: a JSON string, or {"utf16":"<four hex digits a unit>"}. */
