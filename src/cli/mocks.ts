@@ -1,6 +1,7 @@
 // `run --mock mocks.json`: the file's upstreams started on loopback, and the safe-fetch options that reach exactly them.
 import type { Middleware } from '../middleware/types.js'
 import { systemResolver, type Resolver } from '../net/resolve.js'
+import { defaultPortOf } from '../testing/default-port.js'
 import type { Upstreams } from '../testing/upstreams.js'
 import type { Rule } from './fetch-flags.js'
 import { UsageError } from './usage.js'
@@ -22,13 +23,14 @@ export interface MockWiring {
   close(): Promise<void>
 }
 
-const defaultPort = (tls: boolean) => (tls ? 443 : 80)
-
-/** One rule per upstream: its name, its scheme, on its own port and on the scheme's default port. */
+/**
+ * One rule per upstream: its name, its scheme, on its own port and on the scheme's default port
+ * (which the kit's defaultPortRewrite sends on to its own), as createTestHost allows them.
+ */
 function mockRules(upstreams: Upstreams): Rule[] {
   return upstreams.names.map((name) => {
     const { tls, port } = upstreams.upstream(name)
-    return { host: name, httpsOnly: tls, port: [defaultPort(tls), port] }
+    return { host: name, httpsOnly: tls, port: [defaultPortOf(tls), port] }
   })
 }
 
@@ -37,26 +39,6 @@ function mockResolver(upstreams: Upstreams, address: string, fallback: Resolver 
   const names = new Set(upstreams.names)
   const other = fallback ?? systemResolver
   return async (hostname) => (names.has(hostname) ? [address] : other(hostname))
-}
-
-/**
- * A capsule written against a real API asks for `https://api.test/x`, on the default port; the
- * upstream listens on another. This sends such a request to the upstream's port (the gates judge
- * the new URL again, and the rules allow only that port besides the default).
- */
-export function defaultPortRewrite(upstreams: Upstreams): Middleware {
-  const names = new Set(upstreams.names)
-  return async (ctx, next) => {
-    const url = new URL(ctx.req.url)
-    if (names.has(url.hostname) && url.port === '') {
-      const upstream = upstreams.upstream(url.hostname)
-      if (url.protocol === (upstream.tls ? 'https:' : 'http:')) {
-        url.port = String(upstream.port)
-        ctx.req.setUrl(url.href)
-      }
-    }
-    return next()
-  }
 }
 
 /** Reads and checks the mock file (a bad one is a usage error) and starts its upstreams. */
@@ -76,7 +58,7 @@ export async function startMocks(path: string): Promise<MockWiring> {
       rules: [...mockRules(upstreams), ...flags.rules],
       resolver: mockResolver(upstreams, kit.UPSTREAM_ADDRESS, flags.resolver),
       addressPolicy: { unsafeAllow: [`${kit.UPSTREAM_ADDRESS}/32`, ...flags.addressPolicy.unsafeAllow] },
-      middleware: defaultPortRewrite(upstreams),
+      middleware: kit.defaultPortRewrite(upstreams),
     }),
     close: () => upstreams.close(),
   }

@@ -2,7 +2,7 @@
 import { Config } from "@extism/as-pdk";
 import { HttpRequest, fail, inputString, outputString, request } from "capsule-host/sdk";
 
-/** The API's origin, unless the host sets the `api_url` config value (the test points it at its mock). */
+/** The API's origin, unless the host sets the `api_url` config value. */
 const DEFAULT_API_URL = "https://greetings.test";
 
 /**
