@@ -234,9 +234,12 @@ describe('TLS upstreams', () => {
 })
 
 describe('isolation: only the upstreams are reachable', () => {
-  test('every upstream name is allowed on its own port, by its own rule', async () => {
+  test("every upstream name is allowed on its own port, and on its scheme's default port, by its own rules", async () => {
     for (const name of host.upstreams.names) {
-      expect(await host.fetch.explain({ url: host.url(name, '/') }, ctx)).toMatchObject({ allowed: true, decidedBy: `rule:${name}`, addresses: [{ address: '127.0.0.1', class: 'loopback' }] })
+      const loopback = [{ address: '127.0.0.1', class: 'loopback' }]
+      expect(await host.fetch.explain({ url: host.url(name, '/') }, ctx)).toMatchObject({ allowed: true, decidedBy: `rule:${name}`, addresses: loopback })
+      const origin = host.upstream(name).tls ? `https://${name}/` : `http://${name}/`
+      expect(await host.fetch.explain({ url: origin }, ctx)).toMatchObject({ allowed: true, decidedBy: `rule:${name}@default-port`, addresses: loopback })
     }
   })
 
@@ -284,6 +287,40 @@ describe('isolation: only the upstreams are reachable', () => {
       ['rule:api.test', '/json', true],
       ['rule:api.test', undefined, false],
     ])
+  })
+})
+
+describe("a mock name on its scheme's default port (a capsule written against the real API)", () => {
+  test.each([
+    ['http://api.test/json?page=2', 'api.test', '/json?page=2', '{"items":[1,2],"none":null}'],
+    ['https://secure.test/a', 'secure.test', '/a', '{"secure":true}'],
+  ])('%s reaches the mock on its own port; the audit keeps the URL asked for', async (url, name, path, body) => {
+    const events = host.audit.length
+    expect(ok(await host.fetch.request({ url }, ctx))).toMatchObject({ status: 200, body, meta: { finalUrl: url } })
+    expect(host.upstream(name).received.at(-1)).toMatchObject({ path, headers: { host: `${name}:${host.upstream(name).port}` } })
+    expect(host.audit.slice(events)).toEqual([
+      expect.objectContaining({ url: url.replace(/\?.*/, (query) => (query ? '?…' : '')), allowed: true, status: 200, decidedBy: `rule:${name}@default-port` }),
+    ])
+  })
+
+  test.each([
+    ['https on a plain upstream (443)', 'https://api.test/json', 'rule api.test allows api.test on port %api.test, not 443'],
+    ['http on a TLS upstream (80)', 'http://secure.test/', 'rule secure.test allows secure.test over https only'],
+    ['another port of the name', 'http://api.test:1/', 'rule api.test allows api.test on port %api.test, not 1'],
+  ])('%s is denied by the rules: %s', async (_, url, because) => {
+    const seen = host.upstreams.names.map((name) => host.upstream(name).received.length)
+    const reason = because.replace(/%(\S+?),/, (_, name: string) => `${host.upstream(name).port},`)
+    expect(errorOf(await host.fetch.request({ url }, ctx))).toEqual({ code: 'denied', message: `GET ${url} is not allowed: ${reason}` })
+    expect(host.upstreams.names.map((name) => host.upstream(name).received.length)).toEqual(seen)
+  })
+
+  test("a host rule for the name narrows both forms, and a capsule's default-port request reaches the mock", async () => {
+    await using narrow = await createTestHost({ mocks: MOCKS, rules: { host: 'api.test', httpsOnly: false, routes: [{ path: '/json' }] } })
+    expect(ok(await narrow.fetch.request({ url: 'http://api.test/json' }, ctx)).status).toBe(200)
+    expect(errorOf(await narrow.fetch.request({ url: 'http://api.test/text' }, ctx))).toMatchObject({ code: 'denied' })
+    const result = await narrow.run(PROBE, 'request', JSON.stringify({ url: 'http://api.test/json' }))
+    expect(JSON.parse(result.output)).toMatchObject({ status: 200, body: '{"items":[1,2],"none":null}' })
+    expect(result.audit).toEqual([expect.objectContaining({ url: 'http://api.test/json', decidedBy: 'rule:api.test@default-port', route: '/json' })])
   })
 })
 

@@ -1,17 +1,29 @@
 // createTestHost: scripted upstreams plus a safe fetch and runtime wired to reach exactly those servers, and run() for one export call.
-import type { AuditEvent } from '../audit.js'
-import { CapsuleError, type CapsuleErrorCode, type ErrorCode } from '../errors.js'
-import type { Rule } from '../gate/rules.js'
-import type { SecurityGate } from '../gate/types.js'
-import type { Limits } from '../limits.js'
-import type { MiddlewareOption } from '../middleware/types.js'
-import type { Resolver } from '../net/resolve.js'
+import { CapsuleError } from '../errors.js'
+import type {
+  AuditEvent,
+  CallInput,
+  Capsule,
+  CapsuleErrorCode,
+  ErrorCode,
+  Isolation,
+  Limits,
+  LoadOptions,
+  LogHandler,
+  LogLevel,
+  Middleware,
+  MiddlewareOption,
+  Resolver,
+  Rule,
+  Runtime,
+  RuntimeLimits,
+  SafeFetch,
+  SecurityGate,
+} from '../index.js'
 import { checkOptions, type OptionCheck } from '../options.js'
-import type { Capsule, CallInput } from '../runtime/capsule.js'
-import type { LogHandler, LogLevel } from '../runtime/logs.js'
-import type { WasmSource } from '../runtime/modules.js'
-import { createRuntime, type Isolation, type LoadOptions, type Runtime, type RuntimeLimits } from '../runtime/runtime.js'
-import { createSafeFetch, type SafeFetch } from '../safe-fetch.js'
+import { createRuntime } from '../runtime/runtime.js'
+import { createSafeFetch } from '../safe-fetch.js'
+import { defaultPortOf, defaultPortRewrite } from './default-port.js'
 import { loadMocks, type MockDescription } from './mocks.js'
 import { startUpstreams, UPSTREAM_ADDRESS, type Upstream, type Upstreams } from './upstreams.js'
 
@@ -22,10 +34,10 @@ export interface TestHostOptions {
   /** How the runtime runs capsules. Default `worker` (works on every Node); `inline` and `pool` need JSPI (Node 25+). */
   isolation?: Isolation
   /**
-   * More rules, before the kit's own (one per upstream: its name, its port, its scheme). A rule whose
-   * `host` is an upstream name and that gives no `port` gets that upstream's port (and
-   * `httpsOnly: false` for an HTTP upstream) and replaces the kit's rule for it: use it to
-   * restrict routes or add middleware. Default: none.
+   * More rules, before the kit's own (one per upstream: its name and scheme, on its own port and
+   * the scheme's default port). A rule whose `host` is an upstream name and that gives no `port`
+   * gets those two ports (and `httpsOnly: false` for an HTTP upstream) and replaces the kit's rule
+   * for it: use it to restrict routes or add middleware. Default: none.
    */
   rules?: Rule | readonly Rule[]
   /** Global middleware of the safe fetch (one or a list). Default: none. */
@@ -43,6 +55,9 @@ export interface TestHostOptions {
   /** The lowest Extism log level passed to `onLog`. Default `info`. */
   logLevel?: LogLevel
 }
+
+/** A module for run(): a file path, a `file:`, `http:` or `https:` URL, or the module's bytes (as `LoadOptions.wasm`). */
+export type WasmSource = NonNullable<LoadOptions['wasm']>
 
 /** What run() loads a module with (LoadOptions without `wasm`); the same module and options share one loaded capsule. */
 export type RunLoadOptions = Omit<LoadOptions, 'wasm' | 'onLog'>
@@ -109,19 +124,31 @@ function upstreamResolver(names: readonly string[]): Resolver {
   }
 }
 
-/** The kit's rule per upstream, except where a host rule for that name (without a port) takes its place. */
+/** A rule's middleware option as a list. */
+const middlewareOf = (rule: Rule): Middleware[] => (rule.middleware === undefined ? [] : Array.isArray(rule.middleware) ? [...rule.middleware] : [rule.middleware as Middleware])
+
+/**
+ * The kit's rules: per upstream, its name on its own port, and on its scheme's default port with
+ * `defaultPortRewrite` as origin middleware (so only those requests pass through a middleware
+ * chain). A host rule for an upstream name without a port takes the place of the kit's for it.
+ */
 function upstreamRules(upstreams: Upstreams, extra: Rule | readonly Rule[] | undefined): Rule[] {
   const given: readonly Rule[] = extra === undefined ? [] : Array.isArray(extra) ? extra : [extra as Rule]
   const isUpstream = (rule: Rule) => typeof rule?.host === 'string' && upstreams.names.includes(rule.host) && rule.port === undefined
-  const forUpstream = (name: string): Rule => {
-    const { port, tls } = upstreams.upstream(name)
-    return { host: name, port, httpsOnly: tls }
+  const ownPort = (rule: Rule): Rule => {
+    const { port, tls } = upstreams.upstream(rule.host)
+    return { httpsOnly: tls, ...rule, id: rule.id ?? rule.host, port }
+  }
+  const rewrite = defaultPortRewrite(upstreams)
+  const defaultPort = (rule: Rule): Rule => {
+    const own = ownPort(rule)
+    return { ...own, id: `${own.id}@default-port`, port: defaultPortOf(upstreams.upstream(rule.host).tls), middleware: [...middlewareOf(rule), rewrite] }
   }
   const replaced = new Set(given.filter(isUpstream).map((rule) => rule.host))
-  const own = upstreams.names.filter((name) => !replaced.has(name)).map(forUpstream)
-  const completed = given.map((rule) => (isUpstream(rule) ? { ...forUpstream(rule.host), ...rule, port: upstreams.upstream(rule.host).port } : rule))
-  // The host's rules first, so an error in one names its own index (`rules[0]`).
-  return [...completed, ...own]
+  const kits = upstreams.names.filter((name) => !replaced.has(name)).map((name) => ({ host: name }))
+  // The host's rules first, in their order, so an error in one names its own index (`rules[0]`).
+  const upstreamBases = [...given.filter(isUpstream), ...kits]
+  return [...given.map((rule) => (isUpstream(rule) ? ownPort(rule) : rule)), ...kits.map(ownPort), ...upstreamBases.map(defaultPort)]
 }
 
 function wiredFetch(upstreams: Upstreams, options: TestHostOptions): SafeFetch {
@@ -202,7 +229,8 @@ function runner(fetch: SafeFetch, runtime: Runtime): TestHost['run'] {
 /**
  * Starts the mocks' upstreams and a safe fetch and runtime that reach exactly them: their names
  * resolve to 127.0.0.1 (every other name fails with `dns_failed`), only 127.0.0.1/32 is exempted
- * from the address blocklist, and one rule per upstream allows its name on its port.
+ * from the address blocklist, and the rules allow each upstream's name on its own port and on its
+ * scheme's default port, which `defaultPortRewrite` sends on to its own port.
  */
 export async function createTestHost(options: TestHostOptions = {}): Promise<TestHost> {
   checkOptions('createTestHost', options, TEST_HOST_OPTIONS)

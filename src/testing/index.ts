@@ -1,6 +1,7 @@
 // capsule-host/testing: scripted loopback upstreams and a host wired to reach only them, for testing capsules and hosts.
 export { createTestHost } from './host.js'
-export type { TestHost, TestHostOptions, RunResult, RunLoadOptions } from './host.js'
+export type { TestHost, TestHostOptions, RunResult, RunLoadOptions, WasmSource } from './host.js'
+export { defaultPortRewrite } from './default-port.js'
 export { startUpstreams, UPSTREAM_ADDRESS } from './upstreams.js'
 export type { Upstreams, Upstream, ReceivedRequest } from './upstreams.js'
 export { loadMocks, parseMocks } from './mocks.js'
