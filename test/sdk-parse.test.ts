@@ -249,6 +249,12 @@ describe('parseResponse: error replies and invalid replies', () => {
     ['no status', '{"body":"x","bodyEncoding":"text"}', 'no status'],
     ['a status that is a string', '{"status":"200"}', 'no status'],
     ['a status that is null', '{"status":null}', 'no status'],
+    // A status is an integer from 0 to 999 written as one: never wrapped, rounded or read from an exponent.
+    ['a status past i32 (would wrap to 200)', '{"status":4294967496}', 'no status'],
+    ['a status with an exponent', '{"status":2e2}', 'no status'],
+    ['a status with a fraction', '{"status":200.5}', 'no status'],
+    ['a negative status', '{"status":-1}', 'no status'],
+    ['a status of 1000', '{"status":1000}', 'no status'],
   ])('%s', async (_name, text, why) => {
     const parsed = await parse('response', text, ['content-type'])
     expect(parsed.error).toEqual(invalid(why))
@@ -313,7 +319,8 @@ describe('parseStreamStart', () => {
       { handle: 'h-1', header: ['application/json', 'a=1, b=2; Path=/'], values: [['application/json'], ['a=1', 'b=2; Path=/']] },
     ],
     ['a handle with escapes', '{"handle":"\\u0034\\u0032","status":200}', { handle: '42', status: 200, header: [null, null] }],
-    ['no status (read as 0)', '{"handle":"3"}', { handle: '3', status: 0 }],
+    ['the smallest status', '{"handle":"3","status":0}', { handle: '3', status: 0 }],
+    ['the largest status', '{"handle":"3","status":999}', { handle: '3', status: 999 }],
   ])('%s', async (_name, text, expected) => {
     expect(await parse('stream', text, ['Content-Type', 'set-cookie'])).toMatchObject({ error: null, ...expected })
   })
@@ -327,6 +334,10 @@ describe('parseStreamStart', () => {
     ['truncated', '{"handle":"3","status":200,"rawHeaders":[["a","b"],', invalid('expected a value at the end of the input')],
     ['trailing garbage', '{"handle":"3"}]', invalid('unexpected data after the JSON value at byte 14')],
     ['an invalid escape in a header name', '{"handle":"3","rawHeaders":[["\\q","b"]]}', invalid('invalid escape at byte 30')],
+    ['no status', '{"handle":"3"}', invalid('no status')],
+    ['a status past i32 (would wrap to 200)', '{"handle":"3","status":4294967496}', invalid('no status')],
+    ['a status with an exponent', '{"handle":"3","status":2e2}', invalid('no status')],
+    ['a status with a fraction', '{"handle":"3","status":200.5}', invalid('no status')],
   ])('%s', async (_name, text, error) => {
     const parsed = await parse('stream', text, ['a'])
     expect(parsed.error).toEqual(error)

@@ -512,6 +512,8 @@ interface Described {
   status: number
   bodyEncoding: string
   body: string
+  /** HttpResponse.text(): the body decoded as UTF-8, ill-formed sequences as U+FFFD (as TextDecoder). */
+  text: string
   headers: Array<[string, string]>
   rawHeaders: Array<[string, string]>
   finalUrl: string
@@ -554,6 +556,7 @@ describe('request() and parseResponse through a real host and a loopback server'
     expect(got).toMatchObject({ status: c.expect.status, bodyEncoding: c.expect.bodyEncoding, ok: got.status >= 200 && got.status < 300 })
     const body = c.expect.body !== undefined ? Buffer.from(c.expect.body, 'utf8') : Buffer.concat(pieceBytes(c.serve ?? {}))
     expect(got.body).toBe(body.toString('hex'))
+    expect(got.text).toBe(new TextDecoder().decode(body))
     if (c.expect.json !== undefined) expect(got.json).toEqual(c.expect.json)
     const final = c.expect.finalPath === undefined ? c.serve : routes.get(c.expect.finalPath)
     const served = (final?.headers ?? []).map(([n, v]): [string, string] => [n.toLowerCase(), v])

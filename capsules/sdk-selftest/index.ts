@@ -383,7 +383,7 @@ function describeResponse(res: HttpResponse, w: JsonWriter): void {
   w.beginObject();
   writeError(w, res.error);
   w.key("ok").bool(res.ok).key("status").int(res.status).key("bodyEncoding").string(res.bodyEncoding);
-  w.key("body").string(hexOf(res.body)).key("headers");
+  w.key("body").string(hexOf(res.body)).key("text").string(res.text()).key("headers");
   writeHeaders(w, res.headers);
   w.key("rawHeaders");
   writeHeaders(w, res.rawHeaders);

@@ -11,7 +11,7 @@ import {
   http_stream_start,
   length,
 } from "./env";
-import { ByteBuffer } from "./bytes";
+import { ByteBuffer, decodeUtf8 } from "./bytes";
 import { decodeRange } from "./base64";
 import {
   JSON_ARRAY,
@@ -438,8 +438,7 @@ export class HttpResponse extends HeaderSet {
 
   /** The body as UTF-8 text. */
   text(): string {
-    const body = this.body;
-    return String.UTF8.decodeUnsafe(body.dataStart, <usize>body.length);
+    return decodeUtf8(this.body);
   }
 
   /** The body parsed as JSON, or null (see jsonError()). */
@@ -814,12 +813,12 @@ export function parseResponse(raw: Uint8Array): HttpResponse {
     r.error = reply.error;
     return r;
   }
-  const status = doc.get("status");
-  if (status === null || !status.isNumber) {
+  const status = statusOf(doc);
+  if (status < 0) {
     r.error = badReply("no status");
     return r;
   }
-  r.status = <i32>status.i64();
+  r.status = status;
   r.readHeaders(doc);
   r.bodyEncoding = bodyEncodingOf(doc);
   if (!r.readBody(doc)) {
@@ -829,6 +828,14 @@ export function parseResponse(raw: Uint8Array): HttpResponse {
 }
 
 /** Reads an http_stream_start reply (checked whole, as parseResponse does). */
+/** A reply's `status`: an integer from 0 to 999 written as one (not 2e2 or 200.5), else -1. */
+function statusOf(doc: JsonValue): i32 {
+  const status = doc.get("status");
+  if (status === null || !status.isNumber || !status.isInteger) return -1;
+  const value = status.i64();
+  return value >= 0 && value <= 999 ? <i32>value : -1;
+}
+
 export function parseStreamStart(raw: Uint8Array, bufferSize: i32 = DEFAULT_STREAM_BUFFER): Stream {
   const s = new Stream(bufferSize);
   s.raw = raw;
@@ -843,8 +850,13 @@ export function parseStreamStart(raw: Uint8Array, bufferSize: i32 = DEFAULT_STRE
     s.error = badReply("no handle");
     return s;
   }
+  const status = statusOf(doc);
+  if (status < 0) {
+    s.error = badReply("no status");
+    return s;
+  }
   s.setHandle(handle.str());
-  s.status = <i32>doc.getInteger("status");
+  s.status = status;
   s.readHeaders(doc);
   return s;
 }

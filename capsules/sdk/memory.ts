@@ -11,6 +11,7 @@ import {
   mem_to_block,
   output_set,
 } from "./env";
+import { decodeUtf8 } from "./bytes";
 
 /** Copies `bytes` into a new Extism block and returns its offset. */
 export function toBlock(bytes: Uint8Array): u64 {
@@ -61,10 +62,9 @@ export function input(): Uint8Array {
   return out;
 }
 
-/** The call's input decoded as UTF-8. */
+/** The call's input decoded as UTF-8 (ill-formed UTF-8 as U+FFFD, as TextDecoder does). */
 export function inputString(): string {
-  const bytes = input();
-  return String.UTF8.decodeUnsafe(bytes.dataStart, <usize>bytes.length);
+  return decodeUtf8(input());
 }
 
 /** Sets the call's output to `bytes` (one bulk copy). */
