@@ -6,6 +6,7 @@ import { z } from 'zod'
 import { createRuntime, type AuditEvent, type Capsule, type Runtime } from '../src/index.js'
 import { createTestHost } from '../src/testing/index.js'
 import { STREAM_NEXT_TAG } from '../src/wire/schemas.js'
+import { streamArgumentError } from '../src/runtime/host-functions.js'
 import { capsulePath, describeIsolations, fnv1a32, type Isolation } from './helpers/capsules.js'
 import { closeAllFetches, testFetch } from './helpers/fetch.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
@@ -198,8 +199,11 @@ describeIsolations('isolation %s', (isolation) => {
       ['negative', -1n, /^-1 is not a stream handle$/],
       ['i64 minimum', -(2n ** 63n), /^-9223372036854775808 is not a stream handle$/],
       ['never opened', 9999n, /^"9999" is not an open stream handle of this capsule$/],
-      // 19 digits: the worker refuses it as too long before the main thread sees it; the others find no such handle.
-      ['huge', 2n ** 62n, /handle/],
+      // The longest handle a session hands out, and past it: the same answer in every isolation.
+      ['16 digits', 10n ** 16n - 1n, /^"9999999999999999" is not an open stream handle of this capsule$/],
+      ['17 digits', 10n ** 16n, /^"10000000000000000" is not an open stream handle of this capsule$/],
+      ['huge', 2n ** 62n, /^"4611686018427387904" is not an open stream handle of this capsule$/],
+      ['i64 maximum', 2n ** 63n - 1n, /^"9223372036854775807" is not an open stream handle of this capsule$/],
     ])('bad handle (%s) is invalid_request', async (_name, handle, message) => {
       const reply = await next(capsule, handle, 1024)
       expect(reply).toMatchObject({ tag: 'error', error: { code: 'invalid_request' } })
@@ -268,5 +272,30 @@ describeIsolations('through the test kit (%s): three failed downloads in a row, 
       [at('/good'), 200],
     ])
     expect(host.upstream('files.test').received.map((r) => r.path)).toEqual(['/reset', '/stall', '/over-cap', '/good'])
+  })
+})
+
+describe('streamArgumentError: the arguments of http_stream_next and http_stream_read_into as they arrive', () => {
+  // Wasm checks no import's signature against ours: a capsule may declare these functions with f64
+  // or missing parameters, so a handle or capacity can arrive as a number, NaN or undefined.
+  const capacityError = { code: 'invalid_request', message: 'the read capacity must be at least 1 byte' }
+  test.each<[string, unknown, unknown, object | undefined]>([
+    ['the smallest handle and capacity', 1n, 1n, undefined],
+    ['the largest handle and capacity', 10n ** 16n - 1n, 2n ** 63n - 1n, undefined],
+    ['integers as numbers (an f64 declaration)', 3, 1024, undefined],
+    ['handle 0', 0n, 1n, { code: 'invalid_request', message: '0 is not a stream handle' }],
+    ['handle -1', -1n, 1n, { code: 'invalid_request', message: '-1 is not a stream handle' }],
+    ['handle past the largest', 10n ** 16n, 1n, { code: 'invalid_request', message: '"10000000000000000" is not an open stream handle of this capsule' }],
+    ['handle NaN', Number.NaN, 1n, { code: 'invalid_request', message: 'NaN is not a stream handle' }],
+    ['handle 1.5', 1.5, 1n, { code: 'invalid_request', message: '1.5 is not a stream handle' }],
+    ['handle 2^53 as a number (not exact)', 2 ** 53, 1n, { code: 'invalid_request', message: '9007199254740992 is not a stream handle' }],
+    ['no handle', undefined, 1n, { code: 'invalid_request', message: 'undefined is not a stream handle' }],
+    ['capacity 0', 1n, 0n, capacityError],
+    ['capacity -1', 1n, -1n, capacityError],
+    ['capacity NaN', 1n, Number.NaN, capacityError],
+    ['capacity 0.5', 1n, 0.5, capacityError],
+    ['no capacity', 1n, undefined, capacityError],
+  ])('%s', (_name, handle, capacity, error) => {
+    expect(streamArgumentError(handle, capacity)).toEqual(error)
   })
 })

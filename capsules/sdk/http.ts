@@ -520,8 +520,9 @@ export class Stream extends HeaderSet {
   handle: string = "";
   error: HttpError | null = null;
   /**
-   * The error that failed the body, once next() has returned it (the host has then freed the
-   * handle). Every later next() returns it again; read() returns null and readInto() 0.
+   * The error that failed the body, once next() has returned it (after a host error the host has
+   * freed the handle; an invalid_reply is the SDK's own). Every later next() returns it again;
+   * read() returns null and readInto() 0, as at the end: check readError to tell them apart.
    */
   readError: HttpError | null = null;
   /** The start reply exactly as received. */
@@ -544,7 +545,7 @@ export class Stream extends HeaderSet {
     this.bufferSize = bufferSize > 0 ? bufferSize : DEFAULT_STREAM_BUFFER;
   }
 
-  /** True once read() has returned null because the body ended. */
+  /** True once read(), readInto() or next() has reached the end of the body. */
   get done(): bool {
     return this.ended;
   }
@@ -553,8 +554,8 @@ export class Stream extends HeaderSet {
    * The next piece of the body, the end, or the error that failed the stream, as a value
    * (http_stream_next): a timeout, a reset or the body cap is `result.error` (codes `timeout`
    * with phase `idle`, `network`, `too_large`, ...), and the capsule goes on. After the end, next()
-   * returns the end again; after an error, the same error (`readError`). A closed stream's next()
-   * is the host's `invalid_request` (the handle is no longer open). The bytes live in the
+   * returns the end again; after an error, the same error (`readError`). After close(), next()
+   * is `invalid_request` without asking the host (the handle is no longer open). The bytes live in the
    * stream's reusable buffer until the next read (copy them with slice() to keep them).
    */
   next(): StreamResult {
@@ -563,6 +564,7 @@ export class Stream extends HeaderSet {
     const failed = this.readError;
     if (failed !== null) return new StreamResult(null, failed);
     if (this.ended) return new StreamResult(null, null);
+    if (this.closed) return this.failWith(new HttpError("invalid_request", "the stream is closed"));
     if (!this.fast) return this.failWith(badReply("the handle " + this.handle + " is not a decimal number"));
     let buf = this.frame;
     if (buf === null) {
@@ -609,7 +611,8 @@ export class Stream extends HeaderSet {
    * The next piece of the body, or null at the end. The bytes live in the stream's reusable
    * buffer: they are valid until the next read() (copy them with slice() to keep them).
    * A read error (timeout, reset, body cap) makes the host fail the whole call: use next() to
-   * get it as a value instead.
+   * get it as a value instead. After next() has returned an error, read() returns null as at the
+   * end (readAll() then returns what was read before it): check readError.
    */
   read(): Uint8Array | null {
     if (this.error !== null || this.readError !== null || this.ended || this.closed) return null;

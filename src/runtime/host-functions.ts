@@ -44,15 +44,27 @@ function fail(error: WireError): never {
   throw new HostFailure(error)
 }
 
+/** The largest handle a session hands out: 16 decimal digits (capsule-http.ts's HANDLE). */
+const LARGEST_HANDLE = 10n ** 16n - 1n
+
+/**
+ * An i64 argument as it arrived: a bigint, or a safe integer from an import the capsule declared
+ * with other types (Wasm checks no import signature against ours); anything else is undefined.
+ */
+function integerOf(value: unknown): bigint | undefined {
+  if (typeof value === 'bigint') return value
+  return typeof value === 'number' && Number.isSafeInteger(value) ? BigInt(value) : undefined
+}
+
 function linearMemory(ref: MemoryRef, ptr: bigint, len: bigint): Uint8Array {
   const memory = ref.memory
   if (!memory) fail({ code: 'invalid_request', message: 'the capsule does not export its memory as "memory"' })
-  const start = Number(ptr)
-  const length = Number(len)
-  if (ptr < 0n || len < 0n || start + length > memory.buffer.byteLength) {
-    fail({ code: 'invalid_request', message: `memory range ${start}+${length} is outside the capsule's memory` })
+  const start = integerOf(ptr)
+  const length = integerOf(len)
+  if (start === undefined || length === undefined || start < 0n || length < 0n || start + length > BigInt(memory.buffer.byteLength)) {
+    fail({ code: 'invalid_request', message: `memory range ${String(ptr)}+${String(len)} is outside the capsule's memory` })
   }
-  return new Uint8Array(memory.buffer, start, length)
+  return new Uint8Array(memory.buffer, Number(start), Number(length))
 }
 
 function blockBytes(context: CallContext, offset: bigint): Uint8Array {
@@ -81,16 +93,22 @@ function copyInto(ref: MemoryRef, dest: bigint, capacity: bigint, bytes: Uint8Ar
   return BigInt(bytes.byteLength)
 }
 
-/** What is wrong with a numeric handle and a capacity a capsule passed, if anything. */
-function argumentError(handle: bigint, capacity: bigint): WireError | undefined {
-  if (handle <= 0n) return { code: 'invalid_request', message: `${handle} is not a stream handle` }
-  if (capacity <= 0n) return { code: 'invalid_request', message: 'the read capacity must be at least 1 byte' }
+/**
+ * What is wrong with a numeric handle and a capacity a capsule passed, if anything: the same
+ * answer in every isolation (these functions run beside the capsule in each).
+ */
+export function streamArgumentError(handle: unknown, capacity: unknown): WireError | undefined {
+  const number = integerOf(handle)
+  if (number === undefined || number <= 0n) return { code: 'invalid_request', message: `${String(handle)} is not a stream handle` }
+  if (number > LARGEST_HANDLE) return { code: 'invalid_request', message: `"${number}" is not an open stream handle of this capsule` }
+  const bytes = integerOf(capacity)
+  if (bytes === undefined || bytes <= 0n) return { code: 'invalid_request', message: 'the read capacity must be at least 1 byte' }
   return undefined
 }
 
 /** The checked arguments of http_stream_read_into; bad ones fail the call. */
 function readArguments(handle: bigint, capacity: bigint): [string, number] {
-  const error = argumentError(handle, capacity)
+  const error = streamArgumentError(handle, capacity)
   if (error) fail(error)
   return [handle.toString(), Number(capacity)]
 }
@@ -135,7 +153,7 @@ export function syncHostFunctions(io: HostIo<'sync'>, ref: MemoryRef) {
     http_stream_close: (context: CallContext, offset: bigint) => io.streamClose(blockBytes(context, offset)),
     // A bad argument or a failed read is an error reply (nextReply), never a trap.
     http_stream_next: (context: CallContext, handle: bigint, capacity: bigint) => {
-      const refused = argumentError(handle, capacity)
+      const refused = streamArgumentError(handle, capacity)
       const result = refused ? { ok: false as const, error: refused } : io.streamRead(handle.toString(), Number(capacity))
       return store(io, context, nextReply(result), true)
     },
@@ -174,7 +192,7 @@ export function asyncHostFunctions(io: HostIo<'async'>, ref: MemoryRef) {
     // A bad argument or a failed read is an error reply; only a stopped call (checkpoint) traps.
     http_stream_next: async (context: CallContext, handle: bigint, capacity: bigint) => {
       io.checkpoint()
-      const refused = argumentError(handle, capacity)
+      const refused = streamArgumentError(handle, capacity)
       const result = refused ? { ok: false as const, error: refused } : await io.streamRead(handle.toString(), Number(capacity))
       io.checkpoint()
       return store(io, context, nextReply(result), true)

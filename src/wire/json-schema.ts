@@ -58,7 +58,7 @@ const DEFS: ReadonlyArray<readonly [z.ZodType, DefMeta]> = [
       id: 'StreamNextTag',
       description:
         'The first byte of the block http_stream_next(handle, capacity) returns: 0 = the next 1 to capacity bytes of the body follow; ' +
-        '1 = the body ended (nothing follows); 2 = the stream failed, and an ErrorReply follows as UTF-8 JSON. After 1 or 2 the handle is freed.',
+        '1 = the body ended (nothing follows); 2 = the stream failed, and an ErrorReply follows as UTF-8 JSON. After 1, or 2 for a failed read, the handle is freed; a 2 for a bad capacity leaves the stream as it was.',
     },
   ],
   [WireErrorSchema, { id: 'WireError', description: 'What went wrong, without host-side detail. `phase` is present on `timeout` errors only.' }],

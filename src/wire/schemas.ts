@@ -139,8 +139,9 @@ export const ErrorReplySchema = z.strictObject({
 /**
  * The first byte of an `http_stream_next` reply block, which says what the rest of the block is:
  * `data` (1 to `capacity` bytes of the body follow), `end` (nothing follows: the body ended) or
- * `error` (an ErrorReply's JSON follows, UTF-8: the stream failed). After `end` or `error` the
- * handle is freed. The same values are the SDK's STREAM_DATA, STREAM_END and STREAM_ERROR.
+ * `error` (an ErrorReply's JSON follows, UTF-8: the stream failed, or an argument was bad). After
+ * `end`, or `error` for a failed read, the handle is freed; an `error` for a bad capacity leaves
+ * the stream as it was. The same values are the SDK's STREAM_DATA, STREAM_END and STREAM_ERROR.
  */
 export const STREAM_NEXT_TAG = Object.freeze({ data: 0, end: 1, error: 2 } as const)
 
