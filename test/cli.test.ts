@@ -334,7 +334,14 @@ describe('run --mock', () => {
     const reply = JSON.parse(stdout)
     expect(reply.status).toBe(200)
     expect(JSON.parse(reply.body)).toEqual({ hi: true })
-    expect(stderr).toMatch(/^allowed GET http:\/\/api\.test\/hello -> 200 \(rule:api\.test, \d+ ms\)\n$/)
+    // Decided by the rule for the default port, whose middleware sends the request on to the server's port.
+    expect(stderr).toMatch(/^allowed GET http:\/\/api\.test\/hello -> 200 \(rule:api\.test@default-port, \d+ ms\)\n$/)
+  })
+
+  test('an --allow of a mock name too: the mock still answers', async () => {
+    const { code, stdout } = await runProbe('http://api.test/hello', '--allow', 'http://api.test')
+    expect(code).toBe(0)
+    expect(JSON.parse(JSON.parse(stdout).body)).toEqual({ hi: true })
   })
 
   test('an HTTPS upstream: its CA is trusted', async () => {

@@ -203,6 +203,6 @@ describe.sequential('npm pack, install offline, capsule-host new demo-cap, build
     const ran = await sh(state.demo, 'npx', ['--offline', 'capsule-host', 'run', 'build/demo-cap.wasm', 'greet', '--input', 'Ada', '--mock', 'mocks.json'])
     expect(ran.code, shown(ran)).toBe(0)
     expect(ran.stdout).toBe('Hello, Ada!')
-    expect(ran.stderr).toMatch(/^allowed GET https:\/\/greetings\.test\/greeting -> 200 \(rule:greetings\.test, \d+ ms\)\n$/)
+    expect(ran.stderr).toMatch(/^allowed GET https:\/\/greetings\.test\/greeting -> 200 \(rule:greetings\.test@default-port, \d+ ms\)\n$/)
   })
 })

@@ -1,4 +1,5 @@
 // The safe-fetch flags both commands take (--allow, --rules, --resolve, --allow-address) turned into createSafeFetch options.
+import type { Rule } from '../gate/rules.js'
 import { readText, UsageError } from './usage.js'
 
 /** The parseArgs options of these flags (and -h), shared by run and explain. */
@@ -10,7 +11,6 @@ export const FETCH_FLAG_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const
 
-export type Rule = { host: string; httpsOnly?: boolean; port?: number | number[]; routes?: { path: string }[] }
 
 export interface FetchFlags {
   allow?: string[]

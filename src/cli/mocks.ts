@@ -1,9 +1,9 @@
 // `run --mock mocks.json`: the file's upstreams started on loopback, and the safe-fetch options that reach exactly them.
-import type { Middleware } from '../middleware/types.js'
+import type { Rule } from '../gate/rules.js'
+import type { MiddlewareOption } from '../middleware/types.js'
 import { systemResolver, type Resolver } from '../net/resolve.js'
 import { defaultPortOf } from '../testing/default-port.js'
 import type { Upstreams } from '../testing/upstreams.js'
-import type { Rule } from './fetch-flags.js'
 import { UsageError } from './usage.js'
 
 /** What the flags gave the safe fetch before the mocks join in. */
@@ -18,19 +18,23 @@ export interface MockWiring {
   readonly upstreams: Upstreams
   /** The CA of the HTTPS upstreams, to trust; undefined when none serves HTTPS. */
   readonly ca: string | undefined
-  /** The flags' options with the upstreams' rules, names, exemption and port mapping added. */
-  merge(flags: FlagOptions): { rules: Rule[]; resolver: Resolver; addressPolicy: { unsafeAllow: string[] }; middleware: Middleware }
+  /** The flags' options with the upstreams' rules (the port mapping among them), names and exemption added. */
+  merge(flags: FlagOptions): { rules: Rule[]; resolver: Resolver; addressPolicy: { unsafeAllow: string[] } }
   close(): Promise<void>
 }
 
 /**
- * One rule per upstream: its name, its scheme, on its own port and on the scheme's default port
- * (which the kit's defaultPortRewrite sends on to its own), as createTestHost allows them.
+ * Two rules per upstream, as createTestHost makes them: its name and scheme on its own port, and
+ * on the scheme's default port with the kit's defaultPortRewrite as origin middleware, which
+ * sends the request on to the upstream's port (so only those requests run a middleware chain).
  */
-function mockRules(upstreams: Upstreams): Rule[] {
-  return upstreams.names.map((name) => {
+function mockRules(upstreams: Upstreams, rewrite: MiddlewareOption): Rule[] {
+  return upstreams.names.flatMap((name) => {
     const { tls, port } = upstreams.upstream(name)
-    return { host: name, httpsOnly: tls, port: [defaultPortOf(tls), port] }
+    return [
+      { host: name, httpsOnly: tls, port },
+      { id: `${name}@default-port`, host: name, httpsOnly: tls, port: defaultPortOf(tls), middleware: rewrite },
+    ]
   })
 }
 
@@ -55,10 +59,10 @@ export async function startMocks(path: string): Promise<MockWiring> {
     upstreams,
     ca: upstreams.ca,
     merge: (flags) => ({
-      rules: [...mockRules(upstreams), ...flags.rules],
+      // First, so that a mock name is served by its upstream even when --allow names it too.
+      rules: [...mockRules(upstreams, kit.defaultPortRewrite(upstreams)), ...flags.rules],
       resolver: mockResolver(upstreams, kit.UPSTREAM_ADDRESS, flags.resolver),
       addressPolicy: { unsafeAllow: [`${kit.UPSTREAM_ADDRESS}/32`, ...flags.addressPolicy.unsafeAllow] },
-      middleware: kit.defaultPortRewrite(upstreams),
     }),
     close: () => upstreams.close(),
   }
