@@ -94,6 +94,16 @@ describeIsolations('isolation %s', (isolation) => {
       expect(error.message).toBe('the call to "error_text" failed: Plugin-originated error: bad\\nthing\\u001bba')
     })
 
+    test('a stack overflow mid-allocation is memory_limit and stops the capsule; loaded again, it works', async () => {
+      // The module's allocator may be left half-updated: every later call failed until a reload.
+      const capsule = await runtime.load({ wasm: capsulePath('hostile'), config: { k: 'v' } })
+      const error = await failure(capsule, 'stack_overflow', '0:x')
+      expect(error).toMatchObject({ code: 'memory_limit', message: 'the call to "stack_overflow" ran out of stack (Maximum call stack size exceeded)' })
+      await expect(capsule.call('long_key', '1:k')).rejects.toMatchObject({ code: 'unloaded', message: expect.stringContaining('was stopped (memory_limit); load it again') })
+      const again = await runtime.load({ wasm: capsulePath('hostile'), config: { k: 'v' } })
+      expect((await again.call('long_key', '1:k')).text()).toBe('present')
+    })
+
     test("an export name with escapes is escaped in no_such_export", async () => {
       await expect(hostile.call('\u001b[2Jnope\n')).rejects.toMatchObject({ code: 'no_such_export', message: expect.not.stringMatching(CONTROL) })
     })

@@ -83,3 +83,14 @@ export function extism_http(): i32 {
   outputString(http_request(repeated(count(), args()[1]), 0).toString());
   return 0;
 }
+
+/** Recurses, allocating a string at every level, until the stack overflows (a RangeError, mid-allocation). */
+function dive(depth: i32, text: string): string {
+  return dive(depth + 1, text + depth.toString()) + text;
+}
+
+/** Overflows the stack while allocating: the allocator's state may be left half-updated. */
+export function stack_overflow(): i32 {
+  outputString(dive(0, args()[1]));
+  return 0;
+}

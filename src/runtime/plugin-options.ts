@@ -54,6 +54,9 @@ export function extismOptions(
   }
 }
 
+/** V8's message for a stack overflow, in Wasm as in JavaScript. */
+const STACK_OVERFLOW = /^Maximum call stack size exceeded$/
+
 /**
  * Turns whatever a failed Extism call threw into a CapsuleError. A failed `memory.grow` or
  * `table.grow` shows up only as a trap (allocators trap on it), and allocators grow by doubling,
@@ -63,6 +66,10 @@ export function failureOf(error: unknown, name: string, exports: WebAssembly.Exp
   if (error instanceof WasiExit) {
     const logged = log.lastError ? ` (the capsule logged: ${log.lastError})` : ''
     return new CapsuleError('capsule_failed', `the call to "${name}" ended with WASI exit code ${error.code} (proc_exit)${logged}`, { cause: error })
+  }
+  if (error instanceof RangeError && STACK_OVERFLOW.test(error.message)) {
+    // The stack ran out mid-function (often mid-allocation): the module's own state cannot be trusted.
+    return new CapsuleError('memory_limit', `the call to "${name}" ran out of stack (${error.message})`, { cause: error })
   }
   if (error instanceof KernelMemoryExceeded) {
     return new CapsuleError('memory_limit', `the call to "${name}" ran out of memory: ${error.message}`, { cause: error })
