@@ -17,10 +17,19 @@ interface Result {
   readonly stderr: string
 }
 
-/** The environment of every npm command here: offline always, and nothing of an outer `npm test` run. */
+/** npm settings an outer run passes on that the commands here keep: where the cache and the config files are. */
+const KEPT_NPM_SETTINGS = /^npm_config_(cache|userconfig|globalconfig|registry)$/i
+
+/**
+ * The environment of every npm command here: offline always, and nothing else of an outer
+ * `npm test` run (its npm_package_*, npm_lifecycle_*, npm_config_local_prefix would point the
+ * commands at this repository).
+ */
 function npmEnvironment(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
-  for (const [key, value] of Object.entries(process.env)) if (!key.toLowerCase().startsWith('npm_')) env[key] = value
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.toLowerCase().startsWith('npm_') || KEPT_NPM_SETTINGS.test(key)) env[key] = value
+  }
   return { ...env, npm_config_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false', NO_COLOR: '1' }
 }
 
