@@ -119,7 +119,7 @@ describe('capsule-host new <name>', () => {
   })
 })
 
-describe('capsule-host new refuses, with exit code 2, and writes nothing', () => {
+describe('capsule-host new refuses bad input (exit code 2, nothing written); a write that fails exits 1', () => {
   test.each([
     [['new'], 'new needs exactly one project name, such as: capsule-host new my-capsule'],
     [['new', 'a', 'b'], 'new needs exactly one project name'],
@@ -140,6 +140,15 @@ describe('capsule-host new refuses, with exit code 2, and writes nothing', () =>
     expect(stderr).toContain(`capsule-host: ${message}`)
     expect(stderr).toContain('Usage: capsule-host new <name>')
     expect(readdirSync(cwd)).toEqual([])
+  })
+
+  test('a folder that cannot be made (a file in its path) exits 1, naming the file it could not write', async () => {
+    const cwd = scratch()
+    writeFileSync(join(cwd, 'plain'), 'a file')
+    const { code, stdout, stderr } = await cli(cwd, 'new', 'my-cap', '--dir', 'plain/sub')
+    expect(code).toBe(1)
+    expect(stderr).toMatch(new RegExp(`^capsule-host: cannot write ${join(cwd, 'plain/sub')}/\\S+: ENOTDIR`))
+    expect(stdout).toBe('')
   })
 
   test('a folder that is not empty, and a file where the folder would go', async () => {
@@ -272,6 +281,13 @@ describe('new --install: npm install and npm run build in the project', () => {
     expect(npm.ran()).toEqual([`${join(cwd, 'my-cap')}|install`])
     expect(stderr).toBe(`npm says install\nboom\ncapsule-host: npm install failed (exit 3) in ${join(cwd, 'my-cap')}\n`)
     expect(stdout).toBe('')
+  })
+
+  test('no npm on PATH: exit 1, saying npm could not start', async () => {
+    const cwd = scratch()
+    const { code, stderr } = await cliWith({ ...process.env, PATH: scratch() }, cwd, 'new', 'my-cap', '--install')
+    expect(code).toBe(1)
+    expect(stderr).toBe(`cannot start npm: spawn npm ENOENT\ncapsule-host: npm install failed (exit 127) in ${join(cwd, 'my-cap')}\n`)
   })
 
   test.skipIf(!hasScript())('on a terminal each npm step is a line with its seconds', () => {
