@@ -369,6 +369,22 @@ describe('run --mock', () => {
     expect(stderr).toContain(line)
   })
 
+  // The loopback exemption is the mock servers' only: --allow of a mock name on another port, or of
+  // 127.0.0.1 in any spelling, does not reach the bystander (the suite's server, on a port of its own).
+  test.each([
+    ['a mock name on the bystander\'s port', (port: number) => `http://api.test:${port}/x`, (port: number) => `api.test is served on port %api (or 80), not ${port}`],
+    ['the address, on the bystander\'s port', (port: number) => `http://127.0.0.1:${port}/x`, () => '127.0.0.1 is an address; the test host reaches its upstreams by name only'],
+    ['the address as a number', (port: number) => `http://2130706433:${port}/x`, () => '127.0.0.1 is an address; the test host reaches its upstreams by name only'],
+  ])('--allow of %s is refused by the gate test-upstreams; the bystander sees nothing', async (_, url, detail) => {
+    const seen = server.requests.length
+    const { code, stdout, stderr } = await runProbe(url(server.port), '--allow', url(server.port).replace(/\/x$/, ''))
+    expect(code).toBe(0)
+    expect(JSON.parse(stdout).error.code).toBe('denied')
+    const shown = new URL(url(server.port)).href
+    expect(stderr).toMatch(new RegExp(`^refused GET ${shown.replace(/[.?*+^$()|[\]\\]/g, '\\$&')} -> denied: refused by a gate: ${detail(server.port).replace(/[.?*+^$()|[\]\\]/g, '\\$&').replace('%api', '\\d+')} \\(gate:test-upstreams, \\d+ ms\\)\n$`))
+    expect(server.requests.length).toBe(seen)
+  })
+
   test.each([
     ['/nonexistent/mocks.json', (file: string) => `--mock ${file}: cannot read the mock file (ENOENT)`],
     [mockFile('{ not json'), (file: string) => `--mock ${file}: not JSON`],

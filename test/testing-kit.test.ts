@@ -1,12 +1,14 @@
 // capsule-host/testing: every route feature against real requests (safe fetch and a real capsule), what upstreams received, audit, TLS, isolation, bad descriptions, close.
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
-import { request as httpRequest } from 'node:http'
+import { createServer, request as httpRequest, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { request as httpsRequest } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { BufferedResponse, ErrorReply, StreamedResponse } from '../src/index.js'
+import { serialInteger } from '../src/testing/certs.js'
 import { createTestHost, loadMocks, makeTestCertificates, parseMocks, startUpstreams, type MockDescription, type MockRoute, type TestHost } from '../src/testing/index.js'
 import { capsulePath, describeIsolations, fnv1a32 } from './helpers/capsules.js'
 
@@ -253,7 +255,7 @@ describe('isolation: only the upstreams are reachable', () => {
     expect(explained.addresses).toBeUndefined()
   })
 
-  describe('with host rules that allow more, the resolver and the address policy still refuse', () => {
+  describe('with host rules that allow more, the resolver and the kit\'s gate still refuse', () => {
     let wide: TestHost
     beforeAll(async () => {
       wide = await createTestHost({
@@ -266,16 +268,21 @@ describe('isolation: only the upstreams are reachable', () => {
     test.each([
       ['a name not in the mocks', 'http://elsewhere.test/', { code: 'dns_failed', decidedBy: 'rule:elsewhere.test' }],
       ['localhost (not an upstream name)', 'http://localhost/', { code: 'dns_failed', decidedBy: 'rule:localhost' }],
-      ['127.0.0.2 (loopback, not exempted)', 'http://127.0.0.2/', { allowed: false, code: 'blocked_address', decidedBy: 'address-policy' }],
-      ['::1 (loopback, not exempted)', 'http://[::1]/', { allowed: false, code: 'blocked_address', decidedBy: 'address-policy' }],
-      ['10.0.0.1 (private)', 'http://10.0.0.1/', { allowed: false, code: 'blocked_address', decidedBy: 'address-policy' }],
-      ['the metadata address', 'http://169.254.169.254/', { allowed: false, code: 'blocked_address', decidedBy: 'address-policy' }],
+      ['127.0.0.2 (loopback, not exempted)', 'http://127.0.0.2/', { allowed: false, code: 'denied', decidedBy: 'gate:test-upstreams', detail: '127.0.0.2 is an address; the test host reaches its upstreams by name only' }],
+      ['::1 (loopback, not exempted)', 'http://[::1]/', { allowed: false, code: 'denied', decidedBy: 'gate:test-upstreams', detail: '[::1] is an address; the test host reaches its upstreams by name only' }],
+      ['10.0.0.1 (private)', 'http://10.0.0.1/', { allowed: false, code: 'denied', decidedBy: 'gate:test-upstreams', detail: '10.0.0.1 is an address; the test host reaches its upstreams by name only' }],
+      ['the metadata address', 'http://169.254.169.254/', { allowed: false, code: 'denied', decidedBy: 'gate:test-upstreams', detail: '169.254.169.254 is an address; the test host reaches its upstreams by name only' }],
     ])('%s: %o (explain() connects to nothing)', async (_, url, refusal) => {
       expect(await wide.fetch.explain({ url }, ctx)).toMatchObject(refusal)
     })
 
-    test('the one exempted address, 127.0.0.1, passes the address policy (a host rule named it)', async () => {
-      expect(await wide.fetch.explain({ url: 'http://127.0.0.1/' }, ctx)).toMatchObject({ allowed: true, decidedBy: 'rule:127.0.0.1' })
+    test('the exempted address, 127.0.0.1, named by a host rule, is refused by the kit\'s gate (reached by name only)', async () => {
+      expect(await wide.fetch.explain({ url: 'http://127.0.0.1/' }, ctx)).toMatchObject({
+        allowed: false,
+        code: 'denied',
+        decidedBy: 'gate:test-upstreams',
+        detail: '127.0.0.1 is an address; the test host reaches its upstreams by name only',
+      })
     })
   })
 
@@ -427,7 +434,7 @@ describe('bad descriptions: a TypeError naming the bad field', () => {
     [{ upstreams: { 'api.test': { routes: [], tsl: true } } }, 'upstreams["api.test"] has an unknown field "tsl"; did you mean "tls"?'],
     [{ upstreams: { 'api.test': { routes: [{}] } } }, `${at}.path is required`],
     [route({ path: 'items' }), `${at}.path must be a path that starts with "/", such as "/items" or "/items/*", not "items"`],
-    [route({ path: '/a b' }), `${at}.path must be a path without spaces or "#", not "/a b"`],
+    [route({ path: '/a b' }), `${at}.path must be a path of URL characters (letters, digits and -._~!$&'()*+,;=:@/?%); percent-encode the others ("/caf%C3%A9", "%20" for a space), not "/a b"`],
     [route({ path: '/a*' }), `${at}.path must be a path with "*" only at its end, after a "/" ("/items/*"), not "/a*"`],
     [route({ path: '/*/x' }), `${at}.path must be a path with "*" only at its end, after a "/" ("/items/*"), not "/*/x"`],
     [route({ stauts: 200 }), `${at} has an unknown field "stauts"; did you mean "status"?`],
@@ -572,5 +579,164 @@ describe('options and close', () => {
     await upstreams.close()
     await upstreams[Symbol.asyncDispose]()
     expect(await dial(port)).toBe('ECONNREFUSED')
+  })
+})
+
+describe('the exemption reaches the upstream servers only (a bystander on another loopback port sees nothing)', () => {
+  let bystander: Server
+  let port = 0
+  let hits = 0
+  beforeAll(async () => {
+    bystander = createServer((req, res) => {
+      hits++
+      res.end('bystander')
+    })
+    await new Promise<void>((resolve) => bystander.listen(0, '127.0.0.1', resolve))
+    port = (bystander.address() as AddressInfo).port
+  })
+  afterAll(() => new Promise<void>((resolve) => bystander.close(() => resolve())))
+
+  /** explain() first (it connects to nothing), so a wrong verdict fails the test before any request is sent. */
+  async function refused(on: TestHost, url: string, refusal: object): Promise<void> {
+    const before = hits
+    expect(await on.fetch.explain({ url }, ctx)).toMatchObject({ allowed: false, ...refusal })
+    expect(errorOf(await on.fetch.request({ url }, ctx))).toMatchObject({ code: (refusal as { code: string }).code })
+    expect(on.audit.at(-1)).toMatchObject({ allowed: false, ...refusal })
+    expect(hits).toBe(before)
+  }
+
+  const gate = (detail: string) => ({ code: 'denied', decidedBy: 'gate:test-upstreams', reason: 'refused by a gate', detail })
+
+  test("D1: https on port 80 of a plain upstream (the @default-port rule's port) is refused before any connection", async () => {
+    await refused(host, 'https://api.test:80/x', gate('api.test is served over http only'))
+    // The other way round, the rules refuse it already (a TLS upstream's rules allow https only).
+    await refused(host, 'http://secure.test:443/x', { code: 'denied', decidedBy: 'rules', reason: 'scheme not allowed' })
+  })
+
+  describe('D2: host rules that name an upstream with a port, the address, or a wildcard', () => {
+    let wide: TestHost
+    beforeAll(async () => {
+      wide = await createTestHost({
+        mocks: { upstreams: { 'api.test': { routes: [{ path: '/x', body: 'mock' }] } } },
+        rules: [
+          { host: 'api.test', port, httpsOnly: false },
+          { host: '127.0.0.1', port, httpsOnly: false },
+          { host: '*.test', port: [port, 1], httpsOnly: false },
+        ],
+      })
+    })
+    afterAll(() => wide.close())
+
+    test.each([
+      ['an upstream name on a port of a rule', () => `http://api.test:${port}/`, () => gate(`api.test is served on port ${wide.upstream('api.test').port} (or 80), not ${port}`)],
+      ['the address', () => `http://127.0.0.1:${port}/`, () => gate('127.0.0.1 is an address; the test host reaches its upstreams by name only')],
+      ['the address as a number', () => `http://2130706433:${port}/`, () => gate('127.0.0.1 is an address; the test host reaches its upstreams by name only')],
+      ['the address in hex', () => `http://0x7f.1:${port}/`, () => gate('127.0.0.1 is an address; the test host reaches its upstreams by name only')],
+      ['an upstream name through a wildcard rule', () => `http://api.test:1/`, () => gate(`api.test is served on port ${wide.upstream('api.test').port} (or 80), not 1`)],
+    ])('%s is refused by the gate test-upstreams', async (_, url, refusal) => {
+      await refused(wide, url(), refusal())
+    })
+
+    test('the upstream itself, on its own port and on port 80, still answers', async () => {
+      expect(ok(await wide.fetch.request({ url: wide.url('api.test', '/x') }, ctx)).body).toBe('mock')
+      expect(ok(await wide.fetch.request({ url: 'http://api.test/x' }, ctx)).body).toBe('mock')
+    })
+  })
+
+  // Not run against the old code: there it would have dialled 127.0.0.1:80.
+  test("D2: a wildcard host rule that decides an upstream name's default-port request sends it on to the server too", async () => {
+    await using wild = await createTestHost({ mocks: MOCKS, rules: { host: '*.test', httpsOnly: false } })
+    expect(ok(await wild.fetch.request({ url: 'http://api.test/json' }, ctx))).toMatchObject({ status: 200, body: '{"items":[1,2],"none":null}' })
+    expect(wild.audit.at(-1)).toMatchObject({ allowed: true, decidedBy: 'rule:*.test' })
+  })
+
+  test('D2: with no upstreams, nothing is exempted: a rule for 127.0.0.1 meets the address policy', async () => {
+    await using bare = await createTestHost({ rules: { host: '127.0.0.1', port, httpsOnly: false } })
+    await refused(bare, `http://127.0.0.1:${port}/`, { code: 'blocked_address', decidedBy: 'address-policy' })
+  })
+
+  test('D7: two host rules for one upstream name are both kept, each with its own ids on both ports', async () => {
+    // The first (https only) does not match a plain-HTTP request, so the second decides it.
+    await using two = await createTestHost({
+      mocks: MOCKS,
+      rules: [
+        { host: 'api.test', httpsOnly: true, routes: [{ path: '/text' }] },
+        { host: 'api.test', httpsOnly: false, routes: [{ path: '/json' }] },
+      ],
+    })
+    for (const url of [two.url('api.test', '/json'), 'http://api.test/json']) expect(ok(await two.fetch.request({ url }, ctx)).status).toBe(200)
+    expect(two.audit.map((event) => event.decidedBy)).toEqual(['rule:api.test#2', 'rule:api.test@default-port#2'])
+  })
+
+  test('D7: a host rule with its own id keeps it; its default-port rule is <id>@default-port', async () => {
+    await using named = await createTestHost({ mocks: MOCKS, rules: { id: 'mine', host: 'api.test' } })
+    await named.fetch.request({ url: named.url('api.test', '/json') }, ctx)
+    await named.fetch.request({ url: 'http://api.test/json' }, ctx)
+    expect(named.audit.map((event) => event.decidedBy)).toEqual(['rule:mine', 'rule:mine@default-port'])
+  })
+})
+
+describe('D3: the certificate serial is a minimal positive DER INTEGER', () => {
+  test.each([
+    ['0x00-led', Buffer.alloc(16, 0), [0x40, ...Array(15).fill(0)]],
+    ['0xff-led', Buffer.alloc(16, 0xff), [0x7f, ...Array(15).fill(0xff)]],
+    ['0x80', Buffer.from([0x80, ...Array(15).fill(1)]), [0x40, ...Array(15).fill(1)]],
+  ])('%s random bytes -> 02 10 and a first byte from 0x40 to 0x7f', (_, random, content) => {
+    expect([...serialInteger(random)]).toEqual([0x02, 16, ...content])
+  })
+})
+
+describe('D4: received headers are plain own properties', () => {
+  test('a request header named constructor or __proto__ is recorded as sent', async () => {
+    await using own = await createTestHost({ mocks: { upstreams: { 'api.test': { routes: [{ path: '/' }] } } } })
+    const api = own.upstream('api.test')
+    await new Promise<void>((resolve, reject) => {
+      const headers = JSON.parse('{"constructor":"x","__proto__":"y","toString":"z"}') as Record<string, string>
+      const req = httpRequest({ host: '127.0.0.1', port: api.port, path: '/', agent: false, headers }, (res) => {
+        res.resume()
+        res.on('end', resolve)
+      })
+      req.on('error', reject)
+      req.end()
+    })
+    await api.whenReceived(1)
+    const { headers } = api.received.at(-1)!
+    expect([headers['constructor'], headers['tostring'], Object.hasOwn(headers, '__proto__') ? headers['__proto__'] : 'dropped']).toEqual(['x', 'z', 'y'])
+  })
+
+  test('a description header named __proto__ is refused with a message, not dropped', () => {
+    const description = JSON.parse('{"upstreams":{"api.test":{"routes":[{"path":"/x","headers":{"__proto__":"v"}}]}}}')
+    expect(() => parseMocks(description)).toThrow(new TypeError(`mock description: ${at}.headers.__proto__ cannot be a header name here (JavaScript reads it as the object's prototype)`))
+  })
+})
+
+describe('D5, D6: names URLs read as addresses, and paths that need percent-encoding', () => {
+  test.each(['127.1', '0x7f.1', '2130706433', '1.2.3', 'api.123', 'api.0x1f'])('upstream name %s is refused', (name) => {
+    expect(() => parseMocks({ upstreams: { [name]: { routes: [] } } })).toThrow(
+      new TypeError(`mock description: upstreams[${JSON.stringify(name)}] is read by URLs as an IPv4 address (its last label is a number); name the upstream with a host name such as "api.test"`),
+    )
+  })
+
+  test.each(['/café', '/a b', '/a#b', '/a"b', '/a<b>', '/a{b}', '/a|b', '/a\\b', '/a^b', '/a`b', '/a[b]'])('route path %j is refused, asking for percent-encoding', (path) => {
+    expect(() => parseMocks(route({ path }))).toThrow(
+      new TypeError(`mock description: ${at}.path must be a path of URL characters (letters, digits and -._~!$&'()*+,;=:@/?%); percent-encode the others ("/caf%C3%A9", "%20" for a space), not ${JSON.stringify(path)}`),
+    )
+  })
+
+  test.each(['/caf%C3%A9', "/a-._~!$&'()+,;=:@/b", '/s?q=a&b=c', '/x/*'])('route path %j is accepted', (path) => {
+    expect(parseMocks(route({ path }))).toEqual(route({ path }))
+  })
+})
+
+describe('D8: close() closes every part even when one fails, then rethrows', () => {
+  test('a failed runtime.close() still closes the upstreams', async () => {
+    const failing = await createTestHost({ mocks: MOCKS })
+    const api = failing.upstream('api.test')
+    const closed = api.whenReceived(99)
+    closed.catch(() => undefined)
+    const runtimeClose = failing.runtime.close.bind(failing.runtime)
+    Object.defineProperty(failing.runtime, 'close', { value: async () => { await runtimeClose(); throw new Error('runtime close failed') } })
+    await expect(failing.close()).rejects.toThrow('runtime close failed')
+    await expect(closed).rejects.toThrow('upstream api.test closed before it received 99 requests')
   })
 })

@@ -1,8 +1,10 @@
 // `run --mock mocks.json`: the file's upstreams started on loopback, and the safe-fetch options that reach exactly them.
 import type { Rule } from '../gate/rules.js'
+import type { SecurityGate } from '../gate/types.js'
 import type { MiddlewareOption } from '../middleware/types.js'
 import { systemResolver, type Resolver } from '../net/resolve.js'
 import { defaultPortOf } from '../testing/default-port.js'
+import { upstreamGate } from '../testing/gate.js'
 import type { Upstreams } from '../testing/upstreams.js'
 import { UsageError } from './usage.js'
 
@@ -13,13 +15,25 @@ interface FlagOptions {
   readonly resolver?: Resolver
 }
 
+/** What the mocks add to the flags' safe-fetch options. */
+interface MockOptions {
+  rules: Rule[]
+  resolver: Resolver
+  addressPolicy: { unsafeAllow: string[] }
+  gates: SecurityGate[]
+}
+
 /** The started upstreams and how they join the safe fetch's options. */
 export interface MockWiring {
   readonly upstreams: Upstreams
   /** The CA of the HTTPS upstreams, to trust; undefined when none serves HTTPS. */
   readonly ca: string | undefined
-  /** The flags' options with the upstreams' rules (the port mapping among them), names and exemption added. */
-  merge(flags: FlagOptions): { rules: Rule[]; resolver: Resolver; addressPolicy: { unsafeAllow: string[] } }
+  /**
+   * The flags' options with the upstreams' rules (the port mapping among them), names, exemption
+   * and the kit's gate added: a mock name only with its scheme, on its server's port or that
+   * scheme's default port, and (unless --allow-address exempts addresses itself) no IP literal.
+   */
+  merge(flags: FlagOptions): MockOptions
   close(): Promise<void>
 }
 
@@ -58,12 +72,16 @@ export async function startMocks(path: string): Promise<MockWiring> {
   return {
     upstreams,
     ca: upstreams.ca,
-    merge: (flags) => ({
-      // First, so that a mock name is served by its upstream even when --allow names it too.
-      rules: [...mockRules(upstreams, kit.defaultPortRewrite(upstreams)), ...flags.rules],
-      resolver: mockResolver(upstreams, kit.UPSTREAM_ADDRESS, flags.resolver),
-      addressPolicy: { unsafeAllow: [`${kit.UPSTREAM_ADDRESS}/32`, ...flags.addressPolicy.unsafeAllow] },
-    }),
+    merge: (flags) => {
+      const some = upstreams.names.length > 0
+      return {
+        // First, so that a mock name is served by its upstream even when --allow names it too.
+        rules: [...mockRules(upstreams, kit.defaultPortRewrite(upstreams)), ...flags.rules],
+        resolver: mockResolver(upstreams, kit.UPSTREAM_ADDRESS, flags.resolver),
+        addressPolicy: { unsafeAllow: [...(some ? [`${kit.UPSTREAM_ADDRESS}/32`] : []), ...flags.addressPolicy.unsafeAllow] },
+        gates: some ? [upstreamGate(upstreams, flags.addressPolicy.unsafeAllow.length === 0)] : [],
+      }
+    },
     close: () => upstreams.close(),
   }
 }

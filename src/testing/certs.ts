@@ -44,8 +44,16 @@ function oid(dotted: string): Buffer {
   return der(0x06, Buffer.from(bytes))
 }
 
-/** A positive INTEGER from unsigned big-endian bytes. */
-const unsignedInteger = (bytes: Buffer) => der(0x02, (bytes[0]! & 0x80) !== 0 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes)
+
+/**
+ * The serial number INTEGER from 16 random bytes, with the first byte's top bits set to 01: a
+ * positive number whose DER has no padding byte (a 0x00 first byte would be rejected by OpenSSL).
+ */
+export function serialInteger(random: Buffer): Buffer {
+  const serial = Buffer.from(random)
+  serial[0] = (serial[0]! & 0x7f) | 0x40
+  return der(0x02, serial)
+}
 
 /** UTCTime (`YYMMDDHHMMSSZ`), which covers 1950-2049. */
 const utcTime = (ms: number) => der(0x17, Buffer.from(new Date(ms).toISOString().slice(2, 19).replace(/[-:T]/g, '') + 'Z'))
@@ -77,7 +85,7 @@ interface Issuer {
 function certificate(issued: Issued, issuer: Issuer, now: number): Buffer {
   const tbs = sequence(
     der(0xa0, der(0x02, Buffer.from([2]))), // version 3
-    unsignedInteger(randomBytes(16)),
+    serialInteger(randomBytes(16)),
     ECDSA_SHA256,
     commonName(issuer.name),
     sequence(utcTime(now - VALID_BEFORE_MS), utcTime(now + VALID_AFTER_MS)),

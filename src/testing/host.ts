@@ -24,6 +24,7 @@ import { checkOptions, type OptionCheck } from '../options.js'
 import { createRuntime } from '../runtime/runtime.js'
 import { createSafeFetch } from '../safe-fetch.js'
 import { defaultPortOf, defaultPortRewrite } from './default-port.js'
+import { upstreamGate } from './gate.js'
 import { loadMocks, type MockDescription } from './mocks.js'
 import { startUpstreams, UPSTREAM_ADDRESS, type Upstream, type Upstreams } from './upstreams.js'
 
@@ -128,40 +129,80 @@ function upstreamResolver(names: readonly string[]): Resolver {
 const middlewareOf = (rule: Rule): Middleware[] => (rule.middleware === undefined ? [] : Array.isArray(rule.middleware) ? [...rule.middleware] : [rule.middleware as Middleware])
 
 /**
- * The kit's rules: per upstream, its name on its own port, and on its scheme's default port with
- * `defaultPortRewrite` as origin middleware (so only those requests pass through a middleware
- * chain). A host rule for an upstream name without a port takes the place of the kit's for it.
+ * `<base>@default-port` for each rule, counted per base (`api.test@default-port#2` for a second
+ * host rule for api.test without an id), so two rules never share an id.
+ */
+function defaultPortIds(bases: readonly Rule[]): string[] {
+  const seen = new Map<string, number>()
+  return bases.map((rule) => {
+    const base = `${rule.id ?? rule.host}@default-port`
+    const n = (seen.get(base) ?? 0) + 1
+    seen.set(base, n)
+    return n === 1 ? base : `${base}#${n}`
+  })
+}
+
+/**
+ * Whether a host rule may allow an upstream name on a default port (it names one, or a wildcard,
+ * with no port or with 80 or 443): such a rule needs the rewrite too, or it would dial that port.
+ */
+function mayMeetDefaultPort(rule: Rule, names: readonly string[]): boolean {
+  if (rule === null || typeof rule !== 'object' || typeof rule.host !== 'string') return false
+  const ports = rule.port === undefined ? undefined : [rule.port].flat()
+  const onDefault = ports === undefined || ports.includes(80) || ports.includes(443)
+  return onDefault && (names.includes(rule.host) || rule.host.includes('*'))
+}
+
+/**
+ * The kit's rules: per upstream, its name on its own port, and on its scheme's default port.
+ * A host rule for an upstream name without a port takes the place of the kit's for it (an id only
+ * when the host gave one). The default-port rules, and host rules that may allow an upstream name
+ * on a default port, get `defaultPortRewrite` as origin middleware, so such a request goes on to
+ * the server's port whichever rule allowed it (and only those requests pass through a middleware
+ * chain).
  */
 function upstreamRules(upstreams: Upstreams, extra: Rule | readonly Rule[] | undefined): Rule[] {
   const given: readonly Rule[] = extra === undefined ? [] : Array.isArray(extra) ? extra : [extra as Rule]
   const isUpstream = (rule: Rule) => typeof rule?.host === 'string' && upstreams.names.includes(rule.host) && rule.port === undefined
+  const rewrite = defaultPortRewrite(upstreams)
+  const withRewrite = (rule: Rule): Rule => ({ ...rule, middleware: [...middlewareOf(rule), rewrite] })
   const ownPort = (rule: Rule): Rule => {
     const { port, tls } = upstreams.upstream(rule.host)
-    return { httpsOnly: tls, ...rule, id: rule.id ?? rule.host, port }
-  }
-  const rewrite = defaultPortRewrite(upstreams)
-  const defaultPort = (rule: Rule): Rule => {
-    const own = ownPort(rule)
-    return { ...own, id: `${own.id}@default-port`, port: defaultPortOf(upstreams.upstream(rule.host).tls), middleware: [...middlewareOf(rule), rewrite] }
+    return { httpsOnly: tls, ...rule, port }
   }
   const replaced = new Set(given.filter(isUpstream).map((rule) => rule.host))
-  const kits = upstreams.names.filter((name) => !replaced.has(name)).map((name) => ({ host: name }))
+  const kits: Rule[] = upstreams.names.filter((name) => !replaced.has(name)).map((name) => ({ host: name }))
   // The host's rules first, in their order, so an error in one names its own index (`rules[0]`).
   const upstreamBases = [...given.filter(isUpstream), ...kits]
-  return [...given.map((rule) => (isUpstream(rule) ? ownPort(rule) : rule)), ...kits.map(ownPort), ...upstreamBases.map(defaultPort)]
+  const ids = defaultPortIds(upstreamBases)
+  const defaultPort = (rule: Rule, i: number): Rule => withRewrite({ ...ownPort(rule), id: ids[i]!, port: defaultPortOf(upstreams.upstream(rule.host).tls) })
+  const hostRule = (rule: Rule): Rule => (isUpstream(rule) ? ownPort(rule) : mayMeetDefaultPort(rule, upstreams.names) ? withRewrite(rule) : rule)
+  return [...given.map(hostRule), ...kits.map(ownPort), ...upstreamBases.map(defaultPort)]
+}
+
+/** With upstreams: the exemption of their address, and the gate that keeps it to their names, schemes and ports. */
+function upstreamScope(upstreams: Upstreams, gates: readonly SecurityGate[] | undefined) {
+  if (upstreams.names.length === 0) return gates ? { gates } : {}
+  return { addressPolicy: { unsafeAllow: [`${UPSTREAM_ADDRESS}/32`] }, gates: [upstreamGate(upstreams, true), ...(gates ?? [])] }
 }
 
 function wiredFetch(upstreams: Upstreams, options: TestHostOptions): SafeFetch {
   return createSafeFetch({
     rules: upstreamRules(upstreams, options.rules),
     resolver: upstreamResolver(upstreams.names),
-    addressPolicy: { unsafeAllow: [`${UPSTREAM_ADDRESS}/32`] },
+    ...upstreamScope(upstreams, options.gates),
     ...(upstreams.ca ? { tls: { ca: upstreams.ca } } : {}),
     ...(options.middleware ? { middleware: options.middleware } : {}),
-    ...(options.gates ? { gates: options.gates } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.maxRedirects !== undefined ? { maxRedirects: options.maxRedirects } : {}),
   })
+}
+
+/** Runs every step in turn, even after one fails, then throws the first failure. */
+async function closeInTurn(steps: ReadonlyArray<() => Promise<void>>): Promise<void> {
+  const failures: unknown[] = []
+  for (const step of steps) await step().catch((error: unknown) => void failures.push(error))
+  if (failures.length > 0) throw failures[0]
 }
 
 /** What a failed load or call becomes in a RunResult. */
@@ -255,12 +296,7 @@ export async function createTestHost(options: TestHostOptions = {}): Promise<Tes
   const audit: AuditEvent[] = []
   fetch.audit.on('request', (event) => void audit.push(event))
   let closing: Promise<void> | undefined
-  const close = () =>
-    (closing ??= (async () => {
-      await runtime.close()
-      await fetch.close()
-      await upstreams.close()
-    })())
+  const close = () => (closing ??= closeInTurn([() => runtime.close(), () => fetch.close(), () => upstreams.close()]))
   return {
     fetch,
     runtime,

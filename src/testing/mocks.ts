@@ -106,11 +106,28 @@ const ChunkSchema = z
     if (given.length !== 1) ctx.issues.push({ code: 'custom', input: ctx.value, message: given.length === 0 ? 'needs "data" or "dataBase64"' : 'has both "data" and "dataBase64"; give one' })
   })
 
+/** What a URL's path and query hold unencoded (RFC 3986 pchar, "/" and "?", and "%" of an escape). */
+const URL_PATH = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*$/
+
 const PathPattern = z
   .string(must('a string'))
   .regex(/^\//, must('a path that starts with "/", such as "/items" or "/items/*"'))
-  .regex(/^[^\s#]*$/, must('a path without spaces or "#"'))
+  .regex(URL_PATH, must(`a path of URL characters (letters, digits and -._~!$&'()*+,;=:@/?%); percent-encode the others ("/caf%C3%A9", "%20" for a space)`))
   .regex(/^[^*]*(\/\*)?$/, must('a path with "*" only at its end, after a "/" ("/items/*")'))
+
+const HeadersSchema = z.record(
+  z.string().regex(TOKEN, must('a header name')),
+  z.union([HeaderValue, z.array(HeaderValue)], must('a string or a list of strings')),
+  must('an object of header names to values'),
+)
+
+/** zod skips an own `__proto__` key (JSON.parse makes one); say so instead of dropping the header. */
+function refuseProtoKey(value: unknown, ctx: { issues: z.core.$ZodRawIssue[] }): unknown {
+  if (value !== null && typeof value === 'object' && Object.hasOwn(value, '__proto__')) {
+    ctx.issues.push({ code: 'custom', input: value, path: ['__proto__'], message: "cannot be a header name here (JavaScript reads it as the object's prototype)" })
+  }
+  return value
+}
 
 const BODY_FIELDS = ['body', 'json', 'bodyBase64', 'chunks'] as const
 
@@ -119,9 +136,7 @@ const RouteFields = z.strictObject(
     method: z.string(must('a string')).regex(/^(\*|[!#$%&'+.^_`|~0-9A-Za-z-]+)$/, must('a method such as "GET", or "*"')).optional(),
     path: PathPattern,
     status: z.int(must('a whole number from 200 to 599')).min(200, must('from 200 to 599')).max(599, must('from 200 to 599')).optional(),
-    headers: z
-      .record(z.string().regex(TOKEN, must('a header name')), z.union([HeaderValue, z.array(HeaderValue)], must('a string or a list of strings')), must('an object of header names to values'))
-      .optional(),
+    headers: z.preprocess(refuseProtoKey, HeadersSchema).optional(),
     body: z.string(must('a string')).optional(),
     json: z.custom<unknown>(isJsonValue, { error: (issue) => `must be a JSON value (no functions, undefined, NaN, Infinity or cycles), not ${shown(issue.input)}` }).optional(),
     bodyBase64: Base64.optional(),
@@ -157,9 +172,19 @@ const UpstreamSchema = z.strictObject(
 /** Lower-case DNS labels: letters, digits and inner hyphens, 1-63 characters each. */
 const HOST_NAME = /^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$/
 
+/** Whether a URL keeps the name as its host: `127.1`, `2130706433` and `api.123` are read as IPv4 (or refused). */
+function urlKeepsName(name: string): boolean {
+  try {
+    return new URL(`http://${name}/`).hostname === name
+  } catch {
+    return false
+  }
+}
+
 function upstreamNameProblem(name: string): string | undefined {
   if (isIP(name.replace(/^\[|\]$/g, '')) !== 0) return 'is an IP address; name the upstream with a host name such as "api.test"'
   if (name.length > 253 || !HOST_NAME.test(name)) return 'is not a host name: write lower-case labels of letters, digits and hyphens, such as "api.test"'
+  if (!urlKeepsName(name)) return 'is read by URLs as an IPv4 address (its last label is a number); name the upstream with a host name such as "api.test"'
   return undefined
 }
 

@@ -104,12 +104,13 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 
 function received(req: IncomingMessage, bytes: Buffer, route: number | undefined): ReceivedRequest {
   const rawHeaders: Array<readonly [string, string]> = []
-  const headers: Record<string, string> = {}
+  // No prototype: a header named `constructor` or `__proto__` is an own property like any other.
+  const headers: Record<string, string> = Object.create(null)
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
     const [name, value] = [req.rawHeaders[i]!, req.rawHeaders[i + 1]!]
     rawHeaders.push([name, value])
     const key = name.toLowerCase()
-    headers[key] = key in headers ? `${headers[key]}, ${value}` : value
+    headers[key] = Object.hasOwn(headers, key) ? `${headers[key]}, ${value}` : value
   }
   return { method: req.method ?? '', path: req.url ?? '', headers, rawHeaders, body: bytes.toString('utf8'), bodyBytes: new Uint8Array(bytes), route }
 }
