@@ -12,7 +12,8 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'explain') return await explain(rest)
     if (command === 'new') return await newProject(rest)
     if (command === '--version') return print(`capsule-host ${ownPackage().version}`)
-    if (command === '--help' || command === '-h' || command === 'help') return print(usage(undefined))
+    if (command === '--help' || command === '-h') return print(usage(undefined))
+    if (command === 'help') return print(usage(rest[0]))
     throw new UsageError(command ? `unknown command "${command}"` : 'no command given')
   } catch (error) {
     if (!(error instanceof UsageError)) throw error

@@ -45,6 +45,12 @@ function hasScript(): boolean {
 const TEMPLATE_FILES = ['.gitignore', 'README.md', 'asconfig.json', 'assembly/index.ts', 'assembly/tsconfig.json', 'mocks.json', 'package.json', 'test/greet.test.js']
 
 describe('capsule-host new <name>', () => {
+  test.each([[['help', 'new']], [['new', '--help']]])('%j prints the usage of new and exits 0', async (args) => {
+    const { code, stdout } = await cli(scratch(), ...args)
+    expect(code).toBe(0)
+    expect(stdout).toMatch(/^Usage: capsule-host new <name>/)
+  })
+
   test('writes the AssemblyScript project: every file, no placeholder left, the result on stdout', async () => {
     const cwd = scratch()
     const { code, stdout, stderr } = await cli(cwd, 'new', 'my-cap')
@@ -179,6 +185,11 @@ describe('npm package-name rules', () => {
     ['cap ', 'a name cannot start or end with a space'],
     ['.cap', 'a name cannot start with "."'],
     ['_cap', 'a name cannot start with "_"'],
+    ['-cap', 'a name cannot start with "-"'],
+    ['ca-p', undefined],
+    ['capsule-host', '"capsule-host" is a dependency of the project (npm cannot install a package into itself)'],
+    ['assemblyscript', '"assemblyscript" is a dependency of the project (npm cannot install a package into itself)'],
+    ['@extism/as-pdk', '"@extism/as-pdk" is a dependency of the project (npm cannot install a package into itself)'],
     ['node_modules', '"node_modules" is reserved'],
     ['favicon.ico', '"favicon.ico" is reserved'],
     ['http', '"http" is a Node.js core module'],
@@ -230,10 +241,18 @@ describe('progress', () => {
 
   test('a failed step gets ✗; NO_COLOR keeps the lines and drops the colour', () => {
     const { stream, written } = recorder(true)
-    const progress = progressOn(stream, { NO_COLOR: '' })
+    const progress = progressOn(stream, { NO_COLOR: '1' })
     progress.step('write a')
     progress.fail()
     expect(written).toEqual(['\r\x1b[2K… write a', '\r\x1b[2K✗ write a\n'])
+  })
+
+  test('NO_COLOR set to "" is as if unset (no-color.org): the colour stays', () => {
+    const { stream, written } = recorder(true)
+    const progress = progressOn(stream, { NO_COLOR: '' })
+    progress.step('write a')
+    progress.fail()
+    expect(written).toEqual(['\r\x1b[2K\x1b[2m…\x1b[0m write a', '\r\x1b[2K\x1b[31m✗\x1b[0m write a\n'])
   })
 
   test.skipIf(!hasScript())('the real CLI on a terminal (script(1) gives it a pty): one ✓ line per file', () => {
@@ -308,7 +327,7 @@ describe('a timed step', () => {
   test('counts its seconds on its line, once a second, and ends with them', () => {
     vi.useFakeTimers()
     const written: string[] = []
-    const progress = progressOn({ isTTY: true, write: (text: string) => written.push(text) }, { NO_COLOR: '' })
+    const progress = progressOn({ isTTY: true, write: (text: string) => written.push(text) }, { NO_COLOR: '1' })
     progress.step('npm install', { timed: true })
     vi.advanceTimersByTime(2000)
     progress.done()

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, relative } from 'node:path'
+import { isAbsolute, join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, test, type TestContext } from 'vitest'
 
@@ -33,7 +33,13 @@ function npmEnvironment(): NodeJS.ProcessEnv {
   return { ...env, npm_config_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false', NO_COLOR: '1' }
 }
 
+/**
+ * Runs a command in `cwd`, which must be the repository (for npm pack) or a folder under this run's
+ * scratch folder: an empty cwd would run npm in the repository itself (it once pruned node_modules).
+ */
 function sh(cwd: string, command: string, args: string[]): Promise<Result> {
+  const scratch = state.work !== '' && isAbsolute(cwd) && relative(state.work, cwd).split(sep)[0] !== '..'
+  if (cwd !== REPO && !scratch) throw new Error(`refusing to run ${command} outside the scratch folder (cwd ${JSON.stringify(cwd)})`)
   return new Promise((resolve) => {
     execFile(command, args, { cwd, env: npmEnvironment(), timeout: STEP_MS, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0
@@ -65,7 +71,7 @@ function writeLockfile(dir: string, tarball: string): void {
   const root: LockEntry = { name: pkg.name, version: pkg.version }
   const packages: Record<string, LockEntry> = { '': root }
   const add = (deps: Record<string, string> | undefined) => {
-    for (const name of Object.keys(deps ?? {})) {
+    for (const [name, range] of Object.entries(deps ?? {})) {
       const key = `node_modules/${name}`
       if (packages[key]) continue
       if (name === own.name) {
@@ -77,6 +83,8 @@ function writeLockfile(dir: string, tarball: string): void {
       }
       const entry = lock[key]
       if (!entry) throw new Error(`${name} is not in the repo's package-lock.json`)
+      // An exact pin the repo's lockfile does not hold would make npm look the name up: an error, never a skip.
+      if (/^\d+\.\d+\.\d+$/.test(range) && entry.version !== range) throw new Error(`${name} is pinned to ${range}, and the repo's lockfile has ${String(entry.version)}`)
       const { dev: _dev, optional: _optional, peer: _peer, devOptional: _devOptional, ...kept } = entry
       packages[key] = kept
       add(entry.dependencies)
@@ -118,17 +126,20 @@ const NEEDED = [
 ]
 
 /** The steps share one scratch folder; a skipped step skips the rest, for the same reason. */
-const state: { work: string; tarball: string; app: string; demo: string; skipped: string | undefined } = {
+const state: { work: string; tarball: string; app: string; demo: string; skipped: string | undefined; failed: string | undefined } = {
   work: '',
   tarball: '',
   app: '',
   demo: '',
   skipped: undefined,
+  /** The first step that failed: every later step fails at once, running nothing. */
+  failed: undefined,
 }
 
 /** An install that failed only because the npm cache lacks a package skips the rest: the one reason this test skips. */
 function skipWhenNotCached(ctx: TestContext, r: Result): void {
-  const missing = /ENOTCACHED[\s\S]*?request to (\S+) failed/.exec(r.stderr)
+  // With the lockfile npm asks only for tarballs: a metadata request means the lockfile is wrong, which fails.
+  const missing = /ENOTCACHED[\s\S]*?request to (\S+\.tgz) failed/.exec(r.stderr)
   if (r.code !== 0 && missing) {
     state.skipped = `the npm cache lacks ${missing[1]} (npm install --offline cannot get it)`
     ctx.skip(state.skipped)
@@ -138,7 +149,14 @@ function skipWhenNotCached(ctx: TestContext, r: Result): void {
 function step(name: string, body: (ctx: TestContext) => Promise<void>) {
   test(name, async (ctx) => {
     if (state.skipped) ctx.skip(state.skipped)
-    await body(ctx)
+    if (state.failed) throw new Error(`not run: the step "${state.failed}" failed`)
+    try {
+      await body(ctx)
+    } catch (error) {
+      // ctx.skip() throws too; a skip is not a failure.
+      if (!state.skipped) state.failed = name
+      throw error
+    }
   }, STEP_MS + 10_000)
 }
 

@@ -4,6 +4,8 @@ import { builtinModules } from 'node:module'
 /** npm's longest name. */
 export const MAX_NAME_LENGTH = 214
 const RESERVED = new Set(['node_modules', 'favicon.ico'])
+/** What every template depends on: a project of the same name could not install it. */
+const DEPENDENCIES = new Set(['capsule-host', 'assemblyscript', '@extism/as-pdk'])
 /** Allowed in old packages' names, refused in new ones. */
 const SPECIAL = /[~'!()*]/
 const SCOPED = /^@([^/]+)\/([^/]+)$/
@@ -17,6 +19,8 @@ export function packageNameProblem(name: string): string | undefined {
   if (name.length > MAX_NAME_LENGTH) return `a name can have at most ${MAX_NAME_LENGTH} characters`
   if (name.startsWith('.')) return 'a name cannot start with "."'
   if (name.startsWith('_')) return 'a name cannot start with "_"'
+  if (name.startsWith('-')) return 'a name cannot start with "-"'
+  if (DEPENDENCIES.has(name)) return `"${name}" is a dependency of the project (npm cannot install a package into itself)`
   if (RESERVED.has(name)) return `"${name}" is reserved`
   if (builtinModules.includes(name)) return `"${name}" is a Node.js core module`
   if (name.toLowerCase() !== name) return 'a name must be lower case'

@@ -35,11 +35,12 @@ interface Current {
 
 /**
  * Progress on `stream` when it is a terminal; otherwise (a pipe, a file, CI logs) nothing, so
- * scripts read only the command's output. NO_COLOR (any value) keeps the lines and drops colour.
+ * scripts read only the command's output. NO_COLOR set to anything but "" (no-color.org) keeps the
+ * lines and drops colour.
  */
 export function progressOn(stream: ProgressStream, env: NodeJS.ProcessEnv = process.env): Progress {
   if (!stream.isTTY) return QUIET
-  const colour = env.NO_COLOR === undefined
+  const colour = !env.NO_COLOR
   let current: Current | undefined
   const seconds = (step: Current) => Math.floor((Date.now() - step.started) / 1000)
   const draw = (step: Current) =>
