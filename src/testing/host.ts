@@ -38,7 +38,10 @@ export interface TestHostOptions {
    * More rules, before the kit's own (one per upstream: its name and scheme, on its own port and
    * the scheme's default port). A rule whose `host` is an upstream name and that gives no `port`
    * gets those two ports (and `httpsOnly: false` for an HTTP upstream) and replaces the kit's rule
-   * for it: use it to restrict routes or add middleware. Default: none.
+   * for it: use it to restrict routes or add middleware (several for one name are kept, in order).
+   * Whatever they allow, the kit's gate `test-upstreams` lets an upstream name through only with
+   * its scheme on its server's port or that scheme's default port, and refuses IP-address hosts.
+   * Default: none.
    */
   rules?: Rule | readonly Rule[]
   /** Global middleware of the safe fetch (one or a list). Default: none. */
@@ -96,7 +99,7 @@ export interface TestHost {
    * A failed load or call is a `failed` result, not a rejection.
    */
   run(wasm: WasmSource, exportName: string, input?: CallInput, load?: RunLoadOptions): Promise<RunResult>
-  /** Closes the runtime, the safe fetch and the upstreams; idempotent. */
+  /** Closes the runtime, the safe fetch and the upstreams (all of them, even when one fails; then rejects with the first failure); idempotent. */
   close(): Promise<void>
   /** The same as `close()`, for `await using`. */
   [Symbol.asyncDispose](): Promise<void>
@@ -270,8 +273,9 @@ function runner(fetch: SafeFetch, runtime: Runtime): TestHost['run'] {
 /**
  * Starts the mocks' upstreams and a safe fetch and runtime that reach exactly them: their names
  * resolve to 127.0.0.1 (every other name fails with `dns_failed`), only 127.0.0.1/32 is exempted
- * from the address blocklist, and the rules allow each upstream's name on its own port and on its
- * scheme's default port, which `defaultPortRewrite` sends on to its own port.
+ * from the address blocklist (nothing without upstreams), the rules allow each upstream's name on
+ * its own port and on its scheme's default port, which `defaultPortRewrite` sends on to its own
+ * port, and the gate `test-upstreams` (first of the gates) keeps any other rule to those servers.
  */
 export async function createTestHost(options: TestHostOptions = {}): Promise<TestHost> {
   checkOptions('createTestHost', options, TEST_HOST_OPTIONS)

@@ -15,7 +15,7 @@ export interface ReceivedRequest {
   readonly method: string
   /** The request target: path and query, as sent (`/items?page=2`). */
   readonly path: string
-  /** Header names in lower case; a repeated header's values joined with `", "`. */
+  /** Header names in lower case, in an object without a prototype; a repeated header's values joined with `", "`. */
   readonly headers: Readonly<Record<string, string>>
   /** Every header as sent, in order, names as written. */
   readonly rawHeaders: ReadonlyArray<readonly [string, string]>
@@ -46,6 +46,8 @@ export interface Upstream {
    * test can wait for a request that is held by a delay; rejects when the upstreams close first.
    */
   whenReceived(count: number): Promise<void>
+  /** True while its server listens (false once the upstreams have closed). */
+  readonly listening: boolean
 }
 
 /** The upstreams of one description, started. */
@@ -237,6 +239,9 @@ async function startOne(name: string, mock: MockUpstream, signal: AbortSignal, t
     url: (path = '/') => origin + withSlash(path),
     received: state.received,
     whenReceived: (count) => whenReceived(state, count),
+    get listening() {
+      return server.listening
+    },
   }
   const close = () =>
     new Promise<void>((resolve) => {
