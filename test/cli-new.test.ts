@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, test, vi } from 'vitest'
 import { packageNameProblem, MAX_NAME_LENGTH } from '../src/cli/package-name.js'
 import { progressOn } from '../src/cli/progress.js'
+import { hasScript } from './helpers/pty.js'
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 const REPO = fileURLToPath(new URL('..', import.meta.url))
@@ -33,14 +34,6 @@ function filesUnder(dir: string, prefix = ''): string[] {
 }
 
 /** script(1), which runs a command on a pty: how these tests see what a terminal would. */
-function hasScript(): boolean {
-  try {
-    execFileSync('script', ['--version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
 
 const TEMPLATE_FILES = ['.gitignore', 'README.md', 'asconfig.json', 'assembly/index.ts', 'assembly/tsconfig.json', 'mocks.json', 'package.json', 'test/greet.test.js']
 

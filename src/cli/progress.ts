@@ -9,13 +9,15 @@ export interface ProgressStream {
 export interface Progress {
   /** Shows that `text` is under way; with `timed`, the seconds it has taken are counted on its line. */
   step(text: string, options?: { timed?: boolean }): void
+  /** Replaces the current step's text (a download's bytes so far), keeping its clock. */
+  update(text: string): void
   /** Marks the current step finished. */
   done(): void
   /** Marks the current step failed. */
   fail(): void
 }
 
-const QUIET: Progress = { step() {}, done() {}, fail() {} }
+const QUIET: Progress = { step() {}, update() {}, done() {}, fail() {} }
 
 /** Erase the line and go back to its start. */
 const CLEAR_LINE = '\r\x1b[2K'
@@ -57,6 +59,11 @@ export function progressOn(stream: ProgressStream, env: NodeJS.ProcessEnv = proc
       // The timer never keeps the process alive on its own.
       const timer = options?.timed ? setInterval(() => current && draw(current), TICK_MS).unref() : undefined
       current = { text, started: Date.now(), timer }
+      draw(current)
+    },
+    update(text) {
+      if (current === undefined || current.text === text) return
+      current = { ...current, text }
       draw(current)
     },
     done() {

@@ -7,7 +7,9 @@ import { safeText } from '../safe-text.js'
 import { MAX_TIMER_MS } from '../timers.js'
 import { createFetch, loadApi } from './api.js'
 import { FETCH_FLAG_OPTIONS, fetchOptions, pairs } from './fetch-flags.js'
+import { withDownloadProgress } from './download-progress.js'
 import { startMocks, type MockWiring } from './mocks.js'
+import { progressOn } from './progress.js'
 import { screenOf, summaryLines } from './summary.js'
 import { parse, print, readText, usage, UsageError, wholeNumber } from './usage.js'
 
@@ -134,12 +136,15 @@ export async function run(args: string[]): Promise<number> {
 
 async function callOnce(runtime: Runtime, plan: RunPlan, input: string | Buffer | undefined): Promise<number> {
   try {
-    const capsule = await runtime.load({
-      ...(plan.wasm ? { wasm: plan.wasm } : {}),
-      ...(plan.manifest ? { manifest: plan.manifest } : {}),
-      ...(plan.config ? { config: plan.config } : {}),
-      ...(plan.wasi ? { wasi: plan.wasi } : {}),
-    })
+    // A module given by URL downloads here: on a terminal, with its progress on stderr.
+    const capsule = await withDownloadProgress(progressOn(process.stderr), () =>
+      runtime.load({
+        ...(plan.wasm ? { wasm: plan.wasm } : {}),
+        ...(plan.manifest ? { manifest: plan.manifest } : {}),
+        ...(plan.config ? { config: plan.config } : {}),
+        ...(plan.wasi ? { wasi: plan.wasi } : {}),
+      }),
+    )
     const output = await capsule.call(plan.exportName, input)
     process.stdout.write(output.bytes())
     if (process.stdout.isTTY) process.stdout.write('\n')

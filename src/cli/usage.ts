@@ -26,6 +26,7 @@ const RUN = `Usage: capsule-host run <capsule.wasm> <export> [options]
        capsule-host run --manifest <manifest.json> <export> [options]
 
 Prints the export's output on stdout and one decision line per request on stderr.
+The module may be a file or an http(s) URL (downloaded first, with progress on a terminal).
 
 Options:
   --input TEXT|@file       the export's input (text, or the contents of a file)

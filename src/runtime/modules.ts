@@ -1,5 +1,6 @@
 // Reads capsule modules, bounds them, checks their imports, and caches compiled modules while capsules use them.
 import { createHash } from 'node:crypto'
+import { channel } from 'node:diagnostics_channel'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { CapsuleError } from '../errors.js'
@@ -19,6 +20,25 @@ const EXTISM_KERNEL = 'extism:host/env'
 const PROVIDED: ReadonlySet<string> = new Set(HOST_FUNCTION_NAMES)
 const WASI_PROVIDED: ReadonlySet<string> = new Set(WASI_FUNCTION_NAMES)
 
+/** What `downloadChannel` publishes while a module downloads: at the start (0 bytes), after each chunk, and at the end. */
+export interface DownloadProgress {
+  readonly url: string
+  readonly received: number
+  /** The declared length, when the server sent one. */
+  readonly total: number | undefined
+  readonly done: boolean
+}
+
+/**
+ * Diagnostics (node:diagnostics_channel) `capsule-host:module-download`: a DownloadProgress as a
+ * module downloads (the CLI draws its progress from it). Without subscribers it costs a check.
+ */
+export const downloadChannel = channel('capsule-host:module-download')
+
+function publishDownload(url: URL, received: number, total: number | undefined, done: boolean): void {
+  if (downloadChannel.hasSubscribers) downloadChannel.publish({ url: url.href, received, total, done } satisfies DownloadProgress)
+}
+
 /**
  * Downloads a module the host named (the host is trusted: this does not go through any capsule's
  * rules), capped at 64 MiB and 30 s.
@@ -29,8 +49,10 @@ async function download(url: URL): Promise<Uint8Array> {
     if (!response.ok) throw new Error(`HTTP ${response.status}`)
     const declared = Number(response.headers.get('content-length') ?? 0)
     if (declared > MAX_DOWNLOAD_BYTES) throw new Error(`it is ${declared} bytes; the limit is ${MAX_DOWNLOAD_BYTES}`)
+    const total = declared > 0 ? declared : undefined
     const chunks: Uint8Array[] = []
     let size = 0
+    publishDownload(url, 0, total, false)
     const reader = response.body?.getReader()
     for (let part = await reader?.read(); part && !part.done; part = await reader?.read()) {
       size += part.value.byteLength
@@ -39,7 +61,9 @@ async function download(url: URL): Promise<Uint8Array> {
         throw new Error(`it is over the limit of ${MAX_DOWNLOAD_BYTES} bytes`)
       }
       chunks.push(part.value)
+      publishDownload(url, size, total, false)
     }
+    publishDownload(url, size, total, true)
     return new Uint8Array(Buffer.concat(chunks))
   } catch (cause) {
     throw new CapsuleError('load_failed', `cannot download the capsule module ${url.href}: ${(cause as Error).message}`, { cause })
