@@ -125,9 +125,13 @@ export async function run(args: string[]): Promise<number> {
     try {
       return await callOnce(runtime, plan, input)
     } finally {
-      await runtime.close()
-      await fetch.close()
-      if (values.summary) printSummary(events)
+      try {
+        await runtime.close()
+        await fetch.close()
+      } finally {
+        // Every request has ended (or was cut off) by now; the table is printed even when closing failed.
+        if (values.summary) printSummary(events)
+      }
     }
   } finally {
     await mocks?.close()
