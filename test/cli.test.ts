@@ -385,6 +385,24 @@ describe('run --mock', () => {
     expect(server.requests.length).toBe(seen)
   })
 
+  test('--allow-address of another range does not open the address the mocks exempt', async () => {
+    const seen = server.requests.length
+    const url = `http://127.0.0.1:${server.port}/x`
+    const { stdout, stderr } = await runProbe(url, '--allow', `http://127.0.0.1:${server.port}`, '--allow-address', '10.0.0.0/8')
+    expect(JSON.parse(stdout).error.code).toBe('denied')
+    expect(stderr).toContain('refused by a gate: 127.0.0.1 is an address; the test host reaches its upstreams by name only (gate:test-upstreams')
+    expect(server.requests.length).toBe(seen)
+  })
+
+  test('--allow-address 127.0.0.1/32 of its own: the address is reached, beside the mocks', async () => {
+    const seen = server.requests.length
+    const url = `http://127.0.0.1:${server.port}/x`
+    const { code, stdout } = await runProbe(url, '--allow', `http://127.0.0.1:${server.port}`, '--allow-address', '127.0.0.1/32')
+    expect(code).toBe(0)
+    expect(JSON.parse(stdout)).toMatchObject({ status: 200, body: '{"path":"/x"}' })
+    expect(server.requests.length).toBe(seen + 1)
+  })
+
   test.each([
     ['/nonexistent/mocks.json', (file: string) => `--mock ${file}: cannot read the mock file (ENOENT)`],
     [mockFile('{ not json'), (file: string) => `--mock ${file}: not JSON`],

@@ -621,6 +621,7 @@ describe('the exemption reaches the upstream servers only (a bystander on anothe
         rules: [
           { host: 'api.test', port, httpsOnly: false },
           { host: '127.0.0.1', port, httpsOnly: false },
+          { host: '[::ffff:7f00:1]', port, httpsOnly: false },
           { host: '*.test', port: [port, 1], httpsOnly: false },
         ],
       })
@@ -632,6 +633,7 @@ describe('the exemption reaches the upstream servers only (a bystander on anothe
       ['the address', () => `http://127.0.0.1:${port}/`, () => gate('127.0.0.1 is an address; the test host reaches its upstreams by name only')],
       ['the address as a number', () => `http://2130706433:${port}/`, () => gate('127.0.0.1 is an address; the test host reaches its upstreams by name only')],
       ['the address in hex', () => `http://0x7f.1:${port}/`, () => gate('127.0.0.1 is an address; the test host reaches its upstreams by name only')],
+      ['the address, IPv4-mapped', () => `http://[::ffff:127.0.0.1]:${port}/`, () => gate('[::ffff:7f00:1] is an address; the test host reaches its upstreams by name only')],
       ['an upstream name through a wildcard rule', () => `http://api.test:1/`, () => gate(`api.test is served on port ${wide.upstream('api.test').port} (or 80), not 1`)],
     ])('%s is refused by the gate test-upstreams', async (_, url, refusal) => {
       await refused(wide, url(), refusal())

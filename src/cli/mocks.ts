@@ -2,6 +2,8 @@
 import type { Rule } from '../gate/rules.js'
 import type { SecurityGate } from '../gate/types.js'
 import type { MiddlewareOption } from '../middleware/types.js'
+import { createAddressPolicy } from '../net/address-policy.js'
+import { classifyAddress } from '../net/classify.js'
 import { systemResolver, type Resolver } from '../net/resolve.js'
 import { defaultPortOf } from '../testing/default-port.js'
 import { upstreamGate } from '../testing/gate.js'
@@ -31,7 +33,7 @@ export interface MockWiring {
   /**
    * The flags' options with the upstreams' rules (the port mapping among them), names, exemption
    * and the kit's gate added: a mock name only with its scheme, on its server's port or that
-   * scheme's default port, and (unless --allow-address exempts addresses itself) no IP literal.
+   * scheme's default port, and no IP-literal host that only the mocks' exemption would let through.
    */
   merge(flags: FlagOptions): MockOptions
   close(): Promise<void>
@@ -50,6 +52,15 @@ function mockRules(upstreams: Upstreams, rewrite: MiddlewareOption): Rule[] {
       { id: `${name}@default-port`, host: name, httpsOnly: tls, port: defaultPortOf(tls), middleware: rewrite },
     ]
   })
+}
+
+/** Whether the flags' own address policy (--allow-address, without the mocks' exemption) allows an address. */
+function allowedByFlags(unsafeAllow: readonly string[]): (address: string) => boolean {
+  const policy = createAddressPolicy({ unsafeAllow: [...unsafeAllow] })
+  return (address) => {
+    const classified = classifyAddress(address)
+    return classified !== undefined && policy.isAllowed(classified)
+  }
 }
 
 /** The upstream names to the loopback address; any other name as the flags would have resolved it. */
@@ -79,7 +90,7 @@ export async function startMocks(path: string): Promise<MockWiring> {
         rules: [...mockRules(upstreams, kit.defaultPortRewrite(upstreams)), ...flags.rules],
         resolver: mockResolver(upstreams, kit.UPSTREAM_ADDRESS, flags.resolver),
         addressPolicy: { unsafeAllow: [...(some ? [`${kit.UPSTREAM_ADDRESS}/32`] : []), ...flags.addressPolicy.unsafeAllow] },
-        gates: some ? [upstreamGate(upstreams, flags.addressPolicy.unsafeAllow.length === 0)] : [],
+        gates: some ? [upstreamGate(upstreams, allowedByFlags(flags.addressPolicy.unsafeAllow))] : [],
       }
     },
     close: () => upstreams.close(),

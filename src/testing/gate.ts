@@ -12,16 +12,18 @@ const refuse = (reason: string): GateVerdict => ({ allow: false, reason })
 
 /**
  * Allows an upstream's name only with its own scheme, on its server's port or on that scheme's
- * default port (which `defaultPortRewrite` sends on to the server); with `refuseAddresses`, a
- * host that is an IP literal too (the exempted address is reached by name only). Any other host
- * passes: the kit's resolver knows only the upstream names.
+ * default port (which `defaultPortRewrite` sends on to the server), and refuses a host that is an
+ * IP literal unless `addressAllowed` says otherwise (the exempted address is reached by name only;
+ * the kit allows none, `run --mock` those its --allow-address allows). Any other host passes: the
+ * resolver gives the upstreams' address for their names only.
  */
-export function upstreamGate(upstreams: Upstreams, refuseAddresses: boolean): SecurityGate {
+export function upstreamGate(upstreams: Upstreams, addressAllowed: (address: string) => boolean = () => false): SecurityGate {
   const names = new Set(upstreams.names)
   return {
     name: UPSTREAM_GATE_NAME,
     check({ host, scheme, port }) {
-      if (refuseAddresses && isIP(host.replace(/^\[|\]$/g, '')) !== 0) return refuse(`${host} is an address; the test host reaches its upstreams by name only`)
+      const address = host.replace(/^\[|\]$/g, '')
+      if (isIP(address) !== 0 && !addressAllowed(address)) return refuse(`${host} is an address; the test host reaches its upstreams by name only`)
       if (!names.has(host)) return ALLOW
       const upstream = upstreams.upstream(host)
       const own = upstream.tls ? 'https' : 'http'

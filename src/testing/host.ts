@@ -186,7 +186,7 @@ function upstreamRules(upstreams: Upstreams, extra: Rule | readonly Rule[] | und
 /** With upstreams: the exemption of their address, and the gate that keeps it to their names, schemes and ports. */
 function upstreamScope(upstreams: Upstreams, gates: readonly SecurityGate[] | undefined) {
   if (upstreams.names.length === 0) return gates ? { gates } : {}
-  return { addressPolicy: { unsafeAllow: [`${UPSTREAM_ADDRESS}/32`] }, gates: [upstreamGate(upstreams, true), ...(gates ?? [])] }
+  return { addressPolicy: { unsafeAllow: [`${UPSTREAM_ADDRESS}/32`] }, gates: [upstreamGate(upstreams), ...(gates ?? [])] }
 }
 
 function wiredFetch(upstreams: Upstreams, options: TestHostOptions): SafeFetch {
