@@ -385,6 +385,19 @@ describe('run --mock', () => {
     expect(server.requests.length).toBe(seen)
   })
 
+  test('a name that is not a mock, resolved to the mocks\' address, is refused at resolution; the bystander sees nothing', async () => {
+    const seen = server.requests.length
+    const url = `http://other.test:${server.port}/x`
+    const { stdout, stderr } = await runProbe(url, '--allow', `http://other.test:${server.port}`, '--resolve', 'other.test=127.0.0.1')
+    expect(JSON.parse(stdout).error).toMatchObject({ code: 'dns_failed', message: 'other.test could not be resolved' })
+    expect(stderr).toContain(`allowed GET ${url} -> dns_failed: other.test could not be resolved (rule:other.test`)
+    expect(server.requests.length).toBe(seen)
+    // With the address allowed by a flag of its own, the name reaches it, as it would without --mock.
+    const { stdout: allowed } = await runProbe(url, '--allow', `http://other.test:${server.port}`, '--resolve', 'other.test=127.0.0.1', '--allow-address', '127.0.0.1/32')
+    expect(JSON.parse(allowed)).toMatchObject({ status: 200, body: '{"path":"/x"}' })
+    expect(server.requests.length).toBe(seen + 1)
+  })
+
   test('--allow-address of another range does not open the address the mocks exempt', async () => {
     const seen = server.requests.length
     const url = `http://127.0.0.1:${server.port}/x`

@@ -4,7 +4,7 @@ import type { SecurityGate } from '../gate/types.js'
 import type { MiddlewareOption } from '../middleware/types.js'
 import { createAddressPolicy } from '../net/address-policy.js'
 import { classifyAddress } from '../net/classify.js'
-import { systemResolver, type Resolver } from '../net/resolve.js'
+import { answerAddresses, systemResolver, type Resolver } from '../net/resolve.js'
 import { defaultPortOf } from '../testing/default-port.js'
 import { upstreamGate } from '../testing/gate.js'
 import type { Upstreams } from '../testing/upstreams.js'
@@ -63,11 +63,24 @@ function allowedByFlags(unsafeAllow: readonly string[]): (address: string) => bo
   }
 }
 
-/** The upstream names to the loopback address; any other name as the flags would have resolved it. */
-function mockResolver(upstreams: Upstreams, address: string, fallback: Resolver | undefined): Resolver {
+/**
+ * The upstream names to the loopback address; any other name as the flags would have resolved it,
+ * except to the mocks' own address (which the exemption would let through for any name): an answer
+ * holding it is refused unless --allow-address allows that address by itself.
+ */
+function mockResolver(upstreams: Upstreams, address: string, flags: FlagOptions): Resolver {
   const names = new Set(upstreams.names)
-  const other = fallback ?? systemResolver
-  return async (hostname) => (names.has(hostname) ? [address] : other(hostname))
+  const other = flags.resolver ?? systemResolver
+  const allowed = allowedByFlags(flags.addressPolicy.unsafeAllow)
+  return async (hostname) => {
+    if (names.has(hostname)) return [address]
+    const answer = await other(hostname)
+    const addresses = answerAddresses(answer)
+    if (Array.isArray(addresses) && addresses.includes(address) && !allowed(address)) {
+      throw new Error(`${hostname} resolves to ${address}, which --mock exempts for its upstreams only (add --allow-address ${address}/32 to reach it)`)
+    }
+    return answer
+  }
 }
 
 /** Reads and checks the mock file (a bad one is a usage error) and starts its upstreams. */
@@ -88,7 +101,7 @@ export async function startMocks(path: string): Promise<MockWiring> {
       return {
         // First, so that a mock name is served by its upstream even when --allow names it too.
         rules: [...mockRules(upstreams, kit.defaultPortRewrite(upstreams)), ...flags.rules],
-        resolver: mockResolver(upstreams, kit.UPSTREAM_ADDRESS, flags.resolver),
+        resolver: mockResolver(upstreams, kit.UPSTREAM_ADDRESS, flags),
         addressPolicy: { unsafeAllow: [...(some ? [`${kit.UPSTREAM_ADDRESS}/32`] : []), ...flags.addressPolicy.unsafeAllow] },
         gates: some ? [upstreamGate(upstreams, allowedByFlags(flags.addressPolicy.unsafeAllow))] : [],
       }
