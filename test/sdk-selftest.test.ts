@@ -290,6 +290,24 @@ describe('JSON: number text reads as the f64 JSON.parse reads (a sweep)', () => 
   )
 })
 
+describe('JSON: an exponent of seven digits and more, cancelled by a run of zeros (about 1 MB of number text)', () => {
+  // The exponent was read only up to 100000: 1e-1000000 after a million zeros read as Infinity.
+  test.each([
+    ['1 and 1,000,000 zeros, e-1000000', `1${'0'.repeat(1_000_000)}e-1000000`],
+    ['1 and 999,990 zeros, e-1000000', `1${'0'.repeat(999_990)}e-1000000`],
+    ['0. and 1,000,000 zeros then 1, e1000010', `0.${'0'.repeat(1_000_000)}1e1000010`],
+    ['0. and 999,999 zeros then 1, e1000000', `0.${'0'.repeat(999_999)}1e1000000`],
+    ['a padded exponent', `1${'0'.repeat(1_000_000)}e-0000000001000000`],
+    ['past every bound: 0', `0.${'0'.repeat(10)}1e-999999999`],
+    ['past every bound: Infinity', `1e999999999`],
+  ])('%s', async (_name, text) => {
+    const parsed = await parse(Buffer.from(`[${text}]`))
+    if (!parsed.ok || parsed.tree.t !== 'arr') throw new Error(`refused: ${JSON.stringify(parsed).slice(0, 200)}`)
+    const item = parsed.tree.items[0]!
+    expect(item.t === 'num' ? fromBits(item.bits) : NaN).toBe(JSON.parse(text))
+  })
+})
+
 describe('JsonValue accessors on every kind of value, with their defaults', () => {
   interface Access {
     get: Tree | null

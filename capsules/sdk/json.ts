@@ -570,7 +570,12 @@ class Decimal {
       if (this.nd < DECIMAL_DIGITS) store<u8>(DIGITS + <usize>(this.nd++), <u8>d);
       else if (d != 0) this.truncated = true;
     }
-    if (pos < end) this.dp += readExponent(base, pos + 1, end); // past the 'e'
+    if (pos < end) {
+      // The digits' own place (up to the text's length) plus the exponent, clamped: past ±100000 the
+      // value is 0 or Infinity whatever the digits (binary64 gives up below -330 and above 310).
+      const dp = <i64>this.dp + <i64>readExponent(base, pos + 1, end); // past the 'e'
+      this.dp = <i32>(dp < -100000 ? -100000 : dp > 100000 ? 100000 : dp);
+    }
     this.trim();
   }
 
@@ -707,7 +712,10 @@ class Decimal {
 const INFINITY_BITS: u64 = 0x7ff0000000000000;
 const decimal = new Decimal();
 
-/** The exponent of validated number text at [pos, end) (after the 'e'), held to +-100000. */
+/**
+ * The exponent of validated number text at [pos, end) (after the 'e'), held below 10^9 in size
+ * (more than any number text's length, which a long run of zeros may cancel out; an i32 still).
+ */
 function readExponent(base: usize, pos: i32, end: i32): i32 {
   let negative = false;
   const sign = <u32>load<u8>(base + <usize>pos);
@@ -719,7 +727,7 @@ function readExponent(base: usize, pos: i32, end: i32): i32 {
   for (; pos < end; pos++) {
     const d = <u32>load<u8>(base + <usize>pos) - 0x30;
     if (d > 9) break;
-    if (e < 100000) e = e * 10 + <i32>d;
+    if (e < 100000000) e = e * 10 + <i32>d;
   }
   return negative ? -e : e;
 }
