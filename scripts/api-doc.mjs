@@ -19,7 +19,7 @@ const REPO = join(dirname(fileURLToPath(import.meta.url)), '..')
 /**
  * Every declaration the page documents: its file; for an options table the constant whose
  * initialiser gives the defaults; `output` for what the host receives (no default column);
- * `optional` for a file that may not exist yet.
+ * (A section whose file is missing is an error: every section is checked.)
  */
 export const SECTIONS = [
   { name: 'createSafeFetch', file: 'src/safe-fetch.ts' },
@@ -64,24 +64,24 @@ export const SECTIONS = [
   { name: 'CallOutput', file: 'src/runtime/capsule.ts', output: true },
   { name: 'AuditEvent', file: 'src/audit.ts', output: true, example: true },
   { name: 'AuditLog', file: 'src/audit.ts', output: true },
-  { name: 'createTestHost', file: 'src/testing/host.ts', optional: true },
-  { name: 'TestHostOptions', file: 'src/testing/host.ts', example: true, optional: true },
-  { name: 'TestHost', file: 'src/testing/host.ts', output: true, optional: true },
-  { name: 'RunLoadOptions', file: 'src/testing/host.ts', optional: true },
-  { name: 'RunResult', file: 'src/testing/host.ts', output: true, optional: true },
-  { name: 'MockDescription', file: 'src/testing/mocks.ts', example: true, optional: true },
-  { name: 'MockUpstream', file: 'src/testing/mocks.ts', example: true, optional: true },
-  { name: 'MockRoute', file: 'src/testing/mocks.ts', example: true, optional: true },
-  { name: 'MockChunk', file: 'src/testing/mocks.ts', example: true, optional: true },
-  { name: 'MockReset', file: 'src/testing/mocks.ts', optional: true },
-  { name: 'loadMocks', file: 'src/testing/mocks.ts', optional: true },
-  { name: 'parseMocks', file: 'src/testing/mocks.ts', optional: true },
-  { name: 'startUpstreams', file: 'src/testing/upstreams.ts', optional: true },
-  { name: 'Upstreams', file: 'src/testing/upstreams.ts', output: true, optional: true },
-  { name: 'Upstream', file: 'src/testing/upstreams.ts', output: true, optional: true },
-  { name: 'ReceivedRequest', file: 'src/testing/upstreams.ts', output: true, optional: true },
-  { name: 'makeTestCertificates', file: 'src/testing/certs.ts', optional: true },
-  { name: 'TestCertificates', file: 'src/testing/certs.ts', output: true, optional: true },
+  { name: 'createTestHost', file: 'src/testing/host.ts' },
+  { name: 'TestHostOptions', file: 'src/testing/host.ts', example: true },
+  { name: 'TestHost', file: 'src/testing/host.ts', output: true },
+  { name: 'RunLoadOptions', file: 'src/testing/host.ts' },
+  { name: 'RunResult', file: 'src/testing/host.ts', output: true },
+  { name: 'MockDescription', file: 'src/testing/mocks.ts', example: true },
+  { name: 'MockUpstream', file: 'src/testing/mocks.ts', example: true },
+  { name: 'MockRoute', file: 'src/testing/mocks.ts', example: true },
+  { name: 'MockChunk', file: 'src/testing/mocks.ts', example: true },
+  { name: 'MockReset', file: 'src/testing/mocks.ts' },
+  { name: 'loadMocks', file: 'src/testing/mocks.ts' },
+  { name: 'parseMocks', file: 'src/testing/mocks.ts' },
+  { name: 'startUpstreams', file: 'src/testing/upstreams.ts' },
+  { name: 'Upstreams', file: 'src/testing/upstreams.ts', output: true },
+  { name: 'Upstream', file: 'src/testing/upstreams.ts', output: true },
+  { name: 'ReceivedRequest', file: 'src/testing/upstreams.ts', output: true },
+  { name: 'makeTestCertificates', file: 'src/testing/certs.ts' },
+  { name: 'TestCertificates', file: 'src/testing/certs.ts', output: true },
 ]
 
 const collapse = (text) => text.replace(/\s+/g, ' ').trim()

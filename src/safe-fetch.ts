@@ -51,7 +51,7 @@ export interface SafeFetchOptions {
    * This safe fetch's own resolution cache, shared with no other: `{ maxEntries: 1000, minTtlMs:
    * 1000, maxTtlMs: 300000, defaultTtlMs: 10000 }` by default, `false` for none. It keeps address
    * strings only: every use is classified and checked against `addressPolicy` again.
-   * @defaultValue `{ maxEntries: 1000, minTtlMs: 1000, maxTtlMs: 300000, defaultTtlMs: 10000 }`
+   * @defaultValue `{ maxEntries: 1000, minTtlMs: 1000, maxTtlMs: 300000, defaultTtlMs: 10000 }` for the system resolver; none for a `resolver` you give
    */
   dnsCache?: ResolutionCacheOptions | false
   /**
@@ -61,8 +61,9 @@ export interface SafeFetchOptions {
   addressPolicy?: AddressPolicyOptions
   /**
    * TLS to upstreams. `ca`: certificates (PEM, one or a list) trusted in addition to Node's
-   * bundled roots, for a private or test CA.
-   * @defaultValue Node's bundled root certificates only
+   * bundled roots, for a private or test CA; with it, NODE_EXTRA_CA_CERTS and the system store
+   * are not consulted.
+   * @defaultValue Node's default CA store: its bundled roots, plus NODE_EXTRA_CA_CERTS (or the system store with --use-system-ca)
    */
   tls?: { ca?: string | Buffer | ReadonlyArray<string | Buffer> }
   /** Host ceilings (body sizes, streams, timeouts); any subset, the rest keep DEFAULT_LIMITS. */

@@ -84,12 +84,16 @@ export interface LoadOptions {
   /**
    * The capsule's manifest: a capsule.json or an Extism manifest, as a value or the path of a
    * JSON file (told apart by content: an Extism manifest's `wasm` is an array). Without one, a
-   * capsule.json beside a module path is used when its "wasm" names that module. A capsule with a
+   * capsule.json beside a module path is used when its "wasm" names that module or names none.
+   * Its fields: docs/runtime.md, Manifests. A capsule with a
    * manifest reaches only what it declares (`capabilities.http`, `allowed_hosts`), under limits
    * that can only be lower.
    */
   manifest?: Manifest | ExtismManifest | string
-  /** Names the capsule in requests, decisions and errors. Default: `capsule-<n>`. Must be unique. */
+  /**
+   * Names the capsule in requests, decisions and errors. Must be unique. Default: `<manifest
+   * name>-<n>`, or `capsule-<n>` without a manifest (n counts the loads in the process).
+   */
   id?: string
   /** Extism config values the capsule can read. */
   config?: Record<string, string>
