@@ -55,7 +55,9 @@ beforeAll(async () => {
 }, BUILD_MS)
 
 test.each(EXPECTED)('%s: %s', async (script, _shows, lines) => {
-  const { code, stdout } = await runExample(script)
+  const { code, stdout, stderr } = await runExample(script)
   expect(stdout).toBe(`${lines.join('\n')}\n`)
+  // Nothing else: no warning from importing capsule-host (Extism and node:wasi load only for inline capsules).
+  expect(stderr).toBe('')
   expect(code).toBe(0)
 })

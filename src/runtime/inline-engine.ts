@@ -1,5 +1,5 @@
 // Runs a capsule through JSPI (async host functions suspend it): on the host's thread (inline), and the instance a pool worker holds.
-import createPlugin, { type Plugin } from '@extism/extism'
+import type { Plugin } from '@extism/extism'
 import { CapsuleError } from '../errors.js'
 import type { CheckedRequest } from '../wire/parse.js'
 import type { CapsuleEngine } from './capsule.js'
@@ -113,6 +113,9 @@ export class JspiCapsule {
     const ref: MemoryRef = { memory: undefined }
     let plugin: Plugin
     try {
+      // Loaded on first use: Extism loads node:wasi, whose ExperimentalWarning a host that never runs
+      // an inline or pooled capsule should not see just for importing capsule-host.
+      const { default: createPlugin } = await import('@extism/extism')
       plugin = await createPlugin({ wasm: [{ module }] }, extismOptions(this.#functions(io, ref), config, memoryBytes, this.#log))
     } catch (cause) {
       throw new CapsuleError('load_failed', `the capsule could not be instantiated: ${(cause as Error).message}`, { cause })
