@@ -7,7 +7,6 @@ export interface Section {
   readonly defaults?: string
   readonly example?: boolean
   readonly output?: boolean
-  readonly optional?: boolean
 }
 export const SECTIONS: readonly Section[]
 /** The markdown between a section's markers, from the sources under `root` (default: this repository). */

@@ -8,7 +8,7 @@
 // A table sits between `<!-- api:Name -->` and `<!-- /api:Name -->`; Name is one entry of SECTIONS.
 // An entry marked `example` must be followed, before the next heading, by a code block that uses
 // every one of its properties (a short example of each option).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import ts from 'typescript'
@@ -19,7 +19,7 @@ const REPO = join(dirname(fileURLToPath(import.meta.url)), '..')
 /**
  * Every declaration the page documents: its file; for an options table the constant whose
  * initialiser gives the defaults; `output` for what the host receives (no default column);
- * (A section whose file is missing is an error: every section is checked.)
+ * a section whose file or declaration is missing fails the run: every section is checked.
  */
 export const SECTIONS = [
   { name: 'createSafeFetch', file: 'src/safe-fetch.ts' },
@@ -204,7 +204,6 @@ function propertyNames(section, root) {
 
 const open = (name) => `<!-- api:${name} -->`
 const close = (name) => `<!-- /api:${name} -->`
-const available = (root) => SECTIONS.filter((section) => !section.optional || existsSync(join(root, section.file)))
 
 /** The first code block after a section's closing marker, before the next heading. */
 function exampleAfter(doc, name) {
@@ -220,7 +219,7 @@ export function problemsOf(doc, root = REPO) {
   for (const [, name] of doc.matchAll(/<!-- api:([\w$]+) -->/g)) {
     if (!known.has(name)) problems.push(`${name}: the page has a table for it, but scripts/api-doc.mjs's SECTIONS does not list it`)
   }
-  for (const section of available(root)) {
+  for (const section of SECTIONS) {
     const start = doc.indexOf(open(section.name))
     const end = doc.indexOf(close(section.name))
     if (start < 0 || end < start) {
@@ -253,7 +252,7 @@ function firstDifference(present, expected) {
 /** The page with every table regenerated (a section without markers is left for a person to place). */
 export function regenerate(doc, root = REPO) {
   let text = doc
-  for (const section of available(root)) {
+  for (const section of SECTIONS) {
     const start = text.indexOf(open(section.name))
     const end = text.indexOf(close(section.name))
     if (start < 0 || end < start) continue
@@ -277,7 +276,7 @@ function main(argv) {
     console.error(`${problems.length} problem(s); regenerate the tables with: node scripts/api-doc.mjs --write`)
     process.exitCode = 1
   } else {
-    console.log(`${relative(process.cwd(), path)}: ${available(root).length} tables match the sources`)
+    console.log(`${relative(process.cwd(), path)}: ${SECTIONS.length} tables match the sources`)
   }
 }
 
