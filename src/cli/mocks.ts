@@ -68,10 +68,9 @@ function allowedByFlags(unsafeAllow: readonly string[]): (address: string) => bo
  * except to the mocks' own address (which the exemption would let through for any name): an answer
  * holding it is refused unless --allow-address allows that address by itself.
  */
-function mockResolver(upstreams: Upstreams, address: string, flags: FlagOptions): Resolver {
+function mockResolver(upstreams: Upstreams, address: string, fallback: Resolver | undefined, allowed: (address: string) => boolean): Resolver {
   const names = new Set(upstreams.names)
-  const other = flags.resolver ?? systemResolver
-  const allowed = allowedByFlags(flags.addressPolicy.unsafeAllow)
+  const other = fallback ?? systemResolver
   return async (hostname) => {
     if (names.has(hostname)) return [address]
     const answer = await other(hostname)
@@ -98,12 +97,13 @@ export async function startMocks(path: string): Promise<MockWiring> {
     ca: upstreams.ca,
     merge: (flags) => {
       const some = upstreams.names.length > 0
+      const allowed = allowedByFlags(flags.addressPolicy.unsafeAllow)
       return {
         // First, so that a mock name is served by its upstream even when --allow names it too.
         rules: [...mockRules(upstreams, kit.defaultPortRewrite(upstreams)), ...flags.rules],
-        resolver: mockResolver(upstreams, kit.UPSTREAM_ADDRESS, flags),
+        resolver: mockResolver(upstreams, kit.UPSTREAM_ADDRESS, flags.resolver, allowed),
         addressPolicy: { unsafeAllow: [...(some ? [`${kit.UPSTREAM_ADDRESS}/32`] : []), ...flags.addressPolicy.unsafeAllow] },
-        gates: some ? [upstreamGate(upstreams, allowedByFlags(flags.addressPolicy.unsafeAllow))] : [],
+        gates: some ? [upstreamGate(upstreams, allowed)] : [],
       }
     },
     close: () => upstreams.close(),
