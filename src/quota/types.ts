@@ -41,7 +41,7 @@ export interface QuotaRule {
 
 /** One quota resolved for one request: the store key and the limits to check under it. */
 export interface QuotaCheck {
-  /** `<quota id>\u0000<key>[\u0000<origin>]`; the store adds its own prefix. */
+  /** `JSON.stringify([quotaId, key])`, or `[quotaId, key, origin]` per origin; the store adds its own prefix. */
   readonly key: string
   readonly requests?: WindowQuota
   readonly concurrent?: number
