@@ -1,25 +1,29 @@
 // OpenTelemetry for capsule-host: spans and metrics for requests, streams and capsule calls, when @opentelemetry/api is installed.
-import type { RequestObserver } from '../fetch/observer.js'
+import type { MeterProvider, Tracer } from '@opentelemetry/api'
+import { openTelemetryApi } from './api.js'
+import { startCallSpan } from './call-spans.js'
+import { RequestMetrics } from './request-metrics.js'
+import { requestObserver } from './request-spans.js'
+import { instrumentationScope } from './scope.js'
+import type { Telemetry, TelemetryOptions } from './types.js'
 
-/** `SafeFetchOptions.telemetry`. */
-export interface TelemetryOptions {
-  /** Add W3C `traceparent`/`tracestate` of the request's span to what is sent upstream. Default false. */
-  readonly propagateTraceContext?: boolean
-}
+export type { CallObservation, MeterProviderLike, Telemetry, TelemetryOptions, TracerProviderLike } from './types.js'
 
-/** A capsule call watched as a span; `parent` goes on the requests the call makes. */
-export interface CallObservation {
-  readonly parent: unknown
-  end(error?: unknown): void
-}
-
-/** The safe fetch's telemetry: request and stream spans (as a RequestObserver) and capsule call spans. */
-export interface Telemetry extends RequestObserver {
-  startCall(capsuleId: string, exportName: string): CallObservation
-}
-
-/** The telemetry for these options, or undefined: `false`, or no @opentelemetry/api installed. */
+/**
+ * The telemetry for these options, or undefined: `false`, or no @opentelemetry/api installed (then
+ * nothing is loaded and nothing costs). With the API and no SDK registered, every span is a no-op.
+ */
 export function createTelemetry(options: TelemetryOptions | false | undefined): Telemetry | undefined {
-  void options
-  return undefined
+  if (options === false) return undefined
+  const api = openTelemetryApi()
+  if (!api) return undefined
+  const scope = instrumentationScope()
+  const tracer = (options?.tracerProvider ?? api.trace.getTracerProvider()).getTracer(scope.name, scope.version) as Tracer
+  const meterProvider = options?.meterProvider as MeterProvider | undefined
+  const metrics = new RequestMetrics(meterProvider ? () => meterProvider : () => api.metrics.getMeterProvider(), scope)
+  const observer = requestObserver({ api, tracer, metrics, propagateTraceContext: options?.propagateTraceContext === true })
+  return {
+    start: (start) => observer.start(start),
+    startCall: (capsuleId, exportName) => startCallSpan(api, tracer, capsuleId, exportName),
+  }
 }

@@ -1,0 +1,23 @@
+// The instrumentation scope capsule-host's tracer and meter report: the package's name and version.
+import { readFileSync } from 'node:fs'
+
+export interface InstrumentationScope {
+  readonly name: string
+  readonly version: string | undefined
+}
+
+let scope: InstrumentationScope | undefined
+
+/** `capsule-host` and this package's version (read once; undefined when package.json cannot be read). */
+export function instrumentationScope(): InstrumentationScope {
+  if (!scope) {
+    let version: string | undefined
+    try {
+      version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version
+    } catch {
+      version = undefined
+    }
+    scope = { name: 'capsule-host', version }
+  }
+  return scope
+}
