@@ -1,0 +1,189 @@
+// The Redis quota store: each acquire and release is one Lua script on one Redis, so any number of host processes share one quota exactly.
+import type { Redis } from 'ioredis'
+import { checkOptions, describeValue, type OptionCheck } from '../options.js'
+import { MAX_TIMER_MS } from '../timers.js'
+import { memoryQuotaStore } from './memory-store.js'
+import { ACQUIRE_LUA, RELEASE_LUA, acquireArguments, answerOf, releaseArguments } from './redis-scripts.js'
+import { UNAVAILABLE_RETRY_MS, type QuotaAnswer, type QuotaCheck, type QuotaLease, type QuotaStore } from './types.js'
+
+export interface RedisQuotaStoreOptions {
+  /** The server, `redis://` or `rediss://` (TLS). Default `redis://127.0.0.1:6379`. Not with `client`. */
+  readonly url?: string
+  /**
+   * An ioredis client the host made (and closes; `close()` leaves it open). Make it with
+   * `enableOfflineQueue: false`, or an acquire refused during an outage still runs when Redis is back.
+   */
+  readonly client?: Redis
+  /** Put before every key the store writes (`<prefix><check key>:r`, `:c`, `:b`). Default `'capsule-host:'`. */
+  readonly prefix?: string
+  /**
+   * While Redis cannot answer (down, slower than `timeoutMs`): `'deny'` (default, fail closed)
+   * answers `unavailable`; `'local'` answers from a memory store private to this store, with the
+   * same checks, so each process enforces the limits alone until Redis answers again.
+   */
+  readonly onUnavailable?: 'deny' | 'local'
+  /** The longest an acquire waits for Redis, in ms (default 250); the acquire's signal can end it sooner. */
+  readonly timeoutMs?: number
+}
+
+const DEFAULTS = { url: 'redis://127.0.0.1:6379', prefix: 'capsule-host:', onUnavailable: 'deny', timeoutMs: 250 } as const
+
+const UNAVAILABLE: QuotaAnswer = { granted: false, index: -1, kind: 'unavailable', retryAfterMs: UNAVAILABLE_RETRY_MS }
+
+/** The names the two scripts get on the client (ioredis runs them by EVALSHA, loading them on NOSCRIPT). */
+const ACQUIRE = 'capsuleHostQuotaAcquire'
+const RELEASE = 'capsuleHostQuotaRelease'
+type ScriptClient = Redis & Record<typeof ACQUIRE | typeof RELEASE, (...args: (string | number)[]) => Promise<unknown>>
+
+const redisUrl: OptionCheck = (value, path) => {
+  if (typeof value !== 'string') return `${path} must be a string, not ${describeValue(value)}`
+  if (!/^rediss?:\/\//i.test(value) || !URL.canParse(value)) return `${path} must be a redis:// or rediss:// URL, not ${JSON.stringify(value)}`
+  return undefined
+}
+
+const OPTIONS = {
+  url: redisUrl,
+  client: (value, path) =>
+    typeof (value as { defineCommand?: unknown } | null)?.defineCommand === 'function' ? undefined : `${path} must be an ioredis client, not ${describeValue(value)}`,
+  prefix: (value, path) => (typeof value === 'string' ? undefined : `${path} must be a string, not ${describeValue(value)}`),
+  onUnavailable: (value, path) => (value === 'deny' || value === 'local' ? undefined : `${path} must be "deny" or "local", not ${JSON.stringify(value)}`),
+  timeoutMs: (value, path) =>
+    Number.isInteger(value) && (value as number) >= 1 && (value as number) <= MAX_TIMER_MS ? undefined : `${path} must be a whole number of ms from 1 to ${MAX_TIMER_MS}, not ${JSON.stringify(value)}`,
+} satisfies Record<keyof RedisQuotaStoreOptions, OptionCheck>
+
+/** `work`'s value, or undefined when it rejects, takes longer than `ms`, or `signal` aborts first. */
+function withinDeadline<T>(work: Promise<T>, ms: number, signal?: AbortSignal): Promise<T | undefined> {
+  work.catch(() => {})
+  if (signal?.aborted) return Promise.resolve(undefined)
+  return new Promise((resolve) => {
+    const done = (value: T | undefined) => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', giveUp)
+      resolve(value)
+    }
+    const giveUp = () => done(undefined)
+    const timer = setTimeout(giveUp, ms)
+    signal?.addEventListener('abort', giveUp, { once: true })
+    work.then(done, giveUp)
+  })
+}
+
+/** Adds the two scripts to a client. */
+function withScripts(client: Redis): ScriptClient {
+  client.defineCommand(ACQUIRE, { lua: ACQUIRE_LUA })
+  client.defineCommand(RELEASE, { lua: RELEASE_LUA })
+  return client as ScriptClient
+}
+
+/** Waits before reconnect attempt `times`: 50 ms more each time, at most 1 s, for as long as the store is open. */
+const reconnectDelay = (times: number): number => Math.min(50 * times, 1000)
+
+/**
+ * A client of the store's own: loads ioredis (the first time only), and connects in the
+ * background. Commands fail at once while it is not connected (no offline queue, no resend after a
+ * dropped connection: a resent acquire would count twice), or after `timeoutMs` without a reply.
+ */
+async function ownClient(url: string, timeoutMs: number): Promise<{ client: ScriptClient; connected: Promise<void> }> {
+  const { Redis } = await import('ioredis')
+  const client = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: timeoutMs,
+    retryStrategy: reconnectDelay,
+  })
+  // An outage shows as `unavailable` answers; without a listener ioredis prints every failed reconnect.
+  client.on('error', () => {})
+  return { client: withScripts(client), connected: client.connect().catch(() => {}) }
+}
+
+/** One store's state: its settings, its client once made, and its local fallback with the leases it granted. */
+class RedisQuotas {
+  #client: Promise<{ client: ScriptClient; connected: Promise<void> }> | undefined
+  readonly local: QuotaStore | undefined
+  readonly localLeases = new Set<string>()
+  closed = false
+
+  constructor(
+    readonly settings: { readonly url: string; readonly prefix: string; readonly timeoutMs: number; readonly hostClient: Redis | undefined },
+    onUnavailable: 'deny' | 'local',
+  ) {
+    this.local = onUnavailable === 'local' ? memoryQuotaStore() : undefined
+    const { hostClient } = settings
+    if (hostClient) this.#client = Promise.resolve({ client: withScripts(hostClient), connected: Promise.resolve() })
+  }
+
+  /** The client, connected or trying: made on first use, so a host that never acquires never loads ioredis. */
+  async client(): Promise<ScriptClient> {
+    this.#client ??= ownClient(this.settings.url, this.settings.timeoutMs)
+    const { client, connected } = await this.#client
+    await connected
+    return client
+  }
+
+  async remoteAcquire(checks: readonly QuotaCheck[], lease: QuotaLease): Promise<QuotaAnswer | undefined> {
+    const client = await this.client()
+    return answerOf(await client[ACQUIRE](...acquireArguments(this.settings.prefix, checks, lease)))
+  }
+
+  async remoteRelease(checks: readonly QuotaCheck[], leaseId: string, responseBytes: number): Promise<void> {
+    const client = await this.client()
+    await client[RELEASE](...releaseArguments(this.settings.prefix, checks, leaseId, responseBytes))
+  }
+
+  async acquire(checks: readonly QuotaCheck[], lease: QuotaLease, signal: AbortSignal): Promise<QuotaAnswer> {
+    if (this.closed) return UNAVAILABLE
+    if (checks.length === 0) return { granted: true }
+    const answer = await withinDeadline(this.remoteAcquire(checks, lease), this.settings.timeoutMs, signal)
+    if (answer !== undefined) return answer
+    if (this.local === undefined || this.closed || signal.aborted) return UNAVAILABLE
+    const local = await this.local.acquire(checks, lease, signal)
+    if (local.granted) this.localLeases.add(lease.id)
+    return local
+  }
+
+  /**
+   * Ends the lease where it was granted. Redis always hears of it: an acquire that Redis ran after
+   * this store stopped waiting for it (timed out, aborted) left a lease there, which this removes.
+   */
+  async release(checks: readonly QuotaCheck[], leaseId: string, responseBytes: number): Promise<void> {
+    if (checks.length === 0 || this.#client === undefined) return
+    const grantedHere = this.localLeases.delete(leaseId)
+    if (grantedHere) await this.local?.release(checks, leaseId, responseBytes)
+    await withinDeadline(this.remoteRelease(checks, leaseId, grantedHere ? 0 : responseBytes), this.settings.timeoutMs)
+  }
+
+  /** Later calls answer `unavailable`; the client this store made says QUIT (or is dropped when Redis does not answer). */
+  async close(): Promise<void> {
+    this.closed = true
+    await this.local?.close()
+    const made = this.settings.hostClient === undefined ? this.#client : undefined
+    if (made === undefined) return
+    const { client } = await made
+    await withinDeadline(client.quit(), this.settings.timeoutMs)
+    client.disconnect()
+  }
+}
+
+/**
+ * Quotas shared by every host process on one Redis: exact (one script checks and takes every
+ * quota of a request atomically, on the server's clock), and fail closed by default when Redis is
+ * down or slow. ioredis is loaded on the first acquire.
+ */
+export function redisQuotaStore(options: RedisQuotaStoreOptions = {}): QuotaStore {
+  checkOptions('redisQuotaStore', options, OPTIONS)
+  if (options.url !== undefined && options.client !== undefined) throw new TypeError('redisQuotaStore: give url or client, not both')
+  const settings = {
+    url: options.url ?? DEFAULTS.url,
+    prefix: options.prefix ?? DEFAULTS.prefix,
+    timeoutMs: options.timeoutMs ?? DEFAULTS.timeoutMs,
+    hostClient: options.client,
+  }
+  const quotas = new RedisQuotas(settings, options.onUnavailable ?? DEFAULTS.onUnavailable)
+  return {
+    acquire: (checks, lease, signal) => quotas.acquire(checks, lease, signal),
+    release: (checks, leaseId, responseBytes) => quotas.release(checks, leaseId, responseBytes).catch(() => {}),
+    close: () => quotas.close(),
+  }
+}
