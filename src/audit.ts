@@ -60,6 +60,8 @@ export interface AuditEvent {
   code?: ErrorCode
   /** For `timeout`: which wait ran out (`host`: a gate, the policy or middleware did not answer in time). */
   phase?: TimeoutPhase
+  /** For `rate_limited`: the ms until a retry can succeed, as the capsule was told. */
+  retryAfterMs?: number
   /** For `internal` errors: what was thrown on the host side (a middleware's or gate's bug, or ours), secrets redacted. */
   error?: { name: string; message: string; stack?: string }
   /** Secret occurrences replaced by `[redacted]` in what the capsule received. */

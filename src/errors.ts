@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   'integrity_mismatch',
   'network',
   'cancelled',
+  /** A host quota (requests, concurrency or response bytes per window) is used up, or the quota store did not answer; `retryAfterMs` says when to retry. */
+  'rate_limited',
   /** A bug on the host side (capsule-host's, a gate's, a middleware's): the capsule is told nothing more. */
   'internal',
 ] as const
@@ -40,11 +42,15 @@ export interface WireError {
   message: string
   /** Present on `timeout` errors only. */
   phase?: TimeoutPhase
+  /** Present on `rate_limited` errors only: ms until a retry can succeed. */
+  retryAfterMs?: number
 }
 
 export interface CapsuleHostErrorOptions {
   cause?: unknown
   phase?: TimeoutPhase
+  /** For `rate_limited`: ms until a retry can succeed (sent to the capsule). */
+  retryAfterMs?: number
   /** The rule, gate or check that refused the request (host-side only; never sent to a capsule). */
   decidedBy?: string
   /** The class of the address that decided (the blocked one), for the audit log. */
@@ -61,6 +67,7 @@ export interface CapsuleHostErrorOptions {
 export class CapsuleHostError extends Error {
   readonly code: ErrorCode
   readonly phase: TimeoutPhase | undefined
+  readonly retryAfterMs: number | undefined
   readonly decidedBy: string | undefined
   readonly addressClass: string | undefined
   readonly detail: string | undefined
@@ -70,6 +77,7 @@ export class CapsuleHostError extends Error {
     this.name = 'CapsuleHostError'
     this.code = code
     this.phase = options.phase
+    this.retryAfterMs = options.retryAfterMs
     this.decidedBy = options.decidedBy
     this.addressClass = options.addressClass
     this.detail = options.detail
@@ -77,14 +85,15 @@ export class CapsuleHostError extends Error {
 
   /** The `{ code, message }` object a capsule receives. */
   toWire(): WireError {
-    return this.phase === undefined
-      ? { code: this.code, message: this.message }
-      : { code: this.code, message: this.message, phase: this.phase }
+    const wire: WireError = { code: this.code, message: this.message }
+    if (this.phase !== undefined) wire.phase = this.phase
+    if (this.retryAfterMs !== undefined) wire.retryAfterMs = this.retryAfterMs
+    return wire
   }
 
   /** Rebuilds an error received as `{ code, message }` from another thread or process. */
   static fromWire(wire: WireError): CapsuleHostError {
-    return new CapsuleHostError(wire.code, wire.message, wire.phase ? { phase: wire.phase } : {})
+    return new CapsuleHostError(wire.code, wire.message, { phase: wire.phase, retryAfterMs: wire.retryAfterMs })
   }
 }
 

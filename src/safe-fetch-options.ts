@@ -2,6 +2,7 @@
 import { middlewareList } from './middleware/compose.js'
 import { addressPolicyProblem } from './net/address-policy.js'
 import { resolutionCacheProblem } from './net/resolution-cache.js'
+import { quotasProblem } from './quota/quotas.js'
 import { checkOptions, describeValue, is, type OptionCheck } from './options.js'
 import type { SafeFetchOptions } from './safe-fetch.js'
 
@@ -27,6 +28,11 @@ const rules: OptionCheck = (value, path) =>
 const wholeNumber: OptionCheck = (value, path) =>
   Number.isInteger(value) && (value as number) >= 0 ? undefined : `${path} must be a whole number >= 0, not ${String(value)}`
 
+const quotaStore: OptionCheck = (value, path) =>
+  ['acquire', 'release', 'close'].every((name) => typeof (value as Record<string, unknown> | null)?.[name] === 'function')
+    ? undefined
+    : `${path} must be a quota store (acquire, release, close), such as memoryQuotaStore() or redisQuotaStore({ url }), not ${describeValue(value)}`
+
 const sink: OptionCheck = (value, path) =>
   typeof (value as { write?: unknown } | null)?.write === 'function'
     ? undefined
@@ -47,6 +53,9 @@ const SAFE_FETCH_OPTIONS: Readonly<Record<keyof SafeFetchOptions, OptionCheck>> 
   onError: is.function,
   auditStream: sink,
   middleware: is.thrownBy(middlewareList),
+  quotas: quotasProblem,
+  quotaStore: quotaStore,
+  telemetry: (value, path) => (value === false ? undefined : is.object(value, path)),
 }
 
 /** Throws a TypeError (`createSafeFetch: unknown option "rule"; did you mean "rules"?`) for the first problem. */

@@ -10,6 +10,12 @@ import { RequestControl } from './fetch/request-control.js'
 import { RequestSecrets } from './fetch/secrets.js'
 import { CapsuleSession } from './fetch/session.js'
 import { RequestTrace, type ErrorHook } from './fetch/trace.js'
+import type { RequestObservation, RequestObserver } from './fetch/observer.js'
+import { QuotaGuard, type QuotaHold } from './quota/guard.js'
+import { memoryQuotaStore } from './quota/memory-store.js'
+import { compileQuotas, quotaRequest, withManifestQuota, type CompiledQuota, type ManifestQuota } from './quota/quotas.js'
+import type { QuotaRule, QuotaStore } from './quota/types.js'
+import { createTelemetry, type Telemetry, type TelemetryOptions } from './telemetry/index.js'
 import { compileCapabilities } from './gate/capabilities.js'
 import type { Policy } from './gate/decide.js'
 import { compileRules, type Rule } from './gate/rules.js'
@@ -81,6 +87,25 @@ export interface SafeFetchOptions {
   auditStream?: AuditSink
   /** Global middleware (one or a list), run before origin and route middleware on every hop. */
   middleware?: MiddlewareOption
+  /**
+   * Quotas (docs/fleet.md): per capsule or per key you choose, requests and response bytes per
+   * window and requests at once, optionally per origin. A request over one is refused with
+   * `rate_limited` before any gate, DNS or connection. At most 64.
+   * @defaultValue none
+   */
+  quotas?: readonly QuotaRule[]
+  /**
+   * Where quota counters live: `memoryQuotaStore()` (this process) or `redisQuotaStore()` (shared
+   * by every host on one Redis).
+   * @defaultValue `memoryQuotaStore()`
+   */
+  quotaStore?: QuotaStore
+  /**
+   * OpenTelemetry (docs/fleet.md): with @opentelemetry/api installed, a client span per request
+   * and stream and the request metrics, through the global providers; `false` for none.
+   * @defaultValue `{}`: on when @opentelemetry/api is installed, trace context not propagated
+   */
+  telemetry?: TelemetryOptions | false
 }
 
 /** One request's outcome (the audit event). */
@@ -104,6 +129,8 @@ export interface RequestVia {
    * re-checked), as Extism's HTTP does; with `maxRedirects` 0 the 3xx still comes back.
    */
   readonly followRedirects?: boolean
+  /** The telemetry context of the capsule call that made the request (its span is the parent). */
+  readonly parent?: unknown
 }
 
 /** An open streamed response. `read()` returns the next chunk, or `null` at the end. */
@@ -171,9 +198,21 @@ export interface SafeFetchSession {
   release(): Promise<void>
 }
 
+/** What a capsule's manifest restricts: the hosts it reaches, its limits and quotas (lower only), its name. */
+export interface CapsuleRestriction {
+  readonly http: readonly string[]
+  readonly limits?: Partial<Limits>
+  /** A quota on the capsule's own id, checked beside the host's quotas, so it can only lower them. */
+  readonly quotas?: ManifestQuota
+  /** The manifest's name, which quota key functions see as `manifestName`. */
+  readonly name?: string
+}
+
 export interface SafeFetch {
   /** The host limits in force (defaults merged with the options). */
   readonly limits: Readonly<Limits>
+  /** The OpenTelemetry exporter in use, or undefined (off, or @opentelemetry/api not installed); the runtime's call spans use it. */
+  readonly telemetry: Telemetry | undefined
   /** One event per request or stream: `audit.on('request', fn)`, or `for await (const e of audit)` (ends at close()). */
   readonly audit: AuditLog
   /**
@@ -192,7 +231,7 @@ export interface SafeFetch {
    * rules), under `limits` that can only be lower than the host's. Throws a TypeError for an id
    * already claimed or a bad entry.
    */
-  registerCapsule(capsuleId: string, restriction?: { http: readonly string[]; limits?: Partial<Limits> }): SafeFetchSession
+  registerCapsule(capsuleId: string, restriction?: CapsuleRestriction): SafeFetchSession
   /** Releases a capsule's session (the same as its `release()`). */
   releaseCapsule(capsuleId: string): Promise<void>
   /** Releases every session and ends the audit log's iterators. */
@@ -243,7 +282,15 @@ interface SafeFetchState {
   readonly adHoc: Set<string>
   /** Ids of released registered sessions kept as tombstones, oldest first. */
   readonly tombstones: Set<string>
+  /** The host's quotas; a session adds its manifest's. */
+  readonly quotas: readonly CompiledQuota[]
+  /** Made with the first session that has a quota. */
+  guard: QuotaGuard | undefined
+  readonly quotaStore: QuotaStore | undefined
+  readonly observer: RequestObserver | undefined
 }
+
+
 
 /** One request in flight: its session, control (abort and deadline), trace and secrets. */
 interface InFlight {
@@ -253,14 +300,19 @@ interface InFlight {
   readonly trace: RequestTrace
   readonly secrets: RequestSecrets
   readonly via: RequestVia | undefined
+  readonly observation: RequestObservation | undefined
+  /** The quotas it took, given back when it ends. */
+  hold: QuotaHold | undefined
 }
 
 function startRequest(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, kind: AuditEvent['kind'], signal?: AbortSignal, via?: RequestVia): InFlight {
-  const trace = new RequestTrace(session.capsuleId, `${session.capsuleId}#${++state.requests}`, kind, via?.abi ?? 'capsule-host')
+  const requestId = `${session.capsuleId}#${++state.requests}`
+  const trace = new RequestTrace(session.capsuleId, requestId, kind, via?.abi ?? 'capsule-host')
   // One control for the caller's abort, the capsule's release and the deadline.
   const control = new RequestControl(signal, session.controls)
   if (session.signal.aborted) control.abort(cancelledBy(session.signal))
-  return { session, control, signal: control.signal, trace, secrets: new RequestSecrets(), via }
+  const observation = state.observer?.start({ capsuleId: session.capsuleId, requestId, kind, abi: via?.abi ?? 'capsule-host', parent: via?.parent })
+  return { session, control, signal: control.signal, trace, secrets: new RequestSecrets(), via, observation, hold: undefined }
 }
 
 /** Validates the request; a refusal is recorded here, where it is decided. */
@@ -277,9 +329,26 @@ function prepare(state: SafeFetchState, input: unknown, mode: Mode, limits: Read
   return prepared
 }
 
+/** The prepared request with the telemetry's trace context headers, when it adds any. */
+function withUpstreamHeaders(prepared: PreparedRequest, flight: InFlight): PreparedRequest {
+  const headers = flight.observation?.upstreamHeaders()
+  return headers && headers.length > 0 ? { ...prepared, headers: [...prepared.headers, ...headers] } : prepared
+}
+
+/** Takes the request's quotas (none configured: nothing to wait for), or throws `rate_limited`. */
+async function takeQuotas(state: SafeFetchState, flight: InFlight, prepared: PreparedRequest): Promise<void> {
+  const { session } = flight
+  const request = quotaRequest(session.capsuleId, session.quotas.manifestName, prepared.mode === 'buffered' ? 'request' : 'stream', prepared.method, prepared.url)
+  state.guard ??= new QuotaGuard(state.quotaStore ?? memoryQuotaStore())
+  flight.hold = await state.guard.take(session.quotas.quotas, request, prepared.limits.totalTimeoutMs, flight.signal, flight.trace)
+}
+
 function finish(state: SafeFetchState, flight: InFlight, status?: number): void {
   flight.control.end()
-  state.audit.record(flight.trace.finish(status, flight.secrets, state.onError))
+  const event = flight.trace.finish(status, flight.secrets, state.onError)
+  flight.hold?.release(event.bytesIn)
+  state.audit.record(event)
+  flight.observation?.end(event)
 }
 
 function failed(state: SafeFetchState, flight: InFlight, error: unknown): ErrorReply {
@@ -310,10 +379,11 @@ type ReplyShape<R> = (...args: Parameters<typeof bufferedReply>) => Promise<R>
 async function bufferedRequest<R extends { status: number }>(state: SafeFetchState, input: unknown, flight: InFlight, shape: ReplyShape<R>): Promise<R | ErrorReply> {
   const started = performance.now()
   try {
-    const prepared = prepare(state, input, 'buffered', flight.session.limits, flight.trace, flight.via)
+    const prepared = withUpstreamHeaders(prepare(state, input, 'buffered', flight.session.limits, flight.trace, flight.via), flight)
     // The total time limit starts now, so time spent waiting for a concurrency slot counts.
     const deadline = started + prepared.limits.totalTimeoutMs
     flight.control.startDeadline(deadline, prepared.limits.totalTimeoutMs)
+    if (flight.session.quotas.quotas.length > 0) await takeQuotas(state, flight, prepared)
     const { session, signal } = flight
     const queued = session.limit.activeCount >= session.limit.concurrency
     const work = session.limit(() => {
@@ -393,13 +463,14 @@ function openedStream(state: SafeFetchState, flight: InFlight, handle: string, h
     },
   }
   session.attachStream(handle, { response, cancel: () => { head.body.cancel(); end(new CapsuleHostError('cancelled', 'the capsule was released')) } })
+  flight.observation?.streamOpened()
   return response
 }
 
 async function streamRequest(state: SafeFetchState, input: unknown, flight: InFlight): Promise<StreamedResponse | ErrorReply> {
   let handle: string | undefined
   try {
-    const prepared = prepare(state, input, 'stream', flight.session.limits, flight.trace, flight.via)
+    const prepared = withUpstreamHeaders(prepare(state, input, 'stream', flight.session.limits, flight.trace, flight.via), flight)
     if (flight.signal.aborted) throw cancelledBy(flight.signal)
     handle = flight.session.reserveStream()
     if (handle === undefined) {
@@ -409,6 +480,7 @@ async function streamRequest(state: SafeFetchState, input: unknown, flight: InFl
     }
     const deadline = performance.now() + prepared.limits.totalTimeoutMs
     flight.control.startDeadline(deadline, prepared.limits.totalTimeoutMs)
+    if (flight.session.quotas.quotas.length > 0) await takeQuotas(state, flight, prepared)
     const result = await exchangeOf(state, prepared, flight, deadline)
     const head = { status: result.answer.status, responseHeaders: prepared.responseHeaders, ...streamedAnswer(result.answer, flight.secrets) }
     if (flight.signal.aborted) {
@@ -472,7 +544,8 @@ const MAX_TOMBSTONES = 4096
 function sessionOf(state: SafeFetchState, capsuleId: string): CapsuleSession<StreamedResponse> {
   const existing = state.sessions.get(capsuleId)
   if (existing && (existing.registered || !existing.signal.aborted)) return existing
-  const session = new CapsuleSession<StreamedResponse>({ capsuleId, limits: state.limits, capabilities: undefined, ca: state.ca, registered: false })
+  const quotas = { quotas: state.quotas, manifestName: undefined }
+  const session = new CapsuleSession<StreamedResponse>({ capsuleId, limits: state.limits, capabilities: undefined, ca: state.ca, registered: false, quotas })
   state.sessions.set(capsuleId, session)
   state.adHoc.delete(capsuleId)
   state.adHoc.add(capsuleId)
@@ -541,7 +614,7 @@ function sessionApi(state: SafeFetchState, session: CapsuleSession<StreamedRespo
   }
 }
 
-function registerSession(state: SafeFetchState, capsuleId: string, restriction?: { http: readonly string[]; limits?: Partial<Limits> }) {
+function registerSession(state: SafeFetchState, capsuleId: string, restriction?: CapsuleRestriction) {
   const existing = state.sessions.get(capsuleId)
   if (existing?.registered && !existing.signal.aborted) throw new TypeError(`capsule id "${capsuleId}" is already in use on this safe fetch`)
   const capabilities = restriction ? compileCapabilities(restriction.http) : undefined
@@ -550,7 +623,8 @@ function registerSession(state: SafeFetchState, capsuleId: string, restriction?:
   if (existing) void existing.release()
   state.adHoc.delete(capsuleId)
   state.tombstones.delete(capsuleId)
-  const session = new CapsuleSession<StreamedResponse>({ capsuleId, limits, capabilities, ca: state.ca, registered: true })
+  const quotas = { quotas: withManifestQuota(state.quotas, restriction?.quotas), manifestName: restriction?.name }
+  const session = new CapsuleSession<StreamedResponse>({ capsuleId, limits, capabilities, ca: state.ca, registered: true, quotas })
   state.sessions.set(capsuleId, session)
   return sessionApi(state, session)
 }
@@ -565,6 +639,7 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
   const extraCa = options.tls?.ca === undefined ? [] : Array.isArray(options.tls.ca) ? options.tls.ca : [options.tls.ca]
   const sessions = new Map<string, CapsuleSession<StreamedResponse>>()
   const audit = new AuditLog(options.auditStream ? [options.auditStream] : [])
+  const telemetry = createTelemetry(options.telemetry)
   if (options.onRequest) audit.on('request', options.onRequest)
   const state: SafeFetchState = {
     limits,
@@ -582,9 +657,14 @@ export function createSafeFetch(options: SafeFetchOptions = {}): SafeFetch {
     requests: 0,
     adHoc: new Set(),
     tombstones: new Set(),
+    quotas: compileQuotas(options.quotas),
+    guard: undefined,
+    quotaStore: options.quotaStore,
+    observer: telemetry,
   }
   return {
     limits,
+    telemetry,
     audit,
     request: (input, context) => requestOn(state, sessionOf(state, context.capsuleId), bufferedReply, input, context.signal),
     stream: (input, context) => streamOn(state, sessionOf(state, context.capsuleId), input, context.signal),

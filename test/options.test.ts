@@ -1,6 +1,6 @@
 // Checks host-author options at creation: unknown names get a suggestion, wrong shapes a teaching message, every documented option passes.
 import { afterAll, describe, expect, test } from 'vitest'
-import { CapsuleError, createRuntime, createSafeFetch, type SafeFetch, type SafeFetchOptions } from '../src/index.js'
+import { CapsuleError, createRuntime, createSafeFetch, memoryQuotaStore, type SafeFetch, type SafeFetchOptions } from '../src/index.js'
 import { closestName, editDistance } from '../src/options.js'
 import { tableResolver } from './helpers/fetch.js'
 import { TEST_CA } from './helpers/servers.js'
@@ -17,7 +17,7 @@ function safeFetch(options?: unknown): SafeFetch {
   return fetch
 }
 
-const SAFE_FETCH_NAMES = 'rules, policy, gates, resolver, dnsCache, addressPolicy, tls, limits, maxRedirects, onRequest, onError, auditStream, middleware'
+const SAFE_FETCH_NAMES = 'rules, policy, gates, resolver, dnsCache, addressPolicy, tls, limits, maxRedirects, onRequest, onError, auditStream, middleware, quotas, quotaStore, telemetry'
 const noop = () => undefined
 
 const UNKNOWN_SAFE_FETCH: ReadonlyArray<{ name: string; options: object; message: string }> = [
@@ -140,6 +140,9 @@ describe('createSafeFetch', () => {
       onError: noop,
       auditStream: { write: () => true },
       middleware: [async (_ctx, next) => next()],
+      quotas: [{ key: 'capsule', requests: { limit: 10, windowMs: 1000 } }],
+      quotaStore: memoryQuotaStore(),
+      telemetry: { propagateTraceContext: true },
     } satisfies Required<SafeFetchOptions>)
     await expect(fetch.explain({ url: 'https://api.test/' }, { capsuleId: 'c' })).resolves.toMatchObject({ allowed: true })
   })

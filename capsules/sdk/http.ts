@@ -69,6 +69,7 @@ export const HOST_ERROR_CODES: StaticArray<string> = [
   "integrity_mismatch",
   "network",
   "cancelled",
+  "rate_limited",
   "internal",
 ];
 
@@ -84,11 +85,12 @@ export class Header {
  * `invalid_reply` (INVALID_REPLY).
  * `phase` is set for timeouts (connect, first_byte, idle, total, or host: a gate, the policy or
  * middleware on the host did not answer within its deadline).
+ * `retryAfterMs` is set for `rate_limited` (ms until a retry can succeed); -1 otherwise.
  */
 export class HttpError {
-  constructor(public code: string, public message: string, public phase: string | null = null) {}
+  constructor(public code: string, public message: string, public phase: string | null = null, public retryAfterMs: i64 = -1) {}
 
-  /** `{"code":...,"message":...[,"phase":...]}` */
+  /** `{"code":...,"message":...[,"phase":...][,"retryAfterMs":...]}` */
   toJson(): string {
     const w = new JsonWriter();
     this.write(w);
@@ -99,6 +101,7 @@ export class HttpError {
     w.beginObject().key("code").string(this.code).key("message").string(this.message);
     const phase = this.phase;
     if (phase !== null) w.key("phase").string(phase);
+    if (this.retryAfterMs >= 0) w.key("retryAfterMs").int(this.retryAfterMs);
     w.endObject();
   }
 
@@ -770,6 +773,7 @@ export function replyError(doc: JsonValue): HttpError | null {
     e.getString("code", INVALID_REPLY),
     e.getString("message"),
     phase !== null && phase.kind == JSON_STRING ? phase.str() : null,
+    e.getInteger("retryAfterMs", -1),
   );
 }
 

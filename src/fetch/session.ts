@@ -4,6 +4,7 @@ import { Agent } from 'undici'
 import { CapsuleHostError } from '../errors.js'
 import type { Capabilities } from '../gate/capabilities.js'
 import type { Limits } from '../limits.js'
+import type { CompiledQuota } from '../quota/quotas.js'
 import type { RequestControl } from './request-control.js'
 
 /** An open stream as the session keeps it: how to end it when the capsule is released. */
@@ -22,6 +23,13 @@ export interface SessionOptions {
   readonly ca: ReadonlyArray<string | Buffer> | undefined
   /** True for a session made by `registerCapsule` (a runtime's capsule), false for an ad hoc caller's. */
   readonly registered: boolean
+  /** The quotas its requests take (the host's and its manifest's), and its manifest's name for key functions. */
+  readonly quotas: SessionQuotas
+}
+
+export interface SessionQuotas {
+  readonly quotas: readonly CompiledQuota[]
+  readonly manifestName: string | undefined
 }
 
 /**
@@ -34,6 +42,7 @@ export class CapsuleSession<T = unknown> {
   readonly limits: Readonly<Limits>
   readonly capabilities: Capabilities | undefined
   readonly registered: boolean
+  readonly quotas: SessionQuotas
   readonly agent: Agent
   /** Bounds the capsule's buffered requests in flight; cleared (rejecting the queue) on release. */
   readonly limit: LimitFunction
@@ -51,6 +60,7 @@ export class CapsuleSession<T = unknown> {
     this.limits = options.limits
     this.capabilities = options.capabilities
     this.registered = options.registered
+    this.quotas = options.quotas
     this.agent = new Agent({
       // Our own timers run every phase; this is the backstop for a connect attempt we gave up on.
       connect: { timeout: options.limits.connectTimeoutMs, ...(options.ca ? { ca: [...options.ca] } : {}) },

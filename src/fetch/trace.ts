@@ -89,6 +89,7 @@ export class RequestTrace {
     const wire = wireErrorOf(error)
     this.#event.code = wire.code
     if (wire.phase) this.#event.phase = wire.phase
+    if (wire.retryAfterMs !== undefined) this.#event.retryAfterMs = wire.retryAfterMs
     const own = isCapsuleHostError(error) ? error : undefined
     if (own?.addressClass) this.#event.addressClass = own.addressClass
     this.#event.detail ??= own?.detail ?? (wire.code === 'internal' ? undefined : wire.message)

@@ -49,10 +49,11 @@ export const DECIDING_STAGES = [
   'pending',
   'request-options',
   'middleware',
+  'quota-store',
 ] as const
 export type DecidingStage = (typeof DECIDING_STAGES)[number]
-/** A stage, a rule (`rule:<id>`) or a gate (`gate:<name>`). */
-export type Decider = DecidingStage | `rule:${string}` | `gate:${string}`
+/** A stage, a rule (`rule:<id>`), a gate (`gate:<name>`) or a quota (`quota:<id>`). */
+export type Decider = DecidingStage | `rule:${string}` | `gate:${string}` | `quota:${string}`
 
 /**
  * Why a request was refused: stable phrases, like Smokescreen's, so a host can count and alert on
@@ -77,6 +78,8 @@ export const DENY_REASONS = [
   'redirects refused by the request',
   'invalid redirect',
   'refused by middleware',
+  'over quota',
+  'quota store unavailable',
 ] as const
 export type DenyReason = (typeof DENY_REASONS)[number]
 

@@ -36,6 +36,12 @@ export const OVERRIDE_HEADERS: ReadonlyMap<string, 'method' | 'path'> = new Map(
   ['x-rewrite-url', 'path'],
 ])
 
+/**
+ * W3C trace context (traceparent, tracestate): the host's telemetry sets it when it propagates
+ * traces, so a capsule can never forge its place in the host's traces. Host middleware may set it.
+ */
+export const TRACE_CONTEXT_HEADERS: ReadonlySet<string> = new Set(['traceparent', 'tracestate'])
+
 /** Credentials dropped on a cross-origin redirect (as undici's `shouldRemoveHeader`). */
 export const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'cookie', 'proxy-authorization'])
 
@@ -70,7 +76,7 @@ export function checkRequestHeaders(headers: Record<string, string> | Array<[str
 
 /**
  * The checks of `checkRequestHeaders`, plus those that apply to the capsule's own headers only:
- * no method or URL override (`OVERRIDE_HEADERS`). Headers host middleware sets are checked with
+ * no method or URL override (`OVERRIDE_HEADERS`), no trace context (`TRACE_CONTEXT_HEADERS`). Headers host middleware sets are checked with
  * `checkRequestHeaders` alone.
  */
 export function checkCapsuleHeaders(headers: Record<string, string> | Array<[string, string]> | undefined): HeaderList {
@@ -80,6 +86,7 @@ export function checkCapsuleHeaders(headers: Record<string, string> | Array<[str
     if (overrides) {
       throw invalid(`header "${name}" would make the upstream use another ${overrides} than the one the rules judged; a capsule may not set it`)
     }
+    if (TRACE_CONTEXT_HEADERS.has(name)) throw invalid(`header "${name}" is trace context, set by the host's telemetry; a capsule may not set it`)
   }
   return list
 }

@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path'
 import { z } from 'zod'
 import { CapsuleError } from '../errors.js'
 import { TIME_LIMITS } from '../limits.js'
+import { ManifestQuotaSchema } from '../quota/quotas.js'
 import { TimerMs } from '../timers.js'
 import { fromExtismManifest, isExtismManifest } from './extism-manifest.js'
 
@@ -36,6 +37,8 @@ export const ManifestSchema = z.strictObject({
     })
     .partial()
     .optional(),
+  /** A quota on the capsule's own requests (docs/fleet.md), checked beside the host's: it can only lower them. */
+  quotas: ManifestQuotaSchema.optional(),
 })
 
 export type Manifest = z.infer<typeof ManifestSchema>

@@ -230,7 +230,8 @@ function startEngine(state: RuntimeState, mode: Isolation, options: EngineOption
 function registerSession(state: RuntimeState, id: string, manifest: Manifest | undefined): SafeFetchSession {
   const { callTimeoutMs: _c, memoryBytes: _m, maxOutputBytes: _o, ...fetchLimits } = manifest?.limits ?? {}
   try {
-    return state.options.fetch.registerCapsule(id, manifest ? { http: manifest.capabilities?.http ?? [], limits: fetchLimits } : undefined)
+    const restriction = manifest ? { http: manifest.capabilities?.http ?? [], limits: fetchLimits, quotas: manifest.quotas, name: manifest.name } : undefined
+    return state.options.fetch.registerCapsule(id, restriction)
   } catch (cause) {
     throw new CapsuleError('load_failed', `${manifest ? 'invalid manifest or id: ' : ''}${(cause as Error).message}`, { cause })
   }

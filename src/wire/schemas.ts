@@ -125,11 +125,12 @@ export const WireStreamStartSchema = StreamStartSchema.extend({
 export const ErrorCodeSchema = z.enum(ERROR_CODES)
 export const TimeoutPhaseSchema = z.enum(TIMEOUT_PHASES)
 
-/** The error object of a reply; `phase` is present on `timeout` errors only. */
+/** The error object of a reply; `phase` is present on `timeout` errors only, `retryAfterMs` on `rate_limited` only. */
 export const WireErrorSchema = z.strictObject({
   code: ErrorCodeSchema,
   message: z.string(),
   phase: TimeoutPhaseSchema.optional(),
+  retryAfterMs: z.int().nonnegative().optional(),
 })
 
 export const ErrorReplySchema = z.strictObject({
