@@ -182,7 +182,7 @@ describe.skipIf(!hasRedis)('the Redis store, on a real redis-server', () => {
     try {
       const base = prefix + check.key
       expect(await raw.get(`${base}:r`)).toBe('2')
-      expect(await raw.zrange(`${base}:c`, 0, -1)).toEqual(['lease-2'])
+      expect(await raw.zrange(`${base}:c`, '0', '-1')).toEqual(['lease-2'])
       expect(await raw.get(`${base}:b`)).toBe('42')
       const ttls = await Promise.all([`${base}:r`, `${base}:c`, `${base}:b`].map((key) => raw.pttl(key)))
       expect(ttls[0]).toBeGreaterThan(0)
