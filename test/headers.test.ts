@@ -18,6 +18,9 @@ function expectRefusal(fn: () => unknown, message: string): void {
 const METHOD = (name: string) => `header "${name}" would make the upstream use another method than the one the rules judged; a capsule may not set it`
 const PATH = (name: string) => `header "${name}" would make the upstream use another path than the one the rules judged; a capsule may not set it`
 
+const TRACE = (name: string) => `header "${name}" is trace context, set by the host's telemetry; a capsule may not set it`
+const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+
 const overrides: Array<{ name: string; header: string; value: string; message: string }> = [
   { name: 'x-http-method-override', header: 'x-http-method-override', value: 'DELETE', message: METHOD('x-http-method-override') },
   { name: 'x-http-method', header: 'x-http-method', value: 'DELETE', message: METHOD('x-http-method') },
@@ -28,6 +31,10 @@ const overrides: Array<{ name: string; header: string; value: string; message: s
   { name: 'upper case name', header: 'X-ORIGINAL-URL', value: '/admin', message: PATH('x-original-url') },
   { name: 'empty value is refused too', header: 'x-http-method', value: '', message: METHOD('x-http-method') },
   { name: 'same method as the request is refused too', header: 'x-http-method-override', value: 'GET', message: METHOD('x-http-method-override') },
+  { name: 'traceparent (the host sets trace context)', header: 'traceparent', value: TRACEPARENT, message: TRACE('traceparent') },
+  { name: 'Traceparent in mixed case', header: 'Traceparent', value: TRACEPARENT, message: TRACE('traceparent') },
+  { name: 'tracestate', header: 'tracestate', value: 'vendor=1', message: TRACE('tracestate') },
+  { name: 'an empty traceparent', header: 'traceparent', value: '', message: TRACE('traceparent') },
 ]
 
 const lookAlikes: Array<{ name: string; headers: Array<[string, string]>; expected: HeaderList }> = [
@@ -36,6 +43,8 @@ const lookAlikes: Array<{ name: string; headers: Array<[string, string]>; expect
   { name: 'x-original-host', headers: [['x-original-host', 'a']], expected: [['x-original-host', 'a']] },
   { name: 'x-url', headers: [['x-url', '/admin']], expected: [['x-url', '/admin']] },
   { name: 'an override name as a value', headers: [['x-note', 'x-http-method-override']], expected: [['x-note', 'x-http-method-override']] },
+  { name: 'traceparents (one letter more)', headers: [['traceparents', 'x']], expected: [['traceparents', 'x']] },
+  { name: 'baggage (not trace context we set)', headers: [['baggage', 'k=v']], expected: [['baggage', 'k=v']] },
 ]
 
 describe('checkCapsuleHeaders', () => {

@@ -24,7 +24,7 @@ const NO_LIMIT = { message: 'a quota needs at least one of requests, concurrent,
 
 const QuotaRuleSchema = z
   .strictObject({
-    key: z.union([z.literal('capsule'), z.custom<(request: QuotaRequest) => string | undefined>((v) => typeof v === 'function', 'key must be "capsule" or a function')]),
+    key: z.custom<QuotaRule['key']>((v) => v === 'capsule' || typeof v === 'function', 'key must be "capsule" or a function of the request'),
     id: z.string().min(1).max(200).optional(),
     ...LIMITS,
   })
