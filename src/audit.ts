@@ -33,14 +33,15 @@ export interface AuditEvent {
   /**
    * True when every admission the request met allowed it: the gates (manifest, rules or policy,
    * host gates) and the address policy, on every hop. False when validation, the stream table, a
-   * gate, the address policy or middleware refused it. A request that failed after it was
+   * quota, a gate, the address policy or middleware refused it. A request that failed after it was
    * allowed (a timeout, a reset, a middleware bug) is `allowed: true` with a `code`.
    */
   allowed: boolean
   /**
    * Who decided: a stage (`validation`, `stream-table`, `manifest`, `rules`, `policy`, `gates`,
-   * `default`, `address-policy`, `resolver`, `request-options`, `middleware`), `rule:<id>` or
-   * `gate:<name>`. Set on every event; a failure after an allow keeps the decider that allowed.
+   * `default`, `address-policy`, `resolver`, `request-options`, `middleware`, `quota-store`),
+   * `rule:<id>`, `gate:<name>` or `quota:<id>`. Set on every event; a failure after an allow keeps
+   * the decider that allowed.
    */
   decidedBy: Decider
   /** The route pattern of the rule that allowed, when the rule has routes. */
