@@ -210,13 +210,15 @@ describe.skipIf(!hasRedis)('the Redis store, on a real redis-server', () => {
     expect(await quotas.acquire(checks, lease('d'), never)).toEqual({ granted: true })
   })
 
-  it('a lease never released stops counting after its ttlMs', async () => {
+  it('a lease never released stops counting after its ttlMs, while a longer lease on the key lives on', async () => {
     const quotas = store()
-    const checks = [{ key: 'k', concurrent: 1 }]
+    const checks = [{ key: 'k', concurrent: 2 }]
+    expect(await quotas.acquire(checks, { id: 'long', ttlMs: WINDOW_MS }, never)).toEqual({ granted: true })
     expect(await quotas.acquire(checks, { id: 'crashed', ttlMs: 50 }, never)).toEqual({ granted: true })
     expect(await quotas.acquire(checks, { id: 'b', ttlMs: 50 }, never)).toMatchObject({ granted: false, kind: 'concurrent' })
     await new Promise((resolve) => setTimeout(resolve, 51))
     expect(await quotas.acquire(checks, { id: 'c', ttlMs: 50 }, never)).toEqual({ granted: true })
+    expect(await quotas.acquire(checks, { id: 'd', ttlMs: 50 }, never)).toMatchObject({ granted: false, kind: 'concurrent' })
   })
 
   it('no checks: granted without asking Redis; after close(): unavailable, and release still resolves', async () => {
