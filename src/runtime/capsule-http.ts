@@ -2,7 +2,8 @@
 import { ABIS, type Abi } from '../audit.js'
 import { CapsuleHostError, wireErrorOf, type WireError } from '../errors.js'
 import { headerForms } from '../fetch/reply.js'
-import type { SafeFetchSession, StreamedResponse } from '../safe-fetch.js'
+import type { RequestVia, SafeFetchSession, StreamedResponse } from '../safe-fetch.js'
+import type { Telemetry } from '../telemetry/index.js'
 import { utf8Bytes } from '../utf8-bytes.js'
 import type { CheckedRequest } from '../wire/parse.js'
 import { extismHeaders, type KernelReply } from './kernel-http.js'
@@ -22,16 +23,56 @@ function json(value: unknown): Uint8Array {
   return utf8Bytes(JSON.stringify(value))
 }
 
+/** A capsule call in progress, as its capsule sees it: ended once, with the error that failed it, if any. */
+export interface CallInProgress {
+  end(error?: unknown): void
+}
+
+/** Watches a capsule's calls (its CapsuleHttp): what `Capsule.call` starts around each one. */
+export interface CallTracker {
+  startCall(exportName: string): CallInProgress
+}
+
+/** How Extism's kernel `http_request` reaches the safe fetch. */
+const KERNEL_VIA: RequestVia = { abi: 'extism', followRedirects: true }
+
+/** A call that nothing watches. */
+const UNWATCHED: CallInProgress = { end: () => undefined }
+
 /**
  * Serves the host functions for one capsule on its session: the session's stream table holds the
  * handles (never reused, at most `limits.maxOpenStreams`); `closeAll()` releases the session, which
- * aborts everything the capsule has in flight.
+ * aborts everything the capsule has in flight. With telemetry, each call is a span and the
+ * requests it makes are its children (`RequestVia.parent`): calls of one capsule run one at a
+ * time (Capsule.call queues them), so the call in progress is the one making every request.
  */
-export class CapsuleHttp {
+export class CapsuleHttp implements CallTracker {
   readonly #session: SafeFetchSession
+  readonly #telemetry: Telemetry | undefined
+  /** The telemetry context of the call in progress, which its requests carry; undefined between calls. */
+  #callParent: unknown
 
-  constructor(session: SafeFetchSession) {
+  constructor(session: SafeFetchSession, telemetry?: Telemetry) {
     this.#session = session
+    this.#telemetry = telemetry
+  }
+
+  /** Starts a call's span (with telemetry) and makes it the parent of the call's requests until `end`. */
+  startCall(exportName: string): CallInProgress {
+    if (!this.#telemetry) return UNWATCHED
+    const call = this.#telemetry.startCall(this.#session.capsuleId, exportName)
+    this.#callParent = call.parent
+    return {
+      end: (error?: unknown) => {
+        if (this.#callParent === call.parent) this.#callParent = undefined
+        call.end(error)
+      },
+    }
+  }
+
+  /** The `via` of a request the current call makes, with `abi` and the rest of `extra`. */
+  #viaOf(extra?: RequestVia): RequestVia | undefined {
+    return this.#callParent === undefined ? extra : { ...extra, parent: this.#callParent }
   }
 
   get openStreams(): number {
@@ -46,7 +87,7 @@ export class CapsuleHttp {
   /** `http_request`: request JSON bytes in, reply JSON bytes out (encoded once, by the safe fetch). Never throws. */
   async request(input: RequestInput): Promise<Uint8Array> {
     try {
-      const reply = await this.#session.requestWire(input)
+      const reply = await this.#session.requestWire(input, undefined, this.#viaOf())
       return 'error' in reply ? json(reply) : reply.bytes
     } catch (error) {
       return json({ error: wireErrorOf(error) })
@@ -57,7 +98,7 @@ export class CapsuleHttp {
   async streamStart(input: RequestInput): Promise<Uint8Array> {
     let reply: Awaited<ReturnType<SafeFetchSession['stream']>>
     try {
-      reply = await this.#session.stream(input)
+      reply = await this.#session.stream(input, undefined, this.#viaOf())
     } catch (error) {
       reply = { error: wireErrorOf(error) }
     }
@@ -72,7 +113,7 @@ export class CapsuleHttp {
    */
   async kernelRequest(input: CheckedRequest): Promise<KernelReply> {
     try {
-      const reply = await this.#session.requestBytes(input, undefined, { abi: 'extism', followRedirects: true })
+      const reply = await this.#session.requestBytes(input, undefined, this.#viaOf(KERNEL_VIA))
       if ('error' in reply) return { ok: false, error: reply.error }
       return { ok: true, status: reply.status, headers: extismHeaders(reply.rawHeaders), body: reply.body }
     } catch (error) {
@@ -84,7 +125,7 @@ export class CapsuleHttp {
   recordInvalid(notice: { kind: 'request' | 'stream'; error: WireError; abi?: Abi }): void {
     // Host code writes the notice; anything but a known ABI is the default.
     const abi = ABIS.find((known) => known === notice.abi) ?? 'capsule-host'
-    this.#session.recordInvalid(notice.kind, notice.error, { abi })
+    this.#session.recordInvalid(notice.kind, notice.error, this.#viaOf({ abi }))
   }
 
   #lookup(handle: Uint8Array | string): StreamedResponse {

@@ -1,6 +1,7 @@
 // A loaded capsule: one call at a time, its output helpers, and unloading that leaves nothing behind.
 import { CapsuleError } from '../errors.js'
 import { utf8Bytes } from '../utf8-bytes.js'
+import type { CallTracker } from './capsule-http.js'
 
 const decoder = new TextDecoder()
 
@@ -69,13 +70,15 @@ export class Capsule {
   readonly #exports: ReadonlySet<string>
   readonly #callTimeoutMs: number
   readonly #onUnload: () => Promise<void>
+  readonly #calls: CallTracker | undefined
   #queue: Promise<unknown> = Promise.resolve()
   #stopped: string | undefined
   #stopping: Promise<void> | undefined
 
   /** @internal Created by `Runtime.load`. */
-  constructor(id: string, engine: CapsuleEngine, exports: ReadonlySet<string>, callTimeoutMs: number, onUnload: () => Promise<void>) {
+  constructor(id: string, engine: CapsuleEngine, exports: ReadonlySet<string>, callTimeoutMs: number, onUnload: () => Promise<void>, calls?: CallTracker) {
     this.id = id
+    this.#calls = calls
     this.#engine = engine
     this.#exports = exports
     this.#callTimeoutMs = callTimeoutMs
@@ -92,23 +95,39 @@ export class Capsule {
    * corrupts its state when calls overlap).
    */
   call(name: string, input?: CallInput): Promise<CallOutput> {
-    const run = async () => {
-      if (this.#stopped) throw new CapsuleError('unloaded', `capsule ${this.id} ${this.#stopped}`)
-      if (!this.#exports.has(name)) {
-        throw new CapsuleError('no_such_export', `capsule ${this.id} has no export "${name}"; it exports ${[...this.#exports].join(', ')}`)
-      }
-      const bytes = encodeInput(input)
-      try {
-        return new CallOutput(await this.#engine.call(name, bytes, this.#callTimeoutMs))
-      } catch (error) {
-        const code = error instanceof CapsuleError ? error.code : 'capsule_failed'
-        if (FATAL.has(code) || !this.#engine.alive) await this.#stop(`was stopped (${code}); load it again`)
-        throw error
-      }
-    }
+    const run = () => this.#watched(name, input)
     const result = this.#queue.then(run, run)
     this.#queue = result.catch(() => undefined)
     return result
+  }
+
+  /** Runs one call, as a span when the capsule has telemetry (its requests are the span's children). */
+  async #watched(name: string, input: CallInput): Promise<CallOutput> {
+    const call = this.#calls?.startCall(name)
+    let output: CallOutput
+    try {
+      output = await this.#run(name, input)
+    } catch (error) {
+      call?.end(error)
+      throw error
+    }
+    call?.end()
+    return output
+  }
+
+  async #run(name: string, input: CallInput): Promise<CallOutput> {
+    if (this.#stopped) throw new CapsuleError('unloaded', `capsule ${this.id} ${this.#stopped}`)
+    if (!this.#exports.has(name)) {
+      throw new CapsuleError('no_such_export', `capsule ${this.id} has no export "${name}"; it exports ${[...this.#exports].join(', ')}`)
+    }
+    const bytes = encodeInput(input)
+    try {
+      return new CallOutput(await this.#engine.call(name, bytes, this.#callTimeoutMs))
+    } catch (error) {
+      const code = error instanceof CapsuleError ? error.code : 'capsule_failed'
+      if (FATAL.has(code) || !this.#engine.alive) await this.#stop(`was stopped (${code}); load it again`)
+      throw error
+    }
   }
 
   /** Stops once; every caller waits for the same, complete stop. */
