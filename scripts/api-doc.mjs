@@ -41,6 +41,12 @@ export const SECTIONS = [
   { name: 'ResolverAnswer', file: 'src/net/resolve.ts' },
   { name: 'ResolutionCacheOptions', file: 'src/net/resolution-cache.ts', example: true },
   { name: 'AddressPolicyOptions', file: 'src/net/address-policy.ts', example: true },
+  { name: 'QuotaRule', file: 'src/quota/types.ts', example: true },
+  { name: 'WindowQuota', file: 'src/quota/types.ts' },
+  { name: 'QuotaRequest', file: 'src/quota/types.ts', output: true },
+  { name: 'QuotaStore', file: 'src/quota/types.ts' },
+  { name: 'MemoryQuotaStoreOptions', file: 'src/quota/memory-store.ts' },
+  { name: 'RedisQuotaStoreOptions', file: 'src/quota/redis-store.ts', defaults: 'DEFAULTS', example: true },
   { name: 'ErrorHook', file: 'src/fetch/trace.ts' },
   { name: 'AuditSink', file: 'src/audit.ts' },
   { name: 'SafeFetch', file: 'src/safe-fetch.ts', output: true },
@@ -125,10 +131,11 @@ function findDeclaration(root, file, name) {
   return found
 }
 
-/** The defaults object literal of `const NAME = Object.freeze({ ... })` (or a plain literal), as name -> source text. */
+/** The defaults object literal of `const NAME = Object.freeze({ ... })` (or a plain literal, `as const` or not), as name -> source text. */
 function defaultsOf(root, file, constant) {
   const declaration = findDeclaration(root, file, constant)
   let literal = declaration?.initializer
+  if (literal && ts.isAsExpression(literal)) literal = literal.expression
   if (literal && ts.isCallExpression(literal)) literal = literal.arguments[0]
   if (!literal || !ts.isObjectLiteralExpression(literal)) throw new Error(`${file}: ${constant} is not an object literal`)
   const values = new Map()

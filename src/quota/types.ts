@@ -2,7 +2,12 @@
 
 /** At most `limit` units (requests, or response bytes) in each window of `windowMs`. */
 export interface WindowQuota {
+  /** Units allowed in one window: a whole number >= 1. */
   readonly limit: number
+  /**
+   * The window's length in ms (1 to a year). A window starts with the first unit counted in it
+   * (not on a clock boundary) and a new one starts with the first unit after it ends.
+   */
   readonly windowMs: number
 }
 
@@ -12,11 +17,15 @@ export interface QuotaRequest {
   readonly capsuleId: string
   /** The capsule's manifest name, when it was loaded with one. */
   readonly manifestName: string | undefined
+  /** `request` (buffered) or `stream`. */
   readonly kind: 'request' | 'stream'
+  /** The request's method, upper case as validated. */
   readonly method: string
   /** `scheme://host:port` of the capsule's URL (the port always written). */
   readonly origin: string
+  /** The URL's host name, normalised (lower case, punycode, no trailing dot; IPv6 in brackets). */
   readonly host: string
+  /** The URL's path without its query. */
   readonly path: string
 }
 
