@@ -55,6 +55,10 @@ describe('manifest validation', () => {
     ['negative limit', { ...MANIFEST, limits: { timeoutMs: -1 } }, 'limits.timeoutMs'],
     ['unknown limit', { ...MANIFEST, limits: { cpu: 1 } }, 'cpu'],
     ['not an object', 'probe', 'expected object'],
+    ['quotas with no limit', { ...MANIFEST, quotas: {} }, 'a quota needs at least one of requests, concurrent, responseBytes'],
+    ['a quota with limit 0', { ...MANIFEST, quotas: { requests: { limit: 0, windowMs: 1000 } } }, 'quotas.requests.limit'],
+    ['a quota key (manifests have none)', { ...MANIFEST, quotas: { key: 'capsule', concurrent: 1 } }, 'key'],
+    ['a fractional concurrent quota', { ...MANIFEST, quotas: { concurrent: 0.5 } }, 'quotas.concurrent'],
   ])('%s is load_failed naming the field', (_name, manifest, field) => {
     expect(() => parseManifest(manifest)).toThrow(expect.objectContaining({ code: 'load_failed', message: expect.stringContaining(field) }))
   })
