@@ -9,7 +9,7 @@ import { closeAllServers, startServer, type TestServer } from './helpers/servers
 
 /** What probe.sdk_parse reports of a parsed reply. */
 interface Parsed {
-  error: { code: string; message: string; phase?: string } | null
+  error: { code: string; message: string; phase?: string; retryAfterMs?: number } | null
   status: number
   handle?: string
   header: Array<string | null>
@@ -202,6 +202,11 @@ describe('parseResponse: error replies and invalid replies', () => {
     ['a host error', '{"error":{"code":"denied","message":"no rule allows GET https://x.test/"}}', { code: 'denied', message: 'no rule allows GET https://x.test/' }],
     ['with a phase', '{"error":{"code":"timeout","message":"no first byte within 100 ms","phase":"first_byte"}}', { code: 'timeout', message: 'no first byte within 100 ms', phase: 'first_byte' }],
     ['a phase that is not a string is left out', '{"error":{"code":"timeout","message":"m","phase":5}}', { code: 'timeout', message: 'm' }],
+    ['rate_limited with retryAfterMs', '{"error":{"code":"rate_limited","message":"m","retryAfterMs":41250}}', { code: 'rate_limited', message: 'm', retryAfterMs: 41250 }],
+    ['retryAfterMs 0', '{"error":{"code":"rate_limited","message":"m","retryAfterMs":0}}', { code: 'rate_limited', message: 'm', retryAfterMs: 0 }],
+    ['retryAfterMs past 2^31 (an i64)', '{"error":{"code":"rate_limited","message":"m","retryAfterMs":31622400000}}', { code: 'rate_limited', message: 'm', retryAfterMs: 31622400000 }],
+    ['a retryAfterMs that is not a whole number is left out', '{"error":{"code":"rate_limited","message":"m","retryAfterMs":1.5}}', { code: 'rate_limited', message: 'm' }],
+    ['a retryAfterMs that is a string is left out', '{"error":{"code":"rate_limited","message":"m","retryAfterMs":"5"}}', { code: 'rate_limited', message: 'm' }],
     ['escapes in the message', '{"error":{"code":"network","message":"reset \\"here\\" \\u00e9"}}', { code: 'network', message: 'reset "here" é' }],
     ['an error beside a status: the error counts', '{"status":200,"error":{"code":"internal","message":"m"}}', { code: 'internal', message: 'm' }],
     ['an error without a code', '{"error":{"message":"m"}}', { code: 'invalid_reply', message: 'm' }],
@@ -281,7 +286,8 @@ describe('every host error code and timeout phase (src/errors.ts) reads back as 
     ...TIMEOUT_PHASES.map((phase): [string, string] => ['timeout', phase]),
   ]
   test.each(rows)('%s %s', async (code, phase) => {
-    const error = { code, message: `a ${code} message with "quotes" and \u00e9`, ...(phase === undefined ? {} : { phase }) }
+    const extra = phase !== undefined ? { phase } : code === 'rate_limited' ? { retryAfterMs: 1234 } : {}
+    const error = { code, message: `a ${code} message with "quotes" and \u00e9`, ...extra }
     const text = JSON.stringify({ error })
     expect(ErrorReplySchema.safeParse(JSON.parse(text)).success, 'a reply the host may send').toBe(true)
     for (const kind of ['response', 'stream'] as const) {
@@ -292,10 +298,10 @@ describe('every host error code and timeout phase (src/errors.ts) reads back as 
   })
 
   test.each<[string, string, Parsed['error']]>([
-    ['a code the SDK does not list is passed on as it came', '{"error":{"code":"rate_limited","message":"m"}}', { code: 'rate_limited', message: 'm' }],
+    ['a code the SDK does not list is passed on as it came', '{"error":{"code":"slow_down","message":"m"}}', { code: 'slow_down', message: 'm' }],
     ['a code that is not a string reads as invalid_reply', '{"error":{"code":5,"message":"m"}}', { code: 'invalid_reply', message: 'm' }],
     ['a message that is not a string reads as ""', '{"error":{"code":"network","message":["m"]}}', { code: 'network', message: '' }],
-    ['unknown members of the error are passed over', '{"error":{"code":"denied","message":"m","retryAfterMs":5,"detail":{}}}', { code: 'denied', message: 'm' }],
+    ['unknown members of the error are passed over', '{"error":{"code":"denied","message":"m","detail":{},"decidedBy":"rules"}}', { code: 'denied', message: 'm' }],
   ])('%s', async (_name, text, error) => {
     for (const kind of ['response', 'stream'] as const) expect((await parse(kind, text)).error).toEqual(error)
   })
