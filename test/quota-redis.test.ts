@@ -264,21 +264,21 @@ describe('redisQuotaStore options', () => {
     expect(() => redisQuotaStore(options as RedisQuotaStoreOptions)).toThrow(new TypeError(message))
   })
 
-  it('the boundary values are accepted without connecting', async () => {
-    for (const options of [{}, { timeoutMs: 1 }, { timeoutMs: 2 ** 31 - 1 }, { prefix: '' }, { url: 'rediss://127.0.0.1:6380/2' }, { onUnavailable: 'local' as const }]) {
+  it('the boundary values are accepted', async () => {
+    for (const options of [{ url: 'redis://127.0.0.1:1' }, { url: 'redis://127.0.0.1:1', timeoutMs: 1 }, { url: 'redis://127.0.0.1:1', timeoutMs: 2 ** 31 - 1 }, { url: 'redis://127.0.0.1:1', prefix: '' }, { url: 'rediss://127.0.0.1:1/2' }, { url: 'redis://127.0.0.1:1', onUnavailable: 'local' as const }]) {
       await redisQuotaStore(options).close()
     }
   })
 })
 
 describe('loading', () => {
-  it('importing the store does not load ioredis; the first acquire does', () => {
+  it('importing capsule-host does not load ioredis; creating a Redis store does', () => {
     const script = `
       import { createRequire } from 'node:module'
       const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((path) => path.includes('/node_modules/ioredis/'))
-      const { redisQuotaStore } = await import('./dist/quota/redis-store.js')
-      const store = redisQuotaStore({ url: 'redis://127.0.0.1:1', timeoutMs: 200 })
+      const { redisQuotaStore } = await import('./dist/index.js')
       const before = loaded()
+      const store = redisQuotaStore({ url: 'redis://127.0.0.1:1', timeoutMs: 200 })
       const answer = await store.acquire([{ key: 'k', concurrent: 1 }], { id: 'a', ttlMs: 1000 }, new AbortController().signal)
       await store.close()
       console.log(JSON.stringify({ before, after: loaded(), answer }))`

@@ -90,6 +90,8 @@ async function ownClient(url: string, timeoutMs: number): Promise<{ client: Scri
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 0,
+    // No INFO round trip before the first command: a server still loading answers LOADING, which is `unavailable`.
+    enableReadyCheck: false,
     commandTimeout: timeoutMs,
     retryStrategy: reconnectDelay,
   })
@@ -98,9 +100,9 @@ async function ownClient(url: string, timeoutMs: number): Promise<{ client: Scri
   return { client: withScripts(client), connected: client.connect().catch(() => {}) }
 }
 
-/** One store's state: its settings, its client once made, and its local fallback with the leases it granted. */
+/** One store's state: its settings, its client, and its local fallback with the leases it granted. */
 class RedisQuotas {
-  #client: Promise<{ client: ScriptClient; connected: Promise<void> }> | undefined
+  readonly #client: Promise<{ client: ScriptClient; connected: Promise<void> }>
   readonly local: QuotaStore | undefined
   readonly localLeases = new Set<string>()
   closed = false
@@ -110,13 +112,14 @@ class RedisQuotas {
     onUnavailable: 'deny' | 'local',
   ) {
     this.local = onUnavailable === 'local' ? memoryQuotaStore() : undefined
-    const { hostClient } = settings
-    if (hostClient) this.#client = Promise.resolve({ client: withScripts(hostClient), connected: Promise.resolve() })
+    const { hostClient, url, timeoutMs } = settings
+    // Connecting starts now, so the first requests do not wait for it (importing capsule-host alone loads no ioredis).
+    this.#client = hostClient ? Promise.resolve({ client: withScripts(hostClient), connected: Promise.resolve() }) : ownClient(url, timeoutMs)
+    this.#client.catch(() => {})
   }
 
-  /** The client, connected or trying: made on first use, so a host that never acquires never loads ioredis. */
+  /** The client, connected or trying. */
   async client(): Promise<ScriptClient> {
-    this.#client ??= ownClient(this.settings.url, this.settings.timeoutMs)
     const { client, connected } = await this.#client
     await connected
     return client
@@ -148,7 +151,7 @@ class RedisQuotas {
    * this store stopped waiting for it (timed out, aborted) left a lease there, which this removes.
    */
   async release(checks: readonly QuotaCheck[], leaseId: string, responseBytes: number): Promise<void> {
-    if (checks.length === 0 || this.#client === undefined) return
+    if (checks.length === 0) return
     const grantedHere = this.localLeases.delete(leaseId)
     if (grantedHere) await this.local?.release(checks, leaseId, responseBytes)
     await withinDeadline(this.remoteRelease(checks, leaseId, grantedHere ? 0 : responseBytes), this.settings.timeoutMs)
@@ -160,7 +163,8 @@ class RedisQuotas {
     await this.local?.close()
     const made = this.settings.hostClient === undefined ? this.#client : undefined
     if (made === undefined) return
-    const { client } = await made
+    const { client } = await made.catch(() => ({ client: undefined }))
+    if (client === undefined) return
     await withinDeadline(client.quit(), this.settings.timeoutMs)
     client.disconnect()
   }
@@ -169,7 +173,7 @@ class RedisQuotas {
 /**
  * Quotas shared by every host process on one Redis: exact (one script checks and takes every
  * quota of a request atomically, on the server's clock), and fail closed by default when Redis is
- * down or slow. ioredis is loaded on the first acquire.
+ * down or slow. ioredis is loaded (and the connection made) when the store is created.
  */
 export function redisQuotaStore(options: RedisQuotaStoreOptions = {}): QuotaStore {
   checkOptions('redisQuotaStore', options, OPTIONS)
