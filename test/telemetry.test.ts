@@ -248,6 +248,21 @@ describe('trace context for upstreams', () => {
   })
 })
 
+describe('a span the SDK samples out', () => {
+  test('is not exported, still counts in the metrics, and still propagates its trace (flags 00)', async () => {
+    const { AlwaysOffSampler, BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = await import('@opentelemetry/sdk-trace-base')
+    const exporter = new InMemorySpanExporter()
+    const tracerProvider = new BasicTracerProvider({ sampler: new AlwaysOffSampler(), spanProcessors: [new SimpleSpanProcessor(exporter)] })
+    const observation = telemetry({ tracerProvider, propagateTraceContext: true }).start(START)
+    const headers = observation.upstreamHeaders()
+    observation.end(event())
+    expect(headers).toEqual([['traceparent', expect.stringMatching(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/)]])
+    expect(exporter.getFinishedSpans()).toEqual([])
+    expect(pointsOf(await sdk.metric('capsule_host.requests'))).toHaveLength(1)
+    await tracerProvider.shutdown()
+  })
+})
+
 describe('capsule call spans', () => {
   test('capsule.call {export}: INTERNAL, capsule id and export, a child of the active context, its parent holds the span', () => {
     const tracer = trace.getTracer('test')

@@ -32,7 +32,7 @@ const HEADER_SETTER = {
 class RequestSpan implements RequestObservation {
   readonly #telemetry: RequestTelemetry
   readonly #span: Span
-  readonly #context: Context
+  readonly #parent: Context
   readonly #startedAt = performance.now()
   /** The instrument the open stream was counted on, once its head arrived. */
   #opened: UpDownCounter | undefined
@@ -47,14 +47,15 @@ class RequestSpan implements RequestObservation {
       kind: api.SpanKind.CLIENT,
       attributes: { 'capsule_host.capsule.id': start.capsuleId, 'capsule_host.request.kind': start.kind, 'capsule_host.abi': start.abi },
     }, parent)
-    this.#context = api.trace.setSpan(parent, this.#span)
+    this.#parent = parent
   }
 
   upstreamHeaders(): HeaderList | undefined {
     if (!this.#telemetry.propagateTraceContext) return undefined
     const headers: HeaderList = []
     try {
-      this.#telemetry.api.propagation.inject(this.#context, headers, HEADER_SETTER)
+      const { api } = this.#telemetry
+      api.propagation.inject(api.trace.setSpan(this.#parent, this.#span), headers, HEADER_SETTER)
     } catch {
       // A propagator that throws adds nothing; observing never changes a request.
       return undefined
@@ -88,6 +89,8 @@ class RequestSpan implements RequestObservation {
 
   #endSpan(event: Readonly<AuditEvent>): void {
     const span = this.#span
+    // A span nothing records (no SDK, or sampled out) takes no attributes: none are made.
+    if (!span.isRecording()) return span.end()
     span.updateName(requestSpanName(event))
     span.setAttributes(requestSpanAttributes(event))
     const error = errorType(event)

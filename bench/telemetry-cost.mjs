@@ -1,0 +1,105 @@
+// @ts-check
+// bench/telemetry-cost.mjs: what OpenTelemetry costs a safe fetch's request: off, on with the no-op API, on with an in-memory SDK, as ratios.
+//
+// Every variant is a safe fetch on the same loopback upstream, in this process, measured in
+// interleaved rounds (the order rotates each round) so that drift on a shared machine hits them
+// alike. Each round gives every variant's p50 latency over TELEMETRY_BENCH_REQUESTS sequential
+// buffered GETs; the table shows the median over rounds of each variant's p50 as a ratio to the
+// `off` p50 of the same round, and the spread of that ratio (its min–max over rounds).
+//
+// `off` is `telemetry: false`: the path a host without @opentelemetry/api takes, since then
+// `createTelemetry` returns undefined before anything is made (test/telemetry.test.ts proves it),
+// so the safe fetch has no observer either way. `off again` is a second `off` fetch: its ratio is
+// the noise floor. `no-op API` is the default with @opentelemetry/api installed and no SDK
+// registered. `SDK` and `SDK + traceparent` use an in-memory SDK (BasicTracerProvider,
+// SimpleSpanProcessor, InMemorySpanExporter; a MeterProvider read once at the end), given as
+// `tracerProvider`/`meterProvider` so the no-op variant stays no-op in the same process.
+//
+// Run: npm run build && node bench/telemetry-cost.mjs   (knobs: TELEMETRY_BENCH_ROUNDS, TELEMETRY_BENCH_REQUESTS)
+
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics'
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
+import { createSafeFetch } from '../dist/index.js'
+import { knob, listen, median, runBench } from './common.mjs'
+import { fixed, otherLoad, quantile, range, ratio, table } from './stats.mjs'
+
+const ROUNDS = knob('TELEMETRY_BENCH_ROUNDS', 15)
+const REQUESTS = knob('TELEMETRY_BENCH_REQUESTS', 400)
+const WARMUP = 300
+const BODY = Buffer.from(JSON.stringify({ items: [1, 2, 3], note: 'a small JSON answer' }))
+
+/** A metric reader that exports only when asked. */
+class ManualReader extends MetricReader {
+  async onForceFlush() {}
+  async onShutdown() {}
+}
+
+/** @param {Array<() => Promise<unknown> | unknown>} cleanup */
+function inMemorySdk(cleanup) {
+  const spans = new InMemorySpanExporter()
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] })
+  const reader = new ManualReader()
+  const meterProvider = new MeterProvider({ readers: [reader] })
+  cleanup.push(() => Promise.all([tracerProvider.shutdown(), meterProvider.shutdown()]))
+  return { spans, reader, tracerProvider, meterProvider }
+}
+
+/** The p50 of `count` sequential requests through `fetch`, in µs. @param {import('../dist/index.js').SafeFetch} fetch @param {string} url @param {number} count */
+async function p50Micros(fetch, url, count) {
+  const samples = new Float64Array(count)
+  for (let i = 0; i < count; i++) {
+    const began = performance.now()
+    const reply = await fetch.request({ url }, { capsuleId: 'bench' })
+    samples[i] = (performance.now() - began) * 1000
+    if ('error' in reply) throw new Error(`the request failed: ${JSON.stringify(reply.error)}`)
+  }
+  return quantile(samples, 0.5)
+}
+
+runBench(async (cleanup) => {
+  const upstream = await listen((_req, res) => res.end(BODY))
+  cleanup.push(() => upstream.close())
+  const url = `http://bench.test:${upstream.port}/items?page=1`
+  const sdk = inMemorySdk(cleanup)
+  /** @param {import('../dist/index.js').SafeFetchOptions['telemetry']} telemetry */
+  const make = (telemetry) => {
+    const fetch = createSafeFetch({
+      rules: { host: 'bench.test', httpsOnly: false, port: upstream.port },
+      resolver: async () => ['127.0.0.1'],
+      addressPolicy: { unsafeAllow: ['127.0.0.1/32'] },
+      telemetry,
+    })
+    cleanup.push(() => fetch.close())
+    return fetch
+  }
+  const variants = [
+    { name: 'off (= API not installed)', option: 'false', fetch: make(false) },
+    { name: 'off again (noise floor)', option: 'false', fetch: make(false) },
+    { name: 'no-op API, no SDK registered', option: '{}', fetch: make({}) },
+    { name: 'SDK, in memory', option: '{ tracerProvider, meterProvider }', fetch: make({ tracerProvider: sdk.tracerProvider, meterProvider: sdk.meterProvider }) },
+    { name: 'SDK + traceparent', option: '… propagateTraceContext: true', fetch: make({ tracerProvider: sdk.tracerProvider, meterProvider: sdk.meterProvider, propagateTraceContext: true }) },
+  ]
+  if (variants[0].fetch.telemetry !== undefined || variants[2].fetch.telemetry === undefined) throw new Error('the variants are not what they claim')
+  for (const { fetch } of variants) await p50Micros(fetch, url, WARMUP)
+
+  const load = otherLoad()
+  /** @type {number[][]} p50 (µs) per variant, per round */
+  const p50s = variants.map(() => [])
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let k = 0; k < variants.length; k++) {
+      const index = (round + k) % variants.length
+      p50s[index].push(await p50Micros(variants[index].fetch, url, REQUESTS))
+    }
+    // The exporter keeps every span; a round's are dropped so memory stays level.
+    sdk.spans.reset()
+  }
+  const ratios = p50s.map((rounds) => rounds.map((p50, round) => p50 / p50s[0][round]))
+  const rows = variants.map(({ name, option }, i) => [name, option, fixed(median(p50s[i]), 1), ratio(median(ratios[i])), range(ratios[i])])
+  const { resourceMetrics } = await sdk.reader.collect()
+  const counted = resourceMetrics.scopeMetrics.flatMap((scope) => scope.metrics).find((metric) => metric.descriptor.name === 'capsule_host.requests')
+  const total = (counted?.dataPoints ?? []).reduce((sum, point) => sum + Number(point.value), 0)
+
+  console.log(`# telemetry cost per request (Node ${process.version}, ${ROUNDS} rounds × ${REQUESTS} sequential GETs per variant, interleaved)\n`)
+  console.log(table(['variant', 'telemetry', 'p50 µs (median of rounds)', 'p50 ratio to off (median)', 'ratio min–max over rounds'], rows))
+  console.log(`\nthe SDK variants counted ${total} requests in capsule_host.requests; ${load()}`)
+})
