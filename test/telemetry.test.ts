@@ -70,6 +70,18 @@ describe('createTelemetry', () => {
     expect(createTelemetry({})).toMatchObject({ start: expect.any(Function), startCall: expect.any(Function) })
   })
 
+  test.each<[string, unknown, string]>([
+    ['an unknown option, near a known one', { propagateTraceContxt: true }, 'createSafeFetch: unknown option "telemetry.propagateTraceContxt"; did you mean "telemetry.propagateTraceContext"?'],
+    ['an unknown option, near none', { exporter: 'otlp' }, 'createSafeFetch: unknown option "telemetry.exporter"; the options are telemetry.propagateTraceContext, telemetry.tracerProvider, telemetry.meterProvider'],
+    ['propagateTraceContext not a boolean', { propagateTraceContext: 'yes' }, 'createSafeFetch: telemetry.propagateTraceContext must be true or false, not a string'],
+    ['a tracerProvider without getTracer', { tracerProvider: {} }, 'createSafeFetch: telemetry.tracerProvider must be a TracerProvider (an object with getTracer()), not an object'],
+    ['a meterProvider that is a function', { meterProvider: () => undefined }, 'createSafeFetch: telemetry.meterProvider must be a MeterProvider (an object with getMeter()), not a function'],
+    ['true', true, 'createSafeFetch: telemetry must be an object, not a boolean'],
+    ['null', null, 'createSafeFetch: telemetry must be an object, not null'],
+  ])('%s is a TypeError', (_name, options, message) => {
+    expect(() => createTelemetry(options as never)).toThrow(new TypeError(message))
+  })
+
   test('without @opentelemetry/api: createTelemetry gives undefined, the safe fetch has no telemetry, and nothing throws', async () => {
     // A child process in which resolving the package fails, as when it is not installed.
     const hide = `const Module = require('node:module'); const resolve = Module._resolveFilename
@@ -126,7 +138,7 @@ describe('request spans', () => {
   test.each<[string, Partial<AuditEvent>, string, Record<string, unknown>]>([
     ['upstream 500', { status: 500 }, '500', { 'http.response.status_code': 500, 'capsule_host.decision': 'allowed' }],
     ['upstream 404', { status: 404 }, '404', { 'http.response.status_code': 404 }],
-    ['denied by the rules', { allowed: false, status: undefined, code: 'denied', decidedBy: 'rules', reason: 'no rule allows the host', addressClass: undefined }, 'denied', { 'capsule_host.decision': 'refused', 'capsule_host.reason': 'no rule allows the host', 'capsule_host.decided_by': 'rules' }],
+    ['denied by the rules', { allowed: false, status: undefined, code: 'denied', decidedBy: 'rules', reason: 'no rule matches the host', addressClass: undefined }, 'denied', { 'capsule_host.decision': 'refused', 'capsule_host.reason': 'no rule matches the host', 'capsule_host.decided_by': 'rules' }],
     ['a blocked address', { allowed: false, status: undefined, code: 'blocked_address', decidedBy: 'address-policy', addressClass: 'private' }, 'blocked_address', { 'capsule_host.address.class': 'private' }],
     ['a reset', { status: undefined, code: 'network' }, 'network', { 'capsule_host.decision': 'allowed' }],
     ['a timeout', { status: undefined, code: 'timeout', phase: 'first_byte' }, 'timeout', { 'capsule_host.timeout.phase': 'first_byte' }],
