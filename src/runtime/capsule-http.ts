@@ -6,6 +6,7 @@ import type { RequestVia, SafeFetchSession, StreamedResponse } from '../safe-fet
 import type { Telemetry } from '../telemetry/index.js'
 import { utf8Bytes } from '../utf8-bytes.js'
 import type { CheckedRequest } from '../wire/parse.js'
+import type { CallInProgress, CallTracker } from './capsule.js'
 import { extismHeaders, type KernelReply } from './kernel-http.js'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
@@ -21,16 +22,6 @@ export type ReadResult = { ok: true; bytes: Uint8Array } | { ok: false; error: W
 
 function json(value: unknown): Uint8Array {
   return utf8Bytes(JSON.stringify(value))
-}
-
-/** A capsule call in progress, as its capsule sees it: ended once, with the error that failed it, if any. */
-export interface CallInProgress {
-  end(error?: unknown): void
-}
-
-/** Watches a capsule's calls (its CapsuleHttp): what `Capsule.call` starts around each one. */
-export interface CallTracker {
-  startCall(exportName: string): CallInProgress
 }
 
 /** How Extism's kernel `http_request` reaches the safe fetch. */

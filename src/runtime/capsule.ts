@@ -1,7 +1,6 @@
 // A loaded capsule: one call at a time, its output helpers, and unloading that leaves nothing behind.
 import { CapsuleError } from '../errors.js'
 import { utf8Bytes } from '../utf8-bytes.js'
-import type { CallTracker } from './capsule-http.js'
 
 const decoder = new TextDecoder()
 
@@ -13,6 +12,19 @@ export interface CapsuleEngine {
   close(): Promise<void>
   /** False once the engine has stopped, by `close()` or on its own (a worker that died). */
   readonly alive: boolean
+}
+
+/** A capsule call in progress, as its capsule sees it: ended once, with the error that failed it, if any. */
+export interface CallInProgress {
+  end(error?: unknown): void
+}
+
+/**
+ * Watches a capsule's calls: what `Capsule.call` starts around each one (the capsule's CapsuleHttp,
+ * which makes the call the parent of the requests it makes).
+ */
+export interface CallTracker {
+  startCall(exportName: string): CallInProgress
 }
 
 /** What an export returned. */
