@@ -191,6 +191,19 @@ describe('streams', () => {
     expect(onlySpan().attributes['capsule_host.request.kind']).toBe('stream')
   })
 
+  test('a stream reset mid-body: the read fails with network, its span has error.type network, open streams back to 0', async () => {
+    const stream = await safeFetch().stream({ url: url('/reset') }, CTX)
+    if ('error' in stream) throw new Error(stream.error.message)
+    expect(pointsOf(await sdk.metric('capsule_host.streams.open'))).toEqual([{ attributes: {}, value: 1 }])
+    const failure = await (async () => {
+      for (;;) if ((await stream.read()) === null) return undefined
+    })().catch((error: { code?: string }) => error.code)
+    expect(failure).toBe('network')
+    expect(pointsOf(await sdk.metric('capsule_host.streams.open'))).toEqual([{ attributes: {}, value: 0 }])
+    expect(onlySpan().attributes).toMatchObject({ 'capsule_host.request.kind': 'stream', 'capsule_host.decision': 'allowed', 'error.type': 'network' })
+    expect(onlySpan().status.code).toBe(SpanStatusCode.ERROR)
+  })
+
   test('a stream refused at its start never counts as open', async () => {
     expect(errorOf(await safeFetch().stream({ url: url('/', 'elsewhere.test') }, CTX))?.code).toBe('denied')
     expect(pointsOf(await sdk.metric('capsule_host.streams.open'))).toEqual([])
