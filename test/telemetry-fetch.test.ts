@@ -14,6 +14,7 @@ function upstream(req: IncomingMessage, res: ServerResponse) {
   const { pathname } = new URL(req.url!, 'http://x')
   if (pathname === '/fail') return void res.writeHead(500).end('no')
   if (pathname === '/never') return
+  if (pathname === '/redirect') return void res.writeHead(302, { location: '/' }).end()
   if (pathname === '/reset') {
     res.writeHead(200, { 'content-length': 100 })
     // Reset once the head and a part of the body are on the wire: the client waits for the rest.
@@ -156,6 +157,18 @@ describe('trace context for upstreams', () => {
     await safeFetch({ telemetry: { propagateTraceContext: true } }).request({ url: url('/') }, CTX)
     const { traceId, spanId } = onlySpan().spanContext()
     expect(server.requests.slice(seen).map((request) => request.headers.traceparent)).toEqual([`00-${traceId}-${spanId}-01`])
+  })
+
+  test('a followed redirect is one span (capsule_host.redirects 1) and every hop carries its traceparent', async () => {
+    const seen = server.requests.length
+    await safeFetch({ maxRedirects: 1, telemetry: { propagateTraceContext: true } }).request({ url: url('/redirect'), options: { redirect: 'follow' } }, CTX)
+    const span = onlySpan()
+    expect(span.attributes).toMatchObject({ 'capsule_host.redirects': 1, 'http.response.status_code': 200, 'url.full': url('/redirect') })
+    const { traceId, spanId } = span.spanContext()
+    expect(server.requests.slice(seen).map((request) => [request.url, request.headers.traceparent])).toEqual([
+      ['/redirect', `00-${traceId}-${spanId}-01`],
+      ['/', `00-${traceId}-${spanId}-01`],
+    ])
   })
 
   test('off by default: no traceparent upstream', async () => {
