@@ -1,4 +1,4 @@
-// The telemetry on its own: request spans, trace context and metrics from AuditEvent-shaped ends, call spans, and no cost without the API.
+// The telemetry on its own: request spans, trace context and metrics from AuditEvent-shaped ends, call spans (Capsule on a stand-in engine), and no cost without the API.
 import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -9,6 +9,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import type { AuditEvent } from '../src/audit.js'
 import { CapsuleError } from '../src/errors.js'
 import type { ObservedStart } from '../src/fetch/observer.js'
+import { createSafeFetch } from '../src/index.js'
+import { Capsule, type CapsuleEngine } from '../src/runtime/capsule.js'
+import { CapsuleHttp } from '../src/runtime/capsule-http.js'
 import { createTelemetry, type Telemetry } from '../src/telemetry/index.js'
 import { pointsOf, registerTestSdk, type TestSdk } from './helpers/telemetry-sdk.js'
 
@@ -383,5 +386,53 @@ describe('providers given in the options', () => {
     const names = resourceMetrics.scopeMetrics.flatMap((scope) => scope.metrics.map((metric) => metric.descriptor.name))
     expect(names).toEqual(expect.arrayContaining(['capsule_host.requests', 'http.client.request.duration']))
     await Promise.all([tracerProvider.shutdown(), meterProvider.shutdown()])
+  })
+})
+
+describe('Capsule and CapsuleHttp', () => {
+  /** A capsule whose engine, on each call, makes one request through its CapsuleHttp (to a host no rule allows: nothing is dialled). */
+  function capsuleOn(fetchTelemetry: false | object, failWith?: CapsuleError) {
+    const fetch = createSafeFetch({ telemetry: fetchTelemetry as never })
+    const http = new CapsuleHttp(fetch.registerCapsule('unit-capsule'), fetch.telemetry)
+    const engine: CapsuleEngine = {
+      alive: true,
+      async call() {
+        await http.request(new TextEncoder().encode(JSON.stringify({ url: 'https://elsewhere.test/' })))
+        if (failWith) throw failWith
+        return new Uint8Array(0)
+      },
+      close: async () => undefined,
+    }
+    const capsule = new Capsule('unit-capsule', engine, new Set(['main']), 1000, () => fetch.close(), http)
+    return { capsule, fetch }
+  }
+
+  test('each call is a span and the request its engine made through CapsuleHttp is its child', async () => {
+    const { capsule, fetch } = capsuleOn({})
+    await capsule.call('main')
+    await capsule.call('main')
+    const spans = sdk.spans()
+    expect(spans.map((span) => span.name)).toEqual(['GET', 'capsule.call main', 'GET', 'capsule.call main'])
+    expect(spans[0]!.parentSpanContext?.spanId).toBe(spans[1]!.spanContext().spanId)
+    expect(spans[2]!.parentSpanContext?.spanId).toBe(spans[3]!.spanContext().spanId)
+    expect(spans[1]!.spanContext().spanId).not.toBe(spans[3]!.spanContext().spanId)
+    await fetch.close()
+  })
+
+  test('a fatal error ends the span with its code; the next call (unloaded) is a span too, with no request', async () => {
+    const { capsule } = capsuleOn({}, new CapsuleError('call_timeout', 'took too long'))
+    await expect(capsule.call('main')).rejects.toMatchObject({ code: 'call_timeout' })
+    await expect(capsule.call('main')).rejects.toMatchObject({ code: 'unloaded' })
+    const calls = sdk.spans().filter((span) => span.kind === SpanKind.INTERNAL)
+    expect(calls.map((span) => span.attributes['error.type'])).toEqual(['call_timeout', 'unloaded'])
+    expect(sdk.spans().filter((span) => span.kind === SpanKind.CLIENT)).toHaveLength(1)
+  })
+
+  test('without telemetry (false) the safe fetch has none and a call makes no span', async () => {
+    const { capsule, fetch } = capsuleOn(false)
+    expect(fetch.telemetry).toBeUndefined()
+    await capsule.call('main')
+    expect(sdk.spans()).toEqual([])
+    await fetch.close()
   })
 })
