@@ -85,7 +85,7 @@ describe('createTelemetry', () => {
     expect(() => createTelemetry(options as never)).toThrow(new TypeError(message))
   })
 
-  test('without @opentelemetry/api: createTelemetry gives undefined, the safe fetch has no telemetry, and nothing throws', async () => {
+  test('without @opentelemetry/api: createTelemetry gives undefined, the safe fetch has no telemetry and still answers, and nothing throws', async () => {
     // A child process in which resolving the package fails, as when it is not installed.
     const hide = `const Module = require('node:module'); const resolve = Module._resolveFilename
       globalThis.asked = []
@@ -98,7 +98,8 @@ describe('createTelemetry', () => {
       import { createSafeFetch } from '${dist}index.js'
       const first = createTelemetry({}), second = createTelemetry({ propagateTraceContext: true })
       const fetch = createSafeFetch({ telemetry: {} })
-      console.log(JSON.stringify({ first: first === undefined, second: second === undefined, fetch: fetch.telemetry === undefined, asked: globalThis.asked }))
+      const reply = await fetch.request({ url: 'https://elsewhere.test/' }, { capsuleId: 'c' })
+      console.log(JSON.stringify({ first: first === undefined, second: second === undefined, fetch: fetch.telemetry === undefined, code: reply.error?.code, asked: globalThis.asked }))
       await fetch.close()`
     const dir = mkdtempSync(join(tmpdir(), 'no-otel-'))
     writeFileSync(join(dir, 'hide.cjs'), hide)
@@ -108,7 +109,7 @@ describe('createTelemetry', () => {
       )
     }).finally(() => rmSync(dir, { recursive: true, force: true }))
     // Asked once per process (the failed load is remembered), and never again.
-    expect(JSON.parse(out)).toEqual({ first: true, second: true, fetch: true, asked: ['@opentelemetry/api'] })
+    expect(JSON.parse(out)).toEqual({ first: true, second: true, fetch: true, code: 'denied', asked: ['@opentelemetry/api'] })
   })
 })
 
