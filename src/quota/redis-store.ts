@@ -147,14 +147,16 @@ class RedisQuotas {
   }
 
   /**
-   * Ends the lease where it was granted. Redis always hears of it: an acquire that Redis ran after
-   * this store stopped waiting for it (timed out, aborted) left a lease there, which this removes.
+   * Ends the lease where it was granted. Redis hears of every lease: an acquire that Redis ran
+   * after this store stopped waiting for it (timed out, aborted) left a lease there, which this
+   * removes. Without a concurrent limit or bytes to charge there is nothing to tell it.
    */
   async release(checks: readonly QuotaCheck[], leaseId: string, responseBytes: number): Promise<void> {
-    if (checks.length === 0) return
     const grantedHere = this.localLeases.delete(leaseId)
     if (grantedHere) await this.local?.release(checks, leaseId, responseBytes)
-    await withinDeadline(this.remoteRelease(checks, leaseId, grantedHere ? 0 : responseBytes), this.settings.timeoutMs)
+    const bytes = grantedHere ? 0 : responseBytes
+    if (!checks.some((check) => check.concurrent !== undefined || (check.responseBytes !== undefined && bytes > 0))) return
+    await withinDeadline(this.remoteRelease(checks, leaseId, bytes), this.settings.timeoutMs)
   }
 
   /** Later calls answer `unavailable`; the client this store made says QUIT (or is dropped when Redis does not answer). */
