@@ -94,18 +94,20 @@ describe.skipIf(!canSpawnRedis)('the Redis store when Redis fails', () => {
     expect(await quotas.acquire(checks, lease('c'), never)).toEqual({ granted: true })
   })
 
-  it('paused (SIGSTOP): an acquire answers unavailable after timeoutMs, and the lease Redis grants late is released', async () => {
+  it('paused (SIGSTOP): an acquire answers unavailable after timeoutMs, and the lease Redis grants it late holds no slot', async () => {
     const quotas = store({ timeoutMs: 150 })
     const checks = [{ key: 'k', concurrent: 1 }]
     expect(await quotas.acquire(checks, lease('warm'), never)).toEqual({ granted: true })
     await quotas.release(checks, 'warm', 0)
     redis.pause()
+    // Answered unavailable, the caller never releases 'late'.
     expect(await quotas.acquire(checks, lease('late'), never)).toEqual(UNAVAILABLE)
-    // What the safe fetch does when a request ends, whatever the answer was.
-    await expect(quotas.release(checks, 'late', 0)).resolves.toBeUndefined()
     redis.resume()
-    // Redis ran the late acquire, then the release sent after it on the same connection: no slot is held.
+    // Redis runs the late acquire, then the release the store sent after it on the same connection.
     expect(await quotas.acquire(checks, lease('next'), never)).toEqual({ granted: true })
+    const raw = new Redis(redis.url)
+    clients.push(raw)
+    expect(await raw.zrange(`${prefix}k:c`, '0', '-1')).toEqual(['next'])
   })
 
   it("paused: an acquire's signal ends the wait before timeoutMs", async () => {
@@ -189,6 +191,15 @@ describe.skipIf(!canSpawnRedis)('a safe fetch on a Redis store when Redis fails'
     expect(errorOf(await fetch.request(input(), ctx('d')))).toEqual(STORE_DOWN)
     expect(events.at(-1)).toMatchObject({ allowed: false, code: 'rate_limited', decidedBy: 'quota-store', reason: 'quota store unavailable', retryAfterMs: UNAVAILABLE_RETRY_MS })
     expect({ asked: resolver.asked.length, requests: server.requests.length }).toEqual(before)
+  })
+
+  it('deny, Redis paused: the refused request leaves no concurrent slot held once Redis runs its acquire late', async () => {
+    const { fetch } = host([{ key: 'capsule', concurrent: 1 }], { timeoutMs: 200, onUnavailable: 'deny' })
+    ok(await fetch.request(input(), ctx('p')))
+    redis.pause()
+    expect(errorOf(await fetch.request(input(), ctx('p')))).toEqual(STORE_DOWN)
+    redis.resume()
+    ok(await fetch.request(input(), ctx('p')))
   })
 
   it('local, Redis killed: requests are served under the local limits, then refused by them', async () => {

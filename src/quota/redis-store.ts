@@ -136,14 +136,24 @@ class RedisQuotas {
   }
 
   async acquire(checks: readonly QuotaCheck[], lease: QuotaLease, signal: AbortSignal): Promise<QuotaAnswer> {
-    if (this.closed) return UNAVAILABLE
+    if (this.closed || signal.aborted) return UNAVAILABLE
     if (checks.length === 0) return { granted: true }
     const answer = await withinDeadline(this.remoteAcquire(checks, lease), this.settings.timeoutMs, signal)
     if (answer !== undefined) return answer
+    this.forgetLease(checks, lease.id)
     if (this.local === undefined || this.closed || signal.aborted) return UNAVAILABLE
     const local = await this.local.acquire(checks, lease, signal)
     if (local.granted) this.localLeases.add(lease.id)
     return local
+  }
+
+  /**
+   * After giving up on an acquire (no answer in time, or aborted) Redis may still run it, and the
+   * caller, told `unavailable`, will not release. A release sent now follows the acquire on the same
+   * connection, so Redis removes the lease right after adding it (the request stays counted).
+   */
+  forgetLease(checks: readonly QuotaCheck[], leaseId: string): void {
+    if (checks.some((check) => check.concurrent !== undefined)) void withinDeadline(this.remoteRelease(checks, leaseId, 0), this.settings.timeoutMs)
   }
 
   /**
