@@ -10,7 +10,8 @@ export interface RedisQuotaStoreOptions {
   /** The server, `redis://` or `rediss://` (TLS). Default `redis://127.0.0.1:6379`. Not with `client`. */
   readonly url?: string
   /**
-   * An ioredis client the host made (and closes; `close()` leaves it open). Make it with
+   * An ioredis client the host made (and closes; `close()` leaves it open); the store defines two
+   * script commands on it (`capsuleHostQuotaAcquire`, `capsuleHostQuotaRelease`). Make it with
    * `enableOfflineQueue: false`, or an acquire refused during an outage still runs when Redis is back.
    */
   readonly client?: Redis
@@ -157,16 +158,14 @@ class RedisQuotas {
   }
 
   /**
-   * Ends the lease where it was granted. Redis hears of every lease: an acquire that Redis ran
-   * after this store stopped waiting for it (timed out, aborted) left a lease there, which this
-   * removes. Without a concurrent limit or bytes to charge there is nothing to tell it.
+   * Ends the lease where it was granted: in the local store (Redis was told to forget it when the
+   * store gave up on Redis), or in Redis, unless there is nothing to tell it (no concurrent limit,
+   * no bytes to charge).
    */
   async release(checks: readonly QuotaCheck[], leaseId: string, responseBytes: number): Promise<void> {
-    const grantedHere = this.localLeases.delete(leaseId)
-    if (grantedHere) await this.local?.release(checks, leaseId, responseBytes)
-    const bytes = grantedHere ? 0 : responseBytes
-    if (!checks.some((check) => check.concurrent !== undefined || (check.responseBytes !== undefined && bytes > 0))) return
-    await withinDeadline(this.remoteRelease(checks, leaseId, bytes), this.settings.timeoutMs)
+    if (this.localLeases.delete(leaseId)) return this.local?.release(checks, leaseId, responseBytes)
+    if (!checks.some((check) => check.concurrent !== undefined || (check.responseBytes !== undefined && responseBytes > 0))) return
+    await withinDeadline(this.remoteRelease(checks, leaseId, responseBytes), this.settings.timeoutMs)
   }
 
   /** Later calls answer `unavailable`; the client this store made says QUIT (or is dropped when Redis does not answer). */
