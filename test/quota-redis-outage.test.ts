@@ -13,46 +13,70 @@ const never = new AbortController().signal
 const lease = (id: string) => ({ id, ttlMs: 60_000 })
 const requests = (limit: number): QuotaCheck[] => [{ key: 'k', requests: { limit, windowMs: 60_000 } }]
 
+let redis: SpawnedRedis
+let prefix: string
+const stores: QuotaStore[] = []
+const clients: Redis[] = []
+
+/** A store on this test's redis-server, under this test's prefix. */
+function store(options: RedisQuotaStoreOptions = {}): QuotaStore {
+  const made = redisQuotaStore({ ...(options.client ? {} : { url: redis.url }), prefix, ...options })
+  stores.push(made)
+  return made
+}
+
+/** A connected client as a host would make it for the store, so the test can wait for its 'ready' after a restart. */
+async function hostClient(): Promise<Redis> {
+  const client = new Redis(redis.url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => 20 })
+  client.on('error', () => {})
+  clients.push(client)
+  await client.connect()
+  return client
+}
+
+/** Asks until Redis answers (not `unavailable`), waiting the retryAfterMs each refusal reports; at most 10 times. */
+async function untilRedisAnswers(quotas: QuotaStore, checks: QuotaCheck[], id: string): Promise<QuotaAnswer> {
+  for (let attempt = 0; ; attempt++) {
+    const answer = await quotas.acquire(checks, lease(`${id}-${attempt}`), never)
+    if (answer.granted || answer.kind !== 'unavailable' || attempt === 9) return answer
+    await new Promise((resolve) => setTimeout(resolve, answer.retryAfterMs))
+  }
+}
+
+/**
+ * A 'deny' store that Redis has answered once (on a key of its own), so a short timeoutMs
+ * measures Redis, not the connection a loaded machine makes slowly; it also loads the scripts
+ * into the server (its script cache serves every connection).
+ */
+async function answered(quotas: QuotaStore): Promise<QuotaStore> {
+  expect(await untilRedisAnswers(quotas, [{ key: 'warm-up', requests: { limit: 1000, windowMs: 60_000 } }], 'warm-up')).toEqual({ granted: true })
+  return quotas
+}
+
+/** A connected host client whose server has the scripts loaded: a store on it answers in one round trip. */
+async function answeringClient(): Promise<Redis> {
+  const client = await hostClient()
+  await answered(store({ client }))
+  return client
+}
+
+beforeEach(async () => {
+  if (!canSpawnRedis) return
+  redis = await spawnRedis()
+  prefix = `test:${randomUUID()}:`
+})
+afterEach(async () => {
+  if (!canSpawnRedis) return
+  // The server first: a store's close() waits up to its timeoutMs for QUIT on a paused one.
+  await redis.close()
+  await closeAllFetches()
+  await Promise.all(stores.splice(0).map((s) => s.close()))
+  for (const client of clients.splice(0)) client.disconnect()
+})
+
 describe.skipIf(!canSpawnRedis)('the Redis store when Redis fails', () => {
-  let redis: SpawnedRedis
-  let prefix: string
-  const stores: QuotaStore[] = []
-  const clients: Redis[] = []
-  const store = (options: RedisQuotaStoreOptions = {}) => {
-    const made = redisQuotaStore({ ...(options.client ? {} : { url: redis.url }), prefix, ...options })
-    stores.push(made)
-    return made
-  }
-  /** A client as a host would make it for the store, so the test can wait for its 'ready' after a restart. */
-  const hostClient = async () => {
-    const client = new Redis(redis.url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => 20 })
-    client.on('error', () => {})
-    clients.push(client)
-    await client.connect()
-    return client
-  }
-  /** Asks until Redis answers (not `unavailable`), waiting the retryAfterMs each refusal reports; at most 10 times. */
-  const untilRedisAnswers = async (quotas: QuotaStore, checks: QuotaCheck[], id: string): Promise<QuotaAnswer> => {
-    for (let attempt = 0; ; attempt++) {
-      const answer = await quotas.acquire(checks, lease(`${id}-${attempt}`), never)
-      if (answer.granted || answer.kind !== 'unavailable' || attempt === 9) return answer
-      await new Promise((resolve) => setTimeout(resolve, answer.retryAfterMs))
-    }
-  }
-
-  beforeEach(async () => {
-    redis = await spawnRedis()
-    prefix = `test:${randomUUID()}:`
-  })
-  afterEach(async () => {
-    // The server first: a store's close() waits up to its timeoutMs for QUIT on a paused one.
-    await redis.close()
-    await Promise.all(stores.splice(0).map((s) => s.close()))
-    for (const client of clients.splice(0)) client.disconnect()
-  })
-
   it("deny: killed, an acquire answers unavailable at once; restarted, Redis answers again and the quota is shared again", async () => {
-    const quotas = store()
+    const quotas = await answered(store())
     expect(await quotas.acquire(requests(2), lease('a'), never)).toEqual({ granted: true })
     await redis.kill()
     expect(await quotas.acquire(requests(2), lease('b'), never)).toEqual(UNAVAILABLE)
@@ -65,7 +89,7 @@ describe.skipIf(!canSpawnRedis)('the Redis store when Redis fails', () => {
   })
 
   it('local: killed, the same checks are answered from local limits; restarted, shared again', async () => {
-    const client = await hostClient()
+    const client = await answeringClient()
     const quotas = store({ client, onUnavailable: 'local' })
     const other = store({ client: await hostClient() })
     expect(await quotas.acquire(requests(2), lease('a'), never)).toEqual({ granted: true })
@@ -95,10 +119,8 @@ describe.skipIf(!canSpawnRedis)('the Redis store when Redis fails', () => {
   })
 
   it('paused (SIGSTOP): an acquire answers unavailable after timeoutMs, and the lease Redis grants it late holds no slot', async () => {
-    const quotas = store({ timeoutMs: 150 })
+    const quotas = await answered(store({ timeoutMs: 150 }))
     const checks = [{ key: 'k', concurrent: 1 }]
-    expect(await quotas.acquire(checks, lease('warm'), never)).toEqual({ granted: true })
-    await quotas.release(checks, 'warm', 0)
     redis.pause()
     // Answered unavailable, the caller never releases 'late'.
     expect(await quotas.acquire(checks, lease('late'), never)).toEqual(UNAVAILABLE)
@@ -111,8 +133,7 @@ describe.skipIf(!canSpawnRedis)('the Redis store when Redis fails', () => {
   })
 
   it("paused: an acquire's signal ends the wait before timeoutMs", async () => {
-    const quotas = store({ timeoutMs: 60_000 })
-    expect(await quotas.acquire(requests(5), lease('warm'), never)).toEqual({ granted: true })
+    const quotas = await answered(store({ timeoutMs: 60_000 }))
     redis.pause()
     const controller = new AbortController()
     const answer = quotas.acquire(requests(5), lease('a'), controller.signal)
@@ -124,7 +145,7 @@ describe.skipIf(!canSpawnRedis)('the Redis store when Redis fails', () => {
   })
 
   it('paused, local: the acquire is answered from local limits after timeoutMs', async () => {
-    const quotas = store({ timeoutMs: 100, onUnavailable: 'local' })
+    const quotas = store({ client: await answeringClient(), timeoutMs: 100, onUnavailable: 'local' })
     expect(await quotas.acquire(requests(1), lease('a'), never)).toEqual({ granted: true })
     redis.pause()
     expect(await quotas.acquire(requests(1), lease('b'), never)).toEqual({ granted: true })
@@ -132,8 +153,7 @@ describe.skipIf(!canSpawnRedis)('the Redis store when Redis fails', () => {
   })
 
   it('paused: close() resolves (QUIT unanswered, the connection is dropped), and later acquires answer unavailable', async () => {
-    const quotas = store({ timeoutMs: 100 })
-    expect(await quotas.acquire(requests(5), lease('a'), never)).toEqual({ granted: true })
+    const quotas = await answered(store({ timeoutMs: 100 }))
     redis.pause()
     await quotas.close()
     redis.resume()
@@ -148,28 +168,17 @@ describe.skipIf(!canSpawnRedis)('the Redis store when Redis fails', () => {
 })
 
 describe.skipIf(!canSpawnRedis)('a safe fetch on a Redis store when Redis fails', () => {
-  let redis: SpawnedRedis
   let server: TestServer
-  const stores: QuotaStore[] = []
   beforeAll(async () => {
     server = await startServer((_req, res) => res.end('ok'))
-  })
-  beforeEach(async () => {
-    redis = await spawnRedis()
-  })
-  afterEach(async () => {
-    await redis.close()
-    await closeAllFetches()
-    await Promise.all(stores.splice(0).map((s) => s.close()))
   })
   afterAll(async () => {
     await closeAllServers()
   })
 
-  /** A safe fetch with a 5 s request deadline on a store of its own; its audit events. */
-  function host(quotas: QuotaRule[], options: RedisQuotaStoreOptions) {
-    const quotaStore = redisQuotaStore({ url: redis.url, prefix: `test:${randomUUID()}:`, ...options })
-    stores.push(quotaStore)
+  /** A safe fetch with a 5 s request deadline on a store Redis has answered; its audit events. */
+  async function host(quotas: QuotaRule[], options: RedisQuotaStoreOptions) {
+    const quotaStore = options.onUnavailable === 'local' ? store({ client: await answeringClient(), ...options }) : await answered(store(options))
     const events: AuditEvent[] = []
     const resolver = tableResolver({ 'api.test': ['127.0.0.1'] })
     const fetch = testFetch({ rules: { host: 'api.test', httpsOnly: false, port: server.port }, resolver, quotas, quotaStore, limits: { timeoutMs: 5000 }, onRequest: (e) => events.push(e) })
@@ -183,7 +192,7 @@ describe.skipIf(!canSpawnRedis)('a safe fetch on a Redis store when Redis fails'
     ['killed', (r: SpawnedRedis) => r.kill()],
     ['paused (SIGSTOP)', (r: SpawnedRedis) => r.pause()],
   ])('deny, Redis %s: rate_limited decided by quota-store before the request deadline, and nothing resolved or sent', async (_name, fail) => {
-    const { fetch, events, resolver } = host([{ key: 'capsule', requests: { limit: 100, windowMs: 60_000 } }], { timeoutMs: 200, onUnavailable: 'deny' })
+    const { fetch, events, resolver } = await host([{ key: 'capsule', requests: { limit: 100, windowMs: 60_000 } }], { timeoutMs: 200, onUnavailable: 'deny' })
     ok(await fetch.request(input(), ctx('d')))
     await fail(redis)
     const before = { asked: resolver.asked.length, requests: server.requests.length }
@@ -194,7 +203,7 @@ describe.skipIf(!canSpawnRedis)('a safe fetch on a Redis store when Redis fails'
   })
 
   it('deny, Redis paused: the refused request leaves no concurrent slot held once Redis runs its acquire late', async () => {
-    const { fetch } = host([{ key: 'capsule', concurrent: 1 }], { timeoutMs: 200, onUnavailable: 'deny' })
+    const { fetch } = await host([{ key: 'capsule', concurrent: 1 }], { timeoutMs: 200, onUnavailable: 'deny' })
     ok(await fetch.request(input(), ctx('p')))
     redis.pause()
     expect(errorOf(await fetch.request(input(), ctx('p')))).toEqual(STORE_DOWN)
@@ -203,7 +212,7 @@ describe.skipIf(!canSpawnRedis)('a safe fetch on a Redis store when Redis fails'
   })
 
   it('local, Redis killed: requests are served under the local limits, then refused by them', async () => {
-    const { fetch, events } = host([{ key: 'capsule', id: 'per-capsule', requests: { limit: 2, windowMs: 60_000 } }], { timeoutMs: 200, onUnavailable: 'local' })
+    const { fetch, events } = await host([{ key: 'capsule', id: 'per-capsule', requests: { limit: 2, windowMs: 60_000 } }], { timeoutMs: 200, onUnavailable: 'local' })
     ok(await fetch.request(input(), ctx('l')))
     await redis.kill()
     ok(await fetch.request(input(), ctx('l')))

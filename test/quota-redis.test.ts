@@ -121,8 +121,9 @@ describe('the memory store (the reference) answers every row', () => {
 describe.skipIf(!hasRedis)('the Redis store, on a real redis-server', () => {
   let redis: { url: string; close(): Promise<void> }
   const stores: QuotaStore[] = []
+  /** A store under a fresh prefix; a generous timeoutMs, as these tests are about answers, not time (test/quota-redis-outage.test.ts is). */
   const store = (options: RedisQuotaStoreOptions = {}) => {
-    const made = redisQuotaStore({ url: redis.url, prefix: `test:${randomUUID()}:`, ...options })
+    const made = redisQuotaStore({ url: redis.url, prefix: `test:${randomUUID()}:`, timeoutMs: 5000, ...options })
     stores.push(made)
     return made
   }
