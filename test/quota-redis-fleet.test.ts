@@ -65,6 +65,14 @@ describe.skipIf(!hasRedis)('quotas shared through Redis', () => {
     })
   }
   const url = (path = '/') => JSON.stringify({ url: `http://api.test:${server.port}${path}` })
+  /**
+   * Resolves once Redis has run every release `host` sent: a request of another capsule through it
+   * has its acquire run after them (one connection, in order). Without it, the other host's next
+   * acquire, on its own connection, could reach Redis first.
+   */
+  const releasesRun = async (host: Host) => {
+    ok(await host.fetch.request(url(), ctx(`barrier-${randomUUID()}`)))
+  }
   const untilHeld = async (n: number) => {
     while (held.length < n) await new Promise((resolve) => setImmediate(resolve))
   }
@@ -88,7 +96,18 @@ describe.skipIf(!hasRedis)('quotas shared through Redis', () => {
     expect(errorOf(await second!.fetch.request(url(), ctx('c')))).toMatchObject({ code: 'rate_limited', retryAfterMs: CONCURRENT_RETRY_MS })
     held.shift()!()
     expect(ok(await pending).body).toBe('late')
+    await releasesRun(first!)
     ok(await second!.fetch.request(url(), ctx('c')))
+  })
+
+  it('a stream (no total timeout by default) holds a concurrent slot shared by both until it is closed', async () => {
+    const [first, second] = fleet([{ key: 'capsule', concurrent: 1 }])
+    const stream = await first!.fetch.stream(url('/'), ctx('s'))
+    if ('error' in stream) throw new Error(stream.error.message)
+    expect(errorOf(await second!.fetch.request(url(), ctx('s')))).toMatchObject({ code: 'rate_limited', retryAfterMs: CONCURRENT_RETRY_MS })
+    stream.close()
+    await releasesRun(first!)
+    ok(await second!.fetch.request(url(), ctx('s')))
   })
 
   it.each([
@@ -100,6 +119,7 @@ describe.skipIf(!hasRedis)('quotas shared through Redis', () => {
     const input = path === 'denied' ? JSON.stringify({ url: `http://nowhere.test:${server.port}/` }) : url(path)
     const reply = await first!.fetch.request(input, ctx('f'))
     expect(errorOf(reply)?.code).toBe(code)
+    await releasesRun(first!)
     ok(await second!.fetch.request(url(), ctx('f')))
     ok(await first!.fetch.request(url(), ctx('f')))
   })
@@ -119,6 +139,7 @@ describe.skipIf(!hasRedis)('quotas shared through Redis', () => {
   it('response bytes received by one safe fetch are charged against the other', async () => {
     const [first, second] = fleet([{ key: 'capsule', responseBytes: { limit: 2, windowMs: 60_000 } }])
     ok(await first!.fetch.request(url(), ctx('b')))
+    await releasesRun(first!)
     expect(errorOf(await second!.fetch.request(url(), ctx('b')))).toMatchObject({ code: 'rate_limited', message: expect.stringContaining('(response bytes: 2 per 60000 ms)') })
   })
 
