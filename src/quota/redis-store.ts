@@ -126,8 +126,10 @@ class RedisQuotas {
     return client
   }
 
-  async remoteAcquire(checks: readonly QuotaCheck[], lease: QuotaLease): Promise<QuotaAnswer | undefined> {
+  /** Runs the acquire script, unless the caller stopped waiting while the first connection was being made. */
+  async remoteAcquire(checks: readonly QuotaCheck[], lease: QuotaLease, wait: { over: boolean }): Promise<QuotaAnswer | undefined> {
     const client = await this.client()
+    if (wait.over) return undefined
     return answerOf(await client[ACQUIRE](...acquireArguments(this.settings.prefix, checks, lease)))
   }
 
@@ -139,7 +141,9 @@ class RedisQuotas {
   async acquire(checks: readonly QuotaCheck[], lease: QuotaLease, signal: AbortSignal): Promise<QuotaAnswer> {
     if (this.closed || signal.aborted) return UNAVAILABLE
     if (checks.length === 0) return { granted: true }
-    const answer = await withinDeadline(this.remoteAcquire(checks, lease), this.settings.timeoutMs, signal)
+    const wait = { over: false }
+    const answer = await withinDeadline(this.remoteAcquire(checks, lease, wait), this.settings.timeoutMs, signal)
+    wait.over = true
     if (answer !== undefined) return answer
     this.forgetLease(checks, lease.id)
     if (this.local === undefined || this.closed || signal.aborted) return UNAVAILABLE
