@@ -9,7 +9,7 @@ import { TLSSocket } from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { canSpawnRedis, spawnRedis, type SpawnedRedis } from './helpers/redis-server.js'
+import { hasRedis, testRedis } from './helpers/redis-server.js'
 
 const tls = (name: string) => new URL(`../fixtures/tls/${name}`, import.meta.url)
 
@@ -64,17 +64,17 @@ const HOST = `
   console.log(JSON.stringify({ answer, attempts }))
   await store.close()`
 
-describe.skipIf(!canSpawnRedis)('the first connection to Redis', () => {
-  let redis: SpawnedRedis
+describe.skipIf(!hasRedis)('the first connection to Redis', () => {
+  let redis: { url: string; close(): Promise<void> }
   beforeAll(async () => {
-    redis = await spawnRedis()
+    redis = await testRedis()
   })
   afterAll(async () => {
     await redis?.close()
   })
 
   it('acquires that gave up while it was being made are not sent once it is: only the granted one counts', async () => {
-    const front = await heldTlsFront(redis.port)
+    const front = await heldTlsFront(Number(new URL(redis.url).port))
     const prefix = `test:${randomUUID()}:`
     const child = spawn(process.execPath, ['--input-type=module', '-e', HOST, `rediss://127.0.0.1:${front.port}`, prefix], {
       cwd: fileURLToPath(new URL('..', import.meta.url)),
