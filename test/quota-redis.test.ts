@@ -243,6 +243,31 @@ describe.skipIf(!hasRedis)('the Redis store, on a real redis-server', () => {
     }
   })
 
+  it("a host whose clock is a day behind shares leases and windows exactly: the store reads the server's clock", async () => {
+    const prefix = `test:${randomUUID()}:`
+    const checks = [{ key: 'k', concurrent: 1, requests: { limit: 3, windowMs: WINDOW_MS } }]
+    const script = `
+      const real = Date.now
+      Date.now = () => real() - 86_400_000
+      const { redisQuotaStore } = await import('./dist/index.js')
+      const store = redisQuotaStore({ url: process.argv[1], prefix: process.argv[2], timeoutMs: 5000 })
+      const answer = await store.acquire(${JSON.stringify(checks)}, { id: 'behind', ttlMs: 60000 }, new AbortController().signal)
+      await store.close()
+      console.log(JSON.stringify(answer))`
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script, redis.url, prefix], { cwd: new URL('..', import.meta.url), encoding: 'utf8' })
+    expect(JSON.parse(out)).toEqual({ granted: true })
+    const quotas = store({ prefix })
+    expect(await quotas.acquire(checks, { id: 'here', ttlMs: 60_000 }, never)).toEqual({ granted: false, index: 0, kind: 'concurrent', retryAfterMs: CONCURRENT_RETRY_MS })
+    await quotas.release(checks, 'behind', 0)
+    expect(await quotas.acquire(checks, { id: 'here', ttlMs: 60_000 }, never)).toEqual({ granted: true })
+    expect(await quotas.acquire(checks, { id: 'third', ttlMs: 60_000 }, never)).toMatchObject({ granted: false, kind: 'concurrent' })
+    await quotas.release(checks, 'here', 0)
+    expect(await quotas.acquire(checks, { id: 'third', ttlMs: 60_000 }, never)).toEqual({ granted: true })
+    await quotas.release(checks, 'third', 0)
+    // The behind host's request counts in the same window: 3 of 3.
+    expect(await quotas.acquire(checks, { id: 'fourth', ttlMs: 60_000 }, never)).toMatchObject({ granted: false, index: 0, kind: 'requests' })
+  })
+
   it('no checks: granted without asking Redis; after close(): unavailable, and release still resolves', async () => {
     const quotas = store()
     expect(await quotas.acquire([], { id: 'a', ttlMs: 1000 }, never)).toEqual({ granted: true })
