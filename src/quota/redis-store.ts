@@ -7,7 +7,7 @@ import { ACQUIRE_LUA, RELEASE_LUA, acquireArguments, answerOf, releaseArguments 
 import { UNAVAILABLE_RETRY_MS, type QuotaAnswer, type QuotaCheck, type QuotaLease, type QuotaStore } from './types.js'
 
 export interface RedisQuotaStoreOptions {
-  /** The server, `redis://` or `rediss://` (TLS). Default `redis://127.0.0.1:6379`. Not with `client`. */
+  /** The server, `redis://` or `rediss://` (TLS), connected to when the store is made. Default `redis://127.0.0.1:6379`. Not with `client`. */
   readonly url?: string
   /**
    * An ioredis client the host made (and closes; `close()` leaves it open); the store defines two
@@ -20,10 +20,11 @@ export interface RedisQuotaStoreOptions {
   /**
    * While Redis cannot answer (down, slower than `timeoutMs`): `'deny'` (default, fail closed)
    * answers `unavailable`; `'local'` answers from a memory store private to this store, with the
-   * same checks, so each process enforces the limits alone until Redis answers again.
+   * same checks, so each process enforces the limits alone until Redis answers again (what it
+   * counted there is never added to Redis).
    */
   readonly onUnavailable?: 'deny' | 'local'
-  /** The longest an acquire waits for Redis, in ms (default 250); the acquire's signal can end it sooner. */
+  /** The longest an acquire waits for Redis, in ms (default 250; the acquire's signal can end it sooner), and `close()` for QUIT. */
   readonly timeoutMs?: number
 }
 
