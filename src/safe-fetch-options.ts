@@ -3,6 +3,7 @@ import { middlewareList } from './middleware/compose.js'
 import { addressPolicyProblem } from './net/address-policy.js'
 import { resolutionCacheProblem } from './net/resolution-cache.js'
 import { quotasProblem } from './quota/quotas.js'
+import { telemetryOptionsProblem } from './telemetry/index.js'
 import { checkOptions, describeValue, is, type OptionCheck } from './options.js'
 import type { SafeFetchOptions } from './safe-fetch.js'
 
@@ -55,7 +56,7 @@ const SAFE_FETCH_OPTIONS: Readonly<Record<keyof SafeFetchOptions, OptionCheck>> 
   middleware: is.thrownBy(middlewareList),
   quotas: quotasProblem,
   quotaStore: quotaStore,
-  telemetry: (value, path) => (value === false ? undefined : is.object(value, path)),
+  telemetry: telemetryOptionsProblem,
 }
 
 /** Throws a TypeError (`createSafeFetch: unknown option "rule"; did you mean "rules"?`) for the first problem. */

@@ -242,7 +242,7 @@ function engineOptionsFor(state: RuntimeState, load: LoadOptions, own: RuntimeLi
   const { options } = state
   return {
     compiled,
-    http: new CapsuleHttp(session),
+    http: new CapsuleHttp(session, options.fetch.telemetry),
     // An Extism manifest's config is the capsule's default; the host's load config wins.
     config: { ...config, ...load.config },
     memoryBytes: own.memoryBytes,
@@ -292,7 +292,7 @@ async function loadCapsule(state: RuntimeState, load: LoadOptions): Promise<Caps
         state.capsules.delete(id)
         state.reserved.delete(id)
       }
-    })
+    }, http)
     state.capsules.set(id, capsule)
     return capsule
   } catch (error) {
