@@ -1,7 +1,11 @@
 // Quotas in one process: the memory store's table of windows and leases, the options' errors, and rate_limited through a real safe fetch and a real capsule.
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest'
 import { createRuntime, memoryQuotaStore, type AuditEvent, type QuotaAnswer, type QuotaCheck, type QuotaRule, type QuotaStore, type SafeFetchOptions } from '../src/index.js'
-import { CONCURRENT_RETRY_MS, UNAVAILABLE_RETRY_MS } from '../src/quota/types.js'
+import { CONCURRENT_RETRY_MS, MAX_LEASE_MS, UNAVAILABLE_RETRY_MS } from '../src/quota/types.js'
+import { LEASE_GRACE_MS, QuotaGuard } from '../src/quota/guard.js'
+import { compileQuotas, quotaRequest } from '../src/quota/quotas.js'
+import { RequestTrace } from '../src/fetch/trace.js'
+import { normaliseUrl } from '../src/url/normalise.js'
 import { capsulePath } from './helpers/capsules.js'
 import { closeAllFetches, ctx, errorOf, ok, tableResolver, testFetch } from './helpers/fetch.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
@@ -95,6 +99,24 @@ describe('memoryQuotaStore: windows and leases', () => {
     await runSteps(checks, steps)
   })
 
+  test('renew: a held lease lives ttl from the renewal; a released or expired one stays gone', async () => {
+    const { clock, store } = clockedStore()
+    const checks = [{ key: 'k', concurrent: 1 }]
+    const l = lease(1000)
+    expect(await store.acquire(checks, l, signal)).toEqual(GRANTED)
+    clock.now = 900
+    await store.renew!(checks, l.id, 1000)
+    clock.now = 1899
+    expect(await store.acquire(checks, lease(), signal)).toEqual(refused('concurrent', CONCURRENT_RETRY_MS))
+    clock.now = 1900
+    await store.renew!(checks, l.id, 1000)
+    const next = lease(1000)
+    expect(await store.acquire(checks, next, signal)).toEqual(GRANTED)
+    await store.release(checks, next.id, 0)
+    await store.renew!(checks, next.id, 1000)
+    expect(await store.acquire(checks, lease(), signal)).toEqual(GRANTED)
+  })
+
   test('a released unknown lease and a second release change nothing', async () => {
     const { store } = clockedStore()
     const checks = [{ key: 'k', concurrent: 1 }]
@@ -122,6 +144,59 @@ describe('memoryQuotaStore: windows and leases', () => {
 
   test('the clock option must be a function', () => {
     expect(() => memoryQuotaStore({ now: 5 as unknown as () => number })).toThrow(new TypeError('memoryQuotaStore: now must be a function returning ms'))
+  })
+})
+
+describe('QuotaGuard: lease ttl and renewal', () => {
+  /** A store that grants everything and records what it is asked. */
+  function recordingStore() {
+    const calls: string[] = []
+    const store: QuotaStore = {
+      acquire: async (_checks, l) => (calls.push(`acquire ttl ${l.ttlMs}`), { granted: true }),
+      release: async () => void calls.push('release'),
+      renew: async (_checks, _id, ttlMs) => void calls.push(`renew ${ttlMs}`),
+      close: async () => {},
+    }
+    return { calls, store }
+  }
+  const url = normaliseUrl('https://api.test/x')
+  const take = (guard: QuotaGuard, totalTimeoutMs: number, concurrent: number | undefined) =>
+    guard.take(compileQuotas([{ key: 'capsule', requests: { limit: 9, windowMs: 1000 }, ...(concurrent ? { concurrent } : {}) }]), quotaRequest('c', undefined, 'stream', 'GET', url), totalTimeoutMs, signal, new RequestTrace('c', 'c#1', 'stream'))
+
+  test.each<[string, number, number]>([
+    ['a 30 s request: its timeout plus the grace', 30_000, 30_000 + LEASE_GRACE_MS],
+    ['exactly at the cap', MAX_LEASE_MS - LEASE_GRACE_MS, MAX_LEASE_MS],
+    ['1 ms past the cap', MAX_LEASE_MS - LEASE_GRACE_MS + 1, MAX_LEASE_MS],
+    ['a stream without a total timeout', Infinity, MAX_LEASE_MS],
+  ])('%s', async (_name, total, ttl) => {
+    const { calls, store } = recordingStore()
+    const hold = await take(new QuotaGuard(store), total, 1)
+    hold!.release(0)
+    expect(calls[0]).toBe(`acquire ttl ${ttl}`)
+  })
+
+  test('a hold longer than the cap renews every third of it until released; a shorter one never does', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
+    try {
+      const { calls, store } = recordingStore()
+      const guard = new QuotaGuard(store)
+      const endless = await take(guard, Infinity, 1)
+      const short = await take(guard, MAX_LEASE_MS - LEASE_GRACE_MS, 1)
+      const noSlot = await take(guard, Infinity, undefined)
+      vi.advanceTimersByTime(MAX_LEASE_MS / 3 - 1)
+      expect(calls.filter((c) => c.startsWith('renew'))).toEqual([])
+      vi.advanceTimersByTime(1)
+      expect(calls.filter((c) => c.startsWith('renew'))).toEqual([`renew ${MAX_LEASE_MS}`])
+      vi.advanceTimersByTime(MAX_LEASE_MS)
+      expect(calls.filter((c) => c.startsWith('renew'))).toHaveLength(4)
+      endless!.release(0)
+      short!.release(0)
+      noSlot!.release(0)
+      vi.advanceTimersByTime(10 * MAX_LEASE_MS)
+      expect(calls.filter((c) => c.startsWith('renew'))).toHaveLength(4)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 })
 

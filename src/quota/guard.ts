@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { CapsuleHostError, cancelledBy } from '../errors.js'
 import type { RequestTrace } from '../fetch/trace.js'
 import { checksFor, type CompiledQuota } from './quotas.js'
-import type { QuotaAnswer, QuotaCheck, QuotaRequest, QuotaStore } from './types.js'
+import { MAX_LEASE_MS, type QuotaAnswer, type QuotaCheck, type QuotaRequest, type QuotaStore } from './types.js'
 
 /** How much longer than the request's own total timeout an unreleased lease lives (its process died). */
 export const LEASE_GRACE_MS = 5000
@@ -28,19 +28,30 @@ export class QuotaGuard {
     const applied = checksFor(quotas, request)
     if (applied.checks.length === 0) return undefined
     const { checks } = applied
-    const lease = { id: `${this.#token}:${++this.#leases}`, ttlMs: totalTimeoutMs + LEASE_GRACE_MS }
+    const lease = { id: `${this.#token}:${++this.#leases}`, ttlMs: Math.min(totalTimeoutMs + LEASE_GRACE_MS, MAX_LEASE_MS) }
     const answer = await untilAborted(this.store.acquire(checks, lease, signal), signal, (late) => {
       if (late.granted) void this.store.release(checks, lease.id, 0)
     })
     if (!answer.granted) throw refusal(answer, applied.quotas, checks, trace)
+    const renewal = totalTimeoutMs + LEASE_GRACE_MS > MAX_LEASE_MS && checks.some((check) => check.concurrent !== undefined) ? this.#renewing(checks, lease.id) : undefined
     let released = false
     return {
       release: (responseBytes) => {
         if (released) return
         released = true
+        clearInterval(renewal)
         void this.store.release(checks, lease.id, responseBytes)
       },
     }
+  }
+
+  /** Renews a lease every third of its ttl while it is held, so a request longer than MAX_LEASE_MS keeps its slot. */
+  #renewing(checks: readonly QuotaCheck[], leaseId: string): NodeJS.Timeout | undefined {
+    const { store } = this
+    if (!store.renew) return undefined
+    const timer = setInterval(() => void store.renew!(checks, leaseId, MAX_LEASE_MS), MAX_LEASE_MS / 3)
+    timer.unref()
+    return timer
   }
 }
 

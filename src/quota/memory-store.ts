@@ -87,6 +87,15 @@ class MemoryQuotas {
     return { granted: true }
   }
 
+  renew(checks: readonly QuotaCheck[], leaseId: string, ttlMs: number): void {
+    const now = this.now()
+    for (const check of checks) {
+      const leases = this.leases.get(check.key)
+      const expiry = leases?.get(leaseId)
+      if (expiry !== undefined && expiry > now) leases!.set(leaseId, now + ttlMs)
+    }
+  }
+
   release(checks: readonly QuotaCheck[], leaseId: string, responseBytes: number): void {
     const now = this.now()
     for (const check of checks) {
@@ -112,6 +121,10 @@ export function memoryQuotaStore(options: MemoryQuotaStoreOptions = {}): QuotaSt
     acquire: (checks, lease) => Promise.resolve(quotas.acquire(checks, lease)),
     release: (checks, leaseId, responseBytes) => {
       quotas.release(checks, leaseId, responseBytes)
+      return Promise.resolve()
+    },
+    renew: (checks, leaseId, ttlMs) => {
+      quotas.renew(checks, leaseId, ttlMs)
       return Promise.resolve()
     },
     close: () => {

@@ -75,9 +75,15 @@ export type QuotaAnswer =
 export interface QuotaLease {
   /** Unique across every process sharing the store. */
   readonly id: string
-  /** A lease never released (its process died) frees its slot after this long. */
+  /**
+   * A lease never released (its process died) frees its slot after this long: whole ms, finite,
+   * at most MAX_LEASE_MS. A request that may run longer has its lease renewed while it runs.
+   */
   readonly ttlMs: number
 }
+
+/** The longest a lease lives unrenewed; a longer request (a stream) renews it every third of this. */
+export const MAX_LEASE_MS = 60_000
 
 /**
  * Where quota counters live. `acquire` is atomic across every process sharing the store: either
@@ -89,6 +95,11 @@ export interface QuotaStore {
   acquire(checks: readonly QuotaCheck[], lease: QuotaLease, signal: AbortSignal): Promise<QuotaAnswer>
   /** Ends the lease and charges `responseBytes` to each check's byte window. Never rejects. */
   release(checks: readonly QuotaCheck[], leaseId: string, responseBytes: number): Promise<void>
+  /**
+   * Extends a lease that is still held to `ttlMs` from now (a lease already gone stays gone).
+   * Never rejects. A store without it keeps each lease for its first ttl only.
+   */
+  renew?(checks: readonly QuotaCheck[], leaseId: string, ttlMs: number): Promise<void>
   /** Closes connections; later calls answer `unavailable`. */
   close(): Promise<void>
 }
