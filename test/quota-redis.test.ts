@@ -222,21 +222,22 @@ describe.skipIf(!hasRedis)('the Redis store, on a real redis-server', () => {
     expect(await quotas.acquire(checks, { id: 'd', ttlMs: 50 }, never)).toMatchObject({ granted: false, kind: 'concurrent' })
   })
 
-  it('a lease without end (ttlMs Infinity: a stream without a total timeout) holds its slot until released, beside expiring ones', async () => {
+  it('renew: a live lease lives ttl from the renewal (its set expires no sooner); a released one stays gone', async () => {
     const prefix = `test:${randomUUID()}:`
     const quotas = store({ prefix })
     const checks = [{ key: 'k', concurrent: 2 }]
     expect(await quotas.acquire(checks, { id: 'short', ttlMs: 50 }, never)).toEqual({ granted: true })
-    expect(await quotas.acquire(checks, { id: 'endless', ttlMs: Number.POSITIVE_INFINITY }, never)).toEqual({ granted: true })
-    expect(await quotas.acquire(checks, { id: 'refused', ttlMs: 50 }, never)).toMatchObject({ granted: false, kind: 'concurrent' })
+    expect(await quotas.acquire(checks, { id: 'renewed', ttlMs: 50 }, never)).toEqual({ granted: true })
+    await quotas.renew!(checks, 'renewed', WINDOW_MS)
     const raw = new Redis(redis.url)
     try {
-      expect(await raw.pttl(`${prefix}k:c`)).toBe(-1)
+      expect(await raw.pttl(`${prefix}k:c`)).toBeGreaterThan(50)
       await new Promise((resolve) => setTimeout(resolve, 51))
       expect(await quotas.acquire(checks, { id: 'later', ttlMs: 50 }, never)).toEqual({ granted: true })
-      expect(await raw.pttl(`${prefix}k:c`)).toBe(-1)
-      expect(await quotas.acquire(checks, { id: 'refused-2', ttlMs: 50 }, never)).toMatchObject({ granted: false, kind: 'concurrent' })
-      await quotas.release(checks, 'endless', 0)
+      expect(await quotas.acquire(checks, { id: 'refused', ttlMs: 50 }, never)).toMatchObject({ granted: false, kind: 'concurrent' })
+      await quotas.release(checks, 'renewed', 0)
+      await quotas.renew!(checks, 'renewed', WINDOW_MS)
+      expect(await raw.zscore(`${prefix}k:c`, 'renewed')).toBeNull()
       expect(await quotas.acquire(checks, { id: 'after', ttlMs: 50 }, never)).toEqual({ granted: true })
     } finally {
       raw.disconnect()

@@ -1,4 +1,4 @@
-// The Redis quota store's two Lua scripts and the argument lists and reply they exchange with it.
+// The Redis quota store's three Lua scripts and the argument lists and reply they exchange with it.
 import { CONCURRENT_RETRY_MS, type QuotaAnswer, type QuotaCheck, type QuotaLease } from './types.js'
 
 /**
@@ -6,9 +6,8 @@ import { CONCURRENT_RETRY_MS, type QuotaAnswer, type QuotaCheck, type QuotaLease
  * hosts' clocks do not matter. KEYS: per check `:r` (request counter), `:c` (sorted set of leases
  * scored by expiry), `:b` (byte counter). ARGV: lease id, lease ttl ms, then per check the requests
  * limit, requests window ms, concurrent limit and bytes limit ('' when the check has none).
- * A lease's ttl may be 'inf' (a stream without a total timeout): scored +inf, its set never expires
- * (PERSIST) while it is there; a finite lease extends its set's expiry, never shortens it, and never
- * gives an expiry to a set that holds an endless lease.
+ * A lease's ttl is finite (at most MAX_LEASE_MS; a longer request renews it): a lease extends its
+ * set's expiry, never shortens it.
  * First every check is looked at in order (requests, concurrent, responseBytes, as the memory store
  * does) and the first without room is the reply `{index, kind, retryAfterMs}`; only when every check
  * has room is one request counted and one lease added in each. Reply `{-1}` = granted.
@@ -19,7 +18,7 @@ export const ACQUIRE_LUA = `
 if redis.replicate_commands then redis.replicate_commands() end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local lease, forever, ttl = ARGV[1], ARGV[2] == 'inf', tonumber(ARGV[2])
+local lease, ttl = ARGV[1], tonumber(ARGV[2])
 local checks = #KEYS / 3
 local function rest(key)
   return math.max(1, redis.call('PTTL', key) + 1)
@@ -42,13 +41,9 @@ end
 for i = 0, checks - 1 do
   local r, c, a = KEYS[3 * i + 1], KEYS[3 * i + 2], 3 + 4 * i
   if ARGV[a] ~= '' and redis.call('INCR', r) == 1 then redis.call('PEXPIRE', r, math.max(1, ARGV[a + 1] - 1)) end
-  if ARGV[a + 2] ~= '' and forever then
-    redis.call('ZADD', c, '+inf', lease)
-    redis.call('PERSIST', c)
-  elseif ARGV[a + 2] ~= '' then
-    local left = redis.call('PTTL', c)
+  if ARGV[a + 2] ~= '' then
     redis.call('ZADD', c, now + ttl, lease)
-    if left == -2 or (left >= 0 and left < ttl) then redis.call('PEXPIRE', c, ttl) end
+    if redis.call('PTTL', c) < ttl then redis.call('PEXPIRE', c, ttl) end
   end
 end
 return {-1}
@@ -73,6 +68,26 @@ end
 return 0
 `
 
+/**
+ * Renews a lease that is still live to `ttl` ms from now, on the server's clock. KEYS: the `:c`
+ * set of each check with a concurrent limit. ARGV: lease id, ttl ms. A lease that is gone
+ * (released, expired) stays gone.
+ */
+export const RENEW_LUA = `
+if redis.replicate_commands then redis.replicate_commands() end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local lease, ttl = ARGV[1], tonumber(ARGV[2])
+for i = 1, #KEYS do
+  local score = redis.call('ZSCORE', KEYS[i], lease)
+  if score and tonumber(score) > now then
+    redis.call('ZADD', KEYS[i], 'XX', now + ttl, lease)
+    if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+  end
+end
+return 0
+`
+
 /** An optional number as a script argument: '' when absent. */
 const argument = (value: number | undefined): string => (value === undefined ? '' : String(value))
 
@@ -82,8 +97,8 @@ export function checkKeys(prefix: string, check: QuotaCheck): readonly [string, 
   return [`${base}:r`, `${base}:c`, `${base}:b`]
 }
 
-/** A lease's ttl as the script takes it: whole ms (at least 1), or 'inf' for a lease without end. */
-const leaseTtl = (ms: number): number | 'inf' => (Number.isFinite(ms) ? Math.max(1, Math.ceil(ms)) : 'inf')
+/** A lease's ttl as the scripts take it: whole ms, at least 1. */
+const leaseTtl = (ms: number): number => Math.max(1, Math.ceil(ms))
 
 /** The acquire script's arguments: the key count, every check's three keys, then ARGV. */
 export function acquireArguments(prefix: string, checks: readonly QuotaCheck[], lease: QuotaLease): (string | number)[] {
@@ -95,6 +110,12 @@ export function acquireArguments(prefix: string, checks: readonly QuotaCheck[], 
     argument(check.responseBytes?.limit),
   ])
   return [keys.length, ...keys, lease.id, leaseTtl(lease.ttlMs), ...limits]
+}
+
+/** The renew script's arguments: the key count, the lease set of every check with a concurrent limit, then ARGV. */
+export function renewArguments(prefix: string, checks: readonly QuotaCheck[], leaseId: string, ttlMs: number): (string | number)[] {
+  const keys = checks.filter((check) => check.concurrent !== undefined).map((check) => checkKeys(prefix, check)[1])
+  return [keys.length, ...keys, leaseId, leaseTtl(ttlMs)]
 }
 
 /** Bytes as a whole, non-negative count Redis' INCRBY takes. */

@@ -3,16 +3,17 @@ import type { Redis } from 'ioredis'
 import { checkOptions, describeValue, type OptionCheck } from '../options.js'
 import { MAX_TIMER_MS } from '../timers.js'
 import { memoryQuotaStore } from './memory-store.js'
-import { ACQUIRE_LUA, RELEASE_LUA, acquireArguments, answerOf, releaseArguments } from './redis-scripts.js'
+import { ACQUIRE_LUA, RELEASE_LUA, RENEW_LUA, acquireArguments, answerOf, releaseArguments, renewArguments } from './redis-scripts.js'
 import { UNAVAILABLE_RETRY_MS, type QuotaAnswer, type QuotaCheck, type QuotaLease, type QuotaStore } from './types.js'
 
 export interface RedisQuotaStoreOptions {
   /** The server, `redis://` or `rediss://` (TLS), connected to when the store is made. Default `redis://127.0.0.1:6379`. Not with `client`. */
   readonly url?: string
   /**
-   * An ioredis client the host made (and closes; `close()` leaves it open); the store defines two
-   * script commands on it (`capsuleHostQuotaAcquire`, `capsuleHostQuotaRelease`). Make it with
-   * `enableOfflineQueue: false`, or an acquire refused during an outage still runs when Redis is back.
+   * An ioredis client the host made (and closes; `close()` leaves it open); the store defines three
+   * script commands on it (`capsuleHostQuotaAcquire`, `capsuleHostQuotaRelease`,
+   * `capsuleHostQuotaRenew`). Make it with `enableOfflineQueue: false`, or an acquire refused
+   * during an outage still runs when Redis is back.
    */
   readonly client?: Redis
   /** Put before every key the store writes (`<prefix><check key>:r`, `:c`, `:b`). Default `'capsule-host:'`. */
@@ -32,10 +33,11 @@ const DEFAULTS = { url: 'redis://127.0.0.1:6379', prefix: 'capsule-host:', onUna
 
 const UNAVAILABLE: QuotaAnswer = { granted: false, index: -1, kind: 'unavailable', retryAfterMs: UNAVAILABLE_RETRY_MS }
 
-/** The names the two scripts get on the client (ioredis runs them by EVALSHA, loading them on NOSCRIPT). */
+/** The names the three scripts get on the client (ioredis runs them by EVALSHA, loading them on NOSCRIPT). */
 const ACQUIRE = 'capsuleHostQuotaAcquire'
 const RELEASE = 'capsuleHostQuotaRelease'
-type ScriptClient = Redis & Record<typeof ACQUIRE | typeof RELEASE, (...args: (string | number)[]) => Promise<unknown>>
+const RENEW = 'capsuleHostQuotaRenew'
+type ScriptClient = Redis & Record<typeof ACQUIRE | typeof RELEASE | typeof RENEW, (...args: (string | number)[]) => Promise<unknown>>
 
 const redisUrl: OptionCheck = (value, path) => {
   if (typeof value !== 'string') return `${path} must be a string, not ${describeValue(value)}`
@@ -70,10 +72,11 @@ function withinDeadline<T>(work: Promise<T>, ms: number, signal?: AbortSignal): 
   })
 }
 
-/** Adds the two scripts to a client. */
+/** Adds the three scripts to a client. */
 function withScripts(client: Redis): ScriptClient {
   client.defineCommand(ACQUIRE, { lua: ACQUIRE_LUA })
   client.defineCommand(RELEASE, { lua: RELEASE_LUA })
+  client.defineCommand(RENEW, { lua: RENEW_LUA })
   return client as ScriptClient
 }
 
@@ -173,6 +176,17 @@ class RedisQuotas {
     await withinDeadline(this.remoteRelease(checks, leaseId, responseBytes), this.settings.timeoutMs)
   }
 
+  /** Extends a live lease where it was granted (locally, or in Redis); a lease that is gone stays gone. */
+  async renew(checks: readonly QuotaCheck[], leaseId: string, ttlMs: number): Promise<void> {
+    if (this.localLeases.has(leaseId)) return this.local?.renew?.(checks, leaseId, ttlMs)
+    if (!checks.some((check) => check.concurrent !== undefined)) return
+    const renewed = async () => {
+      const client = await this.client()
+      await client[RENEW](...renewArguments(this.settings.prefix, checks, leaseId, ttlMs))
+    }
+    await withinDeadline(renewed(), this.settings.timeoutMs)
+  }
+
   /** Later calls answer `unavailable`; the client this store made says QUIT (or is dropped when Redis does not answer). */
   async close(): Promise<void> {
     this.closed = true
@@ -204,6 +218,7 @@ export function redisQuotaStore(options: RedisQuotaStoreOptions = {}): QuotaStor
   return {
     acquire: (checks, lease, signal) => quotas.acquire(checks, lease, signal),
     release: (checks, leaseId, responseBytes) => quotas.release(checks, leaseId, responseBytes).catch(() => {}),
+    renew: (checks, leaseId, ttlMs) => quotas.renew(checks, leaseId, ttlMs).catch(() => {}),
     close: () => quotas.close(),
   }
 }
