@@ -1,11 +1,12 @@
 // @ts-check
 // bench/telemetry-cost.mjs: what OpenTelemetry costs a safe fetch's request: off, on with the no-op API, on with an in-memory SDK, as ratios.
 //
-// Every variant is a safe fetch on the same loopback upstream, in this process, measured in
-// interleaved rounds (the order rotates each round) so that drift on a shared machine hits them
-// alike. Each round gives every variant's p50 latency over TELEMETRY_BENCH_REQUESTS sequential
-// buffered GETs; the table shows the median over rounds of each variant's p50 as a ratio to the
-// `off` p50 of the same round, and the spread of that ratio (its min–max over rounds).
+// Every variant is a safe fetch on the same loopback upstream, in this process. A round sends
+// TELEMETRY_BENCH_REQUESTS sequential buffered GETs per variant, interleaved one request at a time
+// (the order rotates with each request) so that drift and bursts of load on a shared machine hit
+// every variant alike, and gives each variant's p50. The table shows the median over rounds of
+// each variant's p50, its ratio to the `off` p50 of the same round (median), and the spread of
+// that ratio (min–max over rounds).
 //
 // `off` is `telemetry: false`: the path a host without @opentelemetry/api takes, since then
 // `createTelemetry` returns undefined before anything is made (test/telemetry.test.ts proves it),
@@ -44,16 +45,30 @@ function inMemorySdk(cleanup) {
   return { spans, reader, tracerProvider, meterProvider }
 }
 
-/** The p50 of `count` sequential requests through `fetch`, in µs. @param {import('../dist/index.js').SafeFetch} fetch @param {string} url @param {number} count */
-async function p50Micros(fetch, url, count) {
-  const samples = new Float64Array(count)
+/** One request through `fetch`, in µs. @param {import('../dist/index.js').SafeFetch} fetch @param {string} url */
+async function timedRequest(fetch, url) {
+  const began = performance.now()
+  const reply = await fetch.request({ url }, { capsuleId: 'bench' })
+  const micros = (performance.now() - began) * 1000
+  if ('error' in reply) throw new Error(`the request failed: ${JSON.stringify(reply.error)}`)
+  return micros
+}
+
+/**
+ * One round: `count` requests per variant, interleaved one by one (the variant order rotates
+ * with each request), so drift and bursts of load on a shared machine hit every variant alike.
+ * Returns each variant's p50 in µs.
+ * @param {Array<{ fetch: import('../dist/index.js').SafeFetch }>} variants @param {string} url @param {number} count
+ */
+async function roundP50s(variants, url, count) {
+  const samples = variants.map(() => new Float64Array(count))
   for (let i = 0; i < count; i++) {
-    const began = performance.now()
-    const reply = await fetch.request({ url }, { capsuleId: 'bench' })
-    samples[i] = (performance.now() - began) * 1000
-    if ('error' in reply) throw new Error(`the request failed: ${JSON.stringify(reply.error)}`)
+    for (let k = 0; k < variants.length; k++) {
+      const index = (i + k) % variants.length
+      samples[index][i] = await timedRequest(variants[index].fetch, url)
+    }
   }
-  return quantile(samples, 0.5)
+  return samples.map((taken) => quantile(taken, 0.5))
 }
 
 runBench(async (cleanup) => {
@@ -80,16 +95,14 @@ runBench(async (cleanup) => {
     { name: 'SDK + traceparent', option: '… propagateTraceContext: true', fetch: make({ tracerProvider: sdk.tracerProvider, meterProvider: sdk.meterProvider, propagateTraceContext: true }) },
   ]
   if (variants[0].fetch.telemetry !== undefined || variants[2].fetch.telemetry === undefined) throw new Error('the variants are not what they claim')
-  for (const { fetch } of variants) await p50Micros(fetch, url, WARMUP)
+  await roundP50s(variants, url, WARMUP)
 
   const load = otherLoad()
   /** @type {number[][]} p50 (µs) per variant, per round */
   const p50s = variants.map(() => [])
   for (let round = 0; round < ROUNDS; round++) {
-    for (let k = 0; k < variants.length; k++) {
-      const index = (round + k) % variants.length
-      p50s[index].push(await p50Micros(variants[index].fetch, url, REQUESTS))
-    }
+    const p50 = await roundP50s(variants, url, REQUESTS)
+    p50.forEach((value, index) => p50s[index].push(value))
     // The exporter keeps every span; a round's are dropped so memory stays level.
     sdk.spans.reset()
   }
@@ -99,7 +112,7 @@ runBench(async (cleanup) => {
   const counted = resourceMetrics.scopeMetrics.flatMap((scope) => scope.metrics).find((metric) => metric.descriptor.name === 'capsule_host.requests')
   const total = (counted?.dataPoints ?? []).reduce((sum, point) => sum + Number(point.value), 0)
 
-  console.log(`# telemetry cost per request (Node ${process.version}, ${ROUNDS} rounds × ${REQUESTS} sequential GETs per variant, interleaved)\n`)
+  console.log(`# telemetry cost per request (Node ${process.version}, ${ROUNDS} rounds × ${REQUESTS} sequential GETs per variant, interleaved request by request)\n`)
   console.log(table(['variant', 'telemetry', 'p50 µs (median of rounds)', 'p50 ratio to off (median)', 'ratio min–max over rounds'], rows))
   console.log(`\nthe SDK variants counted ${total} requests in capsule_host.requests; ${load()}`)
 })
