@@ -13,7 +13,7 @@ import { createSafeFetch } from '../src/index.js'
 import { Capsule, type CapsuleEngine } from '../src/runtime/capsule.js'
 import { CapsuleHttp } from '../src/runtime/capsule-http.js'
 import { createTelemetry, type Telemetry } from '../src/telemetry/index.js'
-import { pointsOf, registerTestSdk, type TestSdk } from './helpers/telemetry-sdk.js'
+import { ManualReader, pointsOf, registerTestSdk, type TestSdk } from './helpers/telemetry-sdk.js'
 
 let sdk: TestSdk
 beforeAll(() => {
@@ -371,13 +371,10 @@ describe('a meter provider registered after the telemetry was made', () => {
 describe('providers given in the options', () => {
   test('tracerProvider and meterProvider are used instead of the globals', async () => {
     const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = await import('@opentelemetry/sdk-trace-base')
-    const { MeterProvider, MetricReader } = await import('@opentelemetry/sdk-metrics')
+    const { MeterProvider } = await import('@opentelemetry/sdk-metrics')
     const exporter = new InMemorySpanExporter()
     const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
-    const reader = new (class extends MetricReader {
-      protected override async onForceFlush() {}
-      protected override async onShutdown() {}
-    })()
+    const reader = new ManualReader()
     const meterProvider = new MeterProvider({ readers: [reader] })
     telemetry({ tracerProvider, meterProvider }).start(START).end(event())
     expect(sdk.spans()).toHaveLength(0)

@@ -6,7 +6,7 @@ import { AggregationTemporality, MeterProvider, MetricReader, type DataPoint, ty
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
 
 /** A metric reader that exports only when asked (`collect()`): no timer, nothing periodic. */
-class ManualReader extends MetricReader {
+export class ManualReader extends MetricReader {
   protected override async onForceFlush(): Promise<void> {}
   protected override async onShutdown(): Promise<void> {}
 }
