@@ -49,7 +49,8 @@ describeIsolations('isolation %s', (isolation) => {
       addressPolicy: { unsafeAllow: ['127.0.0.1/32'] },
       telemetry: { propagateTraceContext: true },
     })
-    const runtime = createRuntime({ fetch, isolation })
+    // One pool thread: in pool isolation both capsules share it.
+    const runtime = createRuntime({ fetch, isolation, pool: { size: 1 } })
     runtimes.push(runtime)
     probe = await runtime.load({ wasm: capsulePath('probe'), id: `probe-${isolation}` })
     kernel = await runtime.load({ wasm: capsulePath('extism-http'), id: `kernel-${isolation}` })
@@ -106,6 +107,18 @@ describeIsolations('isolation %s', (isolation) => {
     const parents = Object.values(byPath)
     expect(parents.every((parent) => parent?.name === 'capsule.call request')).toBe(true)
     expect(new Set(parents.map((parent) => parent!.spanContext().spanId)).size).toBe(3)
+  })
+
+  test('two capsules called at once (one pool thread in pool isolation): each request is the child of its own capsule’s call', async () => {
+    await Promise.all([
+      probe.call('request', JSON.stringify({ url: url('/from-probe') })),
+      kernel.call('http_request', JSON.stringify({ url: url('/from-kernel') })),
+    ])
+    const seen = requestsWithParents().map(({ span, parent }) => [new URL(String(span.attributes['url.full'])).pathname, parent?.attributes['capsule_host.capsule.id']])
+    expect(seen.sort()).toEqual([
+      ['/from-kernel', `kernel-${isolation}`],
+      ['/from-probe', `probe-${isolation}`],
+    ])
   })
 
   test('a call that fails is a span with the CapsuleError code as error.type', async () => {
