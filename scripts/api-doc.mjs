@@ -47,6 +47,7 @@ export const SECTIONS = [
   { name: 'QuotaStore', file: 'src/quota/types.ts' },
   { name: 'MemoryQuotaStoreOptions', file: 'src/quota/memory-store.ts' },
   { name: 'RedisQuotaStoreOptions', file: 'src/quota/redis-store.ts', defaults: 'DEFAULTS', example: true },
+  { name: 'TelemetryOptions', file: 'src/telemetry/types.ts', example: true },
   { name: 'ErrorHook', file: 'src/fetch/trace.ts' },
   { name: 'AuditSink', file: 'src/audit.ts' },
   { name: 'SafeFetch', file: 'src/safe-fetch.ts', output: true },
