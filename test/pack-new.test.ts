@@ -55,6 +55,11 @@ type LockEntry = Record<string, unknown> & { dependencies?: Record<string, strin
 const repoLock = () => (JSON.parse(readFileSync(join(REPO, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> }).packages
 const ownPackage = () => JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as Record<string, unknown> & { name: string; version: string }
 
+/** The npm registry's address of a package's tarball: what npm looks up by integrity in its cache. */
+function registryTarball(name: string, version: string): string {
+  return `https://registry.npmjs.org/${name}/-/${name.split('/').pop()}-${version}.tgz`
+}
+
 /**
  * A package-lock.json for `dir`'s package.json with capsule-host taken from `tarball`, every other
  * package at the version and integrity of this repo's lockfile. Why: npm 11 resolves a name from
@@ -86,7 +91,9 @@ function writeLockfile(dir: string, tarball: string): void {
       // An exact pin the repo's lockfile does not hold would make npm look the name up: an error, never a skip.
       if (/^\d+\.\d+\.\d+$/.test(range) && entry.version !== range) throw new Error(`${name} is pinned to ${range}, and the repo's lockfile has ${String(entry.version)}`)
       const { dev: _dev, optional: _optional, peer: _peer, devOptional: _devOptional, ...kept } = entry
-      packages[key] = kept
+      // With its tarball's address npm never asks for the package's metadata, which the cache may
+      // hold only in another form (the repo's lockfile records no addresses).
+      packages[key] = { resolved: registryTarball(name, String(entry.version)), ...kept }
       add(entry.dependencies)
     }
   }

@@ -66,10 +66,14 @@ describe('the SDK as a dependency of a capsule project outside the repository', 
     rmSync(dir, { recursive: true, force: true })
   })
 
-  test('package.json declares the SDK\'s peers with the tested versions, optional for host authors', () => {
+  test('package.json declares the SDK\'s peers with the tested versions, and the OpenTelemetry API, all optional', () => {
     const installed = (name: string) => JSON.parse(readFileSync(join(repo, 'node_modules', name, 'package.json'), 'utf8')).version
-    expect(packageJson.peerDependencies).toEqual({ assemblyscript: `>=${installed('assemblyscript')} <0.29`, '@extism/as-pdk': `^${installed('@extism/as-pdk')}` })
-    expect(packageJson.peerDependenciesMeta).toEqual({ assemblyscript: { optional: true }, '@extism/as-pdk': { optional: true } })
+    expect(packageJson.peerDependencies).toEqual({
+      assemblyscript: `>=${installed('assemblyscript')} <0.29`,
+      '@extism/as-pdk': `^${installed('@extism/as-pdk')}`,
+      '@opentelemetry/api': '>=1.3.0 <2',
+    })
+    expect(packageJson.peerDependenciesMeta).toEqual({ assemblyscript: { optional: true }, '@extism/as-pdk': { optional: true }, '@opentelemetry/api': { optional: true } })
     expect(packageJson.files).toEqual(expect.arrayContaining(['sdk', 'capsules/sdk', 'capsules/asconfig.preset.json']))
   })
 
