@@ -13,7 +13,7 @@ import { RequestTrace, type ErrorHook } from './fetch/trace.js'
 import type { RequestObservation, RequestObserver } from './fetch/observer.js'
 import { QuotaGuard, type QuotaHold } from './quota/guard.js'
 import { memoryQuotaStore } from './quota/memory-store.js'
-import { compileQuotas, quotaRequest, withManifestQuota, type CompiledQuota, type ManifestQuota } from './quota/quotas.js'
+import { compileQuotas, manifestQuotaProblem, quotaRequest, withManifestQuota, type CompiledQuota, type ManifestQuota } from './quota/quotas.js'
 import type { QuotaRule, QuotaStore } from './quota/types.js'
 import { createTelemetry, type Telemetry, type TelemetryOptions } from './telemetry/index.js'
 import { compileCapabilities } from './gate/capabilities.js'
@@ -30,7 +30,7 @@ import { headerObject, type HeaderList } from './net/headers.js'
 import { safeFetchResolver, type ResolutionCacheOptions } from './net/resolution-cache.js'
 import type { Resolver } from './net/resolve.js'
 import { checkSafeFetchOptions } from './safe-fetch-options.js'
-import { redactedUrl } from './url/normalise.js'
+import { redactedUrl, type NormalisedUrl } from './url/normalise.js'
 import { parseRequest } from './wire/parse.js'
 import type { BufferedResponse, HeaderForm } from './wire/schemas.js'
 import { rootCertificates } from 'node:tls'
@@ -90,7 +90,7 @@ export interface SafeFetchOptions {
   /**
    * Quotas (docs/fleet.md): per capsule or per key you choose, requests and response bytes per
    * window and requests at once, optionally per origin. A request over one is refused with
-   * `rate_limited` before any gate, DNS or connection. At most 64.
+   * `rate_limited` once the rules and gates allowed the hop and before any DNS or connection. At most 64.
    * @defaultValue none
    */
   quotas?: readonly QuotaRule[]
@@ -301,8 +301,10 @@ interface InFlight {
   readonly secrets: RequestSecrets
   readonly via: RequestVia | undefined
   readonly observation: RequestObservation | undefined
-  /** The quotas it took, given back when it ends. */
-  hold: QuotaHold | undefined
+  /** The quotas it took (its first hop's, then any a redirect hop added), given back when it ends. */
+  readonly holds: QuotaHold[]
+  /** The check keys it holds, so a redirect hop takes only the ones it changes. */
+  readonly heldKeys: Set<string>
 }
 
 function startRequest(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, kind: AuditEvent['kind'], signal?: AbortSignal, via?: RequestVia): InFlight {
@@ -312,7 +314,7 @@ function startRequest(state: SafeFetchState, session: CapsuleSession<StreamedRes
   const control = new RequestControl(signal, session.controls)
   if (session.signal.aborted) control.abort(cancelledBy(session.signal))
   const observation = state.observer?.start({ capsuleId: session.capsuleId, requestId, kind, abi: via?.abi ?? 'capsule-host', parent: via?.parent })
-  return { session, control, signal: control.signal, trace, secrets: new RequestSecrets(), via, observation, hold: undefined }
+  return { session, control, signal: control.signal, trace, secrets: new RequestSecrets(), via, observation, holds: [], heldKeys: new Set() }
 }
 
 /** Validates the request; a refusal is recorded here, where it is decided. */
@@ -335,18 +337,24 @@ function withUpstreamHeaders(prepared: PreparedRequest, flight: InFlight): Prepa
   return headers && headers.length > 0 ? { ...prepared, headers: [...prepared.headers, ...headers] } : prepared
 }
 
-/** Takes the request's quotas (none configured: nothing to wait for), or throws `rate_limited`. */
-async function takeQuotas(state: SafeFetchState, flight: InFlight, prepared: PreparedRequest): Promise<void> {
+/**
+ * Takes the request's quotas on a hop once the hop is allowed and before its name is resolved, or
+ * throws `rate_limited`: on the first hop all of them (all or nothing), on a redirect hop those whose
+ * key the new URL changes (a perOrigin quota, a key function of the origin, host or path).
+ */
+async function takeQuotas(state: SafeFetchState, flight: InFlight, prepared: PreparedRequest, url: NormalisedUrl): Promise<void> {
   const { session } = flight
-  const request = quotaRequest(session.capsuleId, session.quotas.manifestName, prepared.mode === 'buffered' ? 'request' : 'stream', prepared.method, prepared.url)
+  const { quotas } = session.quotas
+  const request = quotaRequest(session.capsuleId, session.quotas.manifestName, prepared.mode === 'buffered' ? 'request' : 'stream', prepared.method, url)
   state.guard ??= new QuotaGuard(state.quotaStore ?? memoryQuotaStore())
-  flight.hold = await state.guard.take(session.quotas.quotas, request, prepared.limits.totalTimeoutMs, flight.signal, flight.trace)
+  const hold = await state.guard.take(quotas, request, prepared.limits.totalTimeoutMs, flight.signal, flight.trace, flight.heldKeys)
+  if (hold) flight.holds.push(hold)
 }
 
 function finish(state: SafeFetchState, flight: InFlight, status?: number): void {
   flight.control.end()
   const event = flight.trace.finish(status, flight.secrets, state.onError)
-  flight.hold?.release(event.bytesIn)
+  for (const hold of flight.holds) hold.release(event.bytesIn)
   state.audit.record(event)
   flight.observation?.end(event)
 }
@@ -370,6 +378,7 @@ function exchangeOf(state: SafeFetchState, prepared: PreparedRequest, flight: In
     deadline,
     trace: flight.trace,
     secrets: flight.secrets,
+    onAllowed: flight.session.quotas.quotas.length > 0 ? (url) => takeQuotas(state, flight, prepared, url) : undefined,
   })
 }
 
@@ -383,7 +392,6 @@ async function bufferedRequest<R extends { status: number }>(state: SafeFetchSta
     // The total time limit starts now, so time spent waiting for a concurrency slot counts.
     const deadline = started + prepared.limits.totalTimeoutMs
     flight.control.startDeadline(deadline, prepared.limits.totalTimeoutMs)
-    if (flight.session.quotas.quotas.length > 0) await takeQuotas(state, flight, prepared)
     const { session, signal } = flight
     const queued = session.limit.activeCount >= session.limit.concurrency
     const work = session.limit(() => {
@@ -480,7 +488,6 @@ async function streamRequest(state: SafeFetchState, input: unknown, flight: InFl
     }
     const deadline = performance.now() + prepared.limits.totalTimeoutMs
     flight.control.startDeadline(deadline, prepared.limits.totalTimeoutMs)
-    if (flight.session.quotas.quotas.length > 0) await takeQuotas(state, flight, prepared)
     const result = await exchangeOf(state, prepared, flight, deadline)
     const head = { status: result.answer.status, responseHeaders: prepared.responseHeaders, ...streamedAnswer(result.answer, flight.secrets) }
     if (flight.signal.aborted) {
@@ -618,6 +625,8 @@ function registerSession(state: SafeFetchState, capsuleId: string, restriction?:
   const existing = state.sessions.get(capsuleId)
   if (existing?.registered && !existing.signal.aborted) throw new TypeError(`capsule id "${capsuleId}" is already in use on this safe fetch`)
   const capabilities = restriction ? compileCapabilities(restriction.http) : undefined
+  const quotaProblem = restriction?.quotas === undefined ? undefined : manifestQuotaProblem(restriction.quotas, 'quotas')
+  if (quotaProblem) throw new TypeError(`registerCapsule: ${quotaProblem}`)
   const limits = restriction ? loweredLimits(state.limits, restriction.limits) : state.limits
   // An ad hoc session of the same id (requests made before the capsule was loaded) ends here.
   if (existing) void existing.release()

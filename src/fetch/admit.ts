@@ -26,6 +26,8 @@ export interface HopContext extends HostBudget {
   readonly hop: number
   /** Bounds name resolution. */
   readonly resolveTimeoutMs: number
+  /** Runs once the hop is allowed, before its name is resolved (the hop's quotas); throws to refuse it. */
+  readonly onAllowed?: ((url: NormalisedUrl, hop: number) => Promise<void>) | undefined
 }
 
 /** What one hop asks for: the URL judged and sent, and the capsule's own view of it for messages. */
@@ -162,6 +164,7 @@ export async function admit(target: HopTarget, admission: Admission, context: Ho
     return own.code === 'blocked_address' ? blockedOutcome(own, target) : { decision: undefined, error: shownError(own, target) }
   }
   if (!decision.allowed) return { decision, error: refusalError(decision, target, context.hop) }
+  await context.onAllowed?.(target.url, context.hop)
   let addresses: ClassifiedAddress[]
   try {
     addresses = await resolution.addresses()

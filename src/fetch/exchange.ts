@@ -26,6 +26,8 @@ export interface Exchange {
   readonly deadline: number
   readonly trace: RequestTrace
   readonly secrets: RequestSecrets
+  /** Runs once a hop is allowed, before its name is resolved (its quotas); throws to refuse the hop. */
+  readonly onAllowed?: ((url: NormalisedUrl, hop: number) => Promise<void>) | undefined
 }
 
 export interface ExchangeResult {
@@ -136,6 +138,7 @@ export async function exchange(exchange: Exchange): Promise<ExchangeResult> {
       hop,
       signal: exchange.signal,
       resolveTimeoutMs: limits.connectTimeoutMs,
+      onAllowed: exchange.onAllowed,
       ...hostBudget(limits, exchange.deadline),
     }
     const { answer, sentUrl } = await runHop(exchange, target, request, context)

@@ -141,8 +141,11 @@ async function send(run: HopRun): Promise<ChainResponse> {
   run.upstream = head
   let body: AnswerBody = { stream: head.body }
   if (hop.kind === 'request') {
-    body = { content: { kind: 'bytes', bytes: await readAll(head.body) } }
-    hop.trace.received(head.body.bytesRead)
+    try {
+      body = { content: { kind: 'bytes', bytes: await readAll(head.body) } }
+    } finally {
+      hop.trace.received(head.body.bytesRead)
+    }
   }
   return chainResponse({ status: head.status, rawHeaders: head.rawHeaders, body, upstream: true }, performance.now() - run.started)
 }

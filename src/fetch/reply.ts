@@ -96,8 +96,13 @@ async function scrubbedAnswer(
   let content: BodyContent
   if ('content' in answer.body) content = answer.body.content
   else {
-    content = { kind: 'bytes', bytes: await readAll(answer.body.stream) }
-    trace.received(content.bytes.byteLength)
+    const { stream } = answer.body
+    try {
+      content = { kind: 'bytes', bytes: await readAll(stream) }
+    } finally {
+      // What came off the wire, also when the body failed part-way (too large, idle, reset): the byte quotas charge it.
+      trace.received(stream.bytesRead)
+    }
   }
   if (content.kind !== 'json') checkScannable(answer.rawHeaders, secrets)
   const meta = { finalUrl: secrets.scrubText(result.finalUrl.href), redirects: result.redirects, elapsedMs: elapsedMs() }

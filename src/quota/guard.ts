@@ -24,15 +24,19 @@ export class QuotaGuard {
    * Takes one request in every quota that applies, or throws `rate_limited` (recorded on the
    * trace). Gives up with the signal; a grant that arrives after that is given back.
    */
-  async take(quotas: readonly CompiledQuota[], request: QuotaRequest, totalTimeoutMs: number, signal: AbortSignal, trace: RequestTrace): Promise<QuotaHold | undefined> {
-    const applied = checksFor(quotas, request)
-    if (applied.checks.length === 0) return undefined
+  async take(quotas: readonly CompiledQuota[], request: QuotaRequest, totalTimeoutMs: number, signal: AbortSignal, trace: RequestTrace, held = new Set<string>()): Promise<QuotaHold | undefined> {
+    const all = checksFor(quotas, request)
+    // A redirect hop takes only the checks whose key it changed (a perOrigin quota, a key of the origin or path).
+    const fresh = all.checks.map((check, i) => ({ check, quota: all.quotas[i]! })).filter(({ check }) => !held.has(check.key))
+    if (fresh.length === 0) return undefined
+    const applied = { checks: fresh.map((f) => f.check), quotas: fresh.map((f) => f.quota) }
     const { checks } = applied
     const lease = { id: `${this.#token}:${++this.#leases}`, ttlMs: Math.min(totalTimeoutMs + LEASE_GRACE_MS, MAX_LEASE_MS) }
     const answer = await untilAborted(this.store.acquire(checks, lease, signal), signal, (late) => {
       if (late.granted) void this.store.release(checks, lease.id, 0)
     })
     if (!answer.granted) throw refusal(answer, applied.quotas, checks, trace)
+    for (const check of checks) held.add(check.key)
     const renewal = totalTimeoutMs + LEASE_GRACE_MS > MAX_LEASE_MS && checks.some((check) => check.concurrent !== undefined) ? this.#renewing(checks, lease.id) : undefined
     let released = false
     return {

@@ -39,14 +39,25 @@ export type ManifestQuota = z.infer<typeof ManifestQuotaSchema>
 /** The quota id a manifest's quota gets. */
 export const MANIFEST_QUOTA_ID = 'manifest'
 
+/** The first issue of a failed parse, as `<path>.<field>[i]: <message>`. */
+function firstIssue(error: z.ZodError, path: string): string {
+  const issue = error.issues[0]!
+  const where = issue.path.reduce<string>((at, part) => (typeof part === 'number' ? `${at}[${part}]` : `${at}.${String(part)}`), path)
+  return `${where}: ${issue.message}`
+}
+
+/** A restriction's (a manifest's) `quotas` problem, or undefined. */
+export function manifestQuotaProblem(value: unknown, path: string): string | undefined {
+  const result = ManifestQuotaSchema.safeParse(value)
+  return result.success ? undefined : firstIssue(result.error, path)
+}
+
 /** The `quotas` option's problem (a message for the TypeError), or undefined. */
 export function quotasProblem(value: unknown, path: string): string | undefined {
   const result = QuotaRulesSchema.safeParse(value)
-  if (!result.success) {
-    const issue = result.error.issues[0]!
-    const where = issue.path.reduce<string>((at, part) => (typeof part === 'number' ? `${at}[${part}]` : `${at}.${String(part)}`), path)
-    return `${where}: ${issue.message}`
-  }
+  if (!result.success) return firstIssue(result.error, path)
+  const reserved = result.data.findIndex((rule) => rule.id === MANIFEST_QUOTA_ID)
+  if (reserved >= 0) return `${path}[${reserved}].id: "${MANIFEST_QUOTA_ID}" is reserved for the quota of a capsule's manifest`
   const ids = result.data.map((rule, i) => rule.id ?? String(i))
   const twice = ids.find((id, i) => ids.indexOf(id) !== i)
   return twice === undefined ? undefined : `${path}: two quotas have the id "${twice}"`

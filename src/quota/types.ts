@@ -11,7 +11,7 @@ export interface WindowQuota {
   readonly windowMs: number
 }
 
-/** What a quota's key function sees of a request: never its query, headers or body. */
+/** What a quota's key function sees of a request's hop: never its query, headers or body. */
 export interface QuotaRequest {
   /** The capsule's load id (or the `capsuleId` host code passed). */
   readonly capsuleId: string
@@ -21,7 +21,7 @@ export interface QuotaRequest {
   readonly kind: 'request' | 'stream'
   /** The request's method, upper case as validated. */
   readonly method: string
-  /** `scheme://host:port` of the capsule's URL (the port always written). */
+  /** `scheme://host:port` of the hop's URL (the capsule's, or a redirect's), the port always written. */
   readonly origin: string
   /** The URL's host name, normalised (lower case, punycode, no trailing dot; IPv6 in brackets). */
   readonly host: string
@@ -38,7 +38,7 @@ export interface QuotaRule {
   readonly key: 'capsule' | ((request: QuotaRequest) => string | undefined)
   /** Its name on audit events and telemetry: `quota:<id>`. Default: its index in the list. */
   readonly id?: string
-  /** Requests (buffered and streams alike, a redirect chain counts once) per window. */
+  /** Requests (buffered and streams alike; a redirect chain counts once, unless a hop changes the key) per window. */
   readonly requests?: WindowQuota
   /** Requests and streams in flight at once (a stream until it ends). */
   readonly concurrent?: number
