@@ -240,6 +240,21 @@ describe('quotas', () => {
   })
 })
 
+describe('quotas on streams', () => {
+  test('a stream over its concurrent quota is a stream span with rate_limited, and only the open one counts as open', async () => {
+    const fetch = safeFetch({ quotas: [{ id: 'one-at-once', key: 'capsule', concurrent: 1 }] })
+    const first = await fetch.stream({ url: url('/') }, CTX)
+    if ('error' in first) throw new Error(first.error.message)
+    expect(errorOf(await fetch.stream({ url: url('/') }, CTX))?.code).toBe('rate_limited')
+    expect(pointsOf(await sdk.metric('capsule_host.streams.open'))).toEqual([{ attributes: {}, value: 1 }])
+    expect(onlySpan().attributes).toMatchObject({ 'capsule_host.request.kind': 'stream', 'error.type': 'rate_limited', 'capsule_host.decided_by': 'quota:one-at-once', 'capsule_host.retry_after_ms': 100 })
+    first.close()
+    expect(pointsOf(await sdk.metric('capsule_host.streams.open'))).toEqual([{ attributes: {}, value: 0 }])
+    // Closed by the capsule, the open stream ends as a 200 without an error.
+    expect(sdk.spans().map((span) => [span.attributes['error.type'], span.attributes['http.response.status_code']])).toEqual([['rate_limited', undefined], [undefined, 200]])
+  })
+})
+
 describe('request metrics', () => {
   test('counts and durations by decision and code over allowed, failed and refused requests', async () => {
     const fetch = safeFetch()
