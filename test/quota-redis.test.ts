@@ -278,7 +278,7 @@ describe.skipIf(!hasRedis)('the Redis store, on a real redis-server', () => {
   })
 
   it('uses a client the host made, and leaves it open on close()', async () => {
-    const client = new Redis(redis.url, { enableOfflineQueue: false, lazyConnect: true })
+    const client = new Redis(redis.url, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false, lazyConnect: true })
     await client.connect()
     try {
       const quotas = redisQuotaStore({ client, prefix: `test:${randomUUID()}:` })

@@ -11,8 +11,9 @@ import { CONCURRENT_RETRY_MS, type QuotaAnswer, type QuotaCheck, type QuotaLease
  * First every check is looked at in order (requests, concurrent, responseBytes, as the memory store
  * does) and the first without room is the reply `{index, kind, retryAfterMs}`; only when every check
  * has room is one request counted and one lease added in each. Reply `{-1}` = granted.
- * Redis keeps a key through the millisecond it expires at, so a window of W ms expires W - 1 ms
- * after it starts (ends before start + W, as the memory store's does) and its rest is PTTL + 1.
+ * A window of W ms expires W ms after its first unit. Redis keeps a key through the millisecond it
+ * expires at (PTTL 0): such a key, or one without an expiry (PTTL -1), is a window that has ended
+ * and is dropped, so a window ends at start + W as the memory store's does; its rest is its PTTL.
  */
 export const ACQUIRE_LUA = `
 if redis.replicate_commands then redis.replicate_commands() end
@@ -20,13 +21,20 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local lease, ttl = ARGV[1], tonumber(ARGV[2])
 local checks = #KEYS / 3
+-- A window's counter expires windowMs after its first unit. Redis keeps a key through the ms it
+-- expires at, when the window has ended (PTTL 0): that key, or one without an expiry (-1), is dropped.
+local function live(key)
+  local left = redis.call('PTTL', key)
+  if left > 0 then return left end
+  if left ~= -2 then redis.call('DEL', key) end
+  return nil
+end
 local function rest(key)
-  return math.max(1, redis.call('PTTL', key) + 1)
+  return redis.call('PTTL', key)
 end
 local function full(key, limit)
-  if limit == nil then return false end
-  local used = redis.call('GET', key)
-  return used ~= false and tonumber(used) >= limit
+  if limit == nil or live(key) == nil then return false end
+  return tonumber(redis.call('GET', key)) >= limit
 end
 for i = 0, checks - 1 do
   local r, c, b, a = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3], 3 + 4 * i
@@ -40,7 +48,7 @@ for i = 0, checks - 1 do
 end
 for i = 0, checks - 1 do
   local r, c, a = KEYS[3 * i + 1], KEYS[3 * i + 2], 3 + 4 * i
-  if ARGV[a] ~= '' and redis.call('INCR', r) == 1 then redis.call('PEXPIRE', r, math.max(1, ARGV[a + 1] - 1)) end
+  if ARGV[a] ~= '' and redis.call('INCR', r) == 1 then redis.call('PEXPIRE', r, ARGV[a + 1]) end
   if ARGV[a + 2] ~= '' then
     redis.call('ZADD', c, now + ttl, lease)
     if redis.call('PTTL', c) < ttl then redis.call('PEXPIRE', c, ttl) end
@@ -53,7 +61,7 @@ return {-1}
  * Ends a lease and charges response bytes. KEYS: per check `:c`, `:b`. ARGV: lease id, bytes, then
  * per check the bytes window ms ('' when the check counts no bytes). Removing a lease that is not
  * there (never granted, already released, expired) does nothing; a byte window starts at the first
- * bytes charged to it (and expires W - 1 ms later, as the acquire script's windows do).
+ * bytes charged to it and expires W ms later (an ended one, PTTL 0 or -1, is dropped first, as in acquire).
  */
 export const RELEASE_LUA = `
 local lease, bytes = ARGV[1], tonumber(ARGV[2])
@@ -61,8 +69,9 @@ for i = 0, #KEYS / 2 - 1 do
   local c, b, window = KEYS[2 * i + 1], KEYS[2 * i + 2], ARGV[3 + i]
   redis.call('ZREM', c, lease)
   if window ~= '' and bytes > 0 then
-    redis.call('INCRBY', b, bytes)
-    if redis.call('PTTL', b) < 0 then redis.call('PEXPIRE', b, math.max(1, window - 1)) end
+    local left = redis.call('PTTL', b)
+    if left == 0 or left == -1 then redis.call('DEL', b) end
+    if redis.call('INCRBY', b, bytes) == bytes then redis.call('PEXPIRE', b, window) end
   end
 end
 return 0

@@ -12,8 +12,9 @@ export interface RedisQuotaStoreOptions {
   /**
    * An ioredis client the host made (and closes; `close()` leaves it open); the store defines three
    * script commands on it (`capsuleHostQuotaAcquire`, `capsuleHostQuotaRelease`,
-   * `capsuleHostQuotaRenew`). Make it with `enableOfflineQueue: false`, or an acquire refused
-   * during an outage still runs when Redis is back.
+   * `capsuleHostQuotaRenew`). It must be made with `enableOfflineQueue: false` and
+   * `autoResendUnfulfilledCommands: false` (a TypeError otherwise): a queued acquire would run after
+   * the store answered `unavailable`, and a resent one would count twice.
    */
   readonly client?: Redis
   /** Put before every key the store writes (`<prefix><check key>:r`, `:c`, `:b`). Default `'capsule-host:'`. */
@@ -208,6 +209,11 @@ class RedisQuotas {
 export function redisQuotaStore(options: RedisQuotaStoreOptions = {}): QuotaStore {
   checkOptions('redisQuotaStore', options, OPTIONS)
   if (options.url !== undefined && options.client !== undefined) throw new TypeError('redisQuotaStore: give url or client, not both')
+  const hostOptions = options.client?.options
+  if (options.client !== undefined && (hostOptions?.enableOfflineQueue !== false || hostOptions?.autoResendUnfulfilledCommands !== false)) {
+    // A queued acquire runs after the store answered `unavailable`, a resent one runs twice: the count is no longer exact.
+    throw new TypeError('redisQuotaStore: client must be made with enableOfflineQueue: false and autoResendUnfulfilledCommands: false')
+  }
   const settings = {
     url: options.url ?? DEFAULTS.url,
     prefix: options.prefix ?? DEFAULTS.prefix,

@@ -2,7 +2,7 @@
 import type { Context, Span, Tracer, UpDownCounter } from '@opentelemetry/api'
 import type { AuditEvent } from '../audit.js'
 import type { ObservedStart, RequestObservation, RequestObserver } from '../fetch/observer.js'
-import type { HeaderList } from '../net/headers.js'
+import { checkRequestHeaders, TRACE_CONTEXT_HEADERS, type HeaderList } from '../net/headers.js'
 import type { OpenTelemetryApi } from './api.js'
 import { errorType, requestSpanAttributes, requestSpanName } from './request-attributes.js'
 import type { RequestMetrics } from './request-metrics.js'
@@ -56,11 +56,13 @@ class RequestSpan implements RequestObservation {
     try {
       const { api } = this.#telemetry
       api.propagation.inject(api.trace.setSpan(this.#parent, this.#span), headers, HEADER_SETTER)
+      // Only W3C trace context, well formed: never the host's baggage (or another format's fields), never a header that could change the request.
+      const kept = checkRequestHeaders(headers.filter(([name]) => TRACE_CONTEXT_HEADERS.has(name)))
+      return kept.length > 0 ? kept : undefined
     } catch {
-      // A propagator that throws adds nothing; observing never changes a request.
+      // A propagator that throws (or writes a bad value) adds nothing; observing never changes a request.
       return undefined
     }
-    return headers.length > 0 ? headers : undefined
   }
 
   streamOpened(): void {

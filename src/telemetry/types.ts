@@ -16,7 +16,11 @@ export interface MeterProviderLike {
 
 /** `SafeFetchOptions.telemetry`. */
 export interface TelemetryOptions {
-  /** Add W3C `traceparent`/`tracestate` of the request's span to what is sent upstream. Default false. */
+  /**
+   * Add W3C `traceparent`/`tracestate` of the request's span to what is sent upstream, through the
+   * global propagator (register W3CTraceContextPropagator; NodeSDK does). Only those two: never the
+   * host's baggage or another format's fields. Default false.
+   */
   readonly propagateTraceContext?: boolean
   /** Where spans go instead of the global tracer provider (`trace.setGlobalTracerProvider`). */
   readonly tracerProvider?: TracerProviderLike
