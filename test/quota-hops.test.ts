@@ -2,10 +2,11 @@
 import type { ServerResponse } from 'node:http'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { memoryQuotaStore, type AuditEvent, type Middleware, type QuotaRule, type SafeFetchOptions } from '../src/index.js'
+import { memoryQuotaStore, type Middleware, type QuotaRule, type SafeFetchOptions } from '../src/index.js'
 import { redisQuotaStore } from '../src/quota/redis-store.js'
 import { hasRedis, testRedis } from './helpers/redis-server.js'
-import { closeAllFetches, ctx, errorOf, ok, tableResolver, testFetch } from './helpers/fetch.js'
+import { closeAllFetches, ctx, errorOf, ok } from './helpers/fetch.js'
+import { quotaFetchOn } from './helpers/quota.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
 
 let server: TestServer
@@ -35,19 +36,7 @@ afterAll(async () => {
   await closeAllServers()
 })
 
-function quotaFetch(quotas: QuotaRule[], extra: SafeFetchOptions = {}) {
-  const events: AuditEvent[] = []
-  const resolver = tableResolver({ 'api.test': ['127.0.0.1'], 'other.test': ['127.0.0.1'] })
-  const fetch = testFetch({
-    rules: [{ host: 'api.test', httpsOnly: false, port: server.port }, { host: 'other.test', httpsOnly: false, port: server.port }],
-    resolver,
-    quotas,
-    onRequest: (e) => events.push(e),
-    ...extra,
-  })
-  const url = (path = '/', host = 'api.test') => `http://${host}:${server.port}${path}`
-  return { fetch, events, resolver, url }
-}
+const quotaFetch = (quotas: QuotaRule[], extra: SafeFetchOptions = {}) => quotaFetchOn(server, quotas, extra)
 
 const passThrough: Middleware = async (_c, next) => next()
 

@@ -2,14 +2,10 @@
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { redisQuotaStore, type QuotaCheck, type QuotaStore } from '../src/index.js'
-import { UNAVAILABLE_RETRY_MS } from '../src/quota/types.js'
+import { redisQuotaStore, type QuotaStore } from '../src/index.js'
+import { lease, never, requests, UNAVAILABLE } from './helpers/quota.js'
 import { canSpawnRedis, spawnRedis, type SpawnedRedis } from './helpers/redis-server.js'
 
-const UNAVAILABLE = { granted: false, index: -1, kind: 'unavailable', retryAfterMs: UNAVAILABLE_RETRY_MS }
-const never = new AbortController().signal
-const lease = (id: string) => ({ id, ttlMs: 60_000 })
-const requests = (limit: number): QuotaCheck[] => [{ key: 'k', requests: { limit, windowMs: 60_000 } }]
 
 let redis: SpawnedRedis
 let prefix: string

@@ -5,13 +5,10 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { redisQuotaStore, type AuditEvent, type QuotaAnswer, type QuotaCheck, type QuotaRule, type QuotaStore, type RedisQuotaStoreOptions } from '../src/index.js'
 import { UNAVAILABLE_RETRY_MS } from '../src/quota/types.js'
 import { closeAllFetches, ctx, errorOf, ok, tableResolver, testFetch } from './helpers/fetch.js'
+import { lease, never, requests, UNAVAILABLE } from './helpers/quota.js'
 import { canSpawnRedis, spawnRedis, type SpawnedRedis } from './helpers/redis-server.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
 
-const UNAVAILABLE = { granted: false, index: -1, kind: 'unavailable', retryAfterMs: UNAVAILABLE_RETRY_MS }
-const never = new AbortController().signal
-const lease = (id: string) => ({ id, ttlMs: 60_000 })
-const requests = (limit: number): QuotaCheck[] => [{ key: 'k', requests: { limit, windowMs: 60_000 } }]
 
 let redis: SpawnedRedis
 let prefix: string

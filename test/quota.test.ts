@@ -1,13 +1,14 @@
 // Quotas in one process: the memory store's table of windows and leases, the options' errors, and rate_limited through a real safe fetch and a real capsule.
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest'
-import { createRuntime, memoryQuotaStore, type AuditEvent, type QuotaAnswer, type QuotaCheck, type QuotaRule, type QuotaStore, type SafeFetchOptions } from '../src/index.js'
+import { createRuntime, memoryQuotaStore, type QuotaAnswer, type QuotaCheck, type QuotaRule, type QuotaStore, type SafeFetchOptions } from '../src/index.js'
 import { CONCURRENT_RETRY_MS, MAX_LEASE_MS, UNAVAILABLE_RETRY_MS } from '../src/quota/types.js'
 import { LEASE_GRACE_MS, QuotaGuard } from '../src/quota/guard.js'
 import { compileQuotas, quotaRequest } from '../src/quota/quotas.js'
 import { RequestTrace } from '../src/fetch/trace.js'
 import { normaliseUrl } from '../src/url/normalise.js'
 import { capsulePath } from './helpers/capsules.js'
-import { closeAllFetches, ctx, errorOf, ok, tableResolver, testFetch } from './helpers/fetch.js'
+import { closeAllFetches, ctx, errorOf, ok, testFetch } from './helpers/fetch.js'
+import { quotaFetchOn } from './helpers/quota.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
 
 /** A memory store on a clock the test moves. */
@@ -248,13 +249,10 @@ afterAll(async () => {
   await closeAllServers()
 })
 
-/** A safe fetch on the test server with these quotas, its events and what its resolver was asked. */
+/** A safe fetch on the test server with these quotas; `url()` here is a request's JSON, as a capsule sends it. */
 function quotaFetch(quotas: QuotaRule[], extra: SafeFetchOptions = {}) {
-  const events: AuditEvent[] = []
-  const resolver = tableResolver({ 'api.test': ['127.0.0.1'], 'other.test': ['127.0.0.1'] })
-  const fetch = testFetch({ rules: [{ host: 'api.test', httpsOnly: false, port: server.port }, { host: 'other.test', httpsOnly: false, port: server.port }], resolver, quotas, onRequest: (e) => events.push(e), ...extra })
-  const url = (path = '/', host = 'api.test') => JSON.stringify({ url: `http://${host}:${server.port}${path}` })
-  return { fetch, events, resolver, url }
+  const made = quotaFetchOn(server, quotas, extra)
+  return { ...made, url: (path?: string, host?: string) => JSON.stringify({ url: made.url(path, host) }) }
 }
 
 /** Waits until the upstream holds `n` requests. */
