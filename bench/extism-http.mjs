@@ -75,7 +75,7 @@ function report(paths) {
 
 /** The capsule-host paths of one isolation mode: the capsule-host ABI (probe) and the Extism ABI (fixture, ours). */
 async function capsuleHostPaths(/** @type {'worker' | 'inline'} */ mode, /** @type {number} */ port, /** @type {Array<() => unknown>} */ cleanup) {
-  const fetch = createSafeFetch({ rules: { host: 'bench.test', httpsOnly: false, port }, resolver: async () => ['127.0.0.1'], addressPolicy: { allow: ['127.0.0.1/32'] } })
+  const fetch = createSafeFetch({ rules: { host: 'bench.test', httpsOnly: false, port }, resolver: async () => ['127.0.0.1'], addressPolicy: { allow: ['127.0.0.1/32'] }, telemetry: false })
   const runtime = createRuntime({ fetch, isolation: mode })
   cleanup.push(() => fetch.close(), () => runtime.close())
   const url = `http://bench.test:${port}/json`

@@ -126,6 +126,7 @@ async function main(cleanup) {
       return found
     },
     addressPolicy: { allow: ['127.0.0.1/32'] },
+    telemetry: false,
   })
   cleanup.push(() => fetch.close())
   const runtime = createRuntime({ fetch, isolation: 'worker' })

@@ -75,6 +75,7 @@ export async function createBench(cleanup) {
       ...(stub ? { resolver: async () => ['127.0.0.1'] } : {}),
       addressPolicy: { allow: ['127.0.0.1/32', '::1/128'] },
       limits,
+      telemetry: false,
     })
     cleanup.push(() => fetch.close())
     return fetch

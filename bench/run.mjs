@@ -65,7 +65,7 @@ async function main(cleanup) {
     /** @type {Record<string, number[]>} */
     const counts = {}
     for (const mode of isolationModes()) counts[mode] = mode === 'pool' ? [count, knob('BENCH_POOL_LOAD', 1000)] : [count]
-    const fetch = createSafeFetch({ rules: { host: 'bench.test', httpsOnly: false, port: bench.port }, resolver: async () => ['127.0.0.1'], addressPolicy: { allow: ['127.0.0.1/32'] } })
+    const fetch = createSafeFetch({ rules: { host: 'bench.test', httpsOnly: false, port: bench.port }, resolver: async () => ['127.0.0.1'], addressPolicy: { allow: ['127.0.0.1/32'] }, telemetry: false })
     cleanup.push(() => fetch.close())
     const fresh = (/** @type {string} */ mode) => createRuntime({ fetch, isolation: /** @type {any} */ (mode) })
     await loadingSection(bench, fresh, { counts })

@@ -100,6 +100,7 @@ runBench(async (cleanup) => {
       resolver: async () => ['127.0.0.1'],
       addressPolicy: { unsafeAllow: ['127.0.0.1/32'] },
       onRequest: (event) => events.push(event),
+      telemetry: false,
     })
     cleanup.push(() => fetch.close())
     return fetch

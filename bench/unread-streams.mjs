@@ -23,7 +23,7 @@ async function measureSide(side) {
   const server = await listen(upstream)
   const url = (/** @type {string} */ host) => `http://${host}:${server.port}/big?bytes=${64 * MiB}`
   const agents = Array.from({ length: Math.ceil(STREAMS / 4) }, () => new Agent({ keepAliveTimeout: 30_000 }))
-  const fetch = createSafeFetch({ rules: { host: 'bench.test', httpsOnly: false, port: server.port }, resolver: async () => ['127.0.0.1'], addressPolicy: { allow: ['127.0.0.1/32'] }, limits: { maxOpenStreams: 4 } })
+  const fetch = createSafeFetch({ rules: { host: 'bench.test', httpsOnly: false, port: server.port }, resolver: async () => ['127.0.0.1'], addressPolicy: { allow: ['127.0.0.1/32'] }, limits: { maxOpenStreams: 4 }, telemetry: false })
   const open = async (/** @type {number} */ i) => {
     if (side === 'raw') {
       const { body } = await undiciRequest(url('127.0.0.1'), { dispatcher: agents[i >> 2] })
