@@ -301,10 +301,12 @@ interface InFlight {
   readonly secrets: RequestSecrets
   readonly via: RequestVia | undefined
   readonly observation: RequestObservation | undefined
-  /** The quotas it took (its first hop's, then any a redirect hop added), given back when it ends. */
-  readonly holds: QuotaHold[]
-  /** The check keys it holds, so a redirect hop takes only the ones it changes. */
-  readonly heldKeys: Set<string>
+  /**
+   * The quotas it took (its first hop's, then any a redirect hop added), given back when it ends,
+   * and the check keys they hold, so a redirect hop takes only the keys it changes. Made with its
+   * first quota: a request without quotas allocates nothing for them.
+   */
+  quotas: { readonly holds: QuotaHold[]; readonly keys: Set<string> } | undefined
 }
 
 function startRequest(state: SafeFetchState, session: CapsuleSession<StreamedResponse>, kind: AuditEvent['kind'], signal?: AbortSignal, via?: RequestVia): InFlight {
@@ -314,7 +316,7 @@ function startRequest(state: SafeFetchState, session: CapsuleSession<StreamedRes
   const control = new RequestControl(signal, session.controls)
   if (session.signal.aborted) control.abort(cancelledBy(session.signal))
   const observation = state.observer?.start({ capsuleId: session.capsuleId, requestId, kind, abi: via?.abi ?? 'capsule-host', parent: via?.parent })
-  return { session, control, signal: control.signal, trace, secrets: new RequestSecrets(), via, observation, holds: [], heldKeys: new Set() }
+  return { session, control, signal: control.signal, trace, secrets: new RequestSecrets(), via, observation, quotas: undefined }
 }
 
 /** Validates the request; a refusal is recorded here, where it is decided. */
@@ -347,14 +349,15 @@ async function takeQuotas(state: SafeFetchState, flight: InFlight, prepared: Pre
   const { quotas } = session.quotas
   const request = quotaRequest(session.capsuleId, session.quotas.manifestName, prepared.mode === 'buffered' ? 'request' : 'stream', prepared.method, url)
   state.guard ??= new QuotaGuard(state.quotaStore ?? memoryQuotaStore())
-  const hold = await state.guard.take(quotas, request, prepared.limits.totalTimeoutMs, flight.signal, flight.trace, flight.heldKeys)
-  if (hold) flight.holds.push(hold)
+  flight.quotas ??= { holds: [], keys: new Set() }
+  const hold = await state.guard.take(quotas, request, prepared.limits.totalTimeoutMs, flight.signal, flight.trace, flight.quotas.keys)
+  if (hold) flight.quotas.holds.push(hold)
 }
 
 function finish(state: SafeFetchState, flight: InFlight, status?: number): void {
   flight.control.end()
   const event = flight.trace.finish(status, flight.secrets, state.onError)
-  for (const hold of flight.holds) hold.release(event.bytesIn)
+  if (flight.quotas) for (const hold of flight.quotas.holds) hold.release(event.bytesIn)
   state.audit.record(event)
   flight.observation?.end(event)
 }
