@@ -6,7 +6,7 @@ import { exchange, hostBudget } from './fetch/exchange.js'
 import { cancelledBy } from './fetch/host-deadline.js'
 import { prepareRequest, type Mode, type PreparedRequest } from './fetch/prepare.js'
 import { bufferedReply, bytesReply, scrubbedWireError, streamedAnswer, wireReply, type BytesResponse, type WireReply } from './fetch/reply.js'
-import { RequestControl } from './fetch/request-control.js'
+import { RequestControl, untilAborted } from './fetch/request-control.js'
 import { RequestSecrets } from './fetch/secrets.js'
 import { CapsuleSession } from './fetch/session.js'
 import { RequestTrace, type ErrorHook } from './fetch/trace.js'
@@ -248,14 +248,7 @@ function whileQueued<T>(work: Promise<T>, queued: boolean, signal: AbortSignal):
   const settled = work.catch((error: unknown) => {
     throw (error as Error)?.name === 'AbortError' ? cancelledBy(signal) : error
   })
-  if (!queued) return settled
-  let onAbort: (() => void) | undefined
-  const stop = new Promise<never>((_, reject) => {
-    onAbort = () => reject(cancelledBy(signal))
-    if (signal.aborted) onAbort()
-    else signal.addEventListener('abort', onAbort, { once: true })
-  })
-  return Promise.race([settled, stop]).finally(() => signal.removeEventListener('abort', onAbort!))
+  return queued ? untilAborted(settled, signal) : settled
 }
 
 /** The limits a manifest asked for, each never above the host's. */

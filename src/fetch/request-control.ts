@@ -7,6 +7,29 @@ export function totalTimeout(totalMs: number): CapsuleHostError {
   return new CapsuleHostError('timeout', `the request took longer than ${totalMs} ms`, { phase: 'total' })
 }
 
+/**
+ * `work`'s value, or the signal's error (`cancelled`, or `timeout` at the deadline) as soon as it
+ * aborts. `late`, when given, gets a value that arrives after that (to give back what it holds).
+ */
+export function untilAborted<T>(work: Promise<T>, signal: AbortSignal, late?: (value: T) => void): Promise<T> {
+  if (signal.aborted) {
+    void work.then(late, () => {})
+    return Promise.reject(cancelledBy(signal))
+  }
+  let stopped = false
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      stopped = true
+      reject(cancelledBy(signal))
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(
+      (value) => (stopped ? late?.(value) : resolve(value)),
+      (error: unknown) => reject(error),
+    ).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
 /** Where a request's control is kept while it runs: its capsule's session, which aborts them all on release. */
 export interface ControlRegistry {
   add(control: RequestControl): void

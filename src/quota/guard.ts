@@ -1,8 +1,9 @@
 // Takes a request's quotas from the store before it goes anywhere, and gives them back when it ends.
 import { randomUUID } from 'node:crypto'
-import { CapsuleHostError, cancelledBy } from '../errors.js'
+import { CapsuleHostError } from '../errors.js'
+import { untilAborted } from '../fetch/request-control.js'
 import type { RequestTrace } from '../fetch/trace.js'
-import { checksFor, type CompiledQuota } from './quotas.js'
+import { checksFor, holdsLeases, type CompiledQuota } from './quotas.js'
 import { MAX_LEASE_MS, type QuotaAnswer, type QuotaCheck, type QuotaRequest, type QuotaStore } from './types.js'
 
 /** How much longer than the request's own total timeout an unreleased lease lives (its process died). */
@@ -25,19 +26,18 @@ export class QuotaGuard {
    * trace). Gives up with the signal; a grant that arrives after that is given back.
    */
   async take(quotas: readonly CompiledQuota[], request: QuotaRequest, totalTimeoutMs: number, signal: AbortSignal, trace: RequestTrace, held = new Set<string>()): Promise<QuotaHold | undefined> {
-    const all = checksFor(quotas, request)
     // A redirect hop takes only the checks whose key it changed (a perOrigin quota, a key of the origin or path).
-    const fresh = all.checks.map((check, i) => ({ check, quota: all.quotas[i]! })).filter(({ check }) => !held.has(check.key))
-    if (fresh.length === 0) return undefined
-    const applied = { checks: fresh.map((f) => f.check), quotas: fresh.map((f) => f.quota) }
+    const applied = checksFor(quotas, request, held)
     const { checks } = applied
-    const lease = { id: `${this.#token}:${++this.#leases}`, ttlMs: Math.min(totalTimeoutMs + LEASE_GRACE_MS, MAX_LEASE_MS) }
+    if (checks.length === 0) return undefined
+    const lifetime = totalTimeoutMs + LEASE_GRACE_MS
+    const lease = { id: `${this.#token}:${++this.#leases}`, ttlMs: Math.min(lifetime, MAX_LEASE_MS) }
     const answer = await untilAborted(this.store.acquire(checks, lease, signal), signal, (late) => {
       if (late.granted) void this.store.release(checks, lease.id, 0)
     })
     if (!answer.granted) throw refusal(answer, applied.quotas, checks, trace)
     for (const check of checks) held.add(check.key)
-    const renewal = totalTimeoutMs + LEASE_GRACE_MS > MAX_LEASE_MS && checks.some((check) => check.concurrent !== undefined) ? this.#renewing(checks, lease.id) : undefined
+    const renewal = lifetime > MAX_LEASE_MS && holdsLeases(checks) ? this.#renewing(checks, lease.id) : undefined
     let released = false
     return {
       release: (responseBytes) => {
@@ -57,26 +57,6 @@ export class QuotaGuard {
     timer.unref()
     return timer
   }
-}
-
-/** The store's answer, or `cancelled`/`timeout` as soon as the signal aborts (`late` then gets the answer). */
-function untilAborted(answer: Promise<QuotaAnswer>, signal: AbortSignal, late: (answer: QuotaAnswer) => void): Promise<QuotaAnswer> {
-  if (signal.aborted) {
-    void answer.then(late, () => {})
-    return Promise.reject(cancelledBy(signal))
-  }
-  let stopped = false
-  return new Promise<QuotaAnswer>((resolve, reject) => {
-    const onAbort = () => {
-      stopped = true
-      reject(cancelledBy(signal))
-    }
-    signal.addEventListener('abort', onAbort, { once: true })
-    answer.then(
-      (value) => (stopped ? late(value) : resolve(value)),
-      (error: unknown) => reject(error),
-    ).finally(() => signal.removeEventListener('abort', onAbort))
-  })
 }
 
 const LIMIT_WORDS = { requests: 'requests', concurrent: 'concurrent requests', responseBytes: 'response bytes' } as const

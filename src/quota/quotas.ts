@@ -102,20 +102,27 @@ export function quotaRequest(capsuleId: string, manifestName: string | undefined
 }
 
 /**
- * The checks a request needs, with the quota of each (the same index). A key function that
- * returns undefined exempts the request from its quota; one that throws or returns something
- * else than a string is a host bug (the request fails `internal`).
+ * The checks a request needs, with the quota of each (the same index), but none whose key is in
+ * `held` (the request took it already). A key function that returns undefined exempts the request
+ * from its quota; one that throws or returns something else than a string is a host bug (the
+ * request fails `internal`).
  */
-export function checksFor(quotas: readonly CompiledQuota[], request: QuotaRequest): { checks: QuotaCheck[]; quotas: CompiledQuota[] } {
+export function checksFor(quotas: readonly CompiledQuota[], request: QuotaRequest, held: ReadonlySet<string> = new Set()): { checks: QuotaCheck[]; quotas: CompiledQuota[] } {
   const checks: QuotaCheck[] = []
   const applied: CompiledQuota[] = []
   for (const quota of quotas) {
     const key = quota.key === 'capsule' ? request.capsuleId : quota.key(request)
     if (key === undefined) continue
     if (typeof key !== 'string') throw new TypeError(`the key function of quota "${quota.id}" returned ${typeof key}, not a string or undefined`)
-    const parts = quota.perOrigin ? [quota.id, key, request.origin] : [quota.id, key]
-    checks.push({ key: JSON.stringify(parts), requests: quota.requests, concurrent: quota.concurrent, responseBytes: quota.responseBytes })
+    const checkKey = JSON.stringify(quota.perOrigin ? [quota.id, key, request.origin] : [quota.id, key])
+    if (held.has(checkKey)) continue
+    checks.push({ key: checkKey, requests: quota.requests, concurrent: quota.concurrent, responseBytes: quota.responseBytes })
     applied.push(quota)
   }
   return { checks, quotas: applied }
+}
+
+/** True when a check limits requests at once: the request then holds a lease in the store. */
+export function holdsLeases(checks: readonly QuotaCheck[]): boolean {
+  return checks.some((check) => check.concurrent !== undefined)
 }

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis'
 import { checkOptions, describeValue, type OptionCheck } from '../options.js'
 import { MAX_TIMER_MS } from '../timers.js'
 import { memoryQuotaStore } from './memory-store.js'
+import { holdsLeases } from './quotas.js'
 import { ACQUIRE_LUA, RELEASE_LUA, RENEW_LUA, acquireArguments, answerOf, releaseArguments, renewArguments } from './redis-scripts.js'
 import { UNAVAILABLE_RETRY_MS, type QuotaAnswer, type QuotaCheck, type QuotaLease, type QuotaStore } from './types.js'
 
@@ -163,7 +164,7 @@ class RedisQuotas {
    * connection, so Redis removes the lease right after adding it (the request stays counted).
    */
   forgetLease(checks: readonly QuotaCheck[], leaseId: string): void {
-    if (checks.some((check) => check.concurrent !== undefined)) void withinDeadline(this.remoteRelease(checks, leaseId, 0), this.settings.timeoutMs)
+    if (holdsLeases(checks)) void withinDeadline(this.remoteRelease(checks, leaseId, 0), this.settings.timeoutMs)
   }
 
   /**
@@ -173,14 +174,15 @@ class RedisQuotas {
    */
   async release(checks: readonly QuotaCheck[], leaseId: string, responseBytes: number): Promise<void> {
     if (this.localLeases.delete(leaseId)) return this.local?.release(checks, leaseId, responseBytes)
-    if (!checks.some((check) => check.concurrent !== undefined || (check.responseBytes !== undefined && responseBytes > 0))) return
+    const chargesBytes = responseBytes > 0 && checks.some((check) => check.responseBytes !== undefined)
+    if (!holdsLeases(checks) && !chargesBytes) return
     await withinDeadline(this.remoteRelease(checks, leaseId, responseBytes), this.settings.timeoutMs)
   }
 
   /** Extends a live lease where it was granted (locally, or in Redis); a lease that is gone stays gone. */
   async renew(checks: readonly QuotaCheck[], leaseId: string, ttlMs: number): Promise<void> {
     if (this.localLeases.has(leaseId)) return this.local?.renew?.(checks, leaseId, ttlMs)
-    if (!checks.some((check) => check.concurrent !== undefined)) return
+    if (!holdsLeases(checks)) return
     const renewed = async () => {
       const client = await this.client()
       await client[RENEW](...renewArguments(this.settings.prefix, checks, leaseId, ttlMs))
