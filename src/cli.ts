@@ -3,7 +3,8 @@
 import { explain } from './cli/explain.js'
 import { newProject } from './cli/new.js'
 import { run } from './cli/run.js'
-import { ownPackage, print, usage, UsageError } from './cli/usage.js'
+import { print, usage, UsageError } from './cli/usage.js'
+import { ownPackage } from './own-package.js'
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv

@@ -5,7 +5,8 @@ import { packageNameProblem, unscoped } from './package-name.js'
 import { installSteps } from './npm-steps.js'
 import { progressOn } from './progress.js'
 import { TEMPLATES, templateNames } from './templates.js'
-import { ownPackage, parse, print, usage, UsageError } from './usage.js'
+import { ownPackage } from '../own-package.js'
+import { parse, print, usage, UsageError } from './usage.js'
 
 const OPTIONS = {
   lang: { type: 'string' },

@@ -135,7 +135,3 @@ export function print(text: string): number {
   return 0
 }
 
-/** This package's package.json: the CLI's version, and the version `new` depends on. */
-export function ownPackage(): { name: string; version: string } {
-  return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name: string; version: string }
-}

@@ -1,5 +1,5 @@
 // The instrumentation scope capsule-host's tracer and meter report: the package's name and version.
-import { readFileSync } from 'node:fs'
+import { ownPackage } from '../own-package.js'
 
 export interface InstrumentationScope {
   readonly name: string
@@ -13,7 +13,7 @@ export function instrumentationScope(): InstrumentationScope {
   if (!scope) {
     let version: string | undefined
     try {
-      version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version
+      version = ownPackage().version
     } catch {
       version = undefined
     }
