@@ -5,8 +5,8 @@ import { admit, type Admission } from './fetch/admit.js'
 import { exchange, hostBudget } from './fetch/exchange.js'
 import { cancelledBy } from './fetch/host-deadline.js'
 import { prepareRequest, type Mode, type PreparedRequest } from './fetch/prepare.js'
-import { bufferedReply, bytesReply, scrubbedWireError, streamedAnswer, wireReply, type BytesResponse, type WireReply } from './fetch/reply.js'
-import { RequestControl, untilAborted } from './fetch/request-control.js'
+import { bufferedReply, bytesReply, scrubbedWireError, streamedAnswer, wireReply, type BytesResponse, type ReplyArguments, type WireReply } from './fetch/reply.js'
+import { RequestControl } from './fetch/request-control.js'
 import { RequestSecrets } from './fetch/secrets.js'
 import { CapsuleSession } from './fetch/session.js'
 import { RequestTrace, type ErrorHook } from './fetch/trace.js'
@@ -238,19 +238,6 @@ export interface SafeFetch {
   close(): Promise<void>
 }
 
-/**
- * Waits for `work` queued behind the capsule's other requests, but gives up as soon as the
- * request's control aborts (caller, release or deadline). Work that starts later sees the signal
- * and stops at once. Work that got its slot at once is returned as it is: nothing to race.
- */
-function whileQueued<T>(work: Promise<T>, queued: boolean, signal: AbortSignal): Promise<T> {
-  // p-limit rejects queued work with an AbortError when the capsule is released.
-  const settled = work.catch((error: unknown) => {
-    throw (error as Error)?.name === 'AbortError' ? cancelledBy(signal) : error
-  })
-  return queued ? untilAborted(settled, signal) : settled
-}
-
 /** The limits a manifest asked for, each never above the host's. */
 function loweredLimits(limits: Readonly<Limits>, asked: Partial<Limits> | undefined): Readonly<Limits> {
   const lowered: Partial<Limits> = {}
@@ -378,8 +365,8 @@ function exchangeOf(state: SafeFetchState, prepared: PreparedRequest, flight: In
   })
 }
 
-/** What a buffered request's answer becomes: the wire reply, or the bytes reply. */
-type ReplyShape<R> = (...args: Parameters<typeof bufferedReply>) => Promise<R>
+/** What a buffered request's answer becomes: the host API's reply, the wire reply, or the bytes reply; at once when the body is in. */
+type ReplyShape<R> = (...args: ReplyArguments) => R | Promise<R>
 
 async function bufferedRequest<R extends { status: number }>(state: SafeFetchState, input: unknown, flight: InFlight, shape: ReplyShape<R>): Promise<R | ErrorReply> {
   const started = performance.now()
@@ -388,15 +375,11 @@ async function bufferedRequest<R extends { status: number }>(state: SafeFetchSta
     // The total time limit starts now, so time spent waiting for a concurrency slot counts.
     const deadline = started + prepared.limits.totalTimeoutMs
     flight.control.startDeadline(deadline, prepared.limits.totalTimeoutMs)
-    const { session, signal } = flight
-    const queued = session.limit.activeCount >= session.limit.concurrency
-    const work = session.limit(() => {
-      if (signal.aborted) throw cancelledBy(signal)
-      return exchangeOf(state, prepared, flight, deadline).then((done) =>
-        shape(done, prepared, flight.secrets, flight.trace, () => Math.round(performance.now() - started)),
-      )
-    })
-    const reply = await whileQueued(work, queued, signal)
+    // A free slot runs the exchange at once; a queued one stops waiting when the control aborts.
+    const reply = await flight.session.slots.run(
+      () => exchangeOf(state, prepared, flight, deadline).then((done) => shape(done, prepared, flight.secrets, flight.trace, () => Math.round(performance.now() - started))),
+      flight.signal,
+    )
     finish(state, flight, reply.status)
     return reply
   } catch (error) {

@@ -164,7 +164,8 @@ export async function admit(target: HopTarget, admission: Admission, context: Ho
     return own.code === 'blocked_address' ? blockedOutcome(own, target) : { decision: undefined, error: shownError(own, target) }
   }
   if (!decision.allowed) return { decision, error: refusalError(decision, target, context.hop) }
-  await context.onAllowed?.(target.url, context.hop)
+  // Awaited only when there is one: an await of undefined still costs a turn of the microtask queue.
+  if (context.onAllowed) await context.onAllowed(target.url, context.hop)
   let addresses: ClassifiedAddress[]
   try {
     addresses = await resolution.addresses()

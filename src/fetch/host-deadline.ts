@@ -1,4 +1,5 @@
 // Deadlines for the host's own steps (a gate, the policy, middleware): a clock raced against the step.
+import { listenForAbort } from '../abort-listeners.js'
 import { cancelledBy, CapsuleHostError, isCapsuleHostError } from '../errors.js'
 
 export { cancelledBy }
@@ -67,7 +68,7 @@ export class HostClock {
   #timer: NodeJS.Timeout | undefined
   #stopped = false
   #fail: (error: CapsuleHostError) => void = () => undefined
-  readonly #onAbort = () => this.#end(stepStopped(this.#step, this.#budget, this.#budget.signal!))
+  #stopListening: () => void = () => {}
 
   constructor(budget: HostBudget, step: string) {
     this.#budget = budget
@@ -79,7 +80,7 @@ export class HostClock {
     if (budget.signal?.aborted) {
       this.#end(stepStopped(this.#step, budget, budget.signal))
     } else {
-      budget.signal?.addEventListener('abort', this.#onAbort, { once: true })
+      this.#stopListening = listenForAbort(budget.signal, () => this.#end(stepStopped(this.#step, budget, budget.signal!)))
       this.resume()
     }
   }
@@ -104,7 +105,7 @@ export class HostClock {
   stop(): void {
     this.pause()
     this.#stopped = true
-    this.#budget.signal?.removeEventListener('abort', this.#onAbort)
+    this.#stopListening()
   }
 
 

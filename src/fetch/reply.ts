@@ -3,7 +3,7 @@ import { CapsuleHostError, wireErrorOf, type WireError } from '../errors.js'
 import { safeText } from '../safe-text.js'
 import type { BodyContent } from '../middleware/respond.js'
 import type { Answer } from '../middleware/results.js'
-import { readAll, type BodyReader } from '../net/dispatch-hop.js'
+import { readAll, wholeBody, type BodyReader } from '../net/dispatch-hop.js'
 import { headerObject, type HeaderList } from '../net/headers.js'
 import { checkIntegrity } from '../net/integrity.js'
 import type { BufferedResponse, HeaderForm } from '../wire/schemas.js'
@@ -85,25 +85,41 @@ interface ScrubbedAnswer {
   meta: BufferedResponse['meta']
 }
 
-async function scrubbedAnswer(
-  result: ExchangeResult,
-  prepared: PreparedRequest,
-  secrets: RequestSecrets,
-  trace: RequestTrace,
-  elapsedMs: () => number,
-): Promise<ScrubbedAnswer> {
-  const { answer } = result
-  let content: BodyContent
-  if ('content' in answer.body) content = answer.body.content
-  else {
-    const { stream } = answer.body
-    try {
-      content = { kind: 'bytes', bytes: await readAll(stream) }
-    } finally {
-      // What came off the wire, also when the body failed part-way (too large, idle, reset): the byte quotas charge it.
-      trace.received(stream.bytesRead)
-    }
+/**
+ * The answer's body: at once when the whole body is already in (a small body usually arrives with
+ * its head), else once it is read. Its bytes are counted either way, also when it failed part-way
+ * (too large, idle, reset): the byte quotas charge what came off the wire.
+ */
+function answerContent(answer: ExchangeResult['answer'], trace: RequestTrace): BodyContent | Promise<BodyContent> {
+  if ('content' in answer.body) return answer.body.content
+  const { stream } = answer.body
+  const whole = wholeBody(stream)
+  if (whole !== undefined) {
+    trace.received(stream.bytesRead)
+    return { kind: 'bytes', bytes: whole }
   }
+  return readAll(stream).then(
+    (bytes): BodyContent => {
+      trace.received(stream.bytesRead)
+      return { kind: 'bytes', bytes }
+    },
+    (error: unknown) => {
+      trace.received(stream.bytesRead)
+      throw error
+    },
+  )
+}
+
+/** A buffered answer's reply made by `build` from its scrubbed form: synchronously when the whole body is in. */
+function withScrubbedAnswer<R>(result: ExchangeResult, prepared: PreparedRequest, secrets: RequestSecrets, trace: RequestTrace, elapsedMs: () => number, build: (answer: ScrubbedAnswer) => R): R | Promise<R> {
+  const content = answerContent(result.answer, trace)
+  return content instanceof Promise
+    ? content.then((read) => build(scrubbedAnswer(result, read, prepared, secrets, elapsedMs)))
+    : build(scrubbedAnswer(result, content, prepared, secrets, elapsedMs))
+}
+
+function scrubbedAnswer(result: ExchangeResult, content: BodyContent, prepared: PreparedRequest, secrets: RequestSecrets, elapsedMs: () => number): ScrubbedAnswer {
+  const { answer } = result
   if (content.kind !== 'json') checkScannable(answer.rawHeaders, secrets)
   const meta = { finalUrl: secrets.scrubText(result.finalUrl.href), redirects: result.redirects, elapsedMs: elapsedMs() }
   if (content.kind === 'json') {
@@ -124,28 +140,27 @@ function encodedBody(content: ScrubbedAnswer['content'], prepared: PreparedReque
   return { body: encodeBody(content.bytes, prepared.responseBody), bodyEncoding: prepared.responseBody }
 }
 
-/** The buffered reply of the host's API: both header forms, body encoded as the capsule asked. */
-export async function bufferedReply(
-  result: ExchangeResult,
-  prepared: PreparedRequest,
-  secrets: RequestSecrets,
-  trace: RequestTrace,
-  elapsedMs: () => number,
-): Promise<BufferedResponse> {
-  const { status, rawHeaders, content, meta } = await scrubbedAnswer(result, prepared, secrets, trace, elapsedMs)
-  const { body, bodyEncoding } = encodedBody(content, prepared)
-  let headers: Record<string, string> | undefined
-  return {
-    status,
-    // Made on first use (a caller that reads rawHeaders never pays for it), then kept.
-    get headers() {
-      return (headers ??= headerObject(rawHeaders))
-    },
-    rawHeaders,
-    body,
-    bodyEncoding,
-    meta,
-  }
+/** The arguments every buffered reply is made from. */
+export type ReplyArguments = [result: ExchangeResult, prepared: PreparedRequest, secrets: RequestSecrets, trace: RequestTrace, elapsedMs: () => number]
+
+/** The buffered reply of the host's API: both header forms, body encoded as asked; at once when the whole body is in. */
+export function bufferedReply(...args: ReplyArguments): BufferedResponse | Promise<BufferedResponse> {
+  const prepared = args[1]
+  return withScrubbedAnswer(...args, ({ status, rawHeaders, content, meta }): BufferedResponse => {
+    const { body, bodyEncoding } = encodedBody(content, prepared)
+    let headers: Record<string, string> | undefined
+    return {
+      status,
+      // Made on first use (a caller that reads rawHeaders never pays for it), then kept.
+      get headers() {
+        return (headers ??= headerObject(rawHeaders))
+      },
+      rawHeaders,
+      body,
+      bodyEncoding,
+      meta,
+    }
+  })
 }
 
 /**
@@ -166,18 +181,14 @@ export interface WireReply {
  * What `http_request` hands a capsule: the reply JSON with `rawHeaders` (default), `headers`, or
  * both when the request's `responseHeaders` asks, so no field is carried twice unless asked.
  */
-export async function wireReply(
-  result: ExchangeResult,
-  prepared: PreparedRequest,
-  secrets: RequestSecrets,
-  trace: RequestTrace,
-  elapsedMs: () => number,
-): Promise<WireReply> {
-  const { status, rawHeaders, content, meta } = await scrubbedAnswer(result, prepared, secrets, trace, elapsedMs)
-  const { body, bodyEncoding } = encodedBody(content, prepared)
-  const reply = { status, ...headerForms(prepared.responseHeaders, rawHeaders, () => headerObject(rawHeaders)), body, bodyEncoding, meta }
-  // JSON.stringify leaves out the header form that is undefined. A fresh buffer of its own: Extism adopts it.
-  return { status, bytes: utf8Bytes(JSON.stringify(reply)) }
+export function wireReply(...args: ReplyArguments): WireReply | Promise<WireReply> {
+  const prepared = args[1]
+  return withScrubbedAnswer(...args, ({ status, rawHeaders, content, meta }): WireReply => {
+    const { body, bodyEncoding } = encodedBody(content, prepared)
+    const reply = { status, ...headerForms(prepared.responseHeaders, rawHeaders, () => headerObject(rawHeaders)), body, bodyEncoding, meta }
+    // JSON.stringify leaves out the header form that is undefined. A fresh buffer of its own: Extism adopts it.
+    return { status, bytes: utf8Bytes(JSON.stringify(reply)) }
+  })
 }
 
 /** A buffered reply whose body stays bytes (no text or base64 step): what Extism's kernel HTTP returns. */
@@ -190,16 +201,11 @@ export interface BytesResponse {
 }
 
 /** The buffered reply with the body as bytes, scrubbed and checked exactly as bufferedReply's. */
-export async function bytesReply(
-  result: ExchangeResult,
-  prepared: PreparedRequest,
-  secrets: RequestSecrets,
-  trace: RequestTrace,
-  elapsedMs: () => number,
-): Promise<BytesResponse> {
-  const { status, rawHeaders, content, meta } = await scrubbedAnswer(result, prepared, secrets, trace, elapsedMs)
-  const body = content.kind === 'json' ? utf8Bytes(JSON.stringify(content.value) ?? 'null') : content.bytes
-  return { status, rawHeaders, body, meta }
+export function bytesReply(...args: ReplyArguments): BytesResponse | Promise<BytesResponse> {
+  return withScrubbedAnswer(...args, ({ status, rawHeaders, content, meta }): BytesResponse => {
+    const body = content.kind === 'json' ? utf8Bytes(JSON.stringify(content.value) ?? 'null') : content.bytes
+    return { status, rawHeaders, body, meta }
+  })
 }
 
 /** A stream's head and reader as the capsule gets them: scrubbed as the bytes pass. */

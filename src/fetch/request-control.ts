@@ -1,4 +1,5 @@
 // One request's stop: the caller's abort, the capsule's release and the total time limit end it, through one listener and one timer.
+import { controlListeners, listenForAbort } from '../abort-listeners.js'
 import { CapsuleHostError } from '../errors.js'
 import { cancelledBy } from './host-deadline.js'
 
@@ -18,15 +19,21 @@ export function untilAborted<T>(work: Promise<T>, signal: AbortSignal, late?: (v
   }
   let stopped = false
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
+    const stopListening = listenForAbort(signal, () => {
       stopped = true
       reject(cancelledBy(signal))
-    }
-    signal.addEventListener('abort', onAbort, { once: true })
+    })
     work.then(
-      (value) => (stopped ? late?.(value) : resolve(value)),
-      (error: unknown) => reject(error),
-    ).finally(() => signal.removeEventListener('abort', onAbort))
+      (value) => {
+        stopListening()
+        if (stopped) late?.(value)
+        else resolve(value)
+      },
+      (error: unknown) => {
+        stopListening()
+        reject(error)
+      },
+    )
   })
 }
 
@@ -41,6 +48,7 @@ export interface ControlRegistry {
  * CapsuleHostError, when the caller's signal aborts (one listener on it), when the capsule is
  * released (the session aborts every control it holds), or when the total deadline passes (one
  * timer). No composite signal is built: `AbortSignal.any` per request cost several µs and garbage.
+ * The steps listen through `listenForAbort`, which the control calls itself: no EventTarget listener.
  */
 export class RequestControl {
   readonly #controller = new AbortController()
@@ -48,11 +56,13 @@ export class RequestControl {
   readonly #registry: ControlRegistry
   #timer: NodeJS.Timeout | undefined
   #ended = false
+  readonly #listeners = new Set<() => void>()
   readonly #onCallerAbort = () => this.abort(cancelledBy(this.#caller!))
 
   constructor(caller: AbortSignal | undefined, registry: ControlRegistry) {
     this.#caller = caller
     this.#registry = registry
+    controlListeners(this.#controller.signal, this.#listeners)
     registry.add(this)
     if (caller?.aborted) this.abort(cancelledBy(caller))
     else caller?.addEventListener('abort', this.#onCallerAbort, { once: true })
@@ -73,6 +83,9 @@ export class RequestControl {
   abort(reason: CapsuleHostError): void {
     if (this.#controller.signal.aborted) return
     this.#controller.abort(reason)
+    const listeners = [...this.#listeners]
+    this.#listeners.clear()
+    for (const listener of listeners) listener()
     this.end()
   }
 

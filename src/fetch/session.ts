@@ -1,11 +1,11 @@
 // One capsule's session in the safe fetch: its limits, capabilities, connections, concurrency, abort and streams.
-import pLimit, { type LimitFunction } from 'p-limit'
 import { Agent } from 'undici'
 import { CapsuleHostError } from '../errors.js'
 import type { Capabilities } from '../gate/capabilities.js'
 import type { Limits } from '../limits.js'
 import type { CompiledQuota } from '../quota/quotas.js'
 import type { RequestControl } from './request-control.js'
+import { RequestSlots } from './request-slots.js'
 
 /** An open stream as the session keeps it: how to end it when the capsule is released. */
 export interface SessionStream<T> {
@@ -44,8 +44,8 @@ export class CapsuleSession<T = unknown> {
   readonly registered: boolean
   readonly quotas: SessionQuotas
   readonly agent: Agent
-  /** Bounds the capsule's buffered requests in flight; cleared (rejecting the queue) on release. */
-  readonly limit: LimitFunction
+  /** Bounds the capsule's buffered requests in flight; cleared (ending every wait) on release. */
+  readonly slots: RequestSlots
   readonly #released = new AbortController()
   readonly #streams = new Map<string, SessionStream<T> | undefined>()
   #nextHandle = 1
@@ -68,7 +68,7 @@ export class CapsuleSession<T = unknown> {
       headersTimeout: 0,
       bodyTimeout: 0,
     })
-    this.limit = pLimit({ concurrency: options.limits.maxConcurrentRequests, rejectOnClear: true })
+    this.slots = new RequestSlots(options.limits.maxConcurrentRequests)
   }
 
   /** Aborted when the session is released (its requests' controls are aborted with it). */
@@ -132,7 +132,7 @@ export class CapsuleSession<T = unknown> {
     const streams = [...this.#streams.values()]
     this.#streams.clear()
     for (const stream of streams) stream?.cancel()
-    this.limit.clearQueue()
+    this.slots.clear()
     await this.agent.destroy(cancelled)
     // Every request aborted above records its event before the release is over.
     await Promise.allSettled([...this.#inFlight])

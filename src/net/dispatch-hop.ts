@@ -1,12 +1,13 @@
 // Sends one HTTP exchange to a checked address: assembles the transport pieces in src/net/transport/.
 import type { Dispatcher } from 'undici'
+import { listenForAbort } from '../abort-listeners.js'
 import { cancelledBy } from '../errors.js'
 import { transportError } from './transport/errors.js'
 import { HopHandler } from './transport/hop-handler.js'
 import { pinnedDispatchOptions } from './transport/pin.js'
 import type { Hop, HopLimits, ResponseHead } from './transport/types.js'
 
-export { readAll } from './transport/body-reader.js'
+export { readAll, wholeBody } from './transport/body-reader.js'
 export type { BodyReader, Hop, HopLimits, ResponseHead } from './transport/types.js'
 
 /**
@@ -22,15 +23,11 @@ export function dispatchHop(
   signal: AbortSignal | undefined,
 ): Promise<ResponseHead> {
   return new Promise<ResponseHead>((resolve, reject) => {
+    if (signal?.aborted) return reject(cancelledBy(signal))
+    let stopListening = (): void => {}
+    const handler = new HopHandler(hop, limits, { resolve, reject, settled: () => stopListening() })
     // The request's control aborts with the reason: the caller's cancel, the release, or its total deadline.
-    const onAbort = () => handler.fail(cancelledBy(signal!))
-    const handler = new HopHandler(hop, limits, {
-      resolve,
-      reject,
-      settled: () => signal?.removeEventListener('abort', onAbort),
-    })
-    if (signal?.aborted) return onAbort()
-    signal?.addEventListener('abort', onAbort, { once: true })
+    stopListening = listenForAbort(signal, () => handler.fail(cancelledBy(signal!)))
     handler.timers.start('connect', limits.connectTimeoutMs, limits.connectDeadline - performance.now())
     try {
       dispatcher.dispatch(pinnedDispatchOptions(hop), handler)

@@ -1,5 +1,6 @@
 // Resolves an allowed host once per hop and checks every address in the answer against the address policy.
 import { lookup } from 'node:dns/promises'
+import { listenForAbort } from '../abort-listeners.js'
 import { cancelledBy, CapsuleHostError } from '../errors.js'
 import type { NormalisedUrl } from '../url/normalise.js'
 import type { AddressPolicy } from './address-policy.js'
@@ -76,32 +77,34 @@ function classifyAnswer(hostname: string, answer: unknown): ClassifiedAddress[] 
   })
 }
 
-async function lookupAnswer(url: NormalisedUrl, resolver: Resolver, timeoutMs: number, signal?: AbortSignal) {
-  let timer: NodeJS.Timeout | undefined
-  let onAbort: (() => void) | undefined
-  const stop = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new CapsuleHostError('timeout', `resolving ${url.hostname} took longer than ${timeoutMs} ms`, { phase: 'connect' })),
+/**
+ * The resolver's answer for `url`'s host, or `timeout` (phase connect) after `timeoutMs`, or the
+ * request's own reason (`timeout` phase total at its deadline, else `cancelled`) once it aborts.
+ * One promise around the resolver's: no race, no wrapper per step.
+ */
+function lookupAnswer(url: NormalisedUrl, resolver: Resolver, timeoutMs: number, signal?: AbortSignal): Promise<ResolverAnswer> {
+  if (signal?.aborted) return Promise.reject(cancelledBy(signal))
+  return new Promise<ResolverAnswer>((resolve, reject) => {
+    const settle = (error: CapsuleHostError | undefined, answer?: ResolverAnswer) => {
+      clearTimeout(timer)
+      stopListening()
+      if (error) reject(error)
+      else resolve(answer!)
+    }
+    const dnsFailed = (cause: unknown) => settle(new CapsuleHostError('dns_failed', `${url.hostname} could not be resolved`, { cause }))
+    const timer = setTimeout(
+      () => settle(new CapsuleHostError('timeout', `resolving ${url.hostname} took longer than ${timeoutMs} ms`, { phase: 'connect' })),
       timeoutMs,
     )
-    // The request's own reason: `timeout` (phase total) when its deadline passed, else `cancelled`.
-    onAbort = () => reject(cancelledBy(signal!))
-    if (signal?.aborted) onAbort()
-    signal?.addEventListener('abort', onAbort, { once: true })
+    const stopListening = listenForAbort(signal, () => settle(cancelledBy(signal!)))
+    let answer: Promise<ResolverAnswer>
+    try {
+      answer = Promise.resolve(resolver(url.hostname))
+    } catch (cause) {
+      return dnsFailed(cause)
+    }
+    answer.then((value) => settle(undefined, value), dnsFailed)
   })
-  try {
-    return await Promise.race([
-      Promise.resolve()
-        .then(() => resolver(url.hostname))
-        .catch((cause: unknown) => {
-          throw new CapsuleHostError('dns_failed', `${url.hostname} could not be resolved`, { cause })
-        }),
-      stop,
-    ])
-  } finally {
-    clearTimeout(timer)
-    if (onAbort) signal?.removeEventListener('abort', onAbort)
-  }
 }
 
 /**

@@ -1,5 +1,6 @@
 // The Redis quota store: each acquire and release is one Lua script on one Redis, so any number of host processes share one quota exactly.
 import type { Redis } from 'ioredis'
+import { listenForAbort } from '../abort-listeners.js'
 import { checkOptions, describeValue, type OptionCheck } from '../options.js'
 import { MAX_TIMER_MS } from '../timers.js'
 import { memoryQuotaStore } from './memory-store.js'
@@ -64,12 +65,12 @@ function withinDeadline<T>(work: Promise<T>, ms: number, signal?: AbortSignal): 
   return new Promise((resolve) => {
     const done = (value: T | undefined) => {
       clearTimeout(timer)
-      signal?.removeEventListener('abort', giveUp)
+      stopListening()
       resolve(value)
     }
     const giveUp = () => done(undefined)
     const timer = setTimeout(giveUp, ms)
-    signal?.addEventListener('abort', giveUp, { once: true })
+    const stopListening = listenForAbort(signal, giveUp)
     work.then(done, giveUp)
   })
 }

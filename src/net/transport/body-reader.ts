@@ -145,6 +145,16 @@ export class PullBodyReader implements BodyReader {
     return next
   }
 
+  /** The whole body in one piece when it has ended and is all queued (nothing read yet or since); else undefined. */
+  whole(): Uint8Array | undefined {
+    if (!this.#ended || this.#failure || this.#waiter) return undefined
+    const queue = this.#queue
+    const whole = queue.length === 1 ? queue[0]! : Buffer.concat(queue, this.#buffered)
+    queue.length = 0
+    this.#buffered = 0
+    return whole
+  }
+
   cancel(): void {
     if (this.#ended || this.#failure) return
     this.#source.cancel(new CapsuleHostError('cancelled', 'the response body was not read to the end'))
@@ -183,8 +193,15 @@ export class PullBodyReader implements BodyReader {
   }
 }
 
+/** A body's bytes at once when it has ended and all of it is queued in a pull reader; else undefined (read it). */
+export function wholeBody(body: BodyReader): Uint8Array | undefined {
+  return body instanceof PullBodyReader ? body.whole() : undefined
+}
+
 /** Reads a body to its end into one buffer (the caller's cap was applied while it streamed in). */
 export async function readAll(body: BodyReader): Promise<Uint8Array> {
+  const whole = wholeBody(body)
+  if (whole !== undefined) return whole
   const chunks: Uint8Array[] = []
   for (let chunk = await body.read(); chunk !== null; chunk = await body.read()) chunks.push(chunk)
   return Buffer.concat(chunks)

@@ -1,0 +1,88 @@
+// A capsule's buffered requests in flight, at most `limits.maxConcurrentRequests`: a free slot runs at once, the rest wait in order.
+import { CapsuleHostError } from '../errors.js'
+import { cancelledBy } from './host-deadline.js'
+import { listenForAbort } from '../abort-listeners.js'
+
+interface Waiter {
+  readonly start: () => void
+  readonly fail: (error: CapsuleHostError) => void
+}
+
+/**
+ * Bounds the work running at once. A call with a slot free runs its work synchronously: no
+ * promise, microtask or queue entry of its own (p-limit 7 made seven promises and ran the work a
+ * microtask later on every call). A call without one waits, first in first out, until a slot is
+ * given back, the request's signal aborts (its wait ends with the signal's reason and its place
+ * is dropped), or `clear()` ends every wait with `cancelled`.
+ */
+export class RequestSlots {
+  readonly concurrency: number
+  #active = 0
+  readonly #waiting = new Set<Waiter>()
+
+  constructor(concurrency: number) {
+    this.concurrency = concurrency
+  }
+
+  /** Work running now. */
+  get active(): number {
+    return this.#active
+  }
+
+  /** Calls waiting for a slot. */
+  get waiting(): number {
+    return this.#waiting.size
+  }
+
+  /** Runs `work` in a slot, now or once one is free; the slot is given back when its promise settles. */
+  run<T>(work: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    if (signal.aborted) return Promise.reject(cancelledBy(signal))
+    if (this.#active < this.concurrency && this.#waiting.size === 0) return this.#start(work)
+    return new Promise<T>((resolve, reject) => {
+      const stopListening = listenForAbort(signal, () => {
+        this.#waiting.delete(waiter)
+        reject(cancelledBy(signal))
+      })
+      const waiter: Waiter = {
+        start: () => {
+          stopListening()
+          resolve(this.#start(work))
+        },
+        fail: (error) => {
+          stopListening()
+          reject(error)
+        },
+      }
+      this.#waiting.add(waiter)
+    })
+  }
+
+  /** Ends every wait with `cancelled` (the capsule was released); work already running goes on. */
+  clear(): void {
+    const waiting = [...this.#waiting]
+    this.#waiting.clear()
+    const cancelled = new CapsuleHostError('cancelled', 'the capsule was released')
+    for (const waiter of waiting) waiter.fail(cancelled)
+  }
+
+  #start<T>(work: () => Promise<T>): Promise<T> {
+    this.#active++
+    let running: Promise<T>
+    try {
+      running = work()
+    } catch (error) {
+      this.#release()
+      return Promise.reject(error)
+    }
+    running.then(this.#release, this.#release)
+    return running
+  }
+
+  readonly #release = (): void => {
+    this.#active--
+    const next = this.#waiting.values().next()
+    if (next.done) return
+    this.#waiting.delete(next.value)
+    next.value.start()
+  }
+}
