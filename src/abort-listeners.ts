@@ -1,14 +1,40 @@
 // Abort listeners on a request's own signal without EventTarget: its control calls them directly; any other signal gets a DOM listener.
 
-/** The listeners a request's control keeps for its signal, by the signal (set by the control). */
-const controlled = new WeakMap<AbortSignal, Set<() => void>>()
+const LISTENERS = Symbol('capsule-host.abortListeners')
+
+/** A signal a RequestControl owns carries the listeners its control calls. */
+type ControlledSignal = AbortSignal & { [LISTENERS]?: AbortListeners }
 
 /**
- * Makes `signal`'s aborts call its listeners from `listeners` (the control calls them once it
- * aborted the signal). For the signal of a RequestControl only.
+ * The listeners of one control's signal, called once when it aborts. A request has one or two at
+ * a time (the step waiting on it), so they are a short list; removing one swaps in the last.
  */
-export function controlListeners(signal: AbortSignal, listeners: Set<() => void>): void {
-  controlled.set(signal, listeners)
+export class AbortListeners {
+  readonly #listeners: Array<() => void> = []
+
+  /** Made for `signal` by its owner, which calls `callAll()` once it aborted the signal. */
+  constructor(signal: AbortSignal) {
+    ;(signal as ControlledSignal)[LISTENERS] = this
+  }
+
+  add(listener: () => void): () => void {
+    this.#listeners.push(listener)
+    return () => this.#remove(listener)
+  }
+
+  /** Calls each listener once (in the order they were added) and forgets them. */
+  callAll(): void {
+    const listeners = this.#listeners.splice(0)
+    for (const listener of listeners) listener()
+  }
+
+  #remove(listener: () => void): void {
+    const list = this.#listeners
+    const at = list.indexOf(listener)
+    if (at === -1) return
+    list[at] = list[list.length - 1]!
+    list.pop()
+  }
 }
 
 /**
@@ -18,11 +44,8 @@ export function controlListeners(signal: AbortSignal, listeners: Set<() => void>
  */
 export function listenForAbort(signal: AbortSignal | undefined, listener: () => void): () => void {
   if (signal === undefined) return noop
-  const listeners = controlled.get(signal)
-  if (listeners !== undefined) {
-    listeners.add(listener)
-    return () => listeners.delete(listener)
-  }
+  const listeners = (signal as ControlledSignal)[LISTENERS]
+  if (listeners !== undefined) return listeners.add(listener)
   signal.addEventListener('abort', listener, { once: true })
   return () => signal.removeEventListener('abort', listener)
 }

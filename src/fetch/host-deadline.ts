@@ -92,7 +92,7 @@ export class HostClock {
     // The request's control also aborts the signal at the deadline (see stepStopped): the same error either way.
     const byTotal = this.#budget.deadline < now + this.#remaining
     const wait = byTotal ? this.#budget.deadline - now : this.#remaining
-    this.#timer = setTimeout(() => this.#end(hostTimeout(this.#step, this.#budget, byTotal)), Math.max(0, wait))
+    this.#timer = setTimeout(() => this.#end(hostTimeout(this.#step, this.#budget, byTotal)), Math.max(0, Math.ceil(wait)))
   }
 
   pause(): void {

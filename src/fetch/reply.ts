@@ -148,18 +148,8 @@ export function bufferedReply(...args: ReplyArguments): BufferedResponse | Promi
   const prepared = args[1]
   return withScrubbedAnswer(...args, ({ status, rawHeaders, content, meta }): BufferedResponse => {
     const { body, bodyEncoding } = encodedBody(content, prepared)
-    let headers: Record<string, string> | undefined
-    return {
-      status,
-      // Made on first use (a caller that reads rawHeaders never pays for it), then kept.
-      get headers() {
-        return (headers ??= headerObject(rawHeaders))
-      },
-      rawHeaders,
-      body,
-      bodyEncoding,
-      meta,
-    }
+    // Made at once: an object literal with a lazy getter cost four times a small header object.
+    return { status, headers: headerObject(rawHeaders), rawHeaders, body, bodyEncoding, meta }
   })
 }
 

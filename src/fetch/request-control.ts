@@ -1,5 +1,6 @@
 // One request's stop: the caller's abort, the capsule's release and the total time limit end it, through one listener and one timer.
-import { controlListeners, listenForAbort } from '../abort-listeners.js'
+import { delayUntil } from '../timers.js'
+import { AbortListeners, listenForAbort } from '../abort-listeners.js'
 import { CapsuleHostError } from '../errors.js'
 import { cancelledBy } from './host-deadline.js'
 
@@ -56,13 +57,12 @@ export class RequestControl {
   readonly #registry: ControlRegistry
   #timer: NodeJS.Timeout | undefined
   #ended = false
-  readonly #listeners = new Set<() => void>()
+  readonly #listeners = new AbortListeners(this.#controller.signal)
   readonly #onCallerAbort = () => this.abort(cancelledBy(this.#caller!))
 
   constructor(caller: AbortSignal | undefined, registry: ControlRegistry) {
     this.#caller = caller
     this.#registry = registry
-    controlListeners(this.#controller.signal, this.#listeners)
     registry.add(this)
     if (caller?.aborted) this.abort(cancelledBy(caller))
     else caller?.addEventListener('abort', this.#onCallerAbort, { once: true })
@@ -76,16 +76,14 @@ export class RequestControl {
   startDeadline(deadline: number, totalMs: number): void {
     if (this.#ended || !Number.isFinite(deadline)) return
     clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => this.abort(totalTimeout(totalMs)), Math.max(0, deadline - performance.now()))
+    this.#timer = setTimeout(() => this.abort(totalTimeout(totalMs)), delayUntil(deadline))
   }
 
   /** Aborts the request (once); every step listening to `signal` stops with `reason`. */
   abort(reason: CapsuleHostError): void {
     if (this.#controller.signal.aborted) return
     this.#controller.abort(reason)
-    const listeners = [...this.#listeners]
-    this.#listeners.clear()
-    for (const listener of listeners) listener()
+    this.#listeners.callAll()
     this.end()
   }
 

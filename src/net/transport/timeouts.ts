@@ -1,4 +1,5 @@
 // Times the phases (connect, first_byte, idle) of one hop with one Node timer; each fires a timeout error. The total deadline is the request control's.
+import { delayUntil } from '../../timers.js'
 import { CapsuleHostError, type TimeoutPhase } from '../../errors.js'
 import type { NormalisedUrl } from '../../url/normalise.js'
 
@@ -69,7 +70,7 @@ export class PhaseTimers {
   #arm(at: number): void {
     clearTimeout(this.#timer)
     this.#firesAt = at
-    this.#timer = setTimeout(this.#fire, Math.max(0, at - performance.now()))
+    this.#timer = setTimeout(this.#fire, delayUntil(at))
   }
 
   #fired(): void {
