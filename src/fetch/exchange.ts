@@ -5,7 +5,7 @@ import type { Answer } from '../middleware/results.js'
 import { dispatchHop, type HopLimits } from '../net/dispatch-hop.js'
 import { REDIRECT_STATUSES, redirectedRequest, type RedirectedRequest } from '../net/redirects.js'
 import { redactedUrl, resolveLocation, type NormalisedUrl } from '../url/normalise.js'
-import { admit, type Admission, type HopContext, type HopTarget } from './admit.js'
+import { admit, type Admission, type AdmitOutcome, type HopContext, type HopTarget } from './admit.js'
 import { runMiddlewareHop, type HopOutcome } from './middleware-hop.js'
 import type { PreparedRequest } from './prepare.js'
 import type { RequestSecrets } from './secrets.js'
@@ -51,9 +51,8 @@ function nextUrl(location: string, from: NormalisedUrl, hop: number, trace: Requ
   }
 }
 
-/** Admits a hop and returns the address to dial; records the decision and throws a refusal. */
-async function admitted(exchange: Exchange, target: HopTarget, context: HopContext, rewrite: boolean): Promise<{ decision: Allowed; pinned: ClassifiedAddress; resolutionMs: number }> {
-  const outcome = await admit(target, exchange.admission, context)
+/** A hop's admission and the address to dial; records the decision and throws a refusal. */
+function admitted(exchange: Exchange, outcome: AdmitOutcome, context: HopContext, rewrite: boolean): { decision: Allowed; pinned: ClassifiedAddress; resolutionMs: number } {
   exchange.trace.admission(outcome, context.hop, rewrite)
   if (outcome.error || !outcome.decision?.allowed || !outcome.pinned) throw outcome.error ?? new Error('admission gave neither an address nor an error')
   exchange.trace.dialled(outcome.pinned.class)
@@ -68,7 +67,7 @@ export function hostBudget(limits: PreparedRequest['limits'], deadline: number) 
 async function runHop(exchange: Exchange, target: HopTarget, request: RedirectedRequest, context: HopContext): Promise<HopOutcome> {
   const { prepared, admission, dispatcher, signal } = exchange
   const { limits } = prepared
-  const { decision, pinned, resolutionMs } = await admitted(exchange, target, context, false)
+  const { decision, pinned, resolutionMs } = admitted(exchange, await admit(target, admission, context), context, false)
   // One connect budget per hop: resolution, TCP and TLS share it; the time of gates, the policy
   // and middleware in between is not part of it (the same with and without middleware).
   const connectDeadline = () => performance.now() + limits.connectTimeoutMs - resolutionMs
@@ -100,7 +99,7 @@ async function runHop(exchange: Exchange, target: HopTarget, request: Redirected
     budget: context,
     secrets: exchange.secrets,
     trace: exchange.trace,
-    admit: async (rewritten) => (await admitted(exchange, { url: rewritten, method: request.method, shown: target.shown }, context, true)).pinned,
+    admit: async (rewritten) => admitted(exchange, await admit({ url: rewritten, method: request.method, shown: target.shown }, admission, context), context, true).pinned,
     dispatch: (to, address, method, headers, body) =>
       dispatchHop(dispatcher, { url: to, shown: target.shown, address, method, headers, body }, { ...hopLimits, connectDeadline: connectDeadline() }, signal),
   })

@@ -175,8 +175,10 @@ export function wireReply(...args: ReplyArguments): WireReply | Promise<WireRepl
   const prepared = args[1]
   return withScrubbedAnswer(...args, ({ status, rawHeaders, content, meta }): WireReply => {
     const { body, bodyEncoding } = encodedBody(content, prepared)
-    const reply = { status, ...headerForms(prepared.responseHeaders, rawHeaders, () => headerObject(rawHeaders)), body, bodyEncoding, meta }
-    // JSON.stringify leaves out the header form that is undefined. A fresh buffer of its own: Extism adopts it.
+    const forms = headerForms(prepared.responseHeaders, rawHeaders, () => headerObject(rawHeaders))
+    // JSON.stringify leaves out the header form that is undefined (no spread: one object of one shape).
+    const reply = { status, headers: forms.headers, rawHeaders: forms.rawHeaders, body, bodyEncoding, meta }
+    // A fresh buffer of its own: Extism adopts it.
     return { status, bytes: utf8Bytes(JSON.stringify(reply)) }
   })
 }

@@ -221,10 +221,15 @@ function cookieValues(value: string): string[] {
 }
 
 /** The secrets of one request (all its hops) and the count of replacements made. */
+/** What a request without secrets holds: never added to (the first `add` replaces both). */
+const EMPTY_TEXT: ReadonlySet<string> = new Set<string>()
+const EMPTY_BYTES: ReadonlyMap<string, Buffer> = new Map<string, Buffer>()
+
 export class RequestSecrets {
-  readonly #text = new Set<string>()
+  // Made with the first secret: most requests have none and allocate nothing for them.
+  #text = EMPTY_TEXT as Set<string>
   /** Byte patterns by their latin1 spelling (one character a byte), so equal bytes are one entry. */
-  readonly #bytes = new Map<string, Buffer>()
+  #bytes = EMPTY_BYTES as Map<string, Buffer>
   #textTable: Table<string> | undefined
   #bytesTable: Table<Buffer> | undefined
   #replacements = 0
@@ -237,6 +242,10 @@ export class RequestSecrets {
   add(value: string): void {
     if (typeof value !== 'string') throw new TypeError(`a secret is a string, not ${typeof value}`)
     if (value === '') return
+    if (this.#text === EMPTY_TEXT) {
+      this.#text = new Set()
+      this.#bytes = new Map()
+    }
     for (const form of textForms(value)) {
       this.#text.add(form)
       this.#addBytes(Buffer.from(form, 'utf8'))

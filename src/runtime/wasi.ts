@@ -4,7 +4,7 @@ import type { CallContext } from '@extism/extism'
 import type { MemoryRef } from './host-functions.js'
 import { contextMethod } from './kernel-guards.js'
 import type { StdStream } from './log-lines.js'
-import { WASI_LIFECYCLE_PREFIX } from './module-bounds.js'
+import { WASI_LIFECYCLE_EXPORTS, WASI_LIFECYCLE_PREFIX } from './module-bounds.js'
 import type { WasiGrants } from './wasi-grants.js'
 
 /** The errno values this implementation answers (WASI preview 1 numbering). */
@@ -416,6 +416,8 @@ export function startGuest(exports: Exports): void {
 
 /** The instance's name for an export the host calls: a WASI module's `_start` was renamed by the rewrite. */
 export function callableName(exports: Exports, name: string): string {
+  // Only the lifecycle exports are ever renamed: any other name is itself, with no lookup per call.
+  if (!WASI_LIFECYCLE_EXPORTS.includes(name)) return name
   return typeof exports[WASI_LIFECYCLE_PREFIX + name] === 'function' ? WASI_LIFECYCLE_PREFIX + name : name
 }
 
