@@ -1,21 +1,23 @@
-// Abort listeners on a request's own signal without EventTarget: its control calls them directly; any other signal gets a DOM listener.
+// What a request's steps watch for an abort: an AbortSignal, or the request's own control, which calls its listeners itself (no EventTarget).
 
-const LISTENERS = Symbol('capsule-host.abortListeners')
+/** A stop that is not an EventTarget: a request's control, which calls its listeners once it aborts. */
+export interface Stoppable {
+  readonly aborted: boolean
+  /** Why it stopped (a CapsuleHostError for a request's control); undefined until then. */
+  readonly reason: unknown
+  /** Calls `listener` once when it stops; returns what stops listening (idempotent). */
+  onAbort(listener: () => void): () => void
+}
 
-/** A signal a RequestControl owns carries the listeners its control calls. */
-type ControlledSignal = AbortSignal & { [LISTENERS]?: AbortListeners }
+/** What the steps of a request are stopped by: a caller's AbortSignal, or the request's own control. */
+export type StopSignal = AbortSignal | Stoppable
 
 /**
- * The listeners of one control's signal, called once when it aborts. A request has one or two at
- * a time (the step waiting on it), so they are a short list; removing one swaps in the last.
+ * The listeners of one control, called once when it aborts. A request has one or two at a time
+ * (the step waiting on it), so they are a short list; removing one swaps in the last.
  */
 export class AbortListeners {
   readonly #listeners: Array<() => void> = []
-
-  /** Made for `signal` by its owner, which calls `callAll()` once it aborted the signal. */
-  constructor(signal: AbortSignal) {
-    ;(signal as ControlledSignal)[LISTENERS] = this
-  }
 
   add(listener: () => void): () => void {
     this.#listeners.push(listener)
@@ -39,13 +41,12 @@ export class AbortListeners {
 
 /**
  * Calls `listener` once when `signal` aborts; returns what stops listening (idempotent). A
- * request's own signal is listened to through its control (adding and removing an EventTarget
- * listener cost about 3 µs a request); any other signal through addEventListener.
+ * request's control is listened to directly (adding and removing an EventTarget listener cost
+ * about 3 µs a request); an AbortSignal through addEventListener.
  */
-export function listenForAbort(signal: AbortSignal | undefined, listener: () => void): () => void {
+export function listenForAbort(signal: StopSignal | undefined, listener: () => void): () => void {
   if (signal === undefined) return noop
-  const listeners = (signal as ControlledSignal)[LISTENERS]
-  if (listeners !== undefined) return listeners.add(listener)
+  if (!(signal instanceof EventTarget)) return signal.onAbort(listener)
   signal.addEventListener('abort', listener, { once: true })
   return () => signal.removeEventListener('abort', listener)
 }

@@ -180,7 +180,7 @@ export function hostFailureMessage(error: WireError): string {
  * The error for a signal that aborted: its own CapsuleHostError reason (a request's control aborts
  * with `timeout`, phase total, at its deadline, or `cancelled` on release), or else `cancelled`.
  */
-export function cancelledBy(signal: AbortSignal): CapsuleHostError {
+export function cancelledBy(signal: { readonly reason: unknown }): CapsuleHostError {
   return isCapsuleHostError(signal.reason)
     ? signal.reason
     : new CapsuleHostError('cancelled', 'the request was cancelled', { cause: signal.reason })

@@ -1,4 +1,5 @@
 // createSafeFetch: a thin facade over the four parts of the request path (guard, transport, pipeline, session).
+import type { StopSignal } from './abort-listeners.js'
 import { AuditLog, type Abi, type AuditEvent, type AuditListener, type AuditSink } from './audit.js'
 import { CapsuleHostError, type ErrorCode, type TimeoutPhase, type WireError } from './errors.js'
 import { admit, type Admission } from './fetch/admit.js'
@@ -276,7 +277,8 @@ interface SafeFetchState {
 interface InFlight {
   readonly session: CapsuleSession<StreamedResponse>
   readonly control: RequestControl
-  readonly signal: AbortSignal
+  /** The control itself, as what the request's steps watch (no AbortSignal is made for them). */
+  readonly signal: StopSignal
   readonly trace: RequestTrace
   readonly secrets: RequestSecrets
   readonly via: RequestVia | undefined
@@ -296,7 +298,7 @@ function startRequest(state: SafeFetchState, session: CapsuleSession<StreamedRes
   const control = new RequestControl(signal, session.controls)
   if (session.signal.aborted) control.abort(cancelledBy(session.signal))
   const observation = state.observer?.start({ capsuleId: session.capsuleId, requestId, kind, abi: via?.abi ?? 'capsule-host', parent: via?.parent })
-  return { session, control, signal: control.signal, trace, secrets: new RequestSecrets(), via, observation, quotas: undefined }
+  return { session, control, signal: control, trace, secrets: new RequestSecrets(), via, observation, quotas: undefined }
 }
 
 /** Validates the request; a refusal is recorded here, where it is decided. */
@@ -330,7 +332,7 @@ async function takeQuotas(state: SafeFetchState, flight: InFlight, prepared: Pre
   const request = quotaRequest(session.capsuleId, session.quotas.manifestName, prepared.mode === 'buffered' ? 'request' : 'stream', prepared.method, url)
   state.guard ??= new QuotaGuard(state.quotaStore ?? memoryQuotaStore())
   flight.quotas ??= { holds: [], keys: new Set() }
-  const hold = await state.guard.take(quotas, request, prepared.limits.totalTimeoutMs, flight.signal, flight.trace, flight.quotas.keys)
+  const hold = await state.guard.take(quotas, request, prepared.limits.totalTimeoutMs, flight.control.signal, flight.trace, flight.quotas.keys)
   if (hold) flight.quotas.holds.push(hold)
 }
 
@@ -494,7 +496,7 @@ async function explainRequest(state: SafeFetchState, input: unknown, context: Re
     const deadline = performance.now() + limits.totalTimeoutMs
     control.startDeadline(deadline, limits.totalTimeoutMs)
     const budget = hostBudget(limits, deadline)
-    const hop = { capsuleId: context.capsuleId, capabilities: session?.capabilities, hop: 0, signal: control.signal, resolveTimeoutMs: limits.connectTimeoutMs, ...budget }
+    const hop = { capsuleId: context.capsuleId, capabilities: session?.capabilities, hop: 0, signal: control, resolveTimeoutMs: limits.connectTimeoutMs, ...budget }
     const outcome = await admit({ url, method, shown: url }, state.admission, hop)
     trace.admission(outcome, 0, false)
     addresses = outcome.addresses?.map((a) => ({

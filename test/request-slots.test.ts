@@ -101,29 +101,32 @@ describe('RequestSlots', () => {
     expect(slots.active).toBe(0)
   })
 
-  test('a wait on a request control listens through the control, not an EventTarget listener', async () => {
+  test('a wait on a request control listens through the control: no AbortSignal, no EventTarget listener', async () => {
     const slots = new RequestSlots(1)
     const first = deferred()
     void slots.run(() => first.promise, live())
     const control = new RequestControl(undefined, new Set())
-    const waiting = slots.run(() => Promise.resolve(), control.signal)
-    expect(getEventListeners(control.signal, 'abort')).toHaveLength(0)
+    const waiting = slots.run(() => Promise.resolve(), control)
     control.abort(new CapsuleHostError('cancelled', 'released'))
     await expect(waiting).rejects.toSatisfy((error) => codeOf(error) === 'cancelled')
+    // Its AbortSignal is made only when asked for, already aborted with the same reason, and nobody listened to it.
+    expect(control.signal.aborted).toBe(true)
+    expect((control.signal.reason as CapsuleHostError).message).toBe('released')
+    expect(getEventListeners(control.signal, 'abort')).toHaveLength(0)
   })
 })
 
 describe('listenForAbort', () => {
-  test('a control calls its listeners once, after its signal aborted, and never one that stopped', () => {
+  test('a control calls its listeners once, after it aborted (with the first reason), and never one that stopped', () => {
     const control = new RequestControl(undefined, new Set())
     const heard: string[] = []
-    listenForAbort(control.signal, () => heard.push(`first ${String(control.signal.aborted)}`))
-    const stop = listenForAbort(control.signal, () => heard.push('stopped'))
+    listenForAbort(control, () => heard.push(`first ${String(control.aborted)} ${(control.reason as CapsuleHostError).message}`))
+    const stop = listenForAbort(control, () => heard.push('stopped'))
     stop()
     stop()
     control.abort(new CapsuleHostError('cancelled', 'x'))
     control.abort(new CapsuleHostError('cancelled', 'again'))
-    expect(heard).toEqual(['first true'])
+    expect(heard).toEqual(['first true x'])
   })
 
   test('any other signal gets one DOM listener, removed when listening stops', () => {
@@ -141,5 +144,19 @@ describe('listenForAbort', () => {
 
   test('no signal: nothing to listen to, and stopping is harmless', () => {
     expect(() => listenForAbort(undefined, () => {})()).not.toThrow()
+  })
+})
+
+describe('RequestControl without an AbortSignal', () => {
+  test('asked for after it aborted, its signal is aborted with the same reason; asked before, it aborts with it', () => {
+    const late = new RequestControl(undefined, new Set())
+    const reason = new CapsuleHostError('timeout', 'too slow', { phase: 'total' })
+    late.abort(reason)
+    expect([late.signal.aborted, late.signal.reason]).toEqual([true, reason])
+    const early = new RequestControl(undefined, new Set())
+    const { signal } = early
+    expect(signal.aborted).toBe(false)
+    early.abort(reason)
+    expect([signal.aborted, signal.reason, early.signal]).toEqual([true, reason, signal])
   })
 })

@@ -1,5 +1,6 @@
 // Runs a prepared request hop by hop: admit, dispatch pinned, and follow redirects only when asked.
 import type { Dispatcher } from 'undici'
+import type { StopSignal } from '../abort-listeners.js'
 import { CapsuleHostError } from '../errors.js'
 import type { Answer } from '../middleware/results.js'
 import { dispatchHop, type HopLimits } from '../net/dispatch-hop.js'
@@ -21,7 +22,7 @@ export interface Exchange {
   readonly capabilities: Capabilities | undefined
   readonly dispatcher: Dispatcher
   readonly admission: Admission
-  readonly signal: AbortSignal | undefined
+  readonly signal: StopSignal | undefined
   /** The request's total deadline (performance.now() time). */
   readonly deadline: number
   readonly trace: RequestTrace

@@ -1,5 +1,5 @@
 // Deadlines for the host's own steps (a gate, the policy, middleware): a clock raced against the step.
-import { listenForAbort } from '../abort-listeners.js'
+import { listenForAbort, type StopSignal } from '../abort-listeners.js'
 import { cancelledBy, CapsuleHostError, isCapsuleHostError } from '../errors.js'
 
 export { cancelledBy }
@@ -12,7 +12,7 @@ export interface HostBudget {
   readonly deadline: number
   readonly totalTimeoutMs: number
   /** The caller's abort and the capsule's release: a step being waited for is given up at once. */
-  readonly signal: AbortSignal | undefined
+  readonly signal: StopSignal | undefined
 }
 
 /** Cancellations of a host step the request stopped waiting for (not errors a step threw itself). */
@@ -23,7 +23,7 @@ export function isStepCancellation(error: unknown): boolean {
   return typeof error === 'object' && error !== null && STEP_CANCELLATIONS.has(error)
 }
 
-function stepCancelled(signal: AbortSignal): CapsuleHostError {
+function stepCancelled(signal: StopSignal): CapsuleHostError {
   const error = cancelledBy(signal)
   STEP_CANCELLATIONS.add(error)
   return error
@@ -44,7 +44,7 @@ function isTotalTimeout(error: unknown): boolean {
 }
 
 /** A host step's error for its signal's abort: the request's total deadline passing is the step's own timeout; anything else cancels it. */
-function stepStopped(step: string, budget: HostBudget, signal: AbortSignal): CapsuleHostError {
+function stepStopped(step: string, budget: HostBudget, signal: StopSignal): CapsuleHostError {
   return isTotalTimeout(signal.reason) ? hostTimeout(step, budget, true) : stepCancelled(signal)
 }
 

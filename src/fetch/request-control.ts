@@ -1,6 +1,6 @@
 // One request's stop: the caller's abort, the capsule's release and the total time limit end it, through one listener and one timer.
 import { delayUntil } from '../timers.js'
-import { AbortListeners, listenForAbort } from '../abort-listeners.js'
+import { AbortListeners, listenForAbort, type StopSignal, type Stoppable } from '../abort-listeners.js'
 import { CapsuleHostError } from '../errors.js'
 import { cancelledBy } from './host-deadline.js'
 
@@ -13,7 +13,7 @@ export function totalTimeout(totalMs: number): CapsuleHostError {
  * `work`'s value, or the signal's error (`cancelled`, or `timeout` at the deadline) as soon as it
  * aborts. `late`, when given, gets a value that arrives after that (to give back what it holds).
  */
-export function untilAborted<T>(work: Promise<T>, signal: AbortSignal, late?: (value: T) => void): Promise<T> {
+export function untilAborted<T>(work: Promise<T>, signal: StopSignal, late?: (value: T) => void): Promise<T> {
   if (signal.aborted) {
     void work.then(late, () => {})
     return Promise.reject(cancelledBy(signal))
@@ -45,19 +45,21 @@ export interface ControlRegistry {
 }
 
 /**
- * The one signal every step of a request listens to. It aborts, with the reason as a
- * CapsuleHostError, when the caller's signal aborts (one listener on it), when the capsule is
- * released (the session aborts every control it holds), or when the total deadline passes (one
- * timer). No composite signal is built: `AbortSignal.any` per request cost several µs and garbage.
- * The steps listen through `listenForAbort`, which the control calls itself: no EventTarget listener.
+ * The one stop every step of a request watches. It aborts, with the reason as a CapsuleHostError,
+ * when the caller's signal aborts (one listener on it), when the capsule is released (the session
+ * aborts every control it holds), or when the total deadline passes (one timer). No composite
+ * signal is built (`AbortSignal.any` per request cost several µs and garbage), and no AbortSignal
+ * at all unless someone asks for `signal` (a quota store does): the steps listen through
+ * `listenForAbort`, which the control answers itself.
  */
-export class RequestControl {
-  readonly #controller = new AbortController()
+export class RequestControl implements Stoppable {
+  #controller: AbortController | undefined
   readonly #caller: AbortSignal | undefined
   readonly #registry: ControlRegistry
   #timer: NodeJS.Timeout | undefined
   #ended = false
-  readonly #listeners = new AbortListeners(this.#controller.signal)
+  #reason: CapsuleHostError | undefined
+  readonly #listeners = new AbortListeners()
   readonly #onCallerAbort = () => this.abort(cancelledBy(this.#caller!))
 
   constructor(caller: AbortSignal | undefined, registry: ControlRegistry) {
@@ -68,7 +70,25 @@ export class RequestControl {
     else caller?.addEventListener('abort', this.#onCallerAbort, { once: true })
   }
 
+  get aborted(): boolean {
+    return this.#reason !== undefined
+  }
+
+  /** Why the request stopped; undefined while it runs. */
+  get reason(): CapsuleHostError | undefined {
+    return this.#reason
+  }
+
+  onAbort(listener: () => void): () => void {
+    return this.#listeners.add(listener)
+  }
+
+  /** An AbortSignal that aborts with the control (made on first use, for callers that need one). */
   get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController()
+      if (this.#reason) this.#controller.abort(this.#reason)
+    }
     return this.#controller.signal
   }
 
@@ -79,10 +99,11 @@ export class RequestControl {
     this.#timer = setTimeout(() => this.abort(totalTimeout(totalMs)), delayUntil(deadline))
   }
 
-  /** Aborts the request (once); every step listening to `signal` stops with `reason`. */
+  /** Aborts the request (once); every step listening to it stops with `reason`. */
   abort(reason: CapsuleHostError): void {
-    if (this.#controller.signal.aborted) return
-    this.#controller.abort(reason)
+    if (this.#reason) return
+    this.#reason = reason
+    this.#controller?.abort(reason)
     this.#listeners.callAll()
     this.end()
   }

@@ -1,7 +1,7 @@
 // A capsule's buffered requests in flight, at most `limits.maxConcurrentRequests`: a free slot runs at once, the rest wait in order.
 import { CapsuleHostError } from '../errors.js'
 import { cancelledBy } from './host-deadline.js'
-import { listenForAbort } from '../abort-listeners.js'
+import { listenForAbort, type StopSignal } from '../abort-listeners.js'
 
 interface Waiter {
   readonly start: () => void
@@ -35,7 +35,7 @@ export class RequestSlots {
   }
 
   /** Runs `work` in a slot, now or once one is free; the slot is given back when its promise settles. */
-  run<T>(work: () => Promise<T>, signal: AbortSignal): Promise<T> {
+  run<T>(work: () => Promise<T>, signal: StopSignal): Promise<T> {
     if (signal.aborted) return Promise.reject(cancelledBy(signal))
     if (this.#active < this.concurrency && this.#waiting.size === 0) return this.#start(work)
     return new Promise<T>((resolve, reject) => {

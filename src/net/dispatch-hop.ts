@@ -1,6 +1,6 @@
 // Sends one HTTP exchange to a checked address: assembles the transport pieces in src/net/transport/.
 import type { Dispatcher } from 'undici'
-import { listenForAbort } from '../abort-listeners.js'
+import { listenForAbort, type StopSignal } from '../abort-listeners.js'
 import { cancelledBy } from '../errors.js'
 import { transportError } from './transport/errors.js'
 import { HopHandler } from './transport/hop-handler.js'
@@ -20,7 +20,7 @@ export function dispatchHop(
   dispatcher: Dispatcher,
   hop: Hop,
   limits: HopLimits,
-  signal: AbortSignal | undefined,
+  signal: StopSignal | undefined,
 ): Promise<ResponseHead> {
   return new Promise<ResponseHead>((resolve, reject) => {
     if (signal?.aborted) return reject(cancelledBy(signal))

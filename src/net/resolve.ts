@@ -1,6 +1,6 @@
 // Resolves an allowed host once per hop and checks every address in the answer against the address policy.
 import { lookup } from 'node:dns/promises'
-import { listenForAbort } from '../abort-listeners.js'
+import { listenForAbort, type StopSignal } from '../abort-listeners.js'
 import { cancelledBy, CapsuleHostError } from '../errors.js'
 import type { NormalisedUrl } from '../url/normalise.js'
 import type { AddressPolicy } from './address-policy.js'
@@ -82,7 +82,7 @@ function classifyAnswer(hostname: string, answer: unknown): ClassifiedAddress[] 
  * request's own reason (`timeout` phase total at its deadline, else `cancelled`) once it aborts.
  * One promise around the resolver's: no race, no wrapper per step.
  */
-function lookupAnswer(url: NormalisedUrl, resolver: Resolver, timeoutMs: number, signal?: AbortSignal): Promise<ResolverAnswer> {
+function lookupAnswer(url: NormalisedUrl, resolver: Resolver, timeoutMs: number, signal?: StopSignal): Promise<ResolverAnswer> {
   if (signal?.aborted) return Promise.reject(cancelledBy(signal))
   return new Promise<ResolverAnswer>((resolve, reject) => {
     const settle = (error: CapsuleHostError | undefined, answer?: ResolverAnswer) => {
@@ -115,7 +115,7 @@ export async function resolveAddresses(
   url: NormalisedUrl,
   resolver: Resolver,
   timeoutMs: number,
-  signal?: AbortSignal,
+  signal?: StopSignal,
 ): Promise<ClassifiedAddress[]> {
   if (url.ipLiteral !== undefined) return classifyAnswer(url.hostname, [url.ipLiteral])
   const cached = cachedAnswers.get(resolver)?.(url.hostname)
