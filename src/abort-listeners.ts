@@ -46,9 +46,11 @@ export class AbortListeners {
  */
 export function listenForAbort(signal: StopSignal | undefined, listener: () => void): () => void {
   if (signal === undefined) return noop
-  if (!(signal instanceof EventTarget)) return signal.onAbort(listener)
-  signal.addEventListener('abort', listener, { once: true })
-  return () => signal.removeEventListener('abort', listener)
+  // By its method, not `instanceof EventTarget`: an AbortSignal of another realm is still an AbortSignal.
+  if (typeof (signal as Partial<Stoppable>).onAbort === 'function') return (signal as Stoppable).onAbort(listener)
+  const target = signal as AbortSignal
+  target.addEventListener('abort', listener, { once: true })
+  return () => target.removeEventListener('abort', listener)
 }
 
 const noop = (): void => {}
