@@ -13,29 +13,32 @@ export interface Stoppable {
 export type StopSignal = AbortSignal | Stoppable
 
 /**
- * The listeners of one control, called once when it aborts. A request has one or two at a time
- * (the step waiting on it), so they are a short list; removing one swaps in the last.
+ * The listeners of one control, called once when it aborts, in the order they were added. One
+ * removed while the others are being called is not called. A listener that throws does not stop
+ * the others: its error is thrown again from a microtask, as an EventTarget listener's would be.
  */
 export class AbortListeners {
-  readonly #listeners: Array<() => void> = []
+  readonly #listeners = new Set<() => void>()
 
   add(listener: () => void): () => void {
-    this.#listeners.push(listener)
-    return () => this.#remove(listener)
+    // A wrapper of its own, so the same function added twice is two listeners, removed one at a time.
+    const entry = () => listener()
+    this.#listeners.add(entry)
+    return () => void this.#listeners.delete(entry)
   }
 
-  /** Calls each listener once (in the order they were added) and forgets them. */
+  /** Calls each listener once and forgets them. */
   callAll(): void {
-    const listeners = this.#listeners.splice(0)
-    for (const listener of listeners) listener()
-  }
-
-  #remove(listener: () => void): void {
-    const list = this.#listeners
-    const at = list.indexOf(listener)
-    if (at === -1) return
-    list[at] = list[list.length - 1]!
-    list.pop()
+    for (const entry of this.#listeners) {
+      this.#listeners.delete(entry)
+      try {
+        entry()
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error
+        })
+      }
+    }
   }
 }
 

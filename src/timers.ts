@@ -18,11 +18,12 @@ export const TimerMsOrInfinity = z.union([TimerMs, z.literal(Number.POSITIVE_INF
 })
 
 /**
- * The whole milliseconds from now until `at` (a performance.now() time), rounded up, at least 0.
+ * The whole milliseconds from now until `at` (a performance.now() time), rounded up, from 0 to MAX_TIMER_MS.
  * Node keeps one timer list per distinct delay: a fractional delay made a list and a priority
  * queue entry per timer (0.95 µs a setTimeout and clearTimeout against 0.25 µs here). Rounding
  * up never fires before `at`.
  */
 export function delayUntil(at: number): number {
-  return Math.max(0, Math.ceil(at - performance.now()))
+  // Never past what a timer holds: a longer delay would fire after 1 ms.
+  return Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(at - performance.now())))
 }

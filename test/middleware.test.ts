@@ -104,6 +104,28 @@ describe('everyday patterns', () => {
     expect(events).toEqual([expect.objectContaining({ allowed: true, status: 202 })])
   })
 
+  test('a middleware whose next() runs once the caller aborted: cancelled, and nothing reaches the upstream', async () => {
+    const counting = await startServer(upstream)
+    const caller = new AbortController()
+    const { fetch, events } = fetchWith({
+      rules: {
+        host: 'api.test',
+        httpsOnly: false,
+        port: counting.port,
+        middleware: async (_c, next) => {
+          await Promise.resolve()
+          caller.abort()
+          return next()
+        },
+      },
+    })
+    const reply = await fetch.request({ url: `http://api.test:${counting.port}/items` }, ctx('test-capsule', caller.signal))
+    expect(errorOf(reply)?.code).toBe('cancelled')
+    expect(counting.requests.length).toBe(0)
+    expect(counting.connections).toBe(0)
+    expect(events).toEqual([expect.objectContaining({ code: 'cancelled' })])
+  })
+
   test('a logging middleware sees the status and the duration', async () => {
     const seen: Array<{ status: number; elapsedMs: number; method: string; url: string }> = []
     const { fetch } = fetchWith({

@@ -1,6 +1,7 @@
 // RequestSlots and listenForAbort: a capsule's concurrency bound (free slot at once, FIFO waits, abort and release) and abort listeners through a request's control.
 import { getEventListeners } from 'node:events'
-import { describe, expect, test } from 'vitest'
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { describe, expect, test, vi } from 'vitest'
 import { listenForAbort } from '../src/abort-listeners.js'
 import { CapsuleHostError } from '../src/errors.js'
 import { RequestControl } from '../src/fetch/request-control.js'
@@ -70,12 +71,47 @@ describe('RequestSlots', () => {
     const control = new AbortController()
     const abandoned = slots.run(() => Promise.resolve('never'), control.signal)
     const third = slots.run(() => Promise.resolve('third'), live())
+    expect(getEventListeners(control.signal, 'abort')).toHaveLength(1)
     control.abort(reason)
     await expect(abandoned).rejects.toSatisfy((error) => codeOf(error) === code)
     expect(slots.waiting).toBe(1)
     first.resolve()
     await expect(third).resolves.toBe('third')
-    expect(getEventListeners(control.signal, 'abort')).toHaveLength(0)
+  })
+
+  test('a wait that gets its slot stops listening to its signal', async () => {
+    const slots = new RequestSlots(1)
+    const first = deferred()
+    void slots.run(() => first.promise, live())
+    const signal = live()
+    let ran = false
+    const second = slots.run(async () => void (ran = true), signal)
+    expect(getEventListeners(signal, 'abort')).toHaveLength(1)
+    first.resolve()
+    await second
+    expect(ran).toBe(true)
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0)
+  })
+
+  test('each waiting call runs in the async context it was made in, not in the one that gave the slot back', async () => {
+    const slots = new RequestSlots(1)
+    const context = new AsyncLocalStorage<string>()
+    const seen: Array<string | undefined> = []
+    const gates = { A: deferred(), B: deferred(), C: deferred() }
+    const runs = (['A', 'B', 'C'] as const).map((name) =>
+      context.run(name, () =>
+        slots.run(async () => {
+          seen.push(context.getStore())
+          await gates[name].promise
+          seen.push(context.getStore())
+        }, live()),
+      ),
+    )
+    gates.A.resolve()
+    gates.B.resolve()
+    gates.C.resolve()
+    await Promise.all(runs)
+    expect(seen).toEqual(['A', 'A', 'B', 'B', 'C', 'C'])
   })
 
   test('an aborted signal is refused at once, slot free or not', async () => {
@@ -106,13 +142,16 @@ describe('RequestSlots', () => {
     const first = deferred()
     void slots.run(() => first.promise, live())
     const control = new RequestControl(undefined, new Set())
-    const waiting = slots.run(() => Promise.resolve(), control)
+    const added = vi.spyOn(EventTarget.prototype, 'addEventListener')
+    let waiting: Promise<void>
+    try {
+      waiting = slots.run(() => Promise.resolve(), control)
+      expect(added).not.toHaveBeenCalled()
+    } finally {
+      added.mockRestore()
+    }
     control.abort(new CapsuleHostError('cancelled', 'released'))
     await expect(waiting).rejects.toSatisfy((error) => codeOf(error) === 'cancelled')
-    // Its AbortSignal is made only when asked for, already aborted with the same reason, and nobody listened to it.
-    expect(control.signal.aborted).toBe(true)
-    expect((control.signal.reason as CapsuleHostError).message).toBe('released')
-    expect(getEventListeners(control.signal, 'abort')).toHaveLength(0)
   })
 })
 
@@ -127,6 +166,29 @@ describe('listenForAbort', () => {
     control.abort(new CapsuleHostError('cancelled', 'x'))
     control.abort(new CapsuleHostError('cancelled', 'again'))
     expect(heard).toEqual(['first true x'])
+  })
+
+  test('a control calls its listeners in the order added, skips one removed meanwhile, and one that throws stops nothing', async () => {
+    const registry = new Set<RequestControl>()
+    const control = new RequestControl(undefined, registry)
+    const heard: string[] = []
+    let stopC = () => {}
+    listenForAbort(control, () => {
+      heard.push('a')
+      stopC()
+    })
+    listenForAbort(control, () => {
+      heard.push('b')
+      throw new Error('a listener failed')
+    })
+    stopC = listenForAbort(control, () => heard.push('c'))
+    listenForAbort(control, () => heard.push('d'))
+    const rethrown = new Promise<unknown>((resolve) => process.once('uncaughtException', resolve))
+    control.abort(new CapsuleHostError('cancelled', 'x'))
+    expect(heard).toEqual(['a', 'b', 'd'])
+    // The control ended all the same: out of its registry.
+    expect(registry.size).toBe(0)
+    expect(((await rethrown) as Error).message).toBe('a listener failed')
   })
 
   test('any other signal gets one DOM listener, removed when listening stops', () => {

@@ -139,6 +139,18 @@ describe('answers', () => {
     expect(errorOf(await fetch.request({ url: url() }, ctx()))?.code).toBe('dns_failed')
   })
 
+  test.each([
+    ['throws before returning a promise', () => {
+      throw new Error('resolver exploded')
+    }],
+    ['returns a rejected promise', () => Promise.reject(new Error('resolver exploded'))],
+  ])('a resolver that %s is dns_failed, its message kept from the capsule', async (_name, resolver) => {
+    const fetch = testFetch({ rules: [{ host: 'api.test', httpsOnly: false, port: server.port }], resolver })
+    const error = errorOf(await fetch.request({ url: url() }, ctx()))
+    expect(error?.code).toBe('dns_failed')
+    expect(error?.message).not.toContain('exploded')
+  })
+
   test.each<[string, Parameters<typeof tableResolver>[0], string]>([
     ['a name that does not resolve', {}, 'api.test could not be resolved'],
     ['an empty answer', { 'api.test': [] }, 'api.test did not resolve to any address'],

@@ -1,4 +1,5 @@
 // A capsule's buffered requests in flight, at most `limits.maxConcurrentRequests`: a free slot runs at once, the rest wait in order.
+import { AsyncResource } from 'node:async_hooks'
 import { CapsuleHostError } from '../errors.js'
 import { cancelledBy } from './host-deadline.js'
 import { listenForAbort, type StopSignal } from '../abort-listeners.js'
@@ -13,7 +14,8 @@ interface Waiter {
  * promise, microtask or queue entry of its own (p-limit 7 made seven promises and ran the work a
  * microtask later on every call). A call without one waits, first in first out, until a slot is
  * given back, the request's signal aborts (its wait ends with the signal's reason and its place
- * is dropped), or `clear()` ends every wait with `cancelled`.
+ * is dropped), or `clear()` ends every wait with `cancelled`. A waiting call's work runs in the
+ * async context the call was made in (AsyncLocalStorage, OpenTelemetry's context), as p-limit's did.
  */
 export class RequestSlots {
   readonly concurrency: number
@@ -44,10 +46,12 @@ export class RequestSlots {
         reject(cancelledBy(signal))
       })
       const waiter: Waiter = {
-        start: () => {
+        // Bound to this call's async context: the slot is given back inside another request's
+        // promise reaction, and the work (gates, resolver, quota store, telemetry) must see its own.
+        start: AsyncResource.bind(() => {
           stopListening()
           resolve(this.#start(work))
-        },
+        }),
         fail: (error) => {
           stopListening()
           reject(error)
