@@ -336,10 +336,16 @@ async function takeQuotas(state: SafeFetchState, flight: InFlight, prepared: Pre
   if (hold) flight.quotas.holds.push(hold)
 }
 
+/** Gives back the quotas the request holds (once), charging the bytes received so far. */
+function releaseQuotas(flight: InFlight): void {
+  if (!flight.quotas) return
+  for (const hold of flight.quotas.holds.splice(0)) hold.release(flight.trace.bytesIn)
+}
+
 function finish(state: SafeFetchState, flight: InFlight, status?: number): void {
   flight.control.end()
   const event = flight.trace.finish(status, flight.secrets, state.onError)
-  if (flight.quotas) for (const hold of flight.quotas.holds) hold.release(event.bytesIn)
+  releaseQuotas(flight)
   state.audit.record(event)
   flight.observation?.end(event)
 }
@@ -377,11 +383,13 @@ async function bufferedRequest<R extends { status: number }>(state: SafeFetchSta
     // The total time limit starts now, so time spent waiting for a concurrency slot counts.
     const deadline = started + prepared.limits.totalTimeoutMs
     flight.control.startDeadline(deadline, prepared.limits.totalTimeoutMs)
+    const work = () => {
+      const reply = exchangeOf(state, prepared, flight, deadline).then((done) => shape(done, prepared, flight.secrets, flight.trace, () => Math.round(performance.now() - started)))
+      // Its quotas are given back before its slot: the request queued behind it takes both at once.
+      return flight.session.quotas.quotas.length === 0 ? reply : reply.finally(() => releaseQuotas(flight))
+    }
     // A free slot runs the exchange at once; a queued one stops waiting when the control aborts.
-    const reply = await flight.session.slots.run(
-      () => exchangeOf(state, prepared, flight, deadline).then((done) => shape(done, prepared, flight.secrets, flight.trace, () => Math.round(performance.now() - started))),
-      flight.signal,
-    )
+    const reply = await flight.session.slots.run(work, flight.signal)
     finish(state, flight, reply.status)
     return reply
   } catch (error) {

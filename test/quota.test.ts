@@ -307,6 +307,16 @@ describe('quotas through the safe fetch', () => {
     ok(await fetch.request(url(), ctx('h')))
   })
 
+  test('a request queued for the capsule\'s one slot takes the concurrent quota its predecessor gives back first', async () => {
+    const { fetch, url } = quotaFetch([{ key: 'capsule', concurrent: 1 }], { limits: { maxConcurrentRequests: 1 } })
+    const first = fetch.request(url('/hold'), ctx('q'))
+    await untilHeld(1)
+    const queued = fetch.request(url(), ctx('q'))
+    held.shift()!()
+    expect(ok(await first).body).toBe('late')
+    expect(ok(await queued).body).toBe('ok')
+  })
+
   test('response bytes are charged with what was received', async () => {
     const { fetch, events, url } = quotaFetch([{ key: 'capsule', id: 'bytes', responseBytes: { limit: 1500, windowMs: 60_000 } }])
     ok(await fetch.request(url('/big'), ctx('r')))

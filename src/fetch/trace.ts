@@ -80,6 +80,11 @@ export class RequestTrace {
     this.#event.bytesIn = bytes
   }
 
+  /** The body bytes recorded so far. */
+  get bytesIn(): number {
+    return this.#event.bytesIn
+  }
+
   followed(redirects: number): void {
     this.#event.redirects = redirects
   }
