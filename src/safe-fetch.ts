@@ -1,5 +1,4 @@
 // createSafeFetch: a thin facade over the four parts of the request path (guard, transport, pipeline, session).
-import type { StopSignal } from './abort-listeners.js'
 import { AuditLog, type Abi, type AuditEvent, type AuditListener, type AuditSink } from './audit.js'
 import { CapsuleHostError, type ErrorCode, type TimeoutPhase, type WireError } from './errors.js'
 import { admit, type Admission } from './fetch/admit.js'
@@ -276,9 +275,8 @@ interface SafeFetchState {
 /** One request in flight: its session, control (abort and deadline), trace and secrets. */
 interface InFlight {
   readonly session: CapsuleSession<StreamedResponse>
+  /** What the request's steps watch (a StopSignal: no AbortSignal is made for them). */
   readonly control: RequestControl
-  /** The control itself, as what the request's steps watch (no AbortSignal is made for them). */
-  readonly signal: StopSignal
   readonly trace: RequestTrace
   readonly secrets: RequestSecrets
   readonly via: RequestVia | undefined
@@ -298,7 +296,7 @@ function startRequest(state: SafeFetchState, session: CapsuleSession<StreamedRes
   const control = new RequestControl(signal, session.controls)
   if (session.signal.aborted) control.abort(cancelledBy(session.signal))
   const observation = state.observer?.start({ capsuleId: session.capsuleId, requestId, kind, abi: via?.abi ?? 'capsule-host', parent: via?.parent })
-  return { session, control, signal: control, trace, secrets: new RequestSecrets(), via, observation, quotas: undefined }
+  return { session, control, trace, secrets: new RequestSecrets(), via, observation, quotas: undefined }
 }
 
 /** Validates the request; a refusal is recorded here, where it is decided. */
@@ -365,7 +363,7 @@ function exchangeOf(state: SafeFetchState, prepared: PreparedRequest, flight: In
     capabilities: flight.session.capabilities,
     dispatcher: flight.session.agent,
     admission: state.admission,
-    signal: flight.signal,
+    signal: flight.control,
     deadline,
     trace: flight.trace,
     secrets: flight.secrets,
@@ -389,7 +387,7 @@ async function bufferedRequest<R extends { status: number }>(state: SafeFetchSta
       return flight.session.quotas.quotas.length === 0 ? reply : reply.finally(() => releaseQuotas(flight))
     }
     // A free slot runs the exchange at once; a queued one stops waiting when the control aborts.
-    const reply = await flight.session.slots.run(work, flight.signal)
+    const reply = await flight.session.slots.run(work, flight.control)
     finish(state, flight, reply.status)
     return reply
   } catch (error) {
@@ -468,7 +466,7 @@ async function streamRequest(state: SafeFetchState, input: unknown, flight: InFl
   let handle: string | undefined
   try {
     const prepared = withUpstreamHeaders(prepare(state, input, 'stream', flight.session.limits, flight.trace, flight.via), flight)
-    if (flight.signal.aborted) throw cancelledBy(flight.signal)
+    if (flight.control.aborted) throw cancelledBy(flight.control)
     handle = flight.session.reserveStream()
     if (handle === undefined) {
       const message = `this capsule already has ${flight.session.limits.maxOpenStreams} open streams; close one first`
@@ -479,9 +477,9 @@ async function streamRequest(state: SafeFetchState, input: unknown, flight: InFl
     flight.control.startDeadline(deadline, prepared.limits.totalTimeoutMs)
     const result = await exchangeOf(state, prepared, flight, deadline)
     const head = { status: result.answer.status, responseHeaders: prepared.responseHeaders, ...streamedAnswer(result.answer, flight.secrets) }
-    if (flight.signal.aborted) {
+    if (flight.control.aborted) {
       head.body.cancel()
-      throw cancelledBy(flight.signal)
+      throw cancelledBy(flight.control)
     }
     return openedStream(state, flight, handle, head, flight.secrets.scrubText(result.finalUrl.href))
   } catch (error) {

@@ -124,13 +124,14 @@ describe('RequestSlots', () => {
     expect(slots.active).toBe(0)
   })
 
-  test('clear() ends every wait with cancelled; the work running goes on and its slot comes back', async () => {
+  test('clear(reason) ends every wait with the release\'s cancelled; the work running goes on and its slot comes back', async () => {
     const slots = new RequestSlots(1)
     const first = deferred<string>()
     const running = slots.run(() => first.promise, live())
     const waits = [slots.run(() => Promise.resolve(1), live()), slots.run(() => Promise.resolve(2), live())]
-    slots.clear()
-    for (const wait of waits) await expect(wait).rejects.toSatisfy((error) => codeOf(error) === 'cancelled')
+    const released = new CapsuleHostError('cancelled', 'the capsule was released')
+    slots.clear(released)
+    for (const wait of waits) await expect(wait).rejects.toBe(released)
     expect(slots.waiting).toBe(0)
     first.resolve('done')
     await expect(running).resolves.toBe('done')

@@ -139,10 +139,7 @@ export async function exchange(exchange: Exchange): Promise<ExchangeResult> {
       signal: exchange.signal,
       resolveTimeoutMs: limits.connectTimeoutMs,
       onAllowed: exchange.onAllowed,
-      // hostBudget's fields, written out: a spread per hop built the object twice.
-      hostTimeoutMs: limits.hostTimeoutMs,
-      deadline: exchange.deadline,
-      totalTimeoutMs: limits.totalTimeoutMs,
+      ...hostBudget(limits, exchange.deadline),
     }
     const { answer, sentUrl } = await runHop(exchange, target, request, context)
     trace.followed(hop)

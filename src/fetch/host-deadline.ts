@@ -1,6 +1,7 @@
 // Deadlines for the host's own steps (a gate, the policy, middleware): a clock raced against the step.
 import { listenForAbort, type StopSignal } from '../abort-listeners.js'
 import { cancelledBy, CapsuleHostError, isCapsuleHostError } from '../errors.js'
+import { delayUntil } from '../timers.js'
 
 export { cancelledBy }
 
@@ -91,8 +92,8 @@ export class HostClock {
     this.#since = now
     // The request's control also aborts the signal at the deadline (see stepStopped): the same error either way.
     const byTotal = this.#budget.deadline < now + this.#remaining
-    const wait = byTotal ? this.#budget.deadline - now : this.#remaining
-    this.#timer = setTimeout(() => this.#end(hostTimeout(this.#step, this.#budget, byTotal)), Math.max(0, Math.ceil(wait)))
+    const at = byTotal ? this.#budget.deadline : now + this.#remaining
+    this.#timer = setTimeout(() => this.#end(hostTimeout(this.#step, this.#budget, byTotal)), delayUntil(at))
   }
 
   pause(): void {

@@ -14,7 +14,7 @@ interface Waiter {
  * promise, microtask or queue entry of its own (p-limit 7 made seven promises and ran the work a
  * microtask later on every call). A call without one waits, first in first out, until a slot is
  * given back, the request's signal aborts (its wait ends with the signal's reason and its place
- * is dropped), or `clear()` ends every wait with `cancelled`. A waiting call's work runs in the
+ * is dropped), or `clear(reason)` ends every wait with the release's `cancelled`. A waiting call's work runs in the
  * async context the call was made in (AsyncLocalStorage, OpenTelemetry's context), as p-limit's did.
  */
 export class RequestSlots {
@@ -61,12 +61,11 @@ export class RequestSlots {
     })
   }
 
-  /** Ends every wait with `cancelled` (the capsule was released); work already running goes on. */
-  clear(): void {
+  /** Ends every wait with `reason` (the capsule was released: `cancelled`); work already running goes on. */
+  clear(reason: CapsuleHostError): void {
     const waiting = [...this.#waiting]
     this.#waiting.clear()
-    const cancelled = new CapsuleHostError('cancelled', 'the capsule was released')
-    for (const waiter of waiting) waiter.fail(cancelled)
+    for (const waiter of waiting) waiter.fail(reason)
   }
 
   #start<T>(work: () => Promise<T>): Promise<T> {

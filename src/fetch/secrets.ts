@@ -220,11 +220,11 @@ function cookieValues(value: string): string[] {
   return values
 }
 
-/** The secrets of one request (all its hops) and the count of replacements made. */
 /** What a request without secrets holds: never added to (the first `add` replaces both). */
 const EMPTY_TEXT: ReadonlySet<string> = new Set<string>()
 const EMPTY_BYTES: ReadonlyMap<string, Buffer> = new Map<string, Buffer>()
 
+/** The secrets of one request (all its hops) and the count of replacements made. */
 export class RequestSecrets {
   // Made with the first secret: most requests have none and allocate nothing for them.
   #text = EMPTY_TEXT as Set<string>

@@ -132,7 +132,7 @@ export class CapsuleSession<T = unknown> {
     const streams = [...this.#streams.values()]
     this.#streams.clear()
     for (const stream of streams) stream?.cancel()
-    this.slots.clear()
+    this.slots.clear(cancelled)
     await this.agent.destroy(cancelled)
     // Every request aborted above records its event before the release is over.
     await Promise.allSettled([...this.#inFlight])
