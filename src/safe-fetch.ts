@@ -25,7 +25,7 @@ import { middlewareList } from './middleware/compose.js'
 import type { MiddlewareOption } from './middleware/types.js'
 import { createAddressPolicy, type AddressPolicyOptions } from './net/address-policy.js'
 import type { AddressClass } from './net/address-table.js'
-import type { BodyReader } from './net/dispatch-hop.js'
+import { readBodyInto, type BodyReader } from './net/dispatch-hop.js'
 import { headerObject, type HeaderList } from './net/headers.js'
 import { safeFetchResolver, type ResolutionCacheOptions } from './net/resolution-cache.js'
 import type { Resolver } from './net/resolve.js'
@@ -149,6 +149,11 @@ export interface StreamedResponse {
    * Throws a CapsuleHostError (timeout, too_large, network, cancelled) when the body fails.
    */
   read(maxBytes?: number): Promise<Uint8Array | null>
+  /**
+   * Reads the next piece into `target` (at most its length; what `read(target.byteLength)` would
+   * return), without a buffer in between: the byte count, 0 at the end. Same errors as `read`.
+   */
+  readInto(target: Uint8Array): Promise<number>
   /** Stops the body, releases the socket and frees the stream's slot; idempotent. */
   close(): void
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array>
@@ -417,15 +422,15 @@ function openedStream(state: SafeFetchState, flight: InFlight, handle: string, h
     return ended
   }
   let reading = false
-  const read = async (maxBytes?: number) => {
-    // A misuse of the host API, not a failure of the stream: it stays as it was.
+  /** One read at a time; the end or a failure of the body ends the stream (a misuse of the API does not). */
+  const pull = async <T>(misuse: Error | undefined, take: () => Promise<T>, atEnd: (value: T) => boolean): Promise<T> => {
     if (reading) throw new TypeError('a read of this body is already pending; wait for it before reading again')
-    if (maxBytes !== undefined && !(maxBytes >= 1)) throw new RangeError(`maxBytes must be at least 1, not ${maxBytes}`)
+    if (misuse) throw misuse
     reading = true
     try {
-      const chunk = await head.body.read(maxBytes)
-      if (chunk === null) end()
-      return chunk
+      const value = await take()
+      if (atEnd(value)) end()
+      return value
     } catch (error) {
       const reply = end(error)
       throw reply ? CapsuleHostError.fromWire(reply.error) : error
@@ -433,6 +438,10 @@ function openedStream(state: SafeFetchState, flight: InFlight, handle: string, h
       reading = false
     }
   }
+  const tooSmall = (size: number | undefined, what: string) => (size !== undefined && !(size >= 1) ? new RangeError(`${what} must be at least 1, not ${size}`) : undefined)
+  const read = (maxBytes?: number) => pull(tooSmall(maxBytes, 'maxBytes'), () => head.body.read(maxBytes), (chunk) => chunk === null)
+  const readInto = (target: Uint8Array) =>
+    pull(target instanceof Uint8Array ? tooSmall(target.byteLength, 'the target\'s byteLength') : new TypeError('readInto needs a Uint8Array to read into'), () => readBodyInto(head.body, target), (count) => count === 0)
   const close = () => {
     head.body.cancel()
     end()
@@ -448,6 +457,7 @@ function openedStream(state: SafeFetchState, flight: InFlight, handle: string, h
     responseHeaders: head.responseHeaders,
     finalUrl,
     read,
+    readInto,
     close,
     async *[Symbol.asyncIterator]() {
       try {

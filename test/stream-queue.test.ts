@@ -1,8 +1,9 @@
-// The stream queue bound: a body reader queues about one read's worth (not a fixed high-water mark), as a unit and for 200 open, unread streams on loopback.
+// The stream queue bound and hand-over: a body reader queues about one read's worth (not a fixed high-water mark), hands a waiting read what one turn of the loop brought, and copies into a caller's buffer; as a unit and on loopback.
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { afterAll, describe, expect, test } from 'vitest'
 import type { AuditEvent, StreamedResponse } from '../src/index.js'
+import { CapsuleHostError } from '../src/errors.js'
 import {
   DEFAULT_READ_AHEAD_BYTES,
   MAX_READ_AHEAD_BYTES,
@@ -379,6 +380,180 @@ describe('a read of nothing', () => {
     if ('error' in stream) throw new Error(JSON.stringify(stream.error))
     await expect(stream.read(maxBytes)).rejects.toThrow(new RangeError(`maxBytes must be at least 1, not ${maxBytes}`))
     expect(Buffer.from((await stream.read())!).toString()).toBe('hello')
+    stream.close()
+  })
+})
+
+/** A source that records what the reader asks of it and delivers nothing by itself: the test pushes. */
+function quietReader() {
+  const asked: string[] = []
+  const source: BodySource = {
+    waiting: () => void asked.push('waiting'),
+    delivered: () => void asked.push('delivered'),
+    resume: () => void asked.push('resume'),
+    cancel: () => void asked.push('cancel'),
+  }
+  return { reader: new PullBodyReader(source), asked }
+}
+
+/** True once `promise` has settled; checked after the microtasks queued so far have run (no timer). */
+function settledFlag(promise: Promise<unknown>) {
+  const state = { settled: false }
+  promise.then(
+    () => (state.settled = true),
+    () => (state.settled = true),
+  )
+  return state
+}
+
+const drainMicrotasks = async () => {
+  for (let i = 0; i < 5; i++) await Promise.resolve()
+}
+
+describe('a waiting read is handed what arrives in the same turn of the event loop', () => {
+  test('a sized read takes every chunk pushed before the turn ends, in one piece; the idle phase ends once', async () => {
+    const { reader, asked } = quietReader()
+    const read = reader.read(256 * KiB)
+    const [a, b, c] = patternChunks(3 * 1000, 1000)
+    reader.push(a!)
+    reader.push(b!)
+    reader.push(c!)
+    const piece = await read
+    expect(Buffer.from(piece!).equals(Buffer.concat([a!, b!, c!]))).toBe(true)
+    expect(reader.buffered).toBe(0)
+    expect(asked).toEqual(['waiting', 'delivered'])
+  })
+
+  test('a read of no size gets the first chunk at once and leaves the next queued', async () => {
+    const { reader } = quietReader()
+    const read = reader.read()
+    const [a, b] = patternChunks(2000, 1000)
+    reader.push(a!)
+    reader.push(b!)
+    expect(await read).toBe(a)
+    expect(reader.buffered).toBe(1000)
+  })
+
+  test.each([
+    ['exactly fills it', 100, 100],
+    ['passes it', 150, 100],
+  ])('a sized read is settled at once (before the turn ends) by a chunk that %s', async (_name, chunk, taken) => {
+    const { reader } = quietReader()
+    const read = reader.read(100)
+    const state = settledFlag(read)
+    reader.push(patternChunks(chunk, chunk)[0]!)
+    await drainMicrotasks()
+    expect(state.settled).toBe(true)
+    expect((await read)!.length).toBe(taken)
+    expect(reader.buffered).toBe(chunk - taken)
+  })
+
+  test('a sized read not yet filled is not settled before the turn ends', async () => {
+    const { reader } = quietReader()
+    const read = reader.read(100)
+    const state = settledFlag(read)
+    reader.push(patternChunks(99, 99)[0]!)
+    await drainMicrotasks()
+    expect(state.settled).toBe(false)
+    expect((await read)!.length).toBe(99)
+  })
+
+  test('the body ends while a hand-over is pending: the read gets what is queued, the next read the end', async () => {
+    const { reader } = quietReader()
+    const read = reader.read(1000)
+    reader.push(patternChunks(10, 10)[0]!)
+    reader.end()
+    expect((await read)!.length).toBe(10)
+    expect(await reader.read(1000)).toBeNull()
+  })
+
+  test('the body fails while a hand-over is pending: the read rejects, and nothing is handed over afterwards', async () => {
+    const { reader } = quietReader()
+    const read = reader.read(1000)
+    reader.push(patternChunks(10, 10)[0]!)
+    const failure = new CapsuleHostError('network', 'reset')
+    reader.fail(failure)
+    await expect(read).rejects.toBe(failure)
+    await new Promise(setImmediate)
+    expect(reader.buffered).toBe(0)
+    await expect(reader.read(1000)).rejects.toBe(failure)
+  })
+})
+
+describe('readInto copies what is queued straight into the target', () => {
+  test.each(
+    (['ready', 'trickle'] as const).flatMap((arrival) =>
+      [1000, 64 * KiB, 100 * KiB].flatMap((chunk) => [1, 4096, 64 * KiB, 256 * KiB, 1024 * KiB].map((size) => [arrival, chunk, size] as const)),
+    ),
+  )('%s body in chunks of %i, a target of %i bytes: every byte once, in order, then 0', async (arrival, chunk, size) => {
+    const total = size === 1 ? 8 * KiB + 3 : 1 * MiB + 123
+    const chunks = patternChunks(total, chunk)
+    const { reader } = new FakeExchange(chunks, arrival)
+    const target = new Uint8Array(size)
+    const pieces: Buffer[] = []
+    for (let n = 0; n < 2 * total + 10; n++) {
+      const count = await reader.readInto(target)
+      if (count === 0) break
+      expect(count).toBeLessThanOrEqual(size)
+      pieces.push(Buffer.from(target.subarray(0, count)))
+    }
+    expect(Buffer.concat(pieces).equals(Buffer.concat(chunks))).toBe(true)
+    expect(await reader.readInto(target)).toBe(0)
+  })
+
+  test('several queued chunks fill the target in one read, the last one split', async () => {
+    const chunks = patternChunks(4 * 1000, 1000)
+    const { reader } = quietReader()
+    for (const chunk of chunks) reader.push(chunk)
+    const target = new Uint8Array(2500)
+    expect(await reader.readInto(target)).toBe(2500)
+    expect(Buffer.from(target).equals(Buffer.concat(chunks).subarray(0, 2500))).toBe(true)
+    expect(reader.buffered).toBe(1500)
+  })
+
+  test('an empty target is refused', async () => {
+    const { reader } = quietReader()
+    await expect(reader.readInto(new Uint8Array(0))).rejects.toThrow(new RangeError('maxBytes must be at least 1, not 0'))
+  })
+
+  test('a second read while one waits is refused, the first goes on', async () => {
+    const { reader } = quietReader()
+    const first = reader.readInto(new Uint8Array(10))
+    await expect(reader.readInto(new Uint8Array(10))).rejects.toThrow(TypeError)
+    await expect(reader.read(10)).rejects.toThrow(TypeError)
+    reader.push(Buffer.from('abc'))
+    expect(await first).toBe(3)
+  })
+})
+
+describe('StreamedResponse.readInto on loopback', () => {
+  test('reads the whole body into a small buffer, then 0, and records one event with every byte', async () => {
+    const body = Buffer.concat(patternChunks(300 * KiB + 7, 64 * KiB))
+    const server = await startServer((_req, res) => res.end(body))
+    const events: AuditEvent[] = []
+    const fetch = testFetch({ rules: { host: 'api.test', httpsOnly: false, port: server.port }, onRequest: (event) => void events.push(event) })
+    const stream = await fetch.stream({ url: `http://api.test:${server.port}/` }, ctx('read-into'))
+    if ('error' in stream) throw new Error(JSON.stringify(stream.error))
+    const target = new Uint8Array(10_000)
+    const pieces: Buffer[] = []
+    for (let count = await stream.readInto(target); count > 0; count = await stream.readInto(target)) pieces.push(Buffer.from(target.subarray(0, count)))
+    expect(Buffer.concat(pieces).equals(body)).toBe(true)
+    expect(await stream.readInto(target)).toBe(0)
+    expect(events).toHaveLength(1)
+    expect(events[0]).toMatchObject({ allowed: true, status: 200, bytesIn: body.length })
+  })
+
+  test.each([
+    ['a target that is not a Uint8Array', () => [1, 2, 3] as unknown as Uint8Array, new TypeError('readInto needs a Uint8Array to read into')],
+    ['an empty target', () => new Uint8Array(0), new RangeError("the target's byteLength must be at least 1, not 0")],
+  ])('%s is refused and the stream stays readable', async (_name, target, error) => {
+    const server = await startServer((_req, res) => res.end('hello'))
+    const fetch = testFetch({ rules: { host: 'api.test', httpsOnly: false, port: server.port } })
+    const stream = await fetch.stream({ url: `http://api.test:${server.port}/` }, ctx('read-into-bad'))
+    if ('error' in stream) throw new Error(JSON.stringify(stream.error))
+    await expect(stream.readInto(target())).rejects.toThrow(error)
+    const into = new Uint8Array(16)
+    expect(Buffer.from(into.subarray(0, await stream.readInto(into))).toString()).toBe('hello')
     stream.close()
   })
 })

@@ -7,7 +7,7 @@ import { HopHandler } from './transport/hop-handler.js'
 import { pinnedDispatchOptions } from './transport/pin.js'
 import type { Hop, HopLimits, ResponseHead } from './transport/types.js'
 
-export { readAll, wholeBody } from './transport/body-reader.js'
+export { readAll, readBodyInto, wholeBody } from './transport/body-reader.js'
 export type { BodyReader, Hop, HopLimits, ResponseHead } from './transport/types.js'
 
 /**

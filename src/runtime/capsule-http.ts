@@ -20,6 +20,9 @@ export type RequestInput = Uint8Array | CheckedRequest
 /** The result of a read: bytes (empty at the end of the stream) or the error that failed it. */
 export type ReadResult = { ok: true; bytes: Uint8Array } | { ok: false; error: WireError }
 
+/** The result of a read into the capsule's memory: the byte count (0 at the end of the stream) or the error that failed it. */
+export type ReadIntoResult = { ok: true; count: number } | { ok: false; error: WireError }
+
 function json(value: unknown): Uint8Array {
   return utf8Bytes(JSON.stringify(value))
 }
@@ -138,10 +141,23 @@ export class CapsuleHttp implements CallTracker {
    * read); empty at the end of the stream. An error (unknown handle, timeout, reset, cap) frees the handle.
    */
   async streamRead(handle: Uint8Array | string, capacity = Number.POSITIVE_INFINITY): Promise<ReadResult> {
+    return this.#readOpen(handle, async (stream) => ({ ok: true, bytes: (await stream.read(capacity)) ?? new Uint8Array(0) }))
+  }
+
+  /**
+   * `http_stream_read_into` on the capsule's own thread: what `streamRead(handle, target.byteLength)`
+   * would return, copied straight into `target` (the capsule's memory). Same errors.
+   */
+  async streamReadInto(handle: string, target: Uint8Array): Promise<ReadIntoResult> {
+    return this.#readOpen(handle, async (stream) => ({ ok: true, count: await stream.readInto(target) }))
+  }
+
+  /** Runs `read` on an open stream; an error (unknown handle, timeout, reset, cap) frees the handle. */
+  async #readOpen<T>(handle: Uint8Array | string, read: (stream: StreamedResponse) => Promise<T>): Promise<T | { ok: false; error: WireError }> {
     let stream: StreamedResponse | undefined
     try {
       stream = this.#lookup(handle)
-      return { ok: true, bytes: (await stream.read(capacity)) ?? new Uint8Array(0) }
+      return await read(stream)
     } catch (error) {
       stream?.close()
       return { ok: false, error: wireErrorOf(error) }

@@ -3,7 +3,7 @@ import type { CallContext } from '@extism/extism'
 import { hostFailureMessage, type WireError } from '../errors.js'
 import { utf8Bytes } from '../utf8-bytes.js'
 import { STREAM_NEXT_TAG } from '../wire/schemas.js'
-import type { ReadResult } from './capsule-http.js'
+import type { ReadIntoResult, ReadResult } from './capsule-http.js'
 import { makeBlock, storeCopy, type KernelBudget } from './kernel-guards.js'
 
 export { HOST_FUNCTION_NAMES, HOST_NAMESPACE } from './host-names.js'
@@ -165,8 +165,14 @@ export function syncHostFunctions(io: HostIo<'sync'>, ref: MemoryRef) {
   }
 }
 
+/** What a JSPI capsule's host functions are served by: a read can copy straight into the capsule's memory. */
+export interface AsyncHostIo extends HostIo<'async'> {
+  /** The next piece of the stream `handle`, copied into `target` (a view of the capsule's memory, valid while it is suspended). */
+  streamReadInto(handle: string, target: Uint8Array): Promise<ReadIntoResult>
+}
+
 /** Host functions for a capsule on the host's thread: async, so Extism suspends the capsule through JSPI. */
-export function asyncHostFunctions(io: HostIo<'async'>, ref: MemoryRef) {
+export function asyncHostFunctions(io: AsyncHostIo, ref: MemoryRef) {
   return {
     http_request: async (context: CallContext, offset: bigint) => {
       io.checkpoint()
@@ -197,12 +203,14 @@ export function asyncHostFunctions(io: HostIo<'async'>, ref: MemoryRef) {
       io.checkpoint()
       return store(io, context, nextReply(result), true)
     },
+    // The capsule is suspended until the read settles: its memory cannot grow (and move) meanwhile.
     http_stream_read_into: async (_context: CallContext, handle: bigint, dest: bigint, capacity: bigint) => {
       io.checkpoint()
-      linearMemory(ref, dest, capacity)
-      const result = await io.streamRead(...readArguments(handle, capacity))
+      const target = linearMemory(ref, dest, capacity)
+      const result = await io.streamReadInto(readArguments(handle, capacity)[0], target)
       io.checkpoint()
-      return copyInto(ref, dest, capacity, unwrap(result))
+      if (!result.ok) fail(result.error)
+      return BigInt(result.count)
     },
     ...memoryFunctions(io, ref),
   }

@@ -3,8 +3,8 @@ import type { Plugin } from '@extism/extism'
 import { CapsuleError } from '../errors.js'
 import type { CheckedRequest } from '../wire/parse.js'
 import type { CapsuleEngine } from './capsule.js'
-import type { CapsuleHttp, ReadResult } from './capsule-http.js'
-import { asyncHostFunctions, HOST_NAMESPACE, HostFailure, type HostIo, type MemoryRef } from './host-functions.js'
+import type { CapsuleHttp, ReadIntoResult, ReadResult } from './capsule-http.js'
+import { asyncHostFunctions, HOST_NAMESPACE, HostFailure, type AsyncHostIo, type MemoryRef } from './host-functions.js'
 import { CallBlockLedger, kernelFunctions, type CapsuleLog } from './kernel-guards.js'
 import type { KernelReply } from './kernel-http.js'
 import { KERNEL_HTTP_NAMESPACE } from './module-bounds.js'
@@ -27,6 +27,8 @@ export interface JspiHostIo {
   request(input: Uint8Array): Promise<Uint8Array>
   streamStart(input: Uint8Array): Promise<Uint8Array>
   streamRead(handle: Uint8Array | string, capacity: number): Promise<ReadResult>
+  /** A read copied into `target`, a view of the capsule's memory (valid while the capsule waits for it). */
+  streamReadInto(handle: string, target: Uint8Array): Promise<ReadIntoResult>
   streamClose(handle: Uint8Array | string): void
   kernelRequest(checked: CheckedRequest): Promise<KernelReply>
   recordInvalid(notice: RefusalNotice): void
@@ -84,10 +86,11 @@ export class JspiCapsule {
   #functions(io: JspiHostIo, ref: MemoryRef) {
     const wait = this.#options.wait ?? asIs
     const { lines, config, wasi } = this.#options
-    const host: HostIo<'async'> = {
+    const host: AsyncHostIo = {
       request: (input) => wait(io.request(input)),
       streamStart: (input) => wait(io.streamStart(input)),
       streamRead: (handle, capacity) => wait(io.streamRead(handle, capacity)),
+      streamReadInto: (handle, target) => wait(io.streamReadInto(handle, target)),
       streamClose: async (handle) => io.streamClose(handle),
       checkpoint: this.#checkpoint,
       budget: this.#ledger,

@@ -58,10 +58,18 @@ function hostIo(slot: number, spec: PoolCapsuleSpec): JspiHostIo {
     return ask(slot, { op, input: bytes }, transfer) as Promise<Uint8Array>
   }
   const handleOf = (handle: Uint8Array | string) => (typeof handle === 'string' ? handle : sendable(handle).bytes)
+  const streamRead = (handle: Uint8Array | string, capacity: number) => ask(slot, { op: 'streamRead', handle: handleOf(handle), capacity }) as Promise<ReadResult>
   return {
     request: (input) => bytesCall('request', input),
     streamStart: (input) => bytesCall('streamStart', input),
-    streamRead: (handle, capacity) => ask(slot, { op: 'streamRead', handle: handleOf(handle), capacity }) as Promise<ReadResult>,
+    streamRead: (handle, capacity) => streamRead(handle, capacity),
+    // The bytes arrive by message: copied into the capsule's memory here.
+    streamReadInto: async (handle, target) => {
+      const result = await streamRead(handle, target.byteLength)
+      if (!result.ok) return result
+      target.set(result.bytes)
+      return { ok: true, count: result.bytes.byteLength }
+    },
     streamClose: (handle) => post({ type: 'notice', slot, call: { op: 'streamClose', handle: handleOf(handle) } }),
     kernelRequest: (checked) => ask(slot, { op: 'kernelRequest', frame: sendable(checked.frame).bytes }) as Promise<KernelReply>,
     recordInvalid: (notice) => post({ type: 'notice', slot, call: { op: 'refused', notice } }),

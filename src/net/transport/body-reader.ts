@@ -48,7 +48,14 @@ export interface BodySource {
   cancel(error: CapsuleHostError): void
 }
 
-type Waiter = { maxBytes: number; resolve: (chunk: Uint8Array | null) => void; reject: (e: Error) => void }
+/** A read waiting for the network: it takes what is queued when it is handed over, or learns of the end or a failure. */
+interface Waiter {
+  readonly maxBytes: number
+  /** Settles the read with what it takes from the queue (not empty). */
+  readonly take: () => void
+  readonly end: () => void
+  readonly reject: (error: Error) => void
+}
 
 /**
  * Queues what the exchange delivers until the read-ahead is queued (the last read's size, at most
@@ -67,6 +74,8 @@ export class PullBodyReader implements BodyReader {
   #ended = false
   #failure: CapsuleHostError | undefined
   #waiter: Waiter | undefined
+  /** The waiting read's hand-over at the end of this turn of the event loop, once a chunk is queued for it. */
+  #handOver: NodeJS.Immediate | undefined
 
   constructor(source: BodySource) {
     this.#source = source
@@ -86,18 +95,18 @@ export class PullBodyReader implements BodyReader {
   }
 
   /**
-   * Takes a received chunk: to the waiting read (split at its size, the rest queued) or into the
-   * queue. False when the read-ahead is queued: the exchange should pause until `resume()`.
+   * Queues a received chunk. A waiting read of no size gets it now; a sized read gets what is
+   * queued once that fills it, or else when this turn of the event loop has delivered what the
+   * socket had ready (setImmediate), so one read takes several chunks instead of waking once for
+   * each. False when the read-ahead is queued: the exchange should pause until `resume()`.
    */
   push(chunk: Uint8Array): boolean {
+    this.#enqueue(chunk)
     const waiter = this.#waiter
-    if (waiter === undefined) {
-      this.#enqueue(chunk)
-    } else {
-      this.#waiter = undefined
-      this.#source.delivered()
-      if (chunk.byteLength > waiter.maxBytes) this.#enqueue(chunk.subarray(waiter.maxBytes))
-      waiter.resolve(chunk.byteLength > waiter.maxBytes ? chunk.subarray(0, waiter.maxBytes) : chunk)
+    if (waiter !== undefined) {
+      if (this.#handOver === undefined) this.#source.delivered()
+      if (!Number.isFinite(waiter.maxBytes) || this.#buffered >= waiter.maxBytes) this.#handToWaiter()
+      else this.#handOver ??= setImmediate(this.#handOverLater)
     }
     this.#paused = this.#buffered >= this.#readAhead
     if (this.#paused && pausedChannel.hasSubscribers) {
@@ -106,11 +115,13 @@ export class PullBodyReader implements BodyReader {
     return !this.#paused
   }
 
-  /** The body ended normally. */
+  /** The body ended normally: a waiting read gets what is queued, or the end. */
   end(): void {
     this.#ended = true
-    this.#waiter?.resolve(null)
+    if (this.#queue.length > 0) this.#handToWaiter()
+    const waiter = this.#waiter
     this.#waiter = undefined
+    waiter?.end()
   }
 
   /** The exchange failed: drops what is queued; every read from now on rejects with `error`. */
@@ -119,30 +130,78 @@ export class PullBodyReader implements BodyReader {
     this.#failure = error
     this.#queue.length = 0
     this.#buffered = 0
-    this.#waiter?.reject(error)
+    this.#cancelHandOver()
+    const waiter = this.#waiter
     this.#waiter = undefined
+    waiter?.reject(error)
   }
 
   read(maxBytes = Number.POSITIVE_INFINITY): Promise<Uint8Array | null> {
+    const refused = this.#refusal(maxBytes)
+    if (refused) return refused
+    if (this.#queue.length > 0) return this.#taken(this.#take(maxBytes))
+    if (this.#ended) return Promise.resolve(null)
+    return this.#wait<Uint8Array | null>(maxBytes, () => this.#take(maxBytes), null)
+  }
+
+  /**
+   * Like `read(target.byteLength)`, with what is queued copied straight into `target` (a
+   * capsule's own memory): no buffer in between. The byte count; 0 at the end.
+   */
+  readInto(target: Uint8Array): Promise<number> {
+    const refused = this.#refusal(target.byteLength)
+    if (refused) return refused
+    if (this.#queue.length > 0) return this.#taken(this.#takeInto(target))
+    if (this.#ended) return Promise.resolve(0)
+    return this.#wait(target.byteLength, () => this.#takeInto(target), 0)
+  }
+
+  /** Why a read cannot start, as the rejected read; undefined when it can (it sets the read-ahead). */
+  #refusal(maxBytes: number): Promise<never> | undefined {
     // A read of nothing would return an empty chunk, which reads as the end: refused, as the scrubber refuses it.
     if (!(maxBytes >= 1)) return Promise.reject(new RangeError(`maxBytes must be at least 1, not ${maxBytes}`))
     if (this.#failure) return Promise.reject(this.#failure)
     // One read at a time: a second would replace the first's waiter and leave it pending for ever.
     if (this.#waiter) return Promise.reject(new TypeError('a read of this body is already pending; wait for it before reading again'))
     this.#readAhead = readAheadFor(maxBytes)
-    if (this.#queue.length > 0) {
-      const taken = this.#take(maxBytes)
-      // Resuming may deliver the next chunks at once (re-entering push), after this one was taken.
-      this.#resumeBelowReadAhead()
-      return Promise.resolve(taken)
-    }
-    if (this.#ended) return Promise.resolve(null)
-    const next = new Promise<Uint8Array | null>((resolve, reject) => {
-      this.#waiter = { maxBytes, resolve, reject }
+    return undefined
+  }
+
+  /** What a read took from the queue; resuming may deliver the next chunks at once (re-entering push), after it was taken. */
+  #taken<T>(value: T): Promise<T> {
+    this.#resumeBelowReadAhead()
+    return Promise.resolve(value)
+  }
+
+  /** Waits for the network: settles with `take()` once chunks are handed over, or `atEnd`. */
+  #wait<T>(maxBytes: number, take: () => T, atEnd: T): Promise<T> {
+    const next = new Promise<T>((resolve, reject) => {
+      this.#waiter = { maxBytes, take: () => resolve(take()), end: () => resolve(atEnd), reject }
     })
     this.#source.waiting()
     this.#resumeBelowReadAhead()
     return next
+  }
+
+  /** The waiting read takes what is queued now (inside push: push's answer tells the exchange to go on). */
+  #handToWaiter(): void {
+    this.#cancelHandOver()
+    const waiter = this.#waiter
+    this.#waiter = undefined
+    waiter?.take()
+  }
+
+  readonly #handOverLater = (): void => {
+    this.#handOver = undefined
+    if (this.#waiter === undefined || this.#queue.length === 0) return
+    this.#handToWaiter()
+    this.#resumeBelowReadAhead()
+  }
+
+  #cancelHandOver(): void {
+    if (this.#handOver === undefined) return
+    clearImmediate(this.#handOver)
+    this.#handOver = undefined
   }
 
   /** The whole body in one piece when it has ended and is all queued (nothing read yet or since); else undefined. */
@@ -174,28 +233,55 @@ export class PullBodyReader implements BodyReader {
   /** Takes one queued chunk, or (with a finite limit) as many as fit in `maxBytes`, splitting the last. */
   #take(maxBytes: number): Uint8Array {
     const queue = this.#queue
-    const parts: Uint8Array[] = []
-    let size = 0
-    do {
-      const chunk = queue[0]!
-      const room = Number.isFinite(maxBytes) ? maxBytes - size : chunk.byteLength
-      if (chunk.byteLength <= room) {
-        parts.push(chunk)
-        queue.shift()
-      } else {
-        parts.push(chunk.subarray(0, room))
-        queue[0] = chunk.subarray(room)
-      }
-      size += parts[parts.length - 1]!.byteLength
-    } while (Number.isFinite(maxBytes) && size < maxBytes && queue.length > 0)
-    this.#buffered -= size
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size)
+    const first = queue[0]!
+    if (Number.isFinite(maxBytes) && queue.length > 1 && first.byteLength < maxBytes) {
+      const joined = Buffer.allocUnsafe(Math.min(maxBytes, this.#buffered))
+      this.#takeInto(joined)
+      return joined
+    }
+    const taken = first.byteLength > maxBytes ? first.subarray(0, maxBytes) : first
+    if (taken === first) queue.shift()
+    else queue[0] = first.subarray(maxBytes)
+    this.#buffered -= taken.byteLength
+    return taken
   }
+
+  /** Copies queued chunks into `target` until it is full or the queue is empty, splitting the last; the byte count. */
+  #takeInto(target: Uint8Array): number {
+    const queue = this.#queue
+    let size = 0
+    while (size < target.byteLength && queue.length > 0) {
+      const chunk = queue[0]!
+      const part = chunk.byteLength <= target.byteLength - size ? chunk : chunk.subarray(0, target.byteLength - size)
+      if (part === chunk) queue.shift()
+      else queue[0] = chunk.subarray(part.byteLength)
+      target.set(part, size)
+      size += part.byteLength
+    }
+    this.#buffered -= size
+    return size
+  }
+}
+
+/** Copies `chunk` (no longer than `target`) to the start of `target`; its length. */
+function copyTo(target: Uint8Array, chunk: Uint8Array): number {
+  target.set(chunk)
+  return chunk.byteLength
 }
 
 /** A body's bytes at once when it has ended and all of it is queued in a pull reader; else undefined (read it). */
 export function wholeBody(body: BodyReader): Uint8Array | undefined {
   return body instanceof PullBodyReader ? body.whole() : undefined
+}
+
+/**
+ * Reads the next piece of a body into `target`, as `read(target.byteLength)` would hand it out:
+ * a pull reader copies what it has queued straight in; any other reader's piece is copied. The
+ * byte count; 0 at the end.
+ */
+export function readBodyInto(body: BodyReader, target: Uint8Array): Promise<number> {
+  if (body instanceof PullBodyReader) return body.readInto(target)
+  return body.read(target.byteLength).then((chunk) => (chunk === null ? 0 : copyTo(target, chunk)))
 }
 
 /** Reads a body to its end into one buffer (the caller's cap was applied while it streamed in). */
