@@ -4,7 +4,7 @@ import { hostFailureMessage, type WireError } from '../errors.js'
 import { utf8Bytes } from '../utf8-bytes.js'
 import { STREAM_NEXT_TAG } from '../wire/schemas.js'
 import type { ReadIntoResult, ReadResult } from './capsule-http.js'
-import { makeBlock, storeCopy, type KernelBudget } from './kernel-guards.js'
+import { blockBytes, makeBlock, storeCopy, type KernelBudget } from './kernel-guards.js'
 
 export { HOST_FUNCTION_NAMES, HOST_NAMESPACE } from './host-names.js'
 
@@ -67,8 +67,8 @@ function linearMemory(ref: MemoryRef, ptr: bigint, len: bigint): Uint8Array {
   return new Uint8Array(memory.buffer, Number(start), Number(length))
 }
 
-function blockBytes(context: CallContext, offset: bigint): Uint8Array {
-  return context.read(offset)?.bytes() ?? new Uint8Array(0)
+function blockOf(context: CallContext, offset: bigint): Uint8Array {
+  return blockBytes(context, offset) ?? new Uint8Array(0)
 }
 
 /**
@@ -136,7 +136,7 @@ function memoryFunctions(io: HostIo<'sync' | 'async'>, ref: MemoryRef) {
   return {
     mem_to_block: (context: CallContext, ptr: bigint, len: bigint) => store(io, context, linearMemory(ref, ptr, len).slice(), true),
     block_to_mem: (context: CallContext, offset: bigint, ptr: bigint, len: bigint) => {
-      const bytes = blockBytes(context, offset)
+      const bytes = blockOf(context, offset)
       if (len > BigInt(bytes.byteLength)) fail({ code: 'invalid_request', message: `the block holds ${bytes.byteLength} bytes, not ${len}` })
       linearMemory(ref, ptr, len).set(bytes.subarray(0, Number(len)))
     },
@@ -146,11 +146,11 @@ function memoryFunctions(io: HostIo<'sync' | 'async'>, ref: MemoryRef) {
 /** Host functions for a capsule on its own worker thread: every call blocks until the main thread answers. */
 export function syncHostFunctions(io: HostIo<'sync'>, ref: MemoryRef) {
   return {
-    http_request: (context: CallContext, offset: bigint) => store(io, context, io.request(blockBytes(context, offset)), true),
-    http_stream_start: (context: CallContext, offset: bigint) => store(io, context, io.streamStart(blockBytes(context, offset)), true),
+    http_request: (context: CallContext, offset: bigint) => store(io, context, io.request(blockOf(context, offset)), true),
+    http_stream_start: (context: CallContext, offset: bigint) => store(io, context, io.streamStart(blockOf(context, offset)), true),
     http_stream_read: (context: CallContext, offset: bigint) =>
-      store(io, context, unwrap(io.streamRead(blockBytes(context, offset), Number.POSITIVE_INFINITY))),
-    http_stream_close: (context: CallContext, offset: bigint) => io.streamClose(blockBytes(context, offset)),
+      store(io, context, unwrap(io.streamRead(blockOf(context, offset), Number.POSITIVE_INFINITY))),
+    http_stream_close: (context: CallContext, offset: bigint) => io.streamClose(blockOf(context, offset)),
     // A bad argument or a failed read is an error reply (nextReply), never a trap.
     http_stream_next: (context: CallContext, handle: bigint, capacity: bigint) => {
       const refused = streamArgumentError(handle, capacity)
@@ -176,24 +176,24 @@ export function asyncHostFunctions(io: AsyncHostIo, ref: MemoryRef) {
   return {
     http_request: async (context: CallContext, offset: bigint) => {
       io.checkpoint()
-      const reply = await io.request(blockBytes(context, offset))
+      const reply = await io.request(blockOf(context, offset))
       io.checkpoint()
       return store(io, context, reply, true)
     },
     http_stream_start: async (context: CallContext, offset: bigint) => {
       io.checkpoint()
-      const reply = await io.streamStart(blockBytes(context, offset))
+      const reply = await io.streamStart(blockOf(context, offset))
       io.checkpoint()
       return store(io, context, reply, true)
     },
     http_stream_read: async (context: CallContext, offset: bigint) => {
       io.checkpoint()
-      const result = await io.streamRead(blockBytes(context, offset), Number.POSITIVE_INFINITY)
+      const result = await io.streamRead(blockOf(context, offset), Number.POSITIVE_INFINITY)
       io.checkpoint()
       return store(io, context, unwrap(result))
     },
     http_stream_close: (context: CallContext, offset: bigint) => {
-      void io.streamClose(blockBytes(context, offset))
+      void io.streamClose(blockOf(context, offset))
     },
     // A bad argument or a failed read is an error reply; only a stopped call (checkpoint) traps.
     http_stream_next: async (context: CallContext, handle: bigint, capacity: bigint) => {

@@ -112,22 +112,40 @@ export function contextMethod(context: CallContext, description: string): ((...a
 }
 
 const OFFSET_MASK = (1n << 48n) - 1n
-const blockGetters = new WeakMap<object, ((index: number) => { view: DataView }) | null>()
+type BlockGetter = (index: number) => { buffer: ArrayBuffer; view: DataView }
+const blockGetters = new WeakMap<object, BlockGetter | null>()
 
-/** The bytes of the block `addr` points into (the SDK's own view), or undefined for no such block. */
-function blockView(context: CallContext, addr: bigint): DataView | undefined {
+/** The SDK's own block of index `addr >> 48` (not the input's 0), or undefined for no such block; null when the SDK has no `get-block`. */
+function sdkBlock(context: CallContext, addr: bigint): ReturnType<BlockGetter> | undefined | null {
   let getBlock = blockGetters.get(context)
   if (getBlock === undefined) {
-    getBlock = (contextMethod(context, 'get-block') as ((index: number) => { view: DataView }) | undefined) ?? null
+    getBlock = (contextMethod(context, 'get-block') as BlockGetter | undefined) ?? null
     blockGetters.set(context, getBlock)
   }
+  if (!getBlock) return null
   const index = Number(addr >> 48n)
-  if (!getBlock || index === 0) return undefined
+  if (index === 0) return undefined
   try {
-    return getBlock(index).view
+    return getBlock(index)
   } catch {
     return undefined
   }
+}
+
+/** The bytes of the block `addr` points into (the SDK's own view), or undefined for no such block. */
+function blockView(context: CallContext, addr: bigint): DataView | undefined {
+  return sdkBlock(context, addr)?.view
+}
+
+/**
+ * The bytes of the block `addr` points into, or undefined for no such block. Read through the
+ * SDK's `get-block`: its public `read()` makes a PluginOutput, a DataView subclass that cost
+ * about 2 µs a read here against 0.1-0.3 µs.
+ */
+export function blockBytes(context: CallContext, addr: bigint): Uint8Array | undefined {
+  const block = sdkBlock(context, addr)
+  if (block === null) return context.read(addr)?.bytes()
+  return block && new Uint8Array(block.buffer)
 }
 
 /** Little-endian `bytes` bytes at `offset`; bytes past the end of `view` read as zero. */
@@ -167,15 +185,12 @@ function byteFunctions() {
   }
 }
 
-function blockOf(context: CallContext, addr: bigint): Uint8Array | undefined {
-  return context.read(addr)?.bytes()
-}
 
 const keyDecoder = new TextDecoder('utf-8')
 
 /** The key a block holds, or undefined when it is longer than any key can be. The block is freed. */
 function keyOf(context: CallContext, addr: bigint): string | undefined {
-  const bytes = blockOf(context, addr)
+  const bytes = blockBytes(context, addr)
   const key = bytes && bytes.byteLength <= MAX_KEY_BYTES ? keyDecoder.decode(bytes) : undefined
   kernelOf(context)?.free(addr)
   return key
@@ -220,7 +235,7 @@ const SILENT = 0x7fffffff
 function logFunctions(log: CapsuleLog, lines: LogLines, consume: (context: CallContext, addr: bigint) => void) {
   const logAt = (level: LogLevel) => (context: CallContext, addr: bigint) => {
     if (lines.wants(level)) {
-      const bytes = blockOf(context, addr)
+      const bytes = blockBytes(context, addr)
       if (bytes) lines.line(level, bytes)
     }
     consume(context, addr)
@@ -229,7 +244,7 @@ function logFunctions(log: CapsuleLog, lines: LogLines, consume: (context: CallC
   return {
     ...logged,
     log_error: (context: CallContext, addr: bigint) => {
-      const bytes = blockOf(context, addr)
+      const bytes = blockBytes(context, addr)
       if (bytes) {
         remember(log, bytes)
         lines.line('error', bytes)
@@ -255,7 +270,7 @@ export function kernelFunctions(budget: KernelBudget, log: CapsuleLog, config: R
   return {
     alloc: (context: CallContext, size: bigint) => makeBlock(budget, context, Number(size), () => context.alloc(size)),
     error_set: (context: CallContext, addr: bigint) => {
-      const bytes = blockOf(context, addr)
+      const bytes = blockBytes(context, addr)
       if (!bytes) throw new Error('cannot assign error to this block')
       remember(log, bytes)
       // Extism cannot store an empty error; the call still fails, and says the capsule gave no text.
@@ -276,7 +291,7 @@ export function kernelFunctions(budget: KernelBudget, log: CapsuleLog, config: R
       const key = keyOf(context, keyAddr)
       if (key === undefined) throw new KernelMemoryExceeded(`a var key may be at most ${MAX_KEY_BYTES} bytes`)
       if (valueAddr === 0n) return vars.set(key, undefined)
-      const value = blockOf(context, valueAddr)
+      const value = blockBytes(context, valueAddr)
       if (!value) throw new Error('var_set: the value is not a block')
       vars.set(key, value.slice())
     },

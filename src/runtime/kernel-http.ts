@@ -7,7 +7,7 @@ import { safeText } from '../safe-text.js'
 import { CheckedRequest } from '../wire/parse.js'
 import type { ChannelReply } from './channel.js'
 import { HostFailure } from './host-functions.js'
-import { storeCopy, type KernelBudget } from './kernel-guards.js'
+import { blockBytes, storeCopy, type KernelBudget } from './kernel-guards.js'
 
 /**
  * What a kernel request came back as: the status, the response headers as Extism's JSON object
@@ -131,7 +131,7 @@ function kernelFailure(wire: WireError): HostFailure {
 }
 
 function blockOf(context: CallContext, offset: bigint, what: string): Uint8Array {
-  const bytes = context.read(offset)?.bytes()
+  const bytes = blockBytes(context, offset)
   if (!bytes) throw kernelFailure({ code: 'invalid_request', message: `${what} ${offset} is not a block of this capsule` })
   return bytes
 }
