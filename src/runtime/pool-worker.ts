@@ -62,7 +62,7 @@ function hostIo(slot: number, spec: PoolCapsuleSpec): JspiHostIo {
   return {
     request: (input) => bytesCall('request', input),
     streamStart: (input) => bytesCall('streamStart', input),
-    streamRead: (handle, capacity) => streamRead(handle, capacity),
+    streamRead,
     // The bytes arrive by message: copied into the capsule's memory here.
     streamReadInto: async (handle, target) => {
       const result = await streamRead(handle, target.byteLength)

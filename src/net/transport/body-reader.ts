@@ -263,12 +263,6 @@ export class PullBodyReader implements BodyReader {
   }
 }
 
-/** Copies `chunk` (no longer than `target`) to the start of `target`; its length. */
-function copyTo(target: Uint8Array, chunk: Uint8Array): number {
-  target.set(chunk)
-  return chunk.byteLength
-}
-
 /** A body's bytes at once when it has ended and all of it is queued in a pull reader; else undefined (read it). */
 export function wholeBody(body: BodyReader): Uint8Array | undefined {
   return body instanceof PullBodyReader ? body.whole() : undefined
@@ -281,7 +275,11 @@ export function wholeBody(body: BodyReader): Uint8Array | undefined {
  */
 export function readBodyInto(body: BodyReader, target: Uint8Array): Promise<number> {
   if (body instanceof PullBodyReader) return body.readInto(target)
-  return body.read(target.byteLength).then((chunk) => (chunk === null ? 0 : copyTo(target, chunk)))
+  return body.read(target.byteLength).then((chunk) => {
+    if (chunk === null) return 0
+    target.set(chunk)
+    return chunk.byteLength
+  })
 }
 
 /** Reads a body to its end into one buffer (the caller's cap was applied while it streamed in). */
