@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createRuntime, type Capsule, type Runtime } from '../src/index.js'
 import { ChannelClosedError, ChannelHost, createChannelBuffer, serveChannel } from '../src/runtime/channel.js'
-import { RecentWaits, SpinPolicy, SPIN_LIMITS, spinUntil } from '../src/runtime/spin.js'
+import { RecentWaits, SpinPolicy, SPIN_LIMITS, spinUntil, type SpinEnd } from '../src/runtime/spin.js'
 import { KeepAwake, keepAwake, type Watch } from '../src/runtime/wake.js'
 import { CHANNEL_DATA_BYTES } from '../src/runtime/worker-protocol.js'
 import { capsulePath } from './helpers/capsules.js'
@@ -214,29 +214,39 @@ describe('the worker spin policy', () => {
     expect(spin.budgetMs('call')).toBe(SPIN_LIMITS.capMs) // each kind keeps its own history
   })
 
-  test('a preempted spin turns spinning off for backoffWaits waits', () => {
+  /** How many waits in a row sleep at once from now on. */
+  const skippedWaits = (spin: SpinPolicy) => {
+    let waits = 0
+    while (spin.budgetMs('call') === 0) waits++
+    return waits
+  }
+
+  test.each([
+    ['timed out', ['timeout'], 2],
+    ['timed out twice in a row', ['timeout', 'timeout'], 4],
+    ['timed out three times in a row', ['timeout', 'timeout', 'timeout'], 8],
+    ['were preempted once', ['preempted'], 2],
+    ['were preempted, then timed out', ['preempted', 'timeout'], 4],
+    ['timed out, then paid, then timed out', ['timeout', 'changed', 'timeout'], 2],
+    ['were preempted, then paid, then were preempted', ['preempted', 'changed', 'preempted'], 2],
+    ['paid', ['changed'], 0],
+    ['were ended by busy calls', ['busy'], 0],
+    ['were preempted seven times in a row', Array(7).fill('preempted'), 128],
+    ['were preempted eight times in a row (backoffWaits)', Array(8).fill('preempted'), SPIN_LIMITS.backoffWaits],
+    ['were preempted twenty times in a row (still backoffWaits)', Array(20).fill('preempted'), SPIN_LIMITS.backoffWaits],
+  ])('after spins that %s, %i waits sleep at once', (_, ends, waits) => {
     const spin = policy(0)
-    spin.ended('preempted')
-    for (let i = 0; i < SPIN_LIMITS.backoffWaits; i++) expect(spin.budgetMs('call')).toBe(0)
-    expect(spin.budgetMs('call')).toBe(SPIN_LIMITS.capMs)
+    for (const end of ends as SpinEnd[]) spin.ended(end)
+    expect(skippedWaits(spin)).toBe(waits)
+    expect(spin.budgetMs('call')).toBe(SPIN_LIMITS.capMs) // then it spins again
   })
 
-  test('spins that time out in a row back off 2, 4, 8 waits; one that pays resets it', () => {
+  test('every wait that sleeps during a backoff is counted as skipped', () => {
     const spin = policy(0)
-    const skipped = () => {
-      let waits = 0
-      while (spin.budgetMs('call') === 0) waits++
-      return waits
-    }
-    spin.ended('timeout')
-    expect(skipped()).toBe(2)
-    spin.ended('timeout')
-    expect(skipped()).toBe(4)
-    spin.ended('timeout')
-    expect(skipped()).toBe(8)
-    spin.ended('changed')
-    spin.ended('timeout')
-    expect(skipped()).toBe(2)
+    spin.ended('preempted')
+    spin.ended('preempted')
+    expect(skippedWaits(spin)).toBe(4)
+    expect(spin.counts).toMatchObject({ preempted: 2, skipped: 4 })
   })
 
   test.each([

@@ -33,7 +33,7 @@ export interface SpinLimits {
   readonly factor: number
   /** A gap this long (ms) between two looks at the clock means the thread was preempted: the cores are contended. */
   readonly preemptedMs: number
-  /** After a preempted spin, this many waits sleep at once; after n spins in a row that timed out, 2^n (at most this many). */
+  /** After n spins in a row that timed out or were preempted, 2^n waits sleep at once (at most this many). */
   readonly backoffWaits: number
 }
 
@@ -47,14 +47,14 @@ export type SpinEnd = 'changed' | 'timeout' | 'preempted' | 'busy'
 
 /**
  * The spin policy of one worker. `busy` is a word shared by every worker of the process: how many
- * worker calls are in flight (wake.ts keeps it). With `cores` or more busy calls nobody spins; a
- * spin that finds its thread preempted (other work wants the cores) turns spinning off for a while,
- * and spins that time out back off exponentially.
+ * worker calls are in flight (wake.ts keeps it). With `cores` or more busy calls nobody spins, and
+ * spins that time out or find their thread preempted (other work wants the cores) back off
+ * exponentially.
  */
 export class SpinPolicy {
   readonly #waits: Record<WaitKind, RecentWaits> = { reply: new RecentWaits(), call: new RecentWaits() }
   #backoff = 0
-  #timeoutsInARow = 0
+  #missesInARow = 0
   /** How spins ended, and waits that did not spin, for tests and measurements. */
   readonly counts: Record<SpinEnd | 'skipped', number> = { changed: 0, timeout: 0, preempted: 0, busy: 0, skipped: 0 }
 
@@ -85,13 +85,18 @@ export class SpinPolicy {
     this.#waits[kind].add(ms)
   }
 
-  /** A spin that does not pay (timed out, or preempted) makes the next waits sleep at once: spinning is probed again later. */
+  /**
+   * A spin that does not pay (timed out, or preempted) makes the next waits sleep at once, 2^n of
+   * them after n such spins in a row (at most `backoffWaits`); one that pays resets the count. A
+   * lone preemption (a GC helper thread, the hypervisor) costs a couple of sleeps; cores that stay
+   * contended turn spinning off for `backoffWaits` waits within eight spins.
+   */
   ended(end: SpinEnd): void {
     this.counts[end]++
-    if (end === 'changed') this.#timeoutsInARow = 0
-    if (end === 'timeout') this.#timeoutsInARow++
-    if (end === 'timeout') this.#backoff = Math.min(this.limits.backoffWaits, 2 ** this.#timeoutsInARow)
-    if (end === 'preempted') this.#backoff = this.limits.backoffWaits
+    if (end === 'changed') this.#missesInARow = 0
+    if (end !== 'timeout' && end !== 'preempted') return
+    this.#missesInARow++
+    this.#backoff = Math.min(this.limits.backoffWaits, 2 ** this.#missesInARow)
   }
 }
 
