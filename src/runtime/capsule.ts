@@ -83,7 +83,10 @@ export class Capsule {
   readonly #callTimeoutMs: number
   readonly #onUnload: () => Promise<void>
   readonly #calls: CallTracker | undefined
+  /** Settles after the last call started so far; a queued call starts after it. */
   #queue: Promise<unknown> = Promise.resolve()
+  /** Calls started and not yet settled (the one running, and those queued behind it). */
+  #inFlight = 0
   #stopped: string | undefined
   #stopping: Promise<void> | undefined
 
@@ -104,22 +107,28 @@ export class Capsule {
 
   /**
    * Calls an export. Calls to one capsule run one at a time, in order (an Extism instance
-   * corrupts its state when calls overlap).
+   * corrupts its state when calls overlap); a call to an idle capsule starts at once.
    */
   call(name: string, input?: CallInput): Promise<CallOutput> {
-    const run = () => this.#watched(name, input)
-    const result = this.#queue.then(run, run)
-    this.#queue = result.catch(() => undefined)
+    const run = () => this.#run(name, input)
+    const result = this.#inFlight++ === 0 ? run() : this.#queue.then(run, run)
+    this.#queue = result.then(this.#settled, this.#settled)
     return result
   }
 
+  /** Runs after each call settles, before its caller resumes: the next call of an idle capsule starts at once. */
+  readonly #settled = () => {
+    this.#inFlight--
+  }
+
   /** Runs one call, as a span when the capsule has telemetry (its requests are the span's children). */
-  async #watched(name: string, input: CallInput): Promise<CallOutput> {
+  async #run(name: string, input: CallInput): Promise<CallOutput> {
     const call = this.#calls?.startCall(name)
     let output: CallOutput
     try {
-      output = await this.#run(name, input)
+      output = new CallOutput(await this.#engine.call(name, this.#inputFor(name, input), this.#callTimeoutMs))
     } catch (error) {
+      await this.#stopIfSpoilt(error)
       call?.end(error)
       throw error
     }
@@ -127,19 +136,19 @@ export class Capsule {
     return output
   }
 
-  async #run(name: string, input: CallInput): Promise<CallOutput> {
+  /** The call's input as bytes, once the capsule is known to be loaded and to export `name`. */
+  #inputFor(name: string, input: CallInput): Uint8Array {
     if (this.#stopped) throw new CapsuleError('unloaded', `capsule ${this.id} ${this.#stopped}`)
     if (!this.#exports.has(name)) {
       throw new CapsuleError('no_such_export', `capsule ${this.id} has no export "${name}"; it exports ${[...this.#exports].join(', ')}`)
     }
-    const bytes = encodeInput(input)
-    try {
-      return new CallOutput(await this.#engine.call(name, bytes, this.#callTimeoutMs))
-    } catch (error) {
-      const code = error instanceof CapsuleError ? error.code : 'capsule_failed'
-      if (FATAL.has(code) || !this.#engine.alive) await this.#stop(`was stopped (${code}); load it again`)
-      throw error
-    }
+    return encodeInput(input)
+  }
+
+  /** After a failed call: stops the capsule when its state cannot be trusted (FATAL) or its engine died. */
+  async #stopIfSpoilt(error: unknown): Promise<void> {
+    const code = error instanceof CapsuleError ? error.code : 'capsule_failed'
+    if (FATAL.has(code) || !this.#engine.alive) await this.#stop(`was stopped (${code}); load it again`)
   }
 
   /** Stops once; every caller waits for the same, complete stop. */

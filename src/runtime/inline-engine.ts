@@ -194,25 +194,24 @@ export async function createInlineEngine(options: InlineEngineOptions): Promise<
     get alive() {
       return !closed
     },
-    async call(name, input, timeoutMs) {
-      let timer: NodeJS.Timeout | undefined
-      // The timer can only fire while the capsule is suspended in a host call: nothing interrupts
-      // Wasm that spins on the host's thread. That is why inline mode is for trusted capsules.
-      const stopped = new Promise<never>((_, reject) => {
-        interrupt = reject
-        timer = setTimeout(() => {
+    call(name, input, timeoutMs) {
+      return new Promise<Uint8Array>((resolve, reject) => {
+        // The timer can only fire while the capsule is suspended in a host call: nothing interrupts
+        // Wasm that spins on the host's thread. That is why inline mode is for trusted capsules.
+        const timer = setTimeout(() => {
           capsule.stop()
           http.closeAll()
           reject(new CapsuleError('call_timeout', `the call to "${name}" ran past ${timeoutMs} ms`))
         }, timeoutMs)
-      })
-      try {
+        const settle = <T>(finish: (value: T) => void) => (value: T) => {
+          clearTimeout(timer)
+          interrupt = undefined
+          finish(value)
+        }
+        interrupt = reject
         // A copy: Extism adopts a whole buffer as the input block, which the capsule can write into.
-        return await Promise.race([capsule.call(name, input.slice()), stopped])
-      } finally {
-        clearTimeout(timer)
-        interrupt = undefined
-      }
+        capsule.call(name, input.slice()).then(settle(resolve), settle(reject))
+      })
     },
     async close() {
       if (closed) return
