@@ -7,6 +7,7 @@ import { capsulePath } from './helpers/capsules.js'
 import { closeAllFetches, testFetch } from './helpers/fetch.js'
 import { closeAllServers, startServer, type TestServer } from './helpers/servers.js'
 import { tinyModule } from './helpers/wasm.js'
+import { keepAwake } from '../src/runtime/wake.js'
 
 afterAll(async () => {
   await closeAllFetches()
@@ -77,6 +78,23 @@ describe.skipIf(!hasJspi())('pool isolation', () => {
     await local.arrived(20)
     local.release()
     for (const call of calls) expect((await call).json()).toMatchObject({ status: 200, body: 'released' })
+  })
+
+  test('pooled calls in flight are counted in the keep-awake (workers spin and pool threads linger only below one a core), and every end gives its count back', async () => {
+    const local = await holdingServer()
+    const runtime = poolRuntime([local.server.port], { pool: { size: 1 } })
+    const capsules = await Promise.all(Array.from({ length: 3 }, () => runtime.load({ wasm: capsulePath('probe') })))
+    const before = keepAwake.inFlight
+    const held = capsules.slice(0, 2).map((capsule) => request(capsule, `http://api.test:${local.server.port}/hold`))
+    await local.arrived(2)
+    expect(keepAwake.inFlight - before).toBe(2)
+    await expect(capsules[2]!.call('nope')).rejects.toMatchObject({ code: 'no_such_export' }) // refused before the pool: not counted
+    expect(keepAwake.inFlight - before).toBe(2)
+    local.release()
+    for (const call of held) expect((await call).json()).toMatchObject({ status: 200, body: 'released' })
+    expect(keepAwake.inFlight).toBe(before)
+    await expect(capsules[2]!.call('crash')).rejects.toMatchObject({ code: 'capsule_failed' }) // a failed call gives its count back too
+    expect(keepAwake.inFlight).toBe(before)
   })
 
   test('a stream that opens for a capsule whose worker was replaced meanwhile is closed: the capsule keeps every stream slot', async () => {

@@ -4,6 +4,7 @@ import { CapsuleError } from '../errors.js'
 import type { EngineLogs } from './logs.js'
 import { internalAnswer, type PoolHost } from './pool-host.js'
 import { stopUnlessRunning, type FromPool, type HostAsk, type ToPool } from './pool-protocol.js'
+import { keepAwake } from './wake.js'
 
 /** What the thread needs of one capsule on it (pool-engine.ts PoolSlot). */
 export interface ThreadSlot {
@@ -50,7 +51,8 @@ export class PoolThread {
 
   #start(): Worker {
     this.#started = false
-    const worker = new Worker(this.#script, { stdout: false, stderr: false })
+    // The worker lingers (linger.ts) only while fewer worker and pool calls are busy than there are cores.
+    const worker = new Worker(this.#script, { stdout: false, stderr: false, workerData: { busy: keepAwake.busy.buffer, cores: keepAwake.cores } })
     worker.unref()
     worker.on('message', (message: FromPool) => this.#receive(worker, message))
     worker.on('error', (error: Error) => this.#lost(worker, `its pool worker failed (${error.message})`))
@@ -84,6 +86,7 @@ export class PoolThread {
       const id = this.#nextCall++
       const timer = setTimeout(() => this.#expire(id, name, timeoutMs), timeoutMs)
       this.#calls.set(id, { slot, resolve, reject, timer })
+      keepAwake.hold()
       if (this.#calls.size === 1) this.#current().ref()
       // A copy of exactly the input, moved: Extism adopts the whole buffer as the input block.
       const copy = new Uint8Array(input)
@@ -95,6 +98,7 @@ export class PoolThread {
     const call = this.#calls.get(id)
     if (!call) return undefined
     this.#calls.delete(id)
+    keepAwake.release()
     clearTimeout(call.timer)
     if (this.#calls.size === 0) this.#worker?.unref()
     return call
@@ -146,6 +150,7 @@ export class PoolThread {
   #receive(worker: Worker, message: FromPool): void {
     if (worker !== this.#worker) return
     this.#started = true
+    keepAwake.stir()
     if (message.type === 'result' || message.type === 'failure') return this.#finish(message)
     if (message.type === 'unloaded') {
       this.unloading.get(message.slot)?.unloaded()

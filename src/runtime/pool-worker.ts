@@ -1,9 +1,10 @@
 // The entry of a pool worker thread: many capsules' JSPI instances, their host calls sent to the main thread as numbered messages.
-import { parentPort } from 'node:worker_threads'
+import { parentPort, workerData } from 'node:worker_threads'
 import { CapsuleError } from '../errors.js'
 import type { JspiCapsule, JspiHostIo } from './inline-engine.js'
 import type { ReadResult } from './capsule-http.js'
 import type { KernelReply } from './kernel-http.js'
+import { Linger } from './linger.js'
 import { LogLines } from './log-lines.js'
 import { STATE, type FromPool, type HostAnswer, type HostAsk, type PoolCapsuleSpec, type ToPool } from './pool-protocol.js'
 
@@ -12,7 +13,12 @@ process.removeAllListeners('warning')
 const { JspiCapsule: Capsules } = await import('./inline-engine.js')
 
 const port = parentPort!
-const post = (message: FromPool, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer)
+const { busy, cores } = workerData as { busy: SharedArrayBuffer; cores: number }
+const linger = new Linger(new Int32Array(busy), cores)
+const post = (message: FromPool, transfer: ArrayBuffer[] = []) => {
+  port.postMessage(message, transfer)
+  linger.posted()
+}
 
 /** Bytes to post: a view of a larger buffer (an Extism block) is copied out, and that copy moved, not copied again. */
 function sendable(bytes: Uint8Array): { bytes: Uint8Array; transfer: ArrayBuffer[] } {
@@ -142,6 +148,7 @@ function unload(slot: number): void {
 
 
 port.on('message', (message: ToPool) => {
+  linger.message()
   switch (message.type) {
     case 'reply': {
       const resolve = asks.get(message.ask)

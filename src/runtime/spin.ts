@@ -47,7 +47,7 @@ export type SpinEnd = 'changed' | 'timeout' | 'preempted' | 'busy'
 
 /**
  * The spin policy of one worker. `busy` is a word shared by every worker of the process: how many
- * worker calls are in flight (wake.ts keeps it). With `cores` or more busy calls nobody spins, and
+ * worker and pool calls are in flight (wake.ts keeps it). With `cores` or more busy calls nobody spins, and
  * spins that time out or find their thread preempted (other work wants the cores) back off
  * exponentially.
  */

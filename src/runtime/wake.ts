@@ -1,4 +1,4 @@
-// Keeps the main thread's event loop from sleeping while worker calls are in flight: a setImmediate chain polls the channels.
+// Keeps the main thread's event loop from sleeping while worker and pool calls are in flight: a setImmediate chain polls the channels.
 import { availableParallelism } from 'node:os'
 import { RecentWaits } from './spin.js'
 
@@ -16,7 +16,7 @@ export interface Watch {
 export const KEEP_AWAKE_LIMITS = { minMs: 1, maxMs: 5, factor: 2 }
 
 /**
- * The process-wide keep-awake. `hold`/`release` count the worker calls in flight (also in the
+ * The process-wide keep-awake. `hold`/`release` count the worker and pool calls in flight (also in the
  * shared `busy` word that workers read before they spin); while any is in flight, a setImmediate
  * chain polls every watch once per turn of the event loop, so the loop never blocks in its poll
  * phase and a worker's message is seen within one turn. Timers, I/O and other work run as usual.
@@ -65,6 +65,17 @@ export class KeepAwake {
 
   unwatch(watch: Watch): void {
     this.#watches.delete(watch)
+  }
+
+  /**
+   * Activity that is not a watch (a pool worker's message) counts as a wait that ended: the chain's
+   * idle clock starts again, and the chain runs again if calls are in flight.
+   */
+  stir(): void {
+    const now = performance.now()
+    this.#gaps.add(now - this.#lastEnded)
+    this.#lastEnded = now
+    if (this.inFlight > 0) this.#start()
   }
 
   /** A parked watch's worker rang: poll it, and run the chain again if calls are in flight. */
